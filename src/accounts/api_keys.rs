@@ -1,0 +1,311 @@
+//! User API keys (`ap_…`): create, list, revoke, roll, and the lookup the caller resolver uses.
+
+use serde::Deserialize;
+use sqlx::FromRow;
+use utoipa::ToSchema;
+
+use crate::auth::caller::{NAMED_SCOPES, Scopes};
+use crate::auth::keys::{self, KeyInfo, KeyKind, PlainSecret};
+use crate::clock::{parse_rfc3339, rfc3339, rfc3339_opt};
+use crate::db::{Db, Tx};
+use crate::error::{ApiError, ApiResult, FieldError};
+use crate::money::Amount;
+
+/// Longest grace period for the old key when rolling: one week.
+pub const MAX_ROLL_GRACE_SECS: i64 = 604_800;
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct NewKeyRequest {
+    /// 1–64 characters.
+    pub name: Option<String>,
+    /// Defaults to `["*"]` (full access).
+    pub scopes: Option<Vec<String>>,
+    /// RFC 3339, in the future.
+    pub expires_at: Option<String>,
+    /// Hard cap on the price of any single task or hire this key pays for.
+    pub max_price_per_hire: Option<String>,
+}
+
+/// A validated key specification.
+#[derive(Debug, Clone)]
+pub struct KeySpec {
+    pub name: String,
+    pub scopes: Scopes,
+    pub expires_at: Option<i64>,
+    pub max_price_per_hire: Option<Amount>,
+}
+
+impl NewKeyRequest {
+    pub fn validate(self, now: i64) -> ApiResult<KeySpec> {
+        let mut errors = Vec::new();
+        let name = self.name.as_deref().map(str::trim).unwrap_or("").to_string();
+        if name.is_empty() || name.chars().count() > 64 {
+            errors.push(FieldError::new("name", "is required, 1–64 characters"));
+        }
+        let scopes = match self.scopes {
+            None => Scopes::all(),
+            Some(list) => {
+                let mut clean: Vec<String> = Vec::new();
+                for s in list {
+                    let s = s.trim().to_ascii_lowercase();
+                    if s != "*" && !NAMED_SCOPES.contains(&s.as_str()) {
+                        errors.push(FieldError::new("scopes", format!("unknown scope `{s}`")));
+                    } else if !clean.contains(&s) {
+                        clean.push(s);
+                    }
+                }
+                if clean.is_empty() {
+                    errors.push(FieldError::new("scopes", "must name at least one scope"));
+                }
+                Scopes(clean)
+            }
+        };
+        let expires_at = match self.expires_at.as_deref() {
+            None => None,
+            Some(s) => match parse_rfc3339(s) {
+                Some(t) if t > now => Some(t),
+                Some(_) => {
+                    errors.push(FieldError::new("expires_at", "must be in the future"));
+                    None
+                }
+                None => {
+                    errors.push(FieldError::new("expires_at", "must be an RFC 3339 time"));
+                    None
+                }
+            },
+        };
+        let max_price_per_hire = match self.max_price_per_hire.as_deref() {
+            None => None,
+            Some(s) => match Amount::parse(s) {
+                Ok(a) => Some(a),
+                Err(e) => {
+                    errors.push(FieldError::new("max_price_per_hire", e.to_string()));
+                    None
+                }
+            },
+        };
+        if !errors.is_empty() {
+            return Err(ApiError::validation(errors));
+        }
+        Ok(KeySpec { name, scopes, expires_at, max_price_per_hire })
+    }
+}
+
+#[derive(Debug, FromRow)]
+struct KeyRow {
+    id: String,
+    user_id: String,
+    name: String,
+    prefix: String,
+    last4: String,
+    scopes: String,
+    max_price_per_hire: Option<i64>,
+    created_at: i64,
+    last_used_at: Option<i64>,
+    expires_at: Option<i64>,
+    revoked_at: Option<i64>,
+}
+
+const KEY_COLUMNS: &str =
+    "id, user_id, name, prefix, last4, scopes, max_price_per_hire, created_at, last_used_at, expires_at, revoked_at";
+
+impl KeyRow {
+    fn info(self) -> KeyInfo {
+        KeyInfo {
+            scopes: parse_scopes(&self.scopes).0,
+            max_price_per_hire: self.max_price_per_hire.and_then(Amount::from_units),
+            created_at: rfc3339(self.created_at),
+            last_used_at: rfc3339_opt(self.last_used_at),
+            expires_at: rfc3339_opt(self.expires_at),
+            revoked_at: rfc3339_opt(self.revoked_at),
+            id: self.id,
+            name: self.name,
+            prefix: self.prefix,
+            last4: self.last4,
+        }
+    }
+}
+
+fn parse_scopes(json: &str) -> Scopes {
+    Scopes(serde_json::from_str(json).unwrap_or_default())
+}
+
+/// A key as the caller resolver sees it.
+#[derive(Debug)]
+pub struct UserKeyAuth {
+    pub id: String,
+    pub user_id: String,
+    pub is_admin: bool,
+    pub scopes: Scopes,
+    pub max_price_per_hire: Option<Amount>,
+    pub last_used_at: Option<i64>,
+    expires_at: Option<i64>,
+    revoked_at: Option<i64>,
+}
+
+impl UserKeyAuth {
+    pub fn is_usable(&self, now: i64) -> bool {
+        self.revoked_at.is_none() && self.expires_at.is_none_or(|t| t > now)
+    }
+}
+
+#[derive(Debug, FromRow)]
+struct AuthRow {
+    id: String,
+    user_id: String,
+    is_admin: i64,
+    scopes: String,
+    max_price_per_hire: Option<i64>,
+    last_used_at: Option<i64>,
+    expires_at: Option<i64>,
+    revoked_at: Option<i64>,
+}
+
+const AUTH_SELECT: &str = "SELECT k.id, k.user_id, u.is_admin, k.scopes, k.max_price_per_hire, k.last_used_at, \
+     k.expires_at, k.revoked_at FROM user_api_keys k JOIN users u ON u.id = k.user_id";
+
+fn auth_from(row: AuthRow) -> UserKeyAuth {
+    UserKeyAuth {
+        scopes: parse_scopes(&row.scopes),
+        max_price_per_hire: row.max_price_per_hire.and_then(Amount::from_units),
+        is_admin: row.is_admin != 0,
+        id: row.id,
+        user_id: row.user_id,
+        last_used_at: row.last_used_at,
+        expires_at: row.expires_at,
+        revoked_at: row.revoked_at,
+    }
+}
+
+pub async fn find_by_hash(db: &Db, key_hash: &str) -> sqlx::Result<Option<UserKeyAuth>> {
+    let row: Option<AuthRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!("{AUTH_SELECT} WHERE k.key_hash = $1")))
+        .bind(key_hash)
+        .fetch_optional(db.pool())
+        .await?;
+    Ok(row.map(auth_from))
+}
+
+pub async fn find_by_id(db: &Db, id: &str) -> sqlx::Result<Option<UserKeyAuth>> {
+    let row: Option<AuthRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!("{AUTH_SELECT} WHERE k.id = $1")))
+        .bind(id)
+        .fetch_optional(db.pool())
+        .await?;
+    Ok(row.map(auth_from))
+}
+
+/// Records use; callers throttle this to about once a minute per key.
+pub async fn touch(db: &Db, id: &str, now: i64) {
+    let result = sqlx::query("UPDATE user_api_keys SET last_used_at = $1 WHERE id = $2 AND (last_used_at IS NULL OR last_used_at < $1)")
+        .bind(now)
+        .bind(id)
+        .execute(db.pool())
+        .await;
+    if let Err(e) = result {
+        tracing::warn!(error = %e, "could not record key use");
+    }
+}
+
+/// Inserts a new key inside `tx` and returns its info and the plaintext (show once).
+pub async fn insert(tx: &mut Tx, user_id: &str, spec: &KeySpec, now: i64) -> sqlx::Result<(KeyInfo, PlainSecret)> {
+    let key = keys::generate(KeyKind::User);
+    let id = uuid::Uuid::now_v7().to_string();
+    let row: KeyRow = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO user_api_keys (id, user_id, name, key_hash, prefix, last4, scopes, max_price_per_hire, created_at, expires_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING {KEY_COLUMNS}"
+    )))
+    .bind(&id)
+    .bind(user_id)
+    .bind(&spec.name)
+    .bind(&key.hash)
+    .bind(&key.display_prefix)
+    .bind(&key.last4)
+    .bind(serde_json::to_string(&spec.scopes.0).unwrap_or_else(|_| "[]".into()))
+    .bind(spec.max_price_per_hire.map(Amount::units))
+    .bind(now)
+    .bind(spec.expires_at)
+    .fetch_one(&mut **tx)
+    .await?;
+    Ok((row.info(), key.plaintext))
+}
+
+/// A key may only mint keys no more powerful than itself.
+pub fn check_within(parent_scopes: &Scopes, parent_cap: Option<Amount>, spec: &KeySpec) -> ApiResult<()> {
+    if !spec.scopes.0.iter().all(|s| parent_scopes.allows(s) && (s != "*" || parent_scopes.allows("*"))) {
+        return Err(ApiError::forbidden("a key cannot create a key with scopes it does not have"));
+    }
+    if let Some(cap) = parent_cap {
+        if spec.max_price_per_hire.is_none_or(|c| c > cap) {
+            return Err(ApiError::forbidden("a capped key cannot create a key with a higher max_price_per_hire"));
+        }
+    }
+    Ok(())
+}
+
+pub async fn create(db: &Db, user_id: &str, spec: &KeySpec, now: i64) -> ApiResult<(KeyInfo, PlainSecret)> {
+    let mut tx = db.begin().await?;
+    let created = insert(&mut tx, user_id, spec, now).await?;
+    tx.commit().await?;
+    Ok(created)
+}
+
+pub async fn list(db: &Db, user_id: &str) -> sqlx::Result<Vec<KeyInfo>> {
+    let rows: Vec<KeyRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {KEY_COLUMNS} FROM user_api_keys WHERE user_id = $1 ORDER BY created_at DESC, id DESC"
+    )))
+    .bind(user_id)
+    .fetch_all(db.pool())
+    .await?;
+    Ok(rows.into_iter().map(KeyRow::info).collect())
+}
+
+async fn owned_row(tx: &mut Tx, user_id: &str, key_id: &str) -> ApiResult<KeyRow> {
+    let row: Option<KeyRow> =
+        sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {KEY_COLUMNS} FROM user_api_keys WHERE id = $1")))
+            .bind(key_id)
+            .fetch_optional(&mut **tx)
+            .await?;
+    row.filter(|r| r.user_id == user_id).ok_or_else(|| ApiError::not_found("API key"))
+}
+
+/// Revokes at once. Revoking an already revoked key returns it unchanged.
+pub async fn revoke(db: &Db, user_id: &str, key_id: &str, now: i64) -> ApiResult<KeyInfo> {
+    let mut tx = db.begin().await?;
+    owned_row(&mut tx, user_id, key_id).await?;
+    sqlx::query("UPDATE user_api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+        .bind(now)
+        .bind(key_id)
+        .execute(&mut *tx)
+        .await?;
+    let row = owned_row(&mut tx, user_id, key_id).await?;
+    tx.commit().await?;
+    Ok(row.info())
+}
+
+/// Issues a replacement with the same name, scopes and cap. The old key keeps working for
+/// `grace_secs` (0 = revoked now).
+pub async fn roll(db: &Db, user_id: &str, key_id: &str, grace_secs: i64, now: i64) -> ApiResult<(KeyInfo, PlainSecret)> {
+    let mut tx = db.begin().await?;
+    let old = owned_row(&mut tx, user_id, key_id).await?;
+    if old.revoked_at.is_some() || old.expires_at.is_some_and(|t| t <= now) {
+        return Err(ApiError::invalid_state("a revoked or expired key cannot be rolled", "revoked"));
+    }
+    let spec = KeySpec {
+        name: old.name.clone(),
+        scopes: parse_scopes(&old.scopes),
+        expires_at: old.expires_at,
+        max_price_per_hire: old.max_price_per_hire.and_then(Amount::from_units),
+    };
+    if grace_secs == 0 {
+        sqlx::query("UPDATE user_api_keys SET revoked_at = $1 WHERE id = $2").bind(now).bind(key_id).execute(&mut *tx).await?;
+    } else {
+        let until = now + grace_secs * 1000;
+        sqlx::query("UPDATE user_api_keys SET expires_at = $1 WHERE id = $2 AND (expires_at IS NULL OR expires_at > $1)")
+            .bind(until)
+            .bind(key_id)
+            .execute(&mut *tx)
+            .await?;
+    }
+    let created = insert(&mut tx, user_id, &spec, now).await?;
+    tx.commit().await?;
+    Ok(created)
+}

@@ -1,0 +1,5 @@
+//! People: accounts, passwords and user API keys.
+
+pub mod api_keys;
+pub mod routes;
+pub mod users;

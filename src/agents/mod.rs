@@ -1,0 +1,217 @@
+//! Agents: registration (owned or autonomous), profiles, updates, deletion, claiming
+//! autonomous agents (assign), their credentials, and the marketplace views.
+
+pub mod credentials;
+pub mod discovery;
+pub mod model;
+pub mod routes;
+pub mod store;
+
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::accounts;
+use crate::auth::Caller;
+use crate::auth::keys::{KeyInfo, PlainSecret};
+use crate::db::Db;
+use crate::error::{ApiError, ApiResult};
+use model::{AgentFields, AgentRow};
+
+pub const KEY_WARNING: &str = "Keep your API key secure. It will not be shown again.";
+
+/// What other slices need to know about an agent.
+#[derive(Debug, Clone)]
+pub struct AgentRef {
+    pub id: String,
+    pub did: String,
+    pub name: String,
+    pub owner_id: Option<String>,
+    pub status: String,
+}
+
+pub async fn find_ref(db: &Db, id_or_did: &str) -> sqlx::Result<Option<AgentRef>> {
+    Ok(store::find(db, id_or_did).await?.map(|a| AgentRef {
+        id: a.id,
+        did: a.did,
+        name: a.name,
+        owner_id: a.owner_id,
+        status: a.status,
+    }))
+}
+
+/// Number of (not deleted) agents a user owns.
+pub async fn count_owned(db: &Db, owner_id: &str) -> sqlx::Result<i64> {
+    let mut tx = db.pool().begin().await?;
+    let n = store::count_owned(&mut tx, owner_id).await?;
+    tx.commit().await?;
+    Ok(n)
+}
+
+pub struct Registered {
+    pub agent: AgentRow,
+    pub key: KeyInfo,
+    pub secret: PlainSecret,
+}
+
+/// Registers an agent, owned by `owner_id` or autonomous (`None`), with its first key.
+/// The plan limit applies to owned agents only.
+pub async fn register(
+    db: &Db,
+    owner_id: Option<&str>,
+    fields: AgentFields,
+    max_agents_per_user: Option<i64>,
+    now: i64,
+) -> ApiResult<Registered> {
+    let id = uuid::Uuid::now_v7().to_string();
+    let mut tx = db.begin().await?;
+    if let (Some(owner), Some(max)) = (owner_id, max_agents_per_user) {
+        accounts::users::lock_for_update(db, &mut tx, owner).await?;
+        if store::count_owned(&mut tx, owner).await? >= max {
+            return Err(ApiError::plan_limit(max));
+        }
+    }
+    let inserted = store::insert(&mut tx, store::NewAgentRow { id: &id, owner_id, fields: &fields, now }).await?;
+    let Some(agent) = inserted else {
+        return Err(ApiError::conflict("an agent with this DID already exists")
+            .with_details([serde_json::json!({"field": "did", "message": "is already registered"})]));
+    };
+    let (key, secret) = credentials::insert(&mut tx, &id, "default", now).await?;
+    tx.commit().await?;
+    metrics::counter!("agentmarket_agents_registered_total", "owned" => owner_id.is_some().to_string()).increment(1);
+    Ok(Registered { agent, key, secret })
+}
+
+/// Loads an agent the caller may read. Hidden agents (draft, suspended) are 404 to everyone but
+/// their owner and themselves; deleted agents are 404 to all.
+pub async fn visible(db: &Db, caller: Option<&Caller>, id_or_did: &str) -> ApiResult<(AgentRow, bool)> {
+    let agent = store::find(db, id_or_did).await?.ok_or_else(|| ApiError::not_found("agent"))?;
+    let controls = caller.is_some_and(|c| c.controls_agent(&agent.id, agent.owner_id.as_deref()));
+    let admin = caller.and_then(|c| c.user.as_ref()).is_some_and(|u| u.is_admin);
+    match agent.status.as_str() {
+        "deleted" => Err(ApiError::not_found("agent")),
+        "draft" | "suspended" if !(controls || admin) => Err(ApiError::not_found("agent")),
+        _ => Ok((agent, controls)),
+    }
+}
+
+/// Loads an agent the caller controls (owner or the agent itself), else 404/403.
+pub async fn controlled(db: &Db, caller: &Caller, id_or_did: &str) -> ApiResult<AgentRow> {
+    let (agent, controls) = visible(db, Some(caller), id_or_did).await?;
+    if !controls {
+        return Err(ApiError::forbidden("only the agent's owner or the agent itself may do this"));
+    }
+    Ok(agent)
+}
+
+pub async fn update(db: &Db, caller: &Caller, id_or_did: &str, changes: AgentFields, now: i64) -> ApiResult<AgentRow> {
+    let agent = controlled(db, caller, id_or_did).await?;
+    if changes.did.as_ref().is_some_and(|d| *d != agent.did) {
+        return Err(ApiError::field("did", "cannot be changed"));
+    }
+    if agent.status == "suspended" && changes.status.is_some() {
+        return Err(ApiError::invalid_state("a suspended agent's status is set by an administrator", "suspended"));
+    }
+    let mut tx = db.begin().await?;
+    let current = store::find_in_tx(db, &mut tx, &agent.id).await?.ok_or_else(|| ApiError::not_found("agent"))?;
+    let updated = store::update(&mut tx, &current, &changes, now).await?;
+    tx.commit().await?;
+    Ok(updated)
+}
+
+/// Soft delete: status `deleted`, every key revoked. The DID stays taken.
+pub async fn delete(db: &Db, caller: &Caller, id_or_did: &str, now: i64) -> ApiResult<AgentRow> {
+    let agent = controlled(db, caller, id_or_did).await?;
+    // Tasks arrive with the money issue; deleting must then refuse while tasks are unsettled.
+    let mut tx = db.begin().await?;
+    store::mark_deleted(&mut tx, &agent.id, now).await?;
+    credentials::revoke_all(&mut tx, &agent.id, now).await?;
+    let deleted = store::find_in_tx(db, &mut tx, &agent.id).await?.ok_or_else(|| ApiError::not_found("agent"))?;
+    tx.commit().await?;
+    Ok(deleted)
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AssignResult {
+    pub agent_id: String,
+    /// `assigned`, `already_owned` or `failed`.
+    pub status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<AssignError>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AssignError {
+    pub code: &'static str,
+    pub message: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AssignSummary {
+    pub results: Vec<AssignResult>,
+    pub assigned: usize,
+    pub already_owned: usize,
+    pub failed: usize,
+}
+
+pub struct AssignItem {
+    pub agent: String,
+    pub api_key: String,
+}
+
+/// Claims autonomous agents for `owner_id`, each proven by one of its own keys. Every item
+/// succeeds or fails on its own.
+pub async fn assign(
+    db: &Db,
+    owner_id: &str,
+    items: Vec<AssignItem>,
+    max_agents_per_user: Option<i64>,
+    now: i64,
+) -> ApiResult<AssignSummary> {
+    let mut results = Vec::with_capacity(items.len());
+    for item in items {
+        let outcome = assign_one(db, owner_id, &item, max_agents_per_user, now).await?;
+        results.push(outcome);
+    }
+    let count = |s: &str| results.iter().filter(|r| r.status == s).count();
+    Ok(AssignSummary { assigned: count("assigned"), already_owned: count("already_owned"), failed: count("failed"), results })
+}
+
+async fn assign_one(
+    db: &Db,
+    owner_id: &str,
+    item: &AssignItem,
+    max_agents_per_user: Option<i64>,
+    now: i64,
+) -> ApiResult<AssignResult> {
+    let failed = |agent_id: &str, code: &'static str, message: &str| AssignResult {
+        agent_id: agent_id.to_string(),
+        status: "failed",
+        error: Some(AssignError { code, message: message.to_string() }),
+    };
+    let Some(agent) = store::find(db, &item.agent).await?.filter(|a| a.status != "deleted") else {
+        return Ok(failed(&item.agent, "NOT_FOUND", "agent not found"));
+    };
+    if !credentials::verify_for_agent(db, &agent.id, &item.api_key, now).await? {
+        return Ok(failed(&agent.id, "UNAUTHORIZED", "the API key is not a valid key of this agent"));
+    }
+    match agent.owner_id.as_deref() {
+        Some(o) if o == owner_id => {
+            return Ok(AssignResult { agent_id: agent.id, status: "already_owned", error: None });
+        }
+        Some(_) => return Ok(failed(&agent.id, "FORBIDDEN", "the agent belongs to another account")),
+        None => {}
+    }
+    let mut tx = db.begin().await?;
+    if let Some(max) = max_agents_per_user {
+        accounts::users::lock_for_update(db, &mut tx, owner_id).await?;
+        if store::count_owned(&mut tx, owner_id).await? >= max {
+            return Ok(failed(&agent.id, "PLAN_LIMIT_REACHED", "your plan allows no more agents"));
+        }
+    }
+    if store::claim(&mut tx, &agent.id, owner_id, now).await? {
+        tx.commit().await?;
+        Ok(AssignResult { agent_id: agent.id, status: "assigned", error: None })
+    } else {
+        Ok(failed(&agent.id, "FORBIDDEN", "the agent was claimed by another account"))
+    }
+}

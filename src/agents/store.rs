@@ -1,0 +1,209 @@
+//! SQL for agents and their capability index. Nothing outside this slice touches these tables.
+
+use super::model::{AgentFields, AgentRow, INITIAL_REPUTATION_CENTI};
+use crate::db::{Db, Tx};
+use crate::money::Amount;
+
+pub const AGENT_COLUMNS: &str = "id, did, name, description, owner_id, capabilities, pricing_model, base_price, \
+     category, metadata, status, reputation_centi, tasks_completed, tasks_failed, rating_sum, rating_count, \
+     has_callback, last_seen_at, created_at, updated_at";
+
+/// A value bound to a dynamically built query.
+#[derive(Debug, Clone)]
+pub enum Arg {
+    Text(String),
+    Int(i64),
+}
+
+/// Builds `$n` placeholders for a query assembled from optional filters.
+#[derive(Default)]
+pub struct SqlBuilder {
+    pub sql: String,
+    pub args: Vec<Arg>,
+}
+
+impl SqlBuilder {
+    pub fn new(sql: &str) -> Self {
+        SqlBuilder { sql: sql.to_string(), args: Vec::new() }
+    }
+    /// Appends `fragment`, replacing each `?` with the next placeholder bound to `args`.
+    pub fn push(&mut self, fragment: &str, args: impl IntoIterator<Item = Arg>) -> &mut Self {
+        let mut args = args.into_iter();
+        for ch in fragment.chars() {
+            if ch == '?' {
+                self.args.push(args.next().expect("one argument per placeholder"));
+                self.sql.push_str(&format!("${}", self.args.len()));
+            } else {
+                self.sql.push(ch);
+            }
+        }
+        self
+    }
+    pub fn query_as<'q, T>(&'q self) -> sqlx::query::QueryAs<'q, sqlx::Any, T, sqlx::any::AnyArguments>
+    where
+        T: for<'r> sqlx::FromRow<'r, sqlx::any::AnyRow>,
+    {
+        let mut q = sqlx::query_as(sqlx::AssertSqlSafe(self.sql.clone()));
+        for arg in &self.args {
+            q = match arg {
+                Arg::Text(s) => q.bind(s.clone()),
+                Arg::Int(i) => q.bind(*i),
+            };
+        }
+        q
+    }
+}
+
+pub struct NewAgentRow<'a> {
+    pub id: &'a str,
+    pub owner_id: Option<&'a str>,
+    pub fields: &'a AgentFields,
+    pub now: i64,
+}
+
+/// Inserts the agent; `None` when the DID is already taken.
+pub async fn insert(tx: &mut Tx, new: NewAgentRow<'_>) -> sqlx::Result<Option<AgentRow>> {
+    let f = new.fields;
+    let caps = f.capabilities.clone().unwrap_or_default();
+    let metadata = f.metadata.clone().unwrap_or_default();
+    let row: Option<AgentRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO agents (id, did, name, description, owner_id, capabilities, pricing_model, base_price, category, \
+         metadata, status, reputation_centi, has_callback, last_seen_at, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14, $14) \
+         ON CONFLICT (did) DO NOTHING RETURNING {AGENT_COLUMNS}"
+    )))
+    .bind(new.id)
+    .bind(f.did.as_deref().unwrap_or_default())
+    .bind(f.name.as_deref().unwrap_or_default())
+    .bind(f.description.clone().flatten())
+    .bind(new.owner_id)
+    .bind(serde_json::to_string(&caps).unwrap_or_else(|_| "[]".into()))
+    .bind(f.pricing_model.as_deref().unwrap_or("fixed"))
+    .bind(f.base_price.unwrap_or(Amount::ZERO).units())
+    .bind(f.category.clone().flatten())
+    .bind(serde_json::Value::Object(metadata.clone()).to_string())
+    .bind(f.status.as_deref().unwrap_or("active"))
+    .bind(INITIAL_REPUTATION_CENTI)
+    .bind(metadata.contains_key("callback_url") as i64)
+    .bind(new.now)
+    .fetch_optional(&mut **tx)
+    .await?;
+    if row.is_some() {
+        replace_capabilities(tx, new.id, &caps).await?;
+    }
+    Ok(row)
+}
+
+async fn replace_capabilities(tx: &mut Tx, agent_id: &str, caps: &[String]) -> sqlx::Result<()> {
+    sqlx::query("DELETE FROM agent_capabilities WHERE agent_id = $1").bind(agent_id).execute(&mut **tx).await?;
+    for cap in caps {
+        sqlx::query("INSERT INTO agent_capabilities (agent_id, capability) VALUES ($1, $2)")
+            .bind(agent_id)
+            .bind(cap)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Finds by UUID or by DID (already percent-decoded).
+pub async fn find(db: &Db, id_or_did: &str) -> sqlx::Result<Option<AgentRow>> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {AGENT_COLUMNS} FROM agents WHERE id = $1 OR did = $1")))
+        .bind(id_or_did)
+        .fetch_optional(db.pool())
+        .await
+}
+
+pub async fn find_in_tx(db: &Db, tx: &mut Tx, id: &str) -> sqlx::Result<Option<AgentRow>> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {AGENT_COLUMNS} FROM agents WHERE id = $1{}",
+        db.for_update()
+    )))
+    .bind(id)
+    .fetch_optional(&mut **tx)
+    .await
+}
+
+/// Writes the changed fields of `current` merged with `changes`.
+pub async fn update(tx: &mut Tx, current: &AgentRow, changes: &AgentFields, now: i64) -> sqlx::Result<AgentRow> {
+    let caps = changes.capabilities.clone();
+    let metadata = changes.metadata.clone().map(serde_json::Value::Object);
+    let has_callback = match &metadata {
+        Some(m) => m.get("callback_url").is_some() as i64,
+        None => current.has_callback,
+    };
+    let row: AgentRow = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "UPDATE agents SET name = $1, description = $2, capabilities = $3, pricing_model = $4, base_price = $5, \
+         category = $6, metadata = $7, status = $8, has_callback = $9, updated_at = $10 WHERE id = $11 \
+         RETURNING {AGENT_COLUMNS}"
+    )))
+    .bind(changes.name.clone().unwrap_or_else(|| current.name.clone()))
+    .bind(changes.description.clone().unwrap_or_else(|| current.description.clone()))
+    .bind(caps.as_ref().map(|c| serde_json::to_string(c).unwrap_or_default()).unwrap_or_else(|| current.capabilities.clone()))
+    .bind(changes.pricing_model.clone().unwrap_or_else(|| current.pricing_model.clone()))
+    .bind(changes.base_price.map(Amount::units).unwrap_or(current.base_price))
+    .bind(changes.category.clone().unwrap_or_else(|| current.category.clone()))
+    .bind(metadata.map(|m| m.to_string()).unwrap_or_else(|| current.metadata.clone()))
+    .bind(changes.status.clone().unwrap_or_else(|| current.status.clone()))
+    .bind(has_callback)
+    .bind(now)
+    .bind(&current.id)
+    .fetch_one(&mut **tx)
+    .await?;
+    if let Some(caps) = caps {
+        replace_capabilities(tx, &current.id, &caps).await?;
+    }
+    Ok(row)
+}
+
+pub async fn mark_deleted(tx: &mut Tx, id: &str, now: i64) -> sqlx::Result<()> {
+    sqlx::query("UPDATE agents SET status = 'deleted', updated_at = $1 WHERE id = $2").bind(now).bind(id).execute(&mut **tx).await?;
+    sqlx::query("DELETE FROM agent_capabilities WHERE agent_id = $1").bind(id).execute(&mut **tx).await?;
+    Ok(())
+}
+
+/// Claims an ownerless agent; false if someone owns it by now.
+pub async fn claim(tx: &mut Tx, id: &str, owner_id: &str, now: i64) -> sqlx::Result<bool> {
+    let done = sqlx::query("UPDATE agents SET owner_id = $1, updated_at = $2 WHERE id = $3 AND owner_id IS NULL AND status <> 'deleted'")
+        .bind(owner_id)
+        .bind(now)
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+pub async fn count_owned(tx: &mut Tx, owner_id: &str) -> sqlx::Result<i64> {
+    let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM agents WHERE owner_id = $1 AND status <> 'deleted'")
+        .bind(owner_id)
+        .fetch_one(&mut **tx)
+        .await?;
+    Ok(n)
+}
+
+pub async fn list_owned(db: &Db, owner_id: &str) -> sqlx::Result<Vec<AgentRow>> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {AGENT_COLUMNS} FROM agents WHERE owner_id = $1 AND status <> 'deleted' ORDER BY created_at DESC, id DESC"
+    )))
+    .bind(owner_id)
+    .fetch_all(db.pool())
+    .await
+}
+
+#[derive(Debug, sqlx::FromRow)]
+pub struct CapabilityRow {
+    pub capability: String,
+    pub agent_count: i64,
+    pub price_sum: i64,
+}
+
+pub async fn capabilities(db: &Db) -> sqlx::Result<Vec<CapabilityRow>> {
+    // SUM of BIGINT is NUMERIC on PostgreSQL, which `Any` cannot decode: cast it back.
+    sqlx::query_as(
+        "SELECT c.capability AS capability, COUNT(*) AS agent_count, CAST(SUM(a.base_price) AS BIGINT) AS price_sum \
+         FROM agent_capabilities c JOIN agents a ON a.id = c.agent_id WHERE a.status = 'active' \
+         GROUP BY c.capability ORDER BY COUNT(*) DESC, c.capability",
+    )
+    .fetch_all(db.pool())
+    .await
+}

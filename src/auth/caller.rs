@@ -1,0 +1,284 @@
+//! Who is calling. A middleware resolves the credential on every `/api` request (one indexed
+//! lookup by SHA-256); a bad credential is a 401 everywhere, never a silent anonymous call.
+
+use axum::extract::{FromRequestParts, Request, State};
+use axum::http::request::Parts;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use super::keys::{self, KeyKind};
+use super::sessions;
+use crate::accounts;
+use crate::agents;
+use crate::error::{ApiError, ApiResult};
+use crate::http::extract::client_ip;
+use crate::money::Amount;
+use crate::state::AppState;
+
+/// `last_used_at` is written at most this often per key.
+const TOUCH_INTERVAL_MS: i64 = 60_000;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Credential {
+    UserKey { key_id: String },
+    AgentKey { key_id: String },
+    Session { session_id: String, key_kind: KeyKind, key_id: String },
+}
+
+#[derive(Debug, Clone)]
+pub struct UserCtx {
+    pub id: String,
+    pub is_admin: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct AgentCtx {
+    pub id: String,
+    pub did: String,
+    pub owner_id: Option<String>,
+}
+
+/// An authenticated caller.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub credential: Credential,
+    /// The account behind a user key (or a session made from one).
+    pub user: Option<UserCtx>,
+    /// The agent acting: from an agent key, or a user key with `X-Agent-ID`.
+    pub agent: Option<AgentCtx>,
+    pub scopes: Scopes,
+    pub max_price_per_hire: Option<Amount>,
+}
+
+impl Caller {
+    /// True when the credential itself belongs to an agent (agent key or its session).
+    pub fn is_agent_credential(&self) -> bool {
+        self.user.is_none()
+    }
+
+    pub fn key_id(&self) -> &str {
+        match &self.credential {
+            Credential::UserKey { key_id } | Credential::AgentKey { key_id } | Credential::Session { key_id, .. } => {
+                key_id
+            }
+        }
+    }
+
+    /// The account, or 403 for agent credentials.
+    pub fn require_user(&self) -> ApiResult<&UserCtx> {
+        self.user.as_ref().ok_or_else(|| ApiError::forbidden("this endpoint needs a user API key, not an agent key"))
+    }
+
+    pub fn require_scope(&self, scope: &str) -> ApiResult<()> {
+        if self.scopes.allows(scope) {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden(format!("this key lacks the `{scope}` scope"))
+                .with_details([serde_json::json!({"field": "scopes", "required": scope})]))
+        }
+    }
+
+    pub fn require_admin(&self) -> ApiResult<&UserCtx> {
+        let user = self.require_user()?;
+        if user.is_admin { Ok(user) } else { Err(ApiError::forbidden("administrators only")) }
+    }
+
+    /// Whether the caller may manage `agent`: its owner (as a user) or the agent itself.
+    pub fn controls_agent(&self, agent_id: &str, owner_id: Option<&str>) -> bool {
+        let as_agent = self.agent.as_ref().is_some_and(|a| a.id == agent_id);
+        let as_owner = matches!((&self.user, owner_id), (Some(u), Some(o)) if u.id == o);
+        as_agent || as_owner
+    }
+}
+
+/// Scopes of a user key. `*` grants everything; agent keys carry `*` over their own agent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scopes(pub Vec<String>);
+
+pub const NAMED_SCOPES: &[&str] = &[
+    "agents:read",
+    "agents:write",
+    "agents:discover",
+    "tasks:read",
+    "tasks:write",
+    "hire:create",
+    "hirings:read",
+    "hirings:cancel",
+    "balance:read",
+    "deposits:create",
+    "withdrawals:create",
+    "webhooks:write",
+    "artifacts:read",
+    "account:read",
+    "account:write",
+];
+
+impl Scopes {
+    pub fn all() -> Scopes {
+        Scopes(vec!["*".into()])
+    }
+    pub fn allows(&self, scope: &str) -> bool {
+        self.0.iter().any(|s| s == "*" || s == scope)
+    }
+}
+
+/// Extractor: an authenticated caller is required (401 otherwise).
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &AppState) -> Result<Self, ApiError> {
+        parts
+            .extensions
+            .get::<Caller>()
+            .cloned()
+            .ok_or_else(|| ApiError::unauthorized("an API key is required (X-API-Key or Authorization: Bearer)"))
+    }
+}
+
+/// Extractor: the caller if one authenticated, for endpoints that also work anonymously.
+pub struct MaybeCaller(pub Option<Caller>);
+
+impl FromRequestParts<AppState> for MaybeCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &AppState) -> Result<Self, ApiError> {
+        Ok(MaybeCaller(parts.extensions.get::<Caller>().cloned()))
+    }
+}
+
+/// The credential presented, from `Authorization: Bearer`, `X-API-Key` or `Api-Key`.
+pub fn presented_credential(parts: &Parts) -> Option<String> {
+    let bearer = parts
+        .headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")));
+    let header = |name| parts.headers.get(name).and_then(|v| v.to_str().ok());
+    bearer.or_else(|| header("x-api-key")).or_else(|| header("api-key")).map(|s| s.trim().to_string())
+}
+
+/// Middleware: resolves the credential (if any) into a `Caller` request extension.
+pub async fn resolve_caller(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let (mut parts, body) = req.into_parts();
+    let is_authenticate = parts.uri.path() == "/api/v1/auth/authenticate";
+    let ip = client_ip(&parts, state.config.trust_forwarded_for).to_string();
+    if is_authenticate {
+        if let Some(retry) = state.limits.authenticate.locked(&ip, state.now()) {
+            return ApiError::rate_limited(retry).into_response();
+        }
+    }
+    let outcome = match presented_credential(&parts) {
+        None => Ok(None),
+        Some(token) => resolve(&state, &token, &parts).await.map(Some),
+    };
+    match outcome {
+        Ok(caller) => {
+            if is_authenticate && caller.is_none() {
+                state.limits.authenticate.fail(&ip, state.now());
+            }
+            if let Some(caller) = caller {
+                parts.extensions.insert(caller);
+            }
+            next.run(Request::from_parts(parts, body)).await
+        }
+        Err(err) => {
+            if is_authenticate && err.code() == "UNAUTHORIZED" {
+                if let Some(retry) = state.limits.authenticate.fail(&ip, state.now()) {
+                    return ApiError::rate_limited(retry).into_response();
+                }
+            }
+            err.into_response()
+        }
+    }
+}
+
+fn invalid() -> ApiError {
+    ApiError::unauthorized("invalid, revoked or expired API key")
+}
+
+async fn resolve(state: &AppState, token: &str, parts: &Parts) -> ApiResult<Caller> {
+    let kind = KeyKind::of(token).ok_or_else(invalid)?;
+    let hash = keys::hash(token);
+    let now = state.now();
+    let mut caller = match kind {
+        KeyKind::User => user_key_caller(state, KeyLookup::Hash(&hash), now).await?,
+        KeyKind::Agent => agent_key_caller(state, KeyLookup::Hash(&hash), now).await?,
+        KeyKind::Session => {
+            let session = sessions::find_active(&state.db, &hash, now).await?.ok_or_else(invalid)?;
+            let mut caller = match session.key_kind {
+                KeyKind::User => user_key_caller(state, KeyLookup::Id(&session.key_id), now).await?,
+                KeyKind::Agent => agent_key_caller(state, KeyLookup::Id(&session.key_id), now).await?,
+                KeyKind::Session => return Err(invalid()),
+            };
+            caller.credential =
+                Credential::Session { session_id: session.id, key_kind: session.key_kind, key_id: session.key_id };
+            caller
+        }
+    };
+    if let Some(agent_ref) = parts.headers.get("x-agent-id").and_then(|v| v.to_str().ok()) {
+        act_as_agent(state, &mut caller, agent_ref.trim()).await?;
+    }
+    Ok(caller)
+}
+
+enum KeyLookup<'a> {
+    Hash(&'a str),
+    Id(&'a str),
+}
+
+async fn user_key_caller(state: &AppState, lookup: KeyLookup<'_>, now: i64) -> ApiResult<Caller> {
+    {
+        let key = match lookup {
+            KeyLookup::Hash(h) => accounts::api_keys::find_by_hash(&state.db, h).await?,
+            KeyLookup::Id(id) => accounts::api_keys::find_by_id(&state.db, id).await?,
+        }
+        .filter(|k| k.is_usable(now))
+        .ok_or_else(invalid)?;
+        if key.last_used_at.is_none_or(|t| now - t >= TOUCH_INTERVAL_MS) {
+            let db = state.db.clone();
+            let id = key.id.clone();
+            tokio::spawn(async move { accounts::api_keys::touch(&db, &id, now).await });
+        }
+        Ok(Caller {
+            credential: Credential::UserKey { key_id: key.id },
+            user: Some(UserCtx { id: key.user_id, is_admin: key.is_admin }),
+            agent: None,
+            scopes: key.scopes,
+            max_price_per_hire: key.max_price_per_hire,
+        })
+    }
+}
+
+async fn agent_key_caller(state: &AppState, lookup: KeyLookup<'_>, now: i64) -> ApiResult<Caller> {
+    let key = match lookup {
+        KeyLookup::Hash(h) => agents::credentials::find_by_hash(&state.db, h).await?,
+        KeyLookup::Id(id) => agents::credentials::find_by_id(&state.db, id).await?,
+    }
+    .filter(|k| k.is_usable(now))
+    .ok_or_else(invalid)?;
+    if key.last_used_at.is_none_or(|t| now - t >= TOUCH_INTERVAL_MS) {
+        let db = state.db.clone();
+        let (id, agent_id) = (key.id.clone(), key.agent_id.clone());
+        tokio::spawn(async move { agents::credentials::touch(&db, &id, &agent_id, now).await });
+    }
+    Ok(Caller {
+        credential: Credential::AgentKey { key_id: key.id },
+        user: None,
+        agent: Some(AgentCtx { id: key.agent_id, did: key.agent_did, owner_id: key.owner_id }),
+        scopes: Scopes::all(),
+        max_price_per_hire: None,
+    })
+}
+
+/// `X-Agent-ID`: a user key acting as one of the user's own agents.
+async fn act_as_agent(state: &AppState, caller: &mut Caller, agent_ref: &str) -> ApiResult<()> {
+    let user = caller.user.as_ref().ok_or_else(|| ApiError::forbidden("X-Agent-ID needs a user API key"))?;
+    let agent = agents::find_ref(&state.db, agent_ref).await?;
+    match agent {
+        Some(a) if a.owner_id.as_deref() == Some(user.id.as_str()) && a.status != "deleted" => {
+            caller.agent = Some(AgentCtx { id: a.id, did: a.did, owner_id: a.owner_id });
+            Ok(())
+        }
+        _ => Err(ApiError::forbidden("X-Agent-ID names an agent you do not own")),
+    }
+}

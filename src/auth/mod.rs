@@ -1,0 +1,8 @@
+//! Credentials: key format and hashing, session tokens, and the caller resolved from them.
+
+pub mod caller;
+pub mod keys;
+pub mod routes;
+pub mod sessions;
+
+pub use caller::{Caller, MaybeCaller};

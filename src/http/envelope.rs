@@ -1,0 +1,80 @@
+//! The success envelope `{"data": …, "meta": {"version", "request_id", pagination?}}` and the
+//! request id that both envelopes carry. The id lives in a task-local set by the outermost
+//! middleware, so any response built while serving the request can read it.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+tokio::task_local! {
+    static REQUEST_ID: String;
+}
+
+pub fn new_request_id() -> String {
+    format!("req_{}", uuid::Uuid::now_v7().simple())
+}
+
+/// Runs `fut` with `id` as the current request id.
+pub async fn with_request_id<F: Future>(id: String, fut: F) -> F::Output {
+    REQUEST_ID.scope(id, fut).await
+}
+
+pub fn current_request_id() -> String {
+    REQUEST_ID.try_with(Clone::clone).unwrap_or_else(|_| new_request_id())
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Meta {
+    pub version: &'static str,
+    pub request_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pagination: Option<Pagination>,
+}
+
+impl Meta {
+    pub fn new(request_id: String) -> Self {
+        Meta { version: "1.0", request_id, pagination: None }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Pagination {
+    pub total_count: i64,
+    /// Opaque cursor for the next page; null on the last page.
+    pub cursor: Option<String>,
+    pub has_more: bool,
+}
+
+#[derive(Serialize)]
+struct Body<T> {
+    data: T,
+    meta: Meta,
+}
+
+/// A 2xx response wrapped in the success envelope.
+pub struct Api<T> {
+    status: StatusCode,
+    data: T,
+    pagination: Option<Pagination>,
+}
+
+impl<T: Serialize> Api<T> {
+    pub fn ok(data: T) -> Self {
+        Api { status: StatusCode::OK, data, pagination: None }
+    }
+    pub fn created(data: T) -> Self {
+        Api { status: StatusCode::CREATED, data, pagination: None }
+    }
+    pub fn page(data: T, pagination: Pagination) -> Self {
+        Api { status: StatusCode::OK, data, pagination: Some(pagination) }
+    }
+}
+
+impl<T: Serialize> IntoResponse for Api<T> {
+    fn into_response(self) -> Response {
+        let mut meta = Meta::new(current_request_id());
+        meta.pagination = self.pagination;
+        (self.status, axum::Json(Body { data: self.data, meta })).into_response()
+    }
+}

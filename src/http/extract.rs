@@ -1,0 +1,124 @@
+//! Request extractors that fail with the API's error envelope instead of axum's plain-text
+//! rejections: JSON bodies (empty allowed, wrapped or flat), query strings and client IPs.
+
+use std::net::{IpAddr, SocketAddr};
+
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use serde::de::DeserializeOwned;
+
+use crate::error::{ApiError, FieldError};
+use crate::state::AppState;
+
+/// A JSON object body. An empty body counts as `{}` (clients send `Content-Type: application/json`
+/// with no body on cancel and similar actions).
+#[derive(Debug, Default)]
+pub struct JsonObject(pub serde_json::Map<String, serde_json::Value>);
+
+impl FromRequest<AppState> for JsonObject {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
+        let limit = state.config.max_body_bytes;
+        let bytes = axum::body::to_bytes(req.into_body(), limit)
+            .await
+            .map_err(|_| ApiError::payload_too_large())?;
+        Self::from_bytes(&bytes)
+    }
+}
+
+impl JsonObject {
+    pub fn from_bytes(bytes: &Bytes) -> Result<Self, ApiError> {
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(JsonObject::default());
+        }
+        match serde_json::from_slice::<serde_json::Value>(bytes) {
+            Ok(serde_json::Value::Object(map)) => Ok(JsonObject(map)),
+            Ok(_) => Err(ApiError::malformed_json("the request body must be a JSON object")),
+            Err(e) => Err(ApiError::malformed_json(format!("the request body is not valid JSON: {e}"))),
+        }
+    }
+
+    /// Deserializes the body, unwrapping `{"<wrapper>": {…}}` when present. Type errors name the
+    /// offending field (prefixed with the wrapper when the body was wrapped).
+    pub fn parse<T: DeserializeOwned>(self, wrapper: Option<&str>) -> Result<T, ApiError> {
+        let mut map = self.0;
+        let (value, prefix) = match wrapper {
+            Some(key) if map.len() == 1 && map.get(key).is_some_and(|v| v.is_object()) => {
+                (map.remove(key).unwrap_or_default(), format!("{key}."))
+            }
+            _ => (serde_json::Value::Object(map), String::new()),
+        };
+        serde_path_to_error::deserialize(value).map_err(|err| {
+            let path = err.path().to_string();
+            let field = if path == "." { prefix.trim_end_matches('.').to_string() } else { format!("{prefix}{path}") };
+            let message = err.into_inner().to_string();
+            ApiError::validation(vec![FieldError::new(if field.is_empty() { "body".into() } else { field }, message)])
+        })
+    }
+}
+
+/// Query string parsed into `T`; failures are `VALIDATION_ERROR` naming the parameter.
+pub struct ApiQuery<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        let query = parts.uri.query().unwrap_or("");
+        let deserializer = serde_urlencoded_deserializer(query);
+        match deserializer {
+            Ok(v) => Ok(ApiQuery(v)),
+            Err(msg) => Err(ApiError::validation(vec![FieldError::new("query", msg)])),
+        }
+    }
+}
+
+fn serde_urlencoded_deserializer<T: DeserializeOwned>(query: &str) -> Result<T, String> {
+    // Falsy parameters are never sent by the clients, but an empty `?` is; empty values are
+    // treated as absent so `?capability=` does not fail a typed field.
+    let pairs: Vec<(String, String)> = url::form_urlencoded::parse(query.as_bytes())
+        .filter(|(_, v)| !v.is_empty())
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    let map: serde_json::Map<String, serde_json::Value> =
+        pairs.into_iter().map(|(k, v)| (k, serde_json::Value::String(v))).collect();
+    serde_path_to_error::deserialize(serde_json::Value::Object(map))
+        .map_err(|e| {
+            let path = e.path().to_string();
+            format!("{path}: {}", e.into_inner())
+        })
+}
+
+/// The caller's IP: the socket peer, or the first `X-Forwarded-For` hop when the server is told
+/// to trust its proxy.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientIp(pub IpAddr);
+
+impl FromRequestParts<AppState> for ClientIp {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        Ok(ClientIp(client_ip(parts, state.config.trust_forwarded_for)))
+    }
+}
+
+pub fn client_ip(parts: &Parts, trust_forwarded_for: bool) -> IpAddr {
+    if trust_forwarded_for {
+        if let Some(ip) = parts
+            .headers
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(',').next())
+            .and_then(|v| v.trim().parse().ok())
+        {
+            return ip;
+        }
+    }
+    parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| addr.ip())
+        .unwrap_or(IpAddr::from([0, 0, 0, 0]))
+}

@@ -1,0 +1,138 @@
+//! Shared HTTP pieces and the router: envelopes, extractors, pagination, rate limits, the
+//! middleware stack (request id → trace/metrics → panic guard → credential), health, metrics.
+
+pub mod envelope;
+pub mod extract;
+pub mod pagination;
+pub mod rate_limit;
+
+use std::sync::OnceLock;
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use serde::Serialize;
+use tower_http::catch_panic::CatchPanicLayer;
+use utoipa::ToSchema;
+
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+use crate::{accounts, agents, auth, openapi};
+use envelope::Api;
+
+pub fn router(state: AppState) -> Router {
+    let api = Router::new()
+        .merge(accounts::routes::router())
+        .merge(agents::routes::router())
+        .merge(auth::routes::router())
+        .route("/health/readiness", get(readiness))
+        .route("/openapi.json", get(openapi_json))
+        .route_layer(middleware::from_fn(remember_route))
+        .layer(middleware::from_fn_with_state(state.clone(), auth::caller::resolve_caller));
+
+    Router::new()
+        .nest("/api/v1", api)
+        .route("/healthz", get(liveness))
+        .route("/metrics", get(metrics_text))
+        .fallback(route_not_found)
+        .method_not_allowed_fallback(route_not_found)
+        .layer(CatchPanicLayer::custom(|_| {
+            ApiError::Internal(anyhow::anyhow!("handler panicked")).into_response()
+        }))
+        .layer(middleware::from_fn(observe))
+        .with_state(state)
+}
+
+async fn route_not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "ROUTE_NOT_FOUND", "no such route")
+}
+
+/// Outermost layer: a fresh request id for the envelopes and the `x-request-id` header, one
+/// trace line and the request metrics. Headers are never logged (they carry credentials).
+async fn observe(req: Request, next: Next) -> Response {
+    let id = envelope::new_request_id();
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let started = Instant::now();
+    let mut response = envelope::with_request_id(id.clone(), next.run(req)).await;
+    let elapsed = started.elapsed();
+    let status = response.status().as_u16();
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert("x-request-id", v);
+    }
+    let route_label = response.extensions().get::<RouteLabel>().map(|r| r.0.clone()).unwrap_or_else(|| "other".into());
+    metrics::counter!("agentmarket_http_requests_total", "method" => method.to_string(), "route" => route_label.clone(), "status" => status.to_string()).increment(1);
+    metrics::histogram!("agentmarket_http_request_duration_seconds", "method" => method.to_string(), "route" => route_label).record(elapsed.as_secs_f64());
+    tracing::info!(request_id = %id, %method, %path, status, latency_ms = elapsed.as_millis() as u64, "request");
+    response
+}
+
+/// The matched route template, carried out on the response for the metrics labels.
+#[derive(Clone)]
+struct RouteLabel(String);
+
+async fn remember_route(req: Request, next: Next) -> Response {
+    let route = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string());
+    let mut response = next.run(req).await;
+    if let Some(route) = route {
+        response.extensions_mut().insert(RouteLabel(route));
+    }
+    response
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Health {
+    status: &'static str,
+}
+
+/// Liveness: the process answers; no database involved.
+async fn liveness() -> Api<Health> {
+    Api::ok(Health { status: "ok" })
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Readiness {
+    status: &'static str,
+    database: &'static str,
+    migrations: &'static str,
+}
+
+/// Readiness: the database answers and every migration is applied.
+#[utoipa::path(get, path = "/api/v1/health/readiness", tag = "operations",
+    responses((status = 200, body = Readiness), (status = 503, description = "database unreachable or migrations missing")))]
+async fn readiness(State(state): State<AppState>) -> ApiResult<Api<Readiness>> {
+    if !state.db.ping().await {
+        return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "NOT_READY", "the database is unreachable"));
+    }
+    if !state.db.migrations_applied().await? {
+        return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "NOT_READY", "migrations are not applied"));
+    }
+    Ok(Api::ok(Readiness { status: "ready", database: "ok", migrations: "applied" }))
+}
+
+async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
+    Json(openapi::spec())
+}
+
+/// The process-wide Prometheus recorder (several apps in one test process share it).
+pub fn metrics_handle() -> &'static PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE.get_or_init(|| {
+        let recorder = PrometheusBuilder::new().build_recorder();
+        let handle = recorder.handle();
+        // Fails only if another recorder is installed already; then metrics go there.
+        let _ = metrics::set_global_recorder(recorder);
+        handle
+    })
+}
+
+async fn metrics_text() -> Response {
+    let handle = metrics_handle();
+    handle.run_upkeep();
+    ([("content-type", "text/plain; version=0.0.4")], handle.render()).into_response()
+}

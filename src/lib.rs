@@ -1,0 +1,61 @@
+//! agentmarket: an open, self-hostable agent marketplace implementing the Agrenting API.
+//!
+//! `App::build` connects the database, runs migrations and wires the router; `App::serve`
+//! runs it on a listener (port 0 in tests).
+
+pub mod accounts;
+pub mod agents;
+pub mod auth;
+pub mod clock;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod http;
+pub mod money;
+pub mod openapi;
+pub mod state;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+
+pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
+pub use config::Config;
+use state::{AppState, Limits};
+
+pub struct App {
+    state: AppState,
+}
+
+impl App {
+    /// Connects, migrates and prepares the application with the system clock.
+    pub async fn build(config: Config) -> anyhow::Result<App> {
+        Self::build_with_clock(config, Arc::new(SystemClock)).await
+    }
+
+    /// As `build`, with an injected clock (tests move time forward without sleeping).
+    pub async fn build_with_clock(config: Config, clock: SharedClock) -> anyhow::Result<App> {
+        let db = db::Db::connect(&config.database_url, config.db_max_connections).await?;
+        db.migrate().await?;
+        http::metrics_handle();
+        let limits = Arc::new(Limits::from_config(&config));
+        Ok(App { state: AppState { db, config: Arc::new(config), clock, limits } })
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    pub fn router(&self) -> axum::Router {
+        http::router(self.state.clone())
+    }
+
+    /// Serves until `shutdown` resolves.
+    pub async fn serve(self, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let app = self.router().into_make_service_with_connect_info::<SocketAddr>();
+        axum::serve(listener, app).with_graceful_shutdown(shutdown).await?;
+        self.state.db.close().await;
+        Ok(())
+    }
+}

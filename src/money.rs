@@ -1,0 +1,192 @@
+//! Money: an exact count of 10⁻⁸ USD in an `i64`. Parsed from and printed as decimal strings;
+//! never a float anywhere money flows.
+
+use std::fmt;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+pub const UNITS_PER_USD: i64 = 100_000_000;
+const DECIMALS: usize = 8;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Amount(i64);
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AmountError {
+    #[error("must be a decimal string such as \"10.00\"")]
+    NotDecimal,
+    #[error("must not be negative")]
+    Negative,
+    #[error("has more than 8 decimal places")]
+    TooPrecise,
+    #[error("is too large")]
+    TooLarge,
+}
+
+impl Amount {
+    pub const ZERO: Amount = Amount(0);
+    pub const MAX: Amount = Amount(i64::MAX);
+
+    pub fn from_units(units: i64) -> Option<Amount> {
+        (units >= 0).then_some(Amount(units))
+    }
+    pub fn units(self) -> i64 {
+        self.0
+    }
+    pub fn is_zero(self) -> bool {
+        self.0 == 0
+    }
+
+    /// Parses `"12"`, `"12.5"`, `"0.00000001"`. Rejects signs, exponents, spaces, empty parts,
+    /// more than 8 decimals and values beyond `i64` units.
+    pub fn parse(s: &str) -> Result<Amount, AmountError> {
+        if s.starts_with('-') {
+            return Err(AmountError::Negative);
+        }
+        let (whole, frac) = match s.split_once('.') {
+            Some((w, f)) => (w, Some(f)),
+            None => (s, None),
+        };
+        let digits = |p: &str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit());
+        if !digits(whole) || frac.is_some_and(|f| !digits(f)) {
+            return Err(AmountError::NotDecimal);
+        }
+        let frac = frac.unwrap_or("");
+        if frac.len() > DECIMALS {
+            return Err(AmountError::TooPrecise);
+        }
+        let whole_units = whole
+            .trim_start_matches('0')
+            .parse::<i64>()
+            .or_else(|e| if whole.trim_start_matches('0').is_empty() { Ok(0) } else { Err(e) })
+            .map_err(|_| AmountError::TooLarge)?;
+        let frac_units: i64 = format!("{frac:0<8}").parse().map_err(|_| AmountError::NotDecimal)?;
+        whole_units
+            .checked_mul(UNITS_PER_USD)
+            .and_then(|w| w.checked_add(frac_units))
+            .map(Amount)
+            .ok_or(AmountError::TooLarge)
+    }
+
+    pub fn checked_add(self, other: Amount) -> Option<Amount> {
+        self.0.checked_add(other.0).map(Amount)
+    }
+    pub fn checked_sub(self, other: Amount) -> Option<Amount> {
+        self.0.checked_sub(other.0).and_then(Amount::from_units)
+    }
+}
+
+impl fmt::Display for Amount {
+    /// At least two decimals, trailing zeros beyond them dropped: `10.00`, `0.0005`, `1.23456789`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let whole = self.0 / UNITS_PER_USD;
+        let frac = format!("{:08}", self.0 % UNITS_PER_USD);
+        let trimmed = frac.trim_end_matches('0');
+        let shown = if trimmed.len() < 2 { &frac[..2] } else { trimmed };
+        write!(f, "{whole}.{shown}")
+    }
+}
+
+impl Serialize for Amount {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Amount {
+    /// Only strings: a JSON number would already have been through a float in many clients.
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Amount::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+impl utoipa::PartialSchema for Amount {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .pattern(Some(r"^\d+(\.\d{1,8})?$"))
+            .description(Some("USD as a decimal string, at most 8 decimals"))
+            .examples(["10.00"])
+            .into()
+    }
+}
+impl utoipa::ToSchema for Amount {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn parses_and_formats_examples() {
+        for (input, units, shown) in [
+            ("0", 0, "0.00"),
+            ("10", 10 * UNITS_PER_USD, "10.00"),
+            ("10.5", 1_050_000_000, "10.50"),
+            ("0.0005", 50_000, "0.0005"),
+            ("0.00000001", 1, "0.00000001"),
+            ("007.10", 710_000_000, "7.10"),
+            ("92233720368.54775807", i64::MAX, "92233720368.54775807"),
+        ] {
+            let a = Amount::parse(input).unwrap();
+            assert_eq!(a.units(), units, "{input}");
+            assert_eq!(a.to_string(), shown, "{input}");
+        }
+    }
+
+    #[test]
+    fn rejects_bad_strings() {
+        for (input, err) in [
+            ("-1", AmountError::Negative),
+            ("+1", AmountError::NotDecimal),
+            ("1e5", AmountError::NotDecimal),
+            ("1.", AmountError::NotDecimal),
+            (".5", AmountError::NotDecimal),
+            ("", AmountError::NotDecimal),
+            (" 1", AmountError::NotDecimal),
+            ("1,5", AmountError::NotDecimal),
+            ("NaN", AmountError::NotDecimal),
+            ("0.000000001", AmountError::TooPrecise),
+            ("92233720368.54775808", AmountError::TooLarge),
+            ("99999999999999999999999", AmountError::TooLarge),
+        ] {
+            assert_eq!(Amount::parse(input), Err(err), "{input:?}");
+        }
+    }
+
+    #[test]
+    fn json_numbers_are_refused() {
+        assert!(serde_json::from_str::<Amount>("10.5").is_err());
+        assert_eq!(serde_json::from_str::<Amount>("\"10.5\"").unwrap().units(), 1_050_000_000);
+    }
+
+    proptest! {
+        #[test]
+        fn format_then_parse_is_identity(units in 0..=i64::MAX) {
+            let a = Amount(units);
+            prop_assert_eq!(Amount::parse(&a.to_string()), Ok(a));
+        }
+
+        #[test]
+        fn parse_accepts_exactly_well_formed_strings(whole in 0u64..1_000_000_000, frac in "[0-9]{0,10}") {
+            let s = if frac.is_empty() { whole.to_string() } else { format!("{whole}.{frac}") };
+            let parsed = Amount::parse(&s);
+            if frac.len() > 8 {
+                prop_assert_eq!(parsed, Err(AmountError::TooPrecise));
+            } else {
+                let padded = format!("{frac:0<8}");
+                let expected = whole as i64 * UNITS_PER_USD + padded.parse::<i64>().unwrap();
+                prop_assert_eq!(parsed.map(Amount::units), Ok(expected));
+            }
+        }
+
+        #[test]
+        fn arbitrary_text_parses_only_when_it_is_a_plain_decimal(s in "\\PC{0,30}") {
+            if let Ok(a) = Amount::parse(&s) {
+                prop_assert!(s.bytes().all(|b| b.is_ascii_digit() || b == b'.'));
+                prop_assert_eq!(Amount::parse(&a.to_string()), Ok(a));
+            }
+        }
+    }
+}

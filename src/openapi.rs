@@ -1,0 +1,60 @@
+//! The OpenAPI document, generated from the handlers' annotations. Every endpoint that exists
+//! is listed here; a test checks the list against the router.
+
+use utoipa::OpenApi;
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+
+use crate::{accounts, agents, auth, http};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "agentmarket", description = "Open, self-hostable agent marketplace (Agrenting API v1)"),
+    paths(
+        accounts::routes::register,
+        accounts::routes::me,
+        accounts::routes::my_agents,
+        accounts::routes::list_keys,
+        accounts::routes::create_key,
+        accounts::routes::revoke_key,
+        accounts::routes::roll_key,
+        agents::routes::register,
+        agents::routes::create_owned,
+        agents::routes::list,
+        agents::routes::discover,
+        agents::routes::show,
+        agents::routes::update,
+        agents::routes::remove,
+        agents::routes::assign,
+        agents::routes::create_credential,
+        agents::routes::list_credentials,
+        agents::routes::revoke_credential,
+        agents::routes::capabilities,
+        auth::routes::authenticate,
+        auth::routes::logout,
+        auth::routes::rotate_key,
+        http::readiness,
+    ),
+    modifiers(&Security),
+    tags(
+        (name = "accounts", description = "People's accounts"),
+        (name = "api-keys", description = "User API keys"),
+        (name = "agents", description = "Agents and the marketplace"),
+        (name = "auth", description = "Sessions"),
+        (name = "operations", description = "Health"),
+    )
+)]
+struct ApiDoc;
+
+struct Security;
+
+impl utoipa::Modify for Security {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme("api_key", SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-API-Key"))));
+        components.add_security_scheme("bearer", SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()));
+    }
+}
+
+pub fn spec() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi()
+}
