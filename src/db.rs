@@ -55,25 +55,36 @@ impl Db {
                 })
             });
         }
-        let pool = pool.connect_with(options).await.context("cannot connect to the database")?;
+        let pool = pool
+            .connect_with(options)
+            .await
+            .context("cannot connect to the database")?;
         Ok(Db { pool, engine })
     }
 
     pub async fn migrate(&self) -> anyhow::Result<()> {
-        MIGRATOR.run(&self.pool).await.context("migrations failed")?;
+        MIGRATOR
+            .run(&self.pool)
+            .await
+            .context("migrations failed")?;
         Ok(())
     }
 
     /// True when every migration this binary knows has been applied.
     pub async fn migrations_applied(&self) -> anyhow::Result<bool> {
         let applied: Vec<(i64,)> =
-            match sqlx::query_as("SELECT version FROM _sqlx_migrations WHERE success = TRUE").fetch_all(&self.pool).await {
+            match sqlx::query_as("SELECT version FROM _sqlx_migrations WHERE success = TRUE")
+                .fetch_all(&self.pool)
+                .await
+            {
                 Ok(rows) => rows,
                 // No migrations table yet: nothing applied.
                 Err(sqlx::Error::Database(_)) => return Ok(false),
                 Err(e) => return Err(e.into()),
             };
-        Ok(MIGRATOR.iter().all(|m| applied.iter().any(|(v,)| *v == m.version)))
+        Ok(MIGRATOR
+            .iter()
+            .all(|m| applied.iter().any(|(v,)| *v == m.version)))
     }
 
     pub fn pool(&self) -> &AnyPool {

@@ -9,7 +9,11 @@ use agentmarket::config::{Config, LogFormat};
 use agentmarket::{App, Clock, SystemClock, db};
 
 #[derive(Parser)]
-#[command(name = "agentmarket", version, about = "Open, self-hostable agent marketplace")]
+#[command(
+    name = "agentmarket",
+    version,
+    about = "Open, self-hostable agent marketplace"
+)]
 struct Cli {
     #[command(flatten)]
     config: Config,
@@ -56,16 +60,30 @@ async fn main() -> anyhow::Result<()> {
             println!("migrations applied");
             Ok(())
         }
-        Command::Admin(Admin::CreateUser { email, password, name, admin }) => {
+        Command::Admin(Admin::CreateUser {
+            email,
+            password,
+            name,
+            admin,
+        }) => {
             let db = db::Db::connect(&cli.config.database_url, 1).await?;
             db.migrate().await?;
-            let signup = SignUpRequest { email: Some(email), password: Some(password), name }
-                .validate()
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let signup = SignUpRequest {
+                email: Some(email),
+                password: Some(password),
+                name,
+            }
+            .validate()
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
             let (user, _key, secret) = users::register(&db, signup, admin, SystemClock.now_ms())
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
-            println!("created user {} ({}){}", user.email, user.id, if admin { " as administrator" } else { "" });
+            println!(
+                "created user {} ({}){}",
+                user.email,
+                user.id,
+                if admin { " as administrator" } else { "" }
+            );
             println!("API key (shown once): {}", secret.expose());
             Ok(())
         }
@@ -75,7 +93,9 @@ async fn main() -> anyhow::Result<()> {
 async fn serve(config: Config) -> anyhow::Result<()> {
     let bind = config.bind;
     let app = App::build(config).await?;
-    let listener = tokio::net::TcpListener::bind(bind).await.with_context(|| format!("cannot listen on {bind}"))?;
+    let listener = tokio::net::TcpListener::bind(bind)
+        .await
+        .with_context(|| format!("cannot listen on {bind}"))?;
     tracing::info!(address = %listener.local_addr()?, "agentmarket listening");
     app.serve(listener, shutdown_signal()).await
 }
@@ -86,7 +106,8 @@ async fn shutdown_signal() {
     };
     #[cfg(unix)]
     let terminate = async {
-        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
             s.recv().await;
         }
     };
@@ -97,7 +118,8 @@ async fn shutdown_signal() {
 }
 
 fn init_tracing(format: LogFormat) {
-    let filter = EnvFilter::try_from_env("AGENTMARKET_LOG").unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
+    let filter = EnvFilter::try_from_env("AGENTMARKET_LOG")
+        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
     match format {
         LogFormat::Json => builder.json().init(),

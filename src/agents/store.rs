@@ -24,14 +24,18 @@ pub struct SqlBuilder {
 
 impl SqlBuilder {
     pub fn new(sql: &str) -> Self {
-        SqlBuilder { sql: sql.to_string(), args: Vec::new() }
+        SqlBuilder {
+            sql: sql.to_string(),
+            args: Vec::new(),
+        }
     }
     /// Appends `fragment`, replacing each `?` with the next placeholder bound to `args`.
     pub fn push(&mut self, fragment: &str, args: impl IntoIterator<Item = Arg>) -> &mut Self {
         let mut args = args.into_iter();
         for ch in fragment.chars() {
             if ch == '?' {
-                self.args.push(args.next().expect("one argument per placeholder"));
+                self.args
+                    .push(args.next().expect("one argument per placeholder"));
                 self.sql.push_str(&format!("${}", self.args.len()));
             } else {
                 self.sql.push(ch);
@@ -39,7 +43,9 @@ impl SqlBuilder {
         }
         self
     }
-    pub fn query_as<'q, T>(&'q self) -> sqlx::query::QueryAs<'q, sqlx::Any, T, sqlx::any::AnyArguments>
+    pub fn query_as<'q, T>(
+        &'q self,
+    ) -> sqlx::query::QueryAs<'q, sqlx::Any, T, sqlx::any::AnyArguments>
     where
         T: for<'r> sqlx::FromRow<'r, sqlx::any::AnyRow>,
     {
@@ -95,7 +101,10 @@ pub async fn insert(tx: &mut Tx, new: NewAgentRow<'_>) -> sqlx::Result<Option<Ag
 }
 
 async fn replace_capabilities(tx: &mut Tx, agent_id: &str, caps: &[String]) -> sqlx::Result<()> {
-    sqlx::query("DELETE FROM agent_capabilities WHERE agent_id = $1").bind(agent_id).execute(&mut **tx).await?;
+    sqlx::query("DELETE FROM agent_capabilities WHERE agent_id = $1")
+        .bind(agent_id)
+        .execute(&mut **tx)
+        .await?;
     for cap in caps {
         sqlx::query("INSERT INTO agent_capabilities (agent_id, capability) VALUES ($1, $2)")
             .bind(agent_id)
@@ -108,10 +117,12 @@ async fn replace_capabilities(tx: &mut Tx, agent_id: &str, caps: &[String]) -> s
 
 /// Finds by UUID or by DID (already percent-decoded).
 pub async fn find(db: &Db, id_or_did: &str) -> sqlx::Result<Option<AgentRow>> {
-    sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {AGENT_COLUMNS} FROM agents WHERE id = $1 OR did = $1")))
-        .bind(id_or_did)
-        .fetch_optional(db.pool())
-        .await
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {AGENT_COLUMNS} FROM agents WHERE id = $1 OR did = $1"
+    )))
+    .bind(id_or_did)
+    .fetch_optional(db.pool())
+    .await
 }
 
 pub async fn find_in_tx(db: &Db, tx: &mut Tx, id: &str) -> sqlx::Result<Option<AgentRow>> {
@@ -125,7 +136,12 @@ pub async fn find_in_tx(db: &Db, tx: &mut Tx, id: &str) -> sqlx::Result<Option<A
 }
 
 /// Writes the changed fields of `current` merged with `changes`.
-pub async fn update(tx: &mut Tx, current: &AgentRow, changes: &AgentFields, now: i64) -> sqlx::Result<AgentRow> {
+pub async fn update(
+    tx: &mut Tx,
+    current: &AgentRow,
+    changes: &AgentFields,
+    now: i64,
+) -> sqlx::Result<AgentRow> {
     let caps = changes.capabilities.clone();
     let metadata = changes.metadata.clone().map(serde_json::Value::Object);
     let has_callback = match &metadata {
@@ -157,8 +173,15 @@ pub async fn update(tx: &mut Tx, current: &AgentRow, changes: &AgentFields, now:
 }
 
 pub async fn mark_deleted(tx: &mut Tx, id: &str, now: i64) -> sqlx::Result<()> {
-    sqlx::query("UPDATE agents SET status = 'deleted', updated_at = $1 WHERE id = $2").bind(now).bind(id).execute(&mut **tx).await?;
-    sqlx::query("DELETE FROM agent_capabilities WHERE agent_id = $1").bind(id).execute(&mut **tx).await?;
+    sqlx::query("UPDATE agents SET status = 'deleted', updated_at = $1 WHERE id = $2")
+        .bind(now)
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
+    sqlx::query("DELETE FROM agent_capabilities WHERE agent_id = $1")
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
     Ok(())
 }
 
@@ -174,10 +197,11 @@ pub async fn claim(tx: &mut Tx, id: &str, owner_id: &str, now: i64) -> sqlx::Res
 }
 
 pub async fn count_owned(tx: &mut Tx, owner_id: &str) -> sqlx::Result<i64> {
-    let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM agents WHERE owner_id = $1 AND status <> 'deleted'")
-        .bind(owner_id)
-        .fetch_one(&mut **tx)
-        .await?;
+    let (n,): (i64,) =
+        sqlx::query_as("SELECT COUNT(*) FROM agents WHERE owner_id = $1 AND status <> 'deleted'")
+            .bind(owner_id)
+            .fetch_one(&mut **tx)
+            .await?;
     Ok(n)
 }
 

@@ -35,8 +35,22 @@ impl JsonObject {
         }
         match serde_json::from_slice::<serde_json::Value>(bytes) {
             Ok(serde_json::Value::Object(map)) => Ok(JsonObject(map)),
-            Ok(_) => Err(ApiError::malformed_json("the request body must be a JSON object")),
-            Err(e) => Err(ApiError::malformed_json(format!("the request body is not valid JSON: {e}"))),
+            Ok(_) => Err(ApiError::malformed_json(
+                "the request body must be a JSON object",
+            )),
+            Err(e) => Err(ApiError::malformed_json(format!(
+                "the request body is not valid JSON: {e}"
+            ))),
+        }
+    }
+
+    /// `"agent."` when the body is wrapped as `{"agent": {…}}`, else `""`: prefixes field names
+    /// in validation errors so they point where the client put the value.
+    pub fn wrapper_prefix(&self, wrapper: &str) -> String {
+        if self.0.len() == 1 && self.0.get(wrapper).is_some_and(|v| v.is_object()) {
+            format!("{wrapper}.")
+        } else {
+            String::new()
         }
     }
 
@@ -52,9 +66,20 @@ impl JsonObject {
         };
         serde_path_to_error::deserialize(value).map_err(|err| {
             let path = err.path().to_string();
-            let field = if path == "." { prefix.trim_end_matches('.').to_string() } else { format!("{prefix}{path}") };
+            let field = if path == "." {
+                prefix.trim_end_matches('.').to_string()
+            } else {
+                format!("{prefix}{path}")
+            };
             let message = err.into_inner().to_string();
-            ApiError::validation(vec![FieldError::new(if field.is_empty() { "body".into() } else { field }, message)])
+            ApiError::validation(vec![FieldError::new(
+                if field.is_empty() {
+                    "body".into()
+                } else {
+                    field
+                },
+                message,
+            )])
         })
     }
 }
@@ -82,13 +107,14 @@ fn serde_urlencoded_deserializer<T: DeserializeOwned>(query: &str) -> Result<T, 
         .filter(|(_, v)| !v.is_empty())
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect();
-    let map: serde_json::Map<String, serde_json::Value> =
-        pairs.into_iter().map(|(k, v)| (k, serde_json::Value::String(v))).collect();
-    serde_path_to_error::deserialize(serde_json::Value::Object(map))
-        .map_err(|e| {
-            let path = e.path().to_string();
-            format!("{path}: {}", e.into_inner())
-        })
+    let map: serde_json::Map<String, serde_json::Value> = pairs
+        .into_iter()
+        .map(|(k, v)| (k, serde_json::Value::String(v)))
+        .collect();
+    serde_path_to_error::deserialize(serde_json::Value::Object(map)).map_err(|e| {
+        let path = e.path().to_string();
+        format!("{path}: {}", e.into_inner())
+    })
 }
 
 /// The caller's IP: the socket peer, or the first `X-Forwarded-For` hop when the server is told

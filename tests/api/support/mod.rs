@@ -1,0 +1,313 @@
+//! Test support: every test starts the real server on 127.0.0.1:0 over its own fresh database
+//! (a temporary SQLite file, or a new PostgreSQL database) and talks HTTP to it.
+
+use std::sync::Arc;
+
+use agentmarket::{App, Config, ManualClock};
+use reqwest::Method;
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
+
+pub mod pg;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    Sqlite,
+    Postgres,
+}
+
+pub struct TestApp {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub clock: Arc<ManualClock>,
+    pub engine: Engine,
+    pub database_url: String,
+    /// SQLite: the folder holding the database file.
+    pub dir: Option<tempfile::TempDir>,
+    shutdown: Option<oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<()>>,
+    _pg: Option<pg::TempDatabase>,
+}
+
+/// Runs `$name(app)` once on SQLite and once on PostgreSQL, each on a fresh database.
+/// An optional second argument adjusts the configuration.
+#[macro_export]
+macro_rules! both_engines {
+    ($name:ident) => {
+        $crate::both_engines!($name, |_: &mut agentmarket::Config| {});
+    };
+    ($name:ident, $configure:expr) => {
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                let app =
+                    $crate::support::TestApp::spawn($crate::support::Engine::Sqlite, $configure)
+                        .await;
+                super::$name(app.expect("SQLite is always available")).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                if let Some(app) =
+                    $crate::support::TestApp::spawn($crate::support::Engine::Postgres, $configure)
+                        .await
+                {
+                    super::$name(app).await;
+                }
+            }
+        }
+    };
+}
+
+#[derive(Debug)]
+pub struct Resp {
+    pub status: u16,
+    pub body: Value,
+    pub headers: reqwest::header::HeaderMap,
+    pub text: String,
+}
+
+impl Resp {
+    pub fn data(&self) -> &Value {
+        &self.body["data"]
+    }
+    pub fn code(&self) -> &str {
+        self.body["errors"][0]["code"].as_str().unwrap_or("")
+    }
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+    /// The `field`s named in a validation error.
+    pub fn error_fields(&self) -> Vec<String> {
+        self.body["errors"][0]["details"]
+            .as_array()
+            .map(|d| {
+                d.iter()
+                    .filter_map(|x| x["field"].as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+    #[track_caller]
+    pub fn expect(self, status: u16) -> Resp {
+        assert_eq!(
+            self.status, status,
+            "unexpected status; body: {}",
+            self.text
+        );
+        self
+    }
+    #[track_caller]
+    pub fn expect_error(self, status: u16, code: &str) -> Resp {
+        assert_eq!(
+            self.status, status,
+            "unexpected status; body: {}",
+            self.text
+        );
+        assert_eq!(self.code(), code, "unexpected code; body: {}", self.text);
+        assert!(self.body["data"].is_null(), "error bodies carry data: null");
+        assert!(
+            self.body["errors"][0]["details"].is_array(),
+            "details is always an array"
+        );
+        self
+    }
+}
+
+/// A signed-up user and their first key.
+#[derive(Debug, Clone)]
+pub struct User {
+    pub id: String,
+    pub email: String,
+    pub key: String,
+}
+
+/// A registered agent and its key.
+#[derive(Debug, Clone)]
+pub struct Agent {
+    pub id: String,
+    pub did: String,
+    pub key: String,
+    pub body: Value,
+}
+
+impl TestApp {
+    /// Starts a server; `None` only for PostgreSQL when it is unreachable and `CI` is unset.
+    pub async fn spawn(engine: Engine, configure: impl FnOnce(&mut Config)) -> Option<TestApp> {
+        let mut config = Config::defaults();
+        config.allow_private_network = true;
+        config.register_limit_per_hour = 10_000;
+        config.signup_limit_per_hour = 10_000;
+        config.db_max_connections = 5;
+        let (database_url, dir, pg) = match engine {
+            Engine::Sqlite => {
+                let dir = tempfile::tempdir().expect("temp dir");
+                let url = format!("sqlite://{}?mode=rwc", dir.path().join("test.db").display());
+                (url, Some(dir), None)
+            }
+            Engine::Postgres => {
+                let db = pg::TempDatabase::create().await?;
+                (db.url.clone(), None, Some(db))
+            }
+        };
+        config.database_url = database_url.clone();
+        configure(&mut config);
+        let clock = ManualClock::starting_now();
+        let app = App::build_with_clock(config, clock.clone())
+            .await
+            .expect("the app builds");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = oneshot::channel::<()>();
+        let server = tokio::spawn(async move {
+            app.serve(listener, async {
+                let _ = rx.await;
+            })
+            .await
+            .expect("server runs");
+        });
+        let client = reqwest::Client::builder()
+            .no_proxy()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        Some(TestApp {
+            base: format!("http://{addr}"),
+            client,
+            clock,
+            engine,
+            database_url,
+            dir,
+            shutdown: Some(tx),
+            server: Some(server),
+            _pg: pg,
+        })
+    }
+
+    /// Stops the server and waits for it to close its database pool.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(server) = self.server.take() {
+            let _ = server.await;
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// Sends a request; `key` goes in `X-API-Key`; `body` (if any) as JSON.
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        key: Option<&str>,
+        body: Option<Value>,
+    ) -> Resp {
+        let mut req = self
+            .client
+            .request(method, self.url(path))
+            .header("content-type", "application/json");
+        if let Some(k) = key {
+            req = req.header("x-api-key", k);
+        }
+        if let Some(b) = body {
+            req = req.body(b.to_string());
+        }
+        Self::read(req.send().await.expect("request sent")).await
+    }
+
+    pub async fn send(&self, req: reqwest::RequestBuilder) -> Resp {
+        Self::read(req.send().await.expect("request sent")).await
+    }
+
+    async fn read(res: reqwest::Response) -> Resp {
+        let status = res.status().as_u16();
+        let headers = res.headers().clone();
+        let text = res.text().await.expect("body");
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Resp {
+            status,
+            body,
+            headers,
+            text,
+        }
+    }
+
+    pub async fn get(&self, path: &str, key: Option<&str>) -> Resp {
+        self.call(Method::GET, path, key, None).await
+    }
+    pub async fn post(&self, path: &str, key: Option<&str>, body: Value) -> Resp {
+        self.call(Method::POST, path, key, Some(body)).await
+    }
+    pub async fn patch(&self, path: &str, key: Option<&str>, body: Value) -> Resp {
+        self.call(Method::PATCH, path, key, Some(body)).await
+    }
+    pub async fn delete(&self, path: &str, key: Option<&str>) -> Resp {
+        self.call(Method::DELETE, path, key, None).await
+    }
+
+    pub async fn signup(&self, email: &str) -> User {
+        let r = self
+            .post(
+                "/api/v1/accounts/register",
+                None,
+                json!({"email": email, "password": "correct horse battery"}),
+            )
+            .await
+            .expect(201);
+        User {
+            id: r.data()["user"]["id"].as_str().unwrap().to_string(),
+            email: email.to_string(),
+            key: r.data()["api_key"].as_str().unwrap().to_string(),
+        }
+    }
+
+    /// Registers an agent (owned when `key` is a user key, autonomous when `None`).
+    pub async fn register_agent(&self, key: Option<&str>, did: &str, extra: Value) -> Agent {
+        let mut agent = json!({
+            "name": format!("Agent {did}"),
+            "did": did,
+            "capabilities": ["code-review"],
+            "pricing_model": "fixed",
+            "base_price": "10.00",
+        });
+        if let (Some(obj), Value::Object(more)) = (agent.as_object_mut(), extra) {
+            obj.extend(more);
+        }
+        let r = self
+            .post("/api/v1/agents/register", key, json!({"agent": agent}))
+            .await
+            .expect(201);
+        Agent {
+            id: r.data()["agent"]["id"].as_str().unwrap().to_string(),
+            did: did.to_string(),
+            key: r.data()["api_key"].as_str().unwrap().to_string(),
+            body: r.data()["agent"].clone(),
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// Percent-encodes a DID for a path segment, as the clients' `encodeURIComponent` does.
+pub fn enc(s: &str) -> String {
+    s.replace('%', "%25").replace(':', "%3A")
+}
+
+impl TestApp {
+    /// The injected clock, in Unix seconds.
+    pub fn clock_secs(&self) -> i64 {
+        use agentmarket::Clock;
+        self.clock.now_ms() / 1000
+    }
+}

@@ -1,0 +1,156 @@
+//! The binary as an operator runs it: `admin create-user`, then `serve` with no flags but a
+//! database URL, driven over HTTP; its logs never contain a secret.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+const BIN: &str = env!("CARGO_BIN_EXE_agentmarket");
+
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn clean_command(dir: &std::path::Path) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.current_dir(dir);
+    for (k, _) in std::env::vars() {
+        if k.starts_with("AGENTMARKET_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd
+}
+
+#[test]
+fn create_user_then_serve_with_defaults_and_keep_secrets_out_of_logs() {
+    let dir = tempfile::tempdir().unwrap();
+    // `admin create-user` on the default database (agentmarket.db in the working directory).
+    let out = clean_command(dir.path())
+        .args([
+            "admin",
+            "create-user",
+            "--email",
+            "ops@example.com",
+            "--password",
+            "operator-password",
+            "--admin",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let key = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("API key (shown once): "))
+        .expect("the key is printed once")
+        .to_string();
+    assert!(key.starts_with("ap_"));
+    assert!(
+        dir.path().join("agentmarket.db").exists(),
+        "the default SQLite file is created"
+    );
+
+    // `agentmarket` with no subcommand serves; port 0 so the test can run anywhere.
+    let log_path = dir.path().join("server.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let child = clean_command(dir.path())
+        .args(["--bind", "127.0.0.1:0", "--log-format", "json"])
+        .env("AGENTMARKET_LOG", "debug")
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _server = Server(child);
+    let addr = wait_for_address(&log_path);
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (me, agent_key, created_key) = rt.block_on(async {
+        let client = reqwest::Client::builder().no_proxy().build().unwrap();
+        let me: serde_json::Value = client
+            .get(format!("http://{addr}/api/v1/accounts/me"))
+            .header("x-api-key", &key)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let agent: serde_json::Value = client
+            .post(format!("http://{addr}/api/v1/agents/register"))
+            .header("authorization", format!("Bearer {key}"))
+            .json(&serde_json::json!({"name": "Ops bot", "did": "did:ops:bot", "capabilities": ["ops"], "pricing_model": "fixed"}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let created: serde_json::Value = client
+            .post(format!("http://{addr}/api/v1/api-keys"))
+            .header("x-api-key", &key)
+            .json(&serde_json::json!({"name": "second"}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        (me, agent["data"]["api_key"].as_str().unwrap().to_string(), created["data"]["api_key"].as_str().unwrap().to_string())
+    });
+    assert_eq!(me["data"]["email"], "ops@example.com");
+    assert_eq!(me["data"]["is_admin"], true);
+    assert!(agent_key.starts_with("agk_"));
+
+    let logs = std::fs::read_to_string(&log_path).unwrap();
+    assert!(
+        logs.contains("\"request\"") || logs.contains("request"),
+        "requests are logged"
+    );
+    for secret in [&key, &agent_key, &created_key] {
+        assert!(
+            !logs.contains(secret.as_str()),
+            "a secret leaked into the logs"
+        );
+    }
+    assert!(!logs.contains("operator-password"));
+}
+
+fn wait_for_address(log_path: &std::path::Path) -> String {
+    for _ in 0..300 {
+        if let Ok(file) = std::fs::File::open(log_path) {
+            for line in BufReader::new(file).lines().map_while(Result::ok) {
+                if line.contains("agentmarket listening") {
+                    let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+                    return v["fields"]["address"].as_str().unwrap().to_string();
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!(
+        "the server did not start: {}",
+        std::fs::read_to_string(log_path).unwrap_or_default()
+    );
+}
+
+#[test]
+fn unsupported_database_urls_fail_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = clean_command(dir.path())
+        .args(["migrate", "--database-url", "mysql://x"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unsupported database URL"));
+}
