@@ -44,10 +44,8 @@ pub type SharedClock = Arc<dyn Clock>;
 
 /// RFC 3339 UTC with second precision, as the API prints times.
 pub fn rfc3339(ms: i64) -> String {
-    let t = time::OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000))
-        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-    t.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
+    let t = time::OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000)).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    t.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
 }
 
 pub fn rfc3339_opt(ms: Option<i64>) -> Option<String> {

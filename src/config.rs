@@ -8,30 +8,15 @@ use clap::{Args, Parser, ValueEnum};
 #[derive(Debug, Clone, Args)]
 pub struct Config {
     /// Database: `sqlite://path.db?mode=rwc` (default, created on first start) or `postgres://…`.
-    #[arg(
-        long,
-        global = true,
-        env = "AGENTMARKET_DATABASE_URL",
-        default_value = "sqlite://agentmarket.db?mode=rwc"
-    )]
+    #[arg(long, global = true, env = "AGENTMARKET_DATABASE_URL", default_value = "sqlite://agentmarket.db?mode=rwc")]
     pub database_url: String,
 
     /// Maximum database connections in the pool.
-    #[arg(
-        long,
-        global = true,
-        env = "AGENTMARKET_DB_MAX_CONNECTIONS",
-        default_value_t = 10
-    )]
+    #[arg(long, global = true, env = "AGENTMARKET_DB_MAX_CONNECTIONS", default_value_t = 10)]
     pub db_max_connections: u32,
 
     /// Address the HTTP server listens on.
-    #[arg(
-        long,
-        global = true,
-        env = "AGENTMARKET_BIND",
-        default_value = "127.0.0.1:8080"
-    )]
+    #[arg(long, global = true, env = "AGENTMARKET_BIND", default_value = "127.0.0.1:8080")]
     pub bind: SocketAddr,
 
     /// Agents one user may own (unset = unlimited). Autonomous agents never count.
@@ -39,48 +24,23 @@ pub struct Config {
     pub max_agents_per_user: Option<i64>,
 
     /// Anonymous agent registrations allowed per IP per hour.
-    #[arg(
-        long,
-        global = true,
-        env = "AGENTMARKET_REGISTER_LIMIT_PER_HOUR",
-        default_value_t = 20
-    )]
+    #[arg(long, global = true, env = "AGENTMARKET_REGISTER_LIMIT_PER_HOUR", default_value_t = 20)]
     pub register_limit_per_hour: u32,
 
     /// Account sign-ups allowed per IP per hour.
-    #[arg(
-        long,
-        global = true,
-        env = "AGENTMARKET_SIGNUP_LIMIT_PER_HOUR",
-        default_value_t = 20
-    )]
+    #[arg(long, global = true, env = "AGENTMARKET_SIGNUP_LIMIT_PER_HOUR", default_value_t = 20)]
     pub signup_limit_per_hour: u32,
 
     /// Failed `/auth/authenticate` attempts per IP per minute before the lockout.
-    #[arg(
-        long,
-        global = true,
-        env = "AGENTMARKET_AUTH_FAILURES_PER_MINUTE",
-        default_value_t = 10
-    )]
+    #[arg(long, global = true, env = "AGENTMARKET_AUTH_FAILURES_PER_MINUTE", default_value_t = 10)]
     pub auth_failures_per_minute: u32,
 
     /// How long an IP stays locked out after too many failed authentications, in seconds.
-    #[arg(
-        long,
-        global = true,
-        env = "AGENTMARKET_AUTH_LOCKOUT_SECS",
-        default_value_t = 300
-    )]
+    #[arg(long, global = true, env = "AGENTMARKET_AUTH_LOCKOUT_SECS", default_value_t = 300)]
     pub auth_lockout_secs: u64,
 
     /// Lifetime of session tokens from `/auth/authenticate`, in seconds.
-    #[arg(
-        long,
-        global = true,
-        env = "AGENTMARKET_SESSION_TTL_SECS",
-        default_value_t = 86_400
-    )]
+    #[arg(long, global = true, env = "AGENTMARKET_SESSION_TTL_SECS", default_value_t = 86_400)]
     pub session_ttl_secs: u64,
 
     /// Largest accepted request body, in bytes.

@@ -39,9 +39,7 @@ impl Db {
             .context("invalid database URL")?
             .log_statements(tracing::log::LevelFilter::Trace)
             .log_slow_statements(tracing::log::LevelFilter::Warn, Duration::from_millis(500));
-        let mut pool = AnyPoolOptions::new()
-            .max_connections(max_connections)
-            .acquire_timeout(Duration::from_secs(30));
+        let mut pool = AnyPoolOptions::new().max_connections(max_connections).acquire_timeout(Duration::from_secs(30));
         if engine == Engine::Sqlite {
             pool = pool.after_connect(|conn, _meta| {
                 Box::pin(async move {
@@ -55,36 +53,27 @@ impl Db {
                 })
             });
         }
-        let pool = pool
-            .connect_with(options)
-            .await
-            .context("cannot connect to the database")?;
+        let pool = pool.connect_with(options).await.context("cannot connect to the database")?;
         Ok(Db { pool, engine })
     }
 
     pub async fn migrate(&self) -> anyhow::Result<()> {
-        MIGRATOR
-            .run(&self.pool)
-            .await
-            .context("migrations failed")?;
+        MIGRATOR.run(&self.pool).await.context("migrations failed")?;
         Ok(())
     }
 
     /// True when every migration this binary knows has been applied.
     pub async fn migrations_applied(&self) -> anyhow::Result<bool> {
-        let applied: Vec<(i64,)> =
-            match sqlx::query_as("SELECT version FROM _sqlx_migrations WHERE success = TRUE")
-                .fetch_all(&self.pool)
-                .await
-            {
-                Ok(rows) => rows,
-                // No migrations table yet: nothing applied.
-                Err(sqlx::Error::Database(_)) => return Ok(false),
-                Err(e) => return Err(e.into()),
-            };
-        Ok(MIGRATOR
-            .iter()
-            .all(|m| applied.iter().any(|(v,)| *v == m.version)))
+        let applied: Vec<(i64,)> = match sqlx::query_as("SELECT version FROM _sqlx_migrations WHERE success = TRUE")
+            .fetch_all(&self.pool)
+            .await
+        {
+            Ok(rows) => rows,
+            // No migrations table yet: nothing applied.
+            Err(sqlx::Error::Database(_)) => return Ok(false),
+            Err(e) => return Err(e.into()),
+        };
+        Ok(MIGRATOR.iter().all(|m| applied.iter().any(|(v,)| *v == m.version)))
     }
 
     pub fn pool(&self) -> &AnyPool {

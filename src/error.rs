@@ -17,10 +17,7 @@ pub struct FieldError {
 
 impl FieldError {
     pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            field: field.into(),
-            message: message.into(),
-        }
+        Self { field: field.into(), message: message.into() }
     }
 }
 
@@ -43,13 +40,7 @@ pub type ApiResult<T> = Result<T, ApiError>;
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        ApiError::Known {
-            status,
-            code,
-            message: message.into(),
-            details: Vec::new(),
-            retry_after: None,
-        }
+        ApiError::Known { status, code, message: message.into(), details: Vec::new(), retry_after: None }
     }
 
     pub fn with_details(mut self, items: impl IntoIterator<Item = serde_json::Value>) -> Self {
@@ -64,26 +55,13 @@ impl ApiError {
             [one] => format!("{} {}", one.field, one.message),
             many => format!("{} fields are invalid", many.len()),
         };
-        Self::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "VALIDATION_ERROR",
-            message,
-        )
-        .with_details(
-            errors
-                .into_iter()
-                .map(|e| serde_json::json!({"field": e.field, "message": e.message})),
-        )
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, "VALIDATION_ERROR", message)
+            .with_details(errors.into_iter().map(|e| serde_json::json!({"field": e.field, "message": e.message})))
     }
 
     /// Prefixes the `field` of every validation detail (`name` → `agent.name`).
     pub fn prefix_fields(mut self, prefix: &str) -> Self {
-        if let ApiError::Known {
-            code: "VALIDATION_ERROR",
-            details,
-            ..
-        } = &mut self
-        {
+        if let ApiError::Known { code: "VALIDATION_ERROR", details, .. } = &mut self {
             for d in details.iter_mut() {
                 if let Some(serde_json::Value::String(f)) = d.get_mut("field") {
                     if !f.starts_with(prefix) {
@@ -109,55 +87,28 @@ impl ApiError {
         Self::new(StatusCode::FORBIDDEN, "FORBIDDEN", message)
     }
     pub fn not_found(what: &str) -> Self {
-        Self::new(
-            StatusCode::NOT_FOUND,
-            "NOT_FOUND",
-            format!("{what} not found"),
-        )
+        Self::new(StatusCode::NOT_FOUND, "NOT_FOUND", format!("{what} not found"))
     }
     pub fn conflict(message: impl Into<String>) -> Self {
         Self::new(StatusCode::CONFLICT, "CONFLICT", message)
     }
     /// A state machine refused: `details` names the current state.
     pub fn invalid_state(message: impl Into<String>, state: &str) -> Self {
-        Self::conflict(message)
-            .with_details([serde_json::json!({"field": "status", "current": state})])
+        Self::conflict(message).with_details([serde_json::json!({"field": "status", "current": state})])
     }
     pub fn rate_limited(retry_after_secs: u64) -> Self {
-        match Self::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "RATE_LIMIT_EXCEEDED",
-            "too many requests; retry later",
-        ) {
-            ApiError::Known {
-                status,
-                code,
-                message,
-                details,
-                ..
-            } => ApiError::Known {
-                status,
-                code,
-                message,
-                details,
-                retry_after: Some(retry_after_secs.max(1)),
-            },
+        match Self::new(StatusCode::TOO_MANY_REQUESTS, "RATE_LIMIT_EXCEEDED", "too many requests; retry later") {
+            ApiError::Known { status, code, message, details, .. } => {
+                ApiError::Known { status, code, message, details, retry_after: Some(retry_after_secs.max(1)) }
+            }
             other => other,
         }
     }
     pub fn payload_too_large() -> Self {
-        Self::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "PAYLOAD_TOO_LARGE",
-            "request body exceeds the limit",
-        )
+        Self::new(StatusCode::PAYLOAD_TOO_LARGE, "PAYLOAD_TOO_LARGE", "request body exceeds the limit")
     }
     pub fn plan_limit(max: i64) -> Self {
-        Self::new(
-            StatusCode::FORBIDDEN,
-            "PLAN_LIMIT_REACHED",
-            format!("your plan allows at most {max} agents"),
-        )
+        Self::new(StatusCode::FORBIDDEN, "PLAN_LIMIT_REACHED", format!("your plan allows at most {max} agents"))
     }
 
     pub fn code(&self) -> &'static str {
@@ -198,19 +149,9 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let request_id = current_request_id();
         let (status, code, message, details, retry_after) = match &self {
-            ApiError::Known {
-                status,
-                code,
-                message,
-                details,
-                retry_after,
-            } => (
-                *status,
-                *code,
-                message.as_str(),
-                details.as_slice(),
-                *retry_after,
-            ),
+            ApiError::Known { status, code, message, details, retry_after } => {
+                (*status, *code, message.as_str(), details.as_slice(), *retry_after)
+            }
             ApiError::Internal(err) => {
                 tracing::error!(request_id = %request_id, error = ?err, "internal error");
                 metrics::counter!("agentmarket_internal_errors_total").increment(1);
@@ -223,20 +164,11 @@ impl IntoResponse for ApiError {
                 )
             }
         };
-        let body = ErrorBody {
-            data: None,
-            meta: Meta::new(request_id),
-            errors: [ErrorItem {
-                code,
-                message,
-                details,
-            }],
-        };
+        let body =
+            ErrorBody { data: None, meta: Meta::new(request_id), errors: [ErrorItem { code, message, details }] };
         let mut response = (status, axum::Json(body)).into_response();
         if let Some(secs) = retry_after {
-            response
-                .headers_mut()
-                .insert("retry-after", HeaderValue::from(secs));
+            response.headers_mut().insert("retry-after", HeaderValue::from(secs));
         }
         response
     }

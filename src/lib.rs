@@ -40,14 +40,7 @@ impl App {
         db.migrate().await?;
         http::metrics_handle();
         let limits = Arc::new(Limits::from_config(&config));
-        Ok(App {
-            state: AppState {
-                db,
-                config: Arc::new(config),
-                clock,
-                limits,
-            },
-        })
+        Ok(App { state: AppState { db, config: Arc::new(config), clock, limits } })
     }
 
     pub fn state(&self) -> &AppState {
@@ -64,12 +57,8 @@ impl App {
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let app = self
-            .router()
-            .into_make_service_with_connect_info::<SocketAddr>();
-        axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await?;
+        let app = self.router().into_make_service_with_connect_info::<SocketAddr>();
+        axum::serve(listener, app).with_graceful_shutdown(shutdown).await?;
         self.state.db.close().await;
         Ok(())
     }

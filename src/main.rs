@@ -9,11 +9,7 @@ use agentmarket::config::{Config, LogFormat};
 use agentmarket::{App, Clock, SystemClock, db};
 
 #[derive(Parser)]
-#[command(
-    name = "agentmarket",
-    version,
-    about = "Open, self-hostable agent marketplace"
-)]
+#[command(name = "agentmarket", version, about = "Open, self-hostable agent marketplace")]
 struct Cli {
     #[command(flatten)]
     config: Config,
@@ -60,30 +56,15 @@ async fn main() -> anyhow::Result<()> {
             println!("migrations applied");
             Ok(())
         }
-        Command::Admin(Admin::CreateUser {
-            email,
-            password,
-            name,
-            admin,
-        }) => {
+        Command::Admin(Admin::CreateUser { email, password, name, admin }) => {
             let db = db::Db::connect(&cli.config.database_url, 1).await?;
             db.migrate().await?;
-            let signup = SignUpRequest {
-                email: Some(email),
-                password: Some(password),
-                name,
-            }
-            .validate()
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-            let (user, _key, secret) = users::register(&db, signup, admin, SystemClock.now_ms())
-                .await
+            let signup = SignUpRequest { email: Some(email), password: Some(password), name }
+                .validate()
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
-            println!(
-                "created user {} ({}){}",
-                user.email,
-                user.id,
-                if admin { " as administrator" } else { "" }
-            );
+            let (user, _key, secret) =
+                users::register(&db, signup, admin, SystemClock.now_ms()).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("created user {} ({}){}", user.email, user.id, if admin { " as administrator" } else { "" });
             println!("API key (shown once): {}", secret.expose());
             Ok(())
         }
@@ -93,9 +74,7 @@ async fn main() -> anyhow::Result<()> {
 async fn serve(config: Config) -> anyhow::Result<()> {
     let bind = config.bind;
     let app = App::build(config).await?;
-    let listener = tokio::net::TcpListener::bind(bind)
-        .await
-        .with_context(|| format!("cannot listen on {bind}"))?;
+    let listener = tokio::net::TcpListener::bind(bind).await.with_context(|| format!("cannot listen on {bind}"))?;
     tracing::info!(address = %listener.local_addr()?, "agentmarket listening");
     app.serve(listener, shutdown_signal()).await
 }
@@ -106,8 +85,7 @@ async fn shutdown_signal() {
     };
     #[cfg(unix)]
     let terminate = async {
-        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             s.recv().await;
         }
     };
@@ -118,8 +96,7 @@ async fn shutdown_signal() {
 }
 
 fn init_tracing(format: LogFormat) {
-    let filter = EnvFilter::try_from_env("AGENTMARKET_LOG")
-        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
+    let filter = EnvFilter::try_from_env("AGENTMARKET_LOG").unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
     match format {
         LogFormat::Json => builder.json().init(),

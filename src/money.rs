@@ -58,17 +58,9 @@ impl Amount {
         let whole_units = whole
             .trim_start_matches('0')
             .parse::<i64>()
-            .or_else(|e| {
-                if whole.trim_start_matches('0').is_empty() {
-                    Ok(0)
-                } else {
-                    Err(e)
-                }
-            })
+            .or_else(|e| if whole.trim_start_matches('0').is_empty() { Ok(0) } else { Err(e) })
             .map_err(|_| AmountError::TooLarge)?;
-        let frac_units: i64 = format!("{frac:0<8}")
-            .parse()
-            .map_err(|_| AmountError::NotDecimal)?;
+        let frac_units: i64 = format!("{frac:0<8}").parse().map_err(|_| AmountError::NotDecimal)?;
         whole_units
             .checked_mul(UNITS_PER_USD)
             .and_then(|w| w.checked_add(frac_units))
@@ -90,11 +82,7 @@ impl fmt::Display for Amount {
         let whole = self.0 / UNITS_PER_USD;
         let frac = format!("{:08}", self.0 % UNITS_PER_USD);
         let trimmed = frac.trim_end_matches('0');
-        let shown = if trimmed.len() < 2 {
-            &frac[..2]
-        } else {
-            trimmed
-        };
+        let shown = if trimmed.len() < 2 { &frac[..2] } else { trimmed };
         write!(f, "{whole}.{shown}")
     }
 }
@@ -170,10 +158,7 @@ mod tests {
     #[test]
     fn json_numbers_are_refused() {
         assert!(serde_json::from_str::<Amount>("10.5").is_err());
-        assert_eq!(
-            serde_json::from_str::<Amount>("\"10.5\"").unwrap().units(),
-            1_050_000_000
-        );
+        assert_eq!(serde_json::from_str::<Amount>("\"10.5\"").unwrap().units(), 1_050_000_000);
     }
 
     proptest! {

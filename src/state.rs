@@ -29,11 +29,7 @@ impl Limits {
         Limits {
             anonymous_register: WindowLimiter::new(config.register_limit_per_hour, 3600),
             signup: WindowLimiter::new(config.signup_limit_per_hour, 3600),
-            authenticate: Lockout::new(
-                config.auth_failures_per_minute,
-                60,
-                config.auth_lockout_secs as i64,
-            ),
+            authenticate: Lockout::new(config.auth_failures_per_minute, 60, config.auth_lockout_secs as i64),
         }
     }
 }

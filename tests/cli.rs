@@ -32,22 +32,10 @@ fn create_user_then_serve_with_defaults_and_keep_secrets_out_of_logs() {
     let dir = tempfile::tempdir().unwrap();
     // `admin create-user` on the default database (agentmarket.db in the working directory).
     let out = clean_command(dir.path())
-        .args([
-            "admin",
-            "create-user",
-            "--email",
-            "ops@example.com",
-            "--password",
-            "operator-password",
-            "--admin",
-        ])
+        .args(["admin", "create-user", "--email", "ops@example.com", "--password", "operator-password", "--admin"])
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let stdout = String::from_utf8(out.stdout).unwrap();
     let key = stdout
         .lines()
@@ -55,10 +43,7 @@ fn create_user_then_serve_with_defaults_and_keep_secrets_out_of_logs() {
         .expect("the key is printed once")
         .to_string();
     assert!(key.starts_with("ap_"));
-    assert!(
-        dir.path().join("agentmarket.db").exists(),
-        "the default SQLite file is created"
-    );
+    assert!(dir.path().join("agentmarket.db").exists(), "the default SQLite file is created");
 
     // `agentmarket` with no subcommand serves; port 0 so the test can run anywhere.
     let log_path = dir.path().join("server.log");
@@ -113,15 +98,9 @@ fn create_user_then_serve_with_defaults_and_keep_secrets_out_of_logs() {
     assert!(agent_key.starts_with("agk_"));
 
     let logs = std::fs::read_to_string(&log_path).unwrap();
-    assert!(
-        logs.contains("\"request\"") || logs.contains("request"),
-        "requests are logged"
-    );
+    assert!(logs.contains("\"request\"") || logs.contains("request"), "requests are logged");
     for secret in [&key, &agent_key, &created_key] {
-        assert!(
-            !logs.contains(secret.as_str()),
-            "a secret leaked into the logs"
-        );
+        assert!(!logs.contains(secret.as_str()), "a secret leaked into the logs");
     }
     assert!(!logs.contains("operator-password"));
 }
@@ -138,19 +117,13 @@ fn wait_for_address(log_path: &std::path::Path) -> String {
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    panic!(
-        "the server did not start: {}",
-        std::fs::read_to_string(log_path).unwrap_or_default()
-    );
+    panic!("the server did not start: {}", std::fs::read_to_string(log_path).unwrap_or_default());
 }
 
 #[test]
 fn unsupported_database_urls_fail_clearly() {
     let dir = tempfile::tempdir().unwrap();
-    let out = clean_command(dir.path())
-        .args(["migrate", "--database-url", "mysql://x"])
-        .output()
-        .unwrap();
+    let out = clean_command(dir.path()).args(["migrate", "--database-url", "mysql://x"]).output().unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("unsupported database URL"));
 }

@@ -38,12 +38,7 @@ pub struct KeySpec {
 impl NewKeyRequest {
     pub fn validate(self, now: i64) -> ApiResult<KeySpec> {
         let mut errors = Vec::new();
-        let name = self
-            .name
-            .as_deref()
-            .map(str::trim)
-            .unwrap_or("")
-            .to_string();
+        let name = self.name.as_deref().map(str::trim).unwrap_or("").to_string();
         if name.is_empty() || name.chars().count() > 64 {
             errors.push(FieldError::new("name", "is required, 1–64 characters"));
         }
@@ -92,12 +87,7 @@ impl NewKeyRequest {
         if !errors.is_empty() {
             return Err(ApiError::validation(errors));
         }
-        Ok(KeySpec {
-            name,
-            scopes,
-            expires_at,
-            max_price_per_hire,
-        })
+        Ok(KeySpec { name, scopes, expires_at, max_price_per_hire })
     }
 }
 
@@ -116,7 +106,8 @@ struct KeyRow {
     revoked_at: Option<i64>,
 }
 
-const KEY_COLUMNS: &str = "id, user_id, name, prefix, last4, scopes, max_price_per_hire, created_at, last_used_at, expires_at, revoked_at";
+const KEY_COLUMNS: &str =
+    "id, user_id, name, prefix, last4, scopes, max_price_per_hire, created_at, last_used_at, expires_at, revoked_at";
 
 impl KeyRow {
     fn info(self) -> KeyInfo {
@@ -187,44 +178,37 @@ fn auth_from(row: AuthRow) -> UserKeyAuth {
 }
 
 pub async fn find_by_hash(db: &Db, key_hash: &str) -> sqlx::Result<Option<UserKeyAuth>> {
-    let row: Option<AuthRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "{AUTH_SELECT} WHERE k.key_hash = $1"
-    )))
-    .bind(key_hash)
-    .fetch_optional(db.pool())
-    .await?;
+    let row: Option<AuthRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!("{AUTH_SELECT} WHERE k.key_hash = $1")))
+        .bind(key_hash)
+        .fetch_optional(db.pool())
+        .await?;
     Ok(row.map(auth_from))
 }
 
 pub async fn find_by_id(db: &Db, id: &str) -> sqlx::Result<Option<UserKeyAuth>> {
-    let row: Option<AuthRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "{AUTH_SELECT} WHERE k.id = $1"
-    )))
-    .bind(id)
-    .fetch_optional(db.pool())
-    .await?;
+    let row: Option<AuthRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!("{AUTH_SELECT} WHERE k.id = $1")))
+        .bind(id)
+        .fetch_optional(db.pool())
+        .await?;
     Ok(row.map(auth_from))
 }
 
 /// Records use; callers throttle this to about once a minute per key.
 pub async fn touch(db: &Db, id: &str, now: i64) {
-    let result = sqlx::query("UPDATE user_api_keys SET last_used_at = $1 WHERE id = $2 AND (last_used_at IS NULL OR last_used_at < $1)")
-        .bind(now)
-        .bind(id)
-        .execute(db.pool())
-        .await;
+    let result = sqlx::query(
+        "UPDATE user_api_keys SET last_used_at = $1 WHERE id = $2 AND (last_used_at IS NULL OR last_used_at < $1)",
+    )
+    .bind(now)
+    .bind(id)
+    .execute(db.pool())
+    .await;
     if let Err(e) = result {
         tracing::warn!(error = %e, "could not record key use");
     }
 }
 
 /// Inserts a new key inside `tx` and returns its info and the plaintext (show once).
-pub async fn insert(
-    tx: &mut Tx,
-    user_id: &str,
-    spec: &KeySpec,
-    now: i64,
-) -> sqlx::Result<(KeyInfo, PlainSecret)> {
+pub async fn insert(tx: &mut Tx, user_id: &str, spec: &KeySpec, now: i64) -> sqlx::Result<(KeyInfo, PlainSecret)> {
     let key = keys::generate(KeyKind::User);
     let id = uuid::Uuid::now_v7().to_string();
     let row: KeyRow = sqlx::query_as(sqlx::AssertSqlSafe(format!(
@@ -247,37 +231,20 @@ pub async fn insert(
 }
 
 /// A key may only mint keys no more powerful than itself.
-pub fn check_within(
-    parent_scopes: &Scopes,
-    parent_cap: Option<Amount>,
-    spec: &KeySpec,
-) -> ApiResult<()> {
-    if !spec
-        .scopes
-        .0
-        .iter()
-        .all(|s| parent_scopes.allows(s) && (s != "*" || parent_scopes.allows("*")))
-    {
-        return Err(ApiError::forbidden(
-            "a key cannot create a key with scopes it does not have",
-        ));
+pub fn check_within(parent_scopes: &Scopes, parent_cap: Option<Amount>, spec: &KeySpec) -> ApiResult<()> {
+    // `allows("*")` holds only for a full-access parent, so a scoped key cannot mint `*`.
+    if !spec.scopes.0.iter().all(|s| parent_scopes.allows(s)) {
+        return Err(ApiError::forbidden("a key cannot create a key with scopes it does not have"));
     }
     if let Some(cap) = parent_cap {
         if spec.max_price_per_hire.is_none_or(|c| c > cap) {
-            return Err(ApiError::forbidden(
-                "a capped key cannot create a key with a higher max_price_per_hire",
-            ));
+            return Err(ApiError::forbidden("a capped key cannot create a key with a higher max_price_per_hire"));
         }
     }
     Ok(())
 }
 
-pub async fn create(
-    db: &Db,
-    user_id: &str,
-    spec: &KeySpec,
-    now: i64,
-) -> ApiResult<(KeyInfo, PlainSecret)> {
+pub async fn create(db: &Db, user_id: &str, spec: &KeySpec, now: i64) -> ApiResult<(KeyInfo, PlainSecret)> {
     let mut tx = db.begin().await?;
     let created = insert(&mut tx, user_id, spec, now).await?;
     tx.commit().await?;
@@ -295,14 +262,12 @@ pub async fn list(db: &Db, user_id: &str) -> sqlx::Result<Vec<KeyInfo>> {
 }
 
 async fn owned_row(tx: &mut Tx, user_id: &str, key_id: &str) -> ApiResult<KeyRow> {
-    let row: Option<KeyRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {KEY_COLUMNS} FROM user_api_keys WHERE id = $1"
-    )))
-    .bind(key_id)
-    .fetch_optional(&mut **tx)
-    .await?;
-    row.filter(|r| r.user_id == user_id)
-        .ok_or_else(|| ApiError::not_found("API key"))
+    let row: Option<KeyRow> =
+        sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {KEY_COLUMNS} FROM user_api_keys WHERE id = $1")))
+            .bind(key_id)
+            .fetch_optional(&mut **tx)
+            .await?;
+    row.filter(|r| r.user_id == user_id).ok_or_else(|| ApiError::not_found("API key"))
 }
 
 /// Revokes at once. Revoking an already revoked key returns it unchanged.
@@ -331,10 +296,7 @@ pub async fn roll(
     let mut tx = db.begin().await?;
     let old = owned_row(&mut tx, user_id, key_id).await?;
     if old.revoked_at.is_some() || old.expires_at.is_some_and(|t| t <= now) {
-        return Err(ApiError::invalid_state(
-            "a revoked or expired key cannot be rolled",
-            "revoked",
-        ));
+        return Err(ApiError::invalid_state("a revoked or expired key cannot be rolled", "revoked"));
     }
     let spec = KeySpec {
         name: old.name.clone(),
@@ -350,11 +312,13 @@ pub async fn roll(
             .await?;
     } else {
         let until = now + grace_secs * 1000;
-        sqlx::query("UPDATE user_api_keys SET expires_at = $1 WHERE id = $2 AND (expires_at IS NULL OR expires_at > $1)")
-            .bind(until)
-            .bind(key_id)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "UPDATE user_api_keys SET expires_at = $1 WHERE id = $2 AND (expires_at IS NULL OR expires_at > $1)",
+        )
+        .bind(until)
+        .bind(key_id)
+        .execute(&mut *tx)
+        .await?;
     }
     let created = insert(&mut tx, user_id, &spec, now).await?;
     tx.commit().await?;

@@ -38,23 +38,14 @@ pub struct SignedUp {
 /// Create an account; its first API key is in the response, once.
 #[utoipa::path(post, path = "/api/v1/accounts/register", tag = "accounts", request_body = SignUpRequest,
     responses((status = 201, body = SignedUp), (status = 409, description = "email taken"), (status = 422), (status = 429)))]
-async fn register(
-    State(state): State<AppState>,
-    ClientIp(ip): ClientIp,
-    body: JsonObject,
-) -> ApiResult<Api<SignedUp>> {
+async fn register(State(state): State<AppState>, ClientIp(ip): ClientIp, body: JsonObject) -> ApiResult<Api<SignedUp>> {
     let signup = body.parse::<SignUpRequest>(Some("user"))?.validate()?;
     let decision = state.limits.signup.hit(&ip.to_string(), state.now());
     if !decision.allowed {
         return Err(ApiError::rate_limited(decision.reset_secs));
     }
     let (user, key, secret) = users::register(&state.db, signup, false, state.now()).await?;
-    Ok(Api::created(SignedUp {
-        user,
-        api_key: secret.into_inner(),
-        key,
-        message: agents::KEY_WARNING,
-    }))
+    Ok(Api::created(SignedUp { user, api_key: secret.into_inner(), key, message: agents::KEY_WARNING }))
 }
 
 #[derive(Serialize, ToSchema)]
@@ -79,18 +70,14 @@ pub struct Me {
 async fn me(State(state): State<AppState>, caller: Caller) -> ApiResult<Api<Me>> {
     let user_ctx = caller.require_user()?;
     caller.require_scope("account:read")?;
-    let user = users::find(&state.db, &user_ctx.id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("account"))?;
+    let user = users::find(&state.db, &user_ctx.id).await?.ok_or_else(|| ApiError::not_found("account"))?;
     let agent_count = agents::count_owned(&state.db, &user.id).await?;
     Ok(Api::ok(Me {
         id: user.id,
         email: user.email,
         name: user.name,
         is_admin: user.is_admin,
-        plan: Plan {
-            max_agents: state.config.max_agents_per_user,
-        },
+        plan: Plan { max_agents: state.config.max_agents_per_user },
         agent_count,
         created_at: user.created_at,
     }))
@@ -99,17 +86,12 @@ async fn me(State(state): State<AppState>, caller: Caller) -> ApiResult<Api<Me>>
 /// The user's own agents, drafts included (what the dashboard shows).
 #[utoipa::path(get, path = "/api/v1/accounts/me/agents", tag = "accounts",
     responses((status = 200, body = Vec<agents::model::Agent>), (status = 401), (status = 403)))]
-async fn my_agents(
-    State(state): State<AppState>,
-    caller: Caller,
-) -> ApiResult<Api<Vec<agents::model::Agent>>> {
+async fn my_agents(State(state): State<AppState>, caller: Caller) -> ApiResult<Api<Vec<agents::model::Agent>>> {
     let user = caller.require_user()?;
     caller.require_scope("agents:read")?;
     let now = state.now();
     let rows = agents::store::list_owned(&state.db, &user.id).await?;
-    Ok(Api::ok(
-        rows.iter().map(|a| a.to_agent(now, true)).collect(),
-    ))
+    Ok(Api::ok(rows.iter().map(|a| a.to_agent(now, true)).collect()))
 }
 
 /// The account's keys. Secrets are never shown again.
@@ -131,37 +113,23 @@ pub struct CreatedKey {
 /// Create a named key, optionally scoped, expiring or capped.
 #[utoipa::path(post, path = "/api/v1/api-keys", tag = "api-keys", request_body = NewKeyRequest,
     responses((status = 201, body = CreatedKey), (status = 401), (status = 403), (status = 422)))]
-async fn create_key(
-    State(state): State<AppState>,
-    caller: Caller,
-    body: JsonObject,
-) -> ApiResult<Api<CreatedKey>> {
+async fn create_key(State(state): State<AppState>, caller: Caller, body: JsonObject) -> ApiResult<Api<CreatedKey>> {
     let user = caller.require_user()?;
     caller.require_scope("account:write")?;
     let now = state.now();
     let spec = body.parse::<NewKeyRequest>(Some("key"))?.validate(now)?;
     api_keys::check_within(&caller.scopes, caller.max_price_per_hire, &spec)?;
     let (key, secret) = api_keys::create(&state.db, &user.id, &spec, now).await?;
-    Ok(Api::created(CreatedKey {
-        key,
-        api_key: secret.into_inner(),
-        message: agents::KEY_WARNING,
-    }))
+    Ok(Api::created(CreatedKey { key, api_key: secret.into_inner(), message: agents::KEY_WARNING }))
 }
 
 /// Revoke a key at once.
 #[utoipa::path(delete, path = "/api/v1/api-keys/{id}", tag = "api-keys", params(("id" = String, Path)),
     responses((status = 200, body = KeyInfo), (status = 401), (status = 403), (status = 404)))]
-async fn revoke_key(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path(id): Path<String>,
-) -> ApiResult<Api<KeyInfo>> {
+async fn revoke_key(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Api<KeyInfo>> {
     let user = caller.require_user()?;
     caller.require_scope("account:write")?;
-    Ok(Api::ok(
-        api_keys::revoke(&state.db, &user.id, &id, state.now()).await?,
-    ))
+    Ok(Api::ok(api_keys::revoke(&state.db, &user.id, &id, state.now()).await?))
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -181,20 +149,10 @@ async fn roll_key(
 ) -> ApiResult<Api<CreatedKey>> {
     let user = caller.require_user()?;
     caller.require_scope("account:write")?;
-    let grace = body
-        .parse::<RollRequest>(None)?
-        .expires_in_seconds
-        .unwrap_or(0);
+    let grace = body.parse::<RollRequest>(None)?.expires_in_seconds.unwrap_or(0);
     if !(0..=MAX_ROLL_GRACE_SECS).contains(&grace) {
-        return Err(ApiError::field(
-            "expires_in_seconds",
-            "must be from 0 to 604800",
-        ));
+        return Err(ApiError::field("expires_in_seconds", "must be from 0 to 604800"));
     }
     let (key, secret) = api_keys::roll(&state.db, &user.id, &id, grace, state.now()).await?;
-    Ok(Api::created(CreatedKey {
-        key,
-        api_key: secret.into_inner(),
-        message: agents::KEY_WARNING,
-    }))
+    Ok(Api::created(CreatedKey { key, api_key: secret.into_inner(), message: agents::KEY_WARNING }))
 }

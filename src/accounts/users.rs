@@ -41,21 +41,14 @@ impl SignUpRequest {
         if !(10..=1024).contains(&len) {
             errors.push(FieldError::new("password", "must be 10–1024 characters"));
         }
-        let name = self
-            .name
-            .map(|n| n.trim().to_string())
-            .filter(|n| !n.is_empty());
+        let name = self.name.map(|n| n.trim().to_string()).filter(|n| !n.is_empty());
         if name.as_ref().is_some_and(|n| n.chars().count() > 100) {
             errors.push(FieldError::new("name", "must be at most 100 characters"));
         }
         if !errors.is_empty() {
             return Err(ApiError::validation(errors));
         }
-        Ok(SignUp {
-            email,
-            password,
-            name,
-        })
+        Ok(SignUp { email, password, name })
     }
 }
 
@@ -93,13 +86,7 @@ struct UserRow {
 
 impl From<UserRow> for User {
     fn from(r: UserRow) -> User {
-        User {
-            id: r.id,
-            email: r.email,
-            name: r.name,
-            is_admin: r.is_admin != 0,
-            created_at: rfc3339(r.created_at),
-        }
+        User { id: r.id, email: r.email, name: r.name, is_admin: r.is_admin != 0, created_at: rfc3339(r.created_at) }
     }
 }
 
@@ -108,21 +95,14 @@ pub async fn hash_password(password: String) -> anyhow::Result<String> {
         let mut salt = [0u8; 16];
         rand::rngs::OsRng.try_fill_bytes(&mut salt)?;
         let salt = SaltString::encode_b64(&salt).map_err(|e| anyhow::anyhow!("{e}"))?;
-        let hash = Argon2::default()
-            .hash_password(password.as_bytes(), &salt)
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let hash = Argon2::default().hash_password(password.as_bytes(), &salt).map_err(|e| anyhow::anyhow!("{e}"))?;
         Ok(hash.to_string())
     })
     .await?
 }
 
 /// Creates the account and its first key (full access) in one transaction.
-pub async fn register(
-    db: &Db,
-    signup: SignUp,
-    is_admin: bool,
-    now: i64,
-) -> ApiResult<(User, KeyInfo, PlainSecret)> {
+pub async fn register(db: &Db, signup: SignUp, is_admin: bool, now: i64) -> ApiResult<(User, KeyInfo, PlainSecret)> {
     let password_hash = hash_password(signup.password).await?;
     let id = uuid::Uuid::now_v7().to_string();
     let mut tx = db.begin().await?;
@@ -140,29 +120,20 @@ pub async fn register(
     .fetch_optional(&mut *tx)
     .await?;
     let Some(user) = inserted else {
-        return Err(
-            ApiError::conflict("an account with this email already exists").with_details([
-                serde_json::json!({"field": "email", "message": "is already registered"}),
-            ]),
-        );
+        return Err(ApiError::conflict("an account with this email already exists")
+            .with_details([serde_json::json!({"field": "email", "message": "is already registered"})]));
     };
-    let spec = KeySpec {
-        name: "default".into(),
-        scopes: Scopes::all(),
-        expires_at: None,
-        max_price_per_hire: None,
-    };
+    let spec = KeySpec { name: "default".into(), scopes: Scopes::all(), expires_at: None, max_price_per_hire: None };
     let (key, secret) = api_keys::insert(&mut tx, &id, &spec, now).await?;
     tx.commit().await?;
     Ok((user.into(), key, secret))
 }
 
 pub async fn find(db: &Db, id: &str) -> sqlx::Result<Option<User>> {
-    let row: Option<UserRow> =
-        sqlx::query_as("SELECT id, email, name, is_admin, created_at FROM users WHERE id = $1")
-            .bind(id)
-            .fetch_optional(db.pool())
-            .await?;
+    let row: Option<UserRow> = sqlx::query_as("SELECT id, email, name, is_admin, created_at FROM users WHERE id = $1")
+        .bind(id)
+        .fetch_optional(db.pool())
+        .await?;
     Ok(row.map(User::from))
 }
 
@@ -177,39 +148,28 @@ pub async fn find_by_email(db: &Db, email: &str) -> sqlx::Result<Option<User>> {
 
 /// Checks a password; `None` for a wrong email or password alike.
 pub async fn verify_password(db: &Db, email: &str, password: &str) -> anyhow::Result<Option<User>> {
-    let row: Option<(String, String)> =
-        sqlx::query_as("SELECT id, password_hash FROM users WHERE email = $1")
-            .bind(email.trim().to_lowercase())
-            .fetch_optional(db.pool())
-            .await?;
+    let row: Option<(String, String)> = sqlx::query_as("SELECT id, password_hash FROM users WHERE email = $1")
+        .bind(email.trim().to_lowercase())
+        .fetch_optional(db.pool())
+        .await?;
     let Some((id, stored)) = row else {
         return Ok(None);
     };
     let password = password.to_string();
     let ok = tokio::task::spawn_blocking(move || {
-        PasswordHash::new(&stored).is_ok_and(|h| {
-            Argon2::default()
-                .verify_password(password.as_bytes(), &h)
-                .is_ok()
-        })
+        PasswordHash::new(&stored).is_ok_and(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
     })
     .await?;
-    if ok {
-        Ok(find(db, &id).await?)
-    } else {
-        Ok(None)
-    }
+    if ok { Ok(find(db, &id).await?) } else { Ok(None) }
 }
 
 /// Serialises concurrent changes that count a user's things (plan limits): locks the user row
 /// on PostgreSQL; SQLite's `BEGIN IMMEDIATE` already serialises writers.
 pub async fn lock_for_update(db: &Db, tx: &mut crate::db::Tx, id: &str) -> sqlx::Result<bool> {
-    let row: Option<(String,)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT id FROM users WHERE id = $1{}",
-        db.for_update()
-    )))
-    .bind(id)
-    .fetch_optional(&mut **tx)
-    .await?;
+    let row: Option<(String,)> =
+        sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT id FROM users WHERE id = $1{}", db.for_update())))
+            .bind(id)
+            .fetch_optional(&mut **tx)
+            .await?;
     Ok(row.is_some())
 }

@@ -20,8 +20,7 @@ struct CredentialRow {
     revoked_at: Option<i64>,
 }
 
-const COLUMNS: &str =
-    "id, agent_id, name, prefix, last4, created_at, last_used_at, expires_at, revoked_at";
+const COLUMNS: &str = "id, agent_id, name, prefix, last4, created_at, last_used_at, expires_at, revoked_at";
 
 impl CredentialRow {
     fn info(self) -> KeyInfo {
@@ -55,9 +54,7 @@ pub struct AgentKeyAuth {
 
 impl AgentKeyAuth {
     pub fn is_usable(&self, now: i64) -> bool {
-        self.revoked_at.is_none()
-            && self.expires_at.is_none_or(|t| t > now)
-            && self.agent_status != "deleted"
+        self.revoked_at.is_none() && self.expires_at.is_none_or(|t| t > now) && self.agent_status != "deleted"
     }
 }
 
@@ -65,21 +62,17 @@ const AUTH_SELECT: &str = "SELECT c.id, c.agent_id, a.did AS agent_did, a.owner_
      c.last_used_at, c.expires_at, c.revoked_at FROM agent_credentials c JOIN agents a ON a.id = c.agent_id";
 
 pub async fn find_by_hash(db: &Db, key_hash: &str) -> sqlx::Result<Option<AgentKeyAuth>> {
-    sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "{AUTH_SELECT} WHERE c.key_hash = $1"
-    )))
-    .bind(key_hash)
-    .fetch_optional(db.pool())
-    .await
+    sqlx::query_as(sqlx::AssertSqlSafe(format!("{AUTH_SELECT} WHERE c.key_hash = $1")))
+        .bind(key_hash)
+        .fetch_optional(db.pool())
+        .await
 }
 
 pub async fn find_by_id(db: &Db, id: &str) -> sqlx::Result<Option<AgentKeyAuth>> {
-    sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "{AUTH_SELECT} WHERE c.id = $1"
-    )))
-    .bind(id)
-    .fetch_optional(db.pool())
-    .await
+    sqlx::query_as(sqlx::AssertSqlSafe(format!("{AUTH_SELECT} WHERE c.id = $1")))
+        .bind(id)
+        .fetch_optional(db.pool())
+        .await
 }
 
 /// Records use of the key and that the agent was seen; throttled by the caller.
@@ -102,12 +95,7 @@ pub async fn touch(db: &Db, id: &str, agent_id: &str, now: i64) {
     }
 }
 
-pub async fn insert(
-    tx: &mut Tx,
-    agent_id: &str,
-    name: &str,
-    now: i64,
-) -> sqlx::Result<(KeyInfo, PlainSecret)> {
+pub async fn insert(tx: &mut Tx, agent_id: &str, name: &str, now: i64) -> sqlx::Result<(KeyInfo, PlainSecret)> {
     let key = keys::generate(KeyKind::Agent);
     let row: CredentialRow = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "INSERT INTO agent_credentials (id, agent_id, name, key_hash, prefix, last4, created_at) \
@@ -125,12 +113,7 @@ pub async fn insert(
     Ok((row.info(), key.plaintext))
 }
 
-pub async fn create(
-    db: &Db,
-    agent_id: &str,
-    name: &str,
-    now: i64,
-) -> ApiResult<(KeyInfo, PlainSecret)> {
+pub async fn create(db: &Db, agent_id: &str, name: &str, now: i64) -> ApiResult<(KeyInfo, PlainSecret)> {
     let mut tx = db.begin().await?;
     let created = insert(&mut tx, agent_id, name, now).await?;
     tx.commit().await?;
@@ -148,52 +131,38 @@ pub async fn list(db: &Db, agent_id: &str) -> sqlx::Result<Vec<KeyInfo>> {
 }
 
 async fn owned_row(tx: &mut Tx, agent_id: &str, key_id: &str) -> ApiResult<CredentialRow> {
-    let row: Option<CredentialRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM agent_credentials WHERE id = $1"
-    )))
-    .bind(key_id)
-    .fetch_optional(&mut **tx)
-    .await?;
-    row.filter(|r| r.agent_id == agent_id)
-        .ok_or_else(|| ApiError::not_found("credential"))
+    let row: Option<CredentialRow> =
+        sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM agent_credentials WHERE id = $1")))
+            .bind(key_id)
+            .fetch_optional(&mut **tx)
+            .await?;
+    row.filter(|r| r.agent_id == agent_id).ok_or_else(|| ApiError::not_found("credential"))
 }
 
 pub async fn revoke(db: &Db, agent_id: &str, key_id: &str, now: i64) -> ApiResult<KeyInfo> {
     let mut tx = db.begin().await?;
     owned_row(&mut tx, agent_id, key_id).await?;
-    sqlx::query(
-        "UPDATE agent_credentials SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL",
-    )
-    .bind(now)
-    .bind(key_id)
-    .execute(&mut *tx)
-    .await?;
+    sqlx::query("UPDATE agent_credentials SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+        .bind(now)
+        .bind(key_id)
+        .execute(&mut *tx)
+        .await?;
     let row = owned_row(&mut tx, agent_id, key_id).await?;
     tx.commit().await?;
     Ok(row.info())
 }
 
 /// Replaces a key: the new one gets the same name, the old one is revoked at once.
-pub async fn rotate(
-    db: &Db,
-    agent_id: &str,
-    key_id: &str,
-    now: i64,
-) -> ApiResult<(KeyInfo, PlainSecret)> {
+pub async fn rotate(db: &Db, agent_id: &str, key_id: &str, now: i64) -> ApiResult<(KeyInfo, PlainSecret)> {
     let mut tx = db.begin().await?;
     let old = owned_row(&mut tx, agent_id, key_id).await?;
-    let revoked = sqlx::query(
-        "UPDATE agent_credentials SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL",
-    )
-    .bind(now)
-    .bind(key_id)
-    .execute(&mut *tx)
-    .await?;
+    let revoked = sqlx::query("UPDATE agent_credentials SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+        .bind(now)
+        .bind(key_id)
+        .execute(&mut *tx)
+        .await?;
     if revoked.rows_affected() == 0 {
-        return Err(ApiError::invalid_state(
-            "this key is already revoked",
-            "revoked",
-        ));
+        return Err(ApiError::invalid_state("this key is already revoked", "revoked"));
     }
     let created = insert(&mut tx, agent_id, &old.name, now).await?;
     tx.commit().await?;
@@ -201,27 +170,18 @@ pub async fn rotate(
 }
 
 pub async fn revoke_all(tx: &mut Tx, agent_id: &str, now: i64) -> sqlx::Result<()> {
-    sqlx::query(
-        "UPDATE agent_credentials SET revoked_at = $1 WHERE agent_id = $2 AND revoked_at IS NULL",
-    )
-    .bind(now)
-    .bind(agent_id)
-    .execute(&mut **tx)
-    .await?;
+    sqlx::query("UPDATE agent_credentials SET revoked_at = $1 WHERE agent_id = $2 AND revoked_at IS NULL")
+        .bind(now)
+        .bind(agent_id)
+        .execute(&mut **tx)
+        .await?;
     Ok(())
 }
 
 /// Whether `token` is a live key of `agent_id` (used by the assign flow).
-pub async fn verify_for_agent(
-    db: &Db,
-    agent_id: &str,
-    token: &str,
-    now: i64,
-) -> sqlx::Result<bool> {
+pub async fn verify_for_agent(db: &Db, agent_id: &str, token: &str, now: i64) -> sqlx::Result<bool> {
     if KeyKind::of(token) != Some(KeyKind::Agent) {
         return Ok(false);
     }
-    Ok(find_by_hash(db, &keys::hash(token))
-        .await?
-        .is_some_and(|k| k.agent_id == agent_id && k.is_usable(now)))
+    Ok(find_by_hash(db, &keys::hash(token)).await?.is_some_and(|k| k.agent_id == agent_id && k.is_usable(now)))
 }

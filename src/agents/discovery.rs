@@ -22,11 +22,7 @@ pub struct ListQuery {
 }
 
 /// Active agents, newest first.
-pub async fn list(
-    db: &Db,
-    query: &ListQuery,
-    page: &PageRequest,
-) -> ApiResult<(Vec<AgentRow>, i64)> {
+pub async fn list(db: &Db, query: &ListQuery, page: &PageRequest) -> ApiResult<(Vec<AgentRow>, i64)> {
     let mut filter = SqlBuilder::new(" FROM agents a WHERE a.status = 'active'");
     if let Some(cap) = query.capability.as_deref() {
         filter.push(
@@ -35,38 +31,24 @@ pub async fn list(
         );
     }
     if let Some(q) = query.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
-        let pattern = format!(
-            "%{}%",
-            q.to_lowercase()
-                .replace('\\', "")
-                .replace('%', "")
-                .replace('_', "")
-        );
+        let pattern = format!("%{}%", q.to_lowercase().replace('\\', "").replace('%', "").replace('_', ""));
         filter.push(
             " AND (LOWER(a.name) LIKE ? OR LOWER(COALESCE(a.description, '')) LIKE ?)",
             [Arg::Text(pattern.clone()), Arg::Text(pattern)],
         );
     }
-    let mut count = SqlBuilder {
-        sql: format!("SELECT COUNT(*){}", filter.sql),
-        args: filter.args.clone(),
-    };
+    let count = SqlBuilder { sql: format!("SELECT COUNT(*){}", filter.sql), args: filter.args.clone() };
     let (total,): (i64,) = count.query_as().fetch_one(db.pool()).await?;
-    let cols = AGENT_COLUMNS
-        .split(", ")
-        .map(|c| format!("a.{c}"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    count = SqlBuilder {
-        sql: format!("SELECT {cols}{}", filter.sql),
-        args: filter.args,
-    };
-    count.push(
-        " ORDER BY a.created_at DESC, a.id DESC LIMIT ? OFFSET ?",
-        [Arg::Int(page.limit), Arg::Int(page.offset)],
-    );
-    let rows: Vec<AgentRow> = count.query_as().fetch_all(db.pool()).await?;
+    let mut select = SqlBuilder { sql: format!("SELECT {}{}", prefixed_columns(), filter.sql), args: filter.args };
+    select
+        .push(" ORDER BY a.created_at DESC, a.id DESC LIMIT ? OFFSET ?", [Arg::Int(page.limit), Arg::Int(page.offset)]);
+    let rows: Vec<AgentRow> = select.query_as().fetch_all(db.pool()).await?;
     Ok((rows, total))
+}
+
+/// The agent columns qualified with the `a.` alias used by the marketplace queries.
+fn prefixed_columns() -> String {
+    AGENT_COLUMNS.split(", ").map(|c| format!("a.{c}")).collect::<Vec<_>>().join(", ")
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -140,26 +122,18 @@ pub async fn discover(db: &Db, query: &DiscoverQuery) -> ApiResult<Vec<AgentRow>
         Some(s) => match parse_reputation(s) {
             Some(r) => Some(r),
             None => {
-                errors.push(FieldError::new(
-                    "min_reputation",
-                    "must be a number from 0 to 5",
-                ));
+                errors.push(FieldError::new("min_reputation", "must be a number from 0 to 5"));
                 None
             }
         },
     };
     let order = match query.sort_by.as_deref().unwrap_or("reputation_score") {
-        "reputation_score" | "reputation" => {
-            "a.reputation_centi DESC, a.tasks_completed DESC, a.created_at DESC"
-        }
+        "reputation_score" | "reputation" => "a.reputation_centi DESC, a.tasks_completed DESC, a.created_at DESC",
         "base_price" | "price" => "a.base_price ASC, a.reputation_centi DESC",
         "recent" | "created_at" => "a.created_at DESC, a.id DESC",
         "availability" => "a.has_callback DESC, a.last_seen_at DESC, a.reputation_centi DESC",
         _ => {
-            errors.push(FieldError::new(
-                "sort_by",
-                "must be reputation_score, base_price or recent",
-            ));
+            errors.push(FieldError::new("sort_by", "must be reputation_score, base_price or recent"));
             ""
         }
     };
@@ -173,14 +147,7 @@ pub async fn discover(db: &Db, query: &DiscoverQuery) -> ApiResult<Vec<AgentRow>
     if !errors.is_empty() {
         return Err(ApiError::validation(errors));
     }
-    let cols = AGENT_COLUMNS
-        .split(", ")
-        .map(|c| format!("a.{c}"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let mut sql = SqlBuilder::new(&format!(
-        "SELECT {cols} FROM agents a WHERE a.status = 'active'"
-    ));
+    let mut sql = SqlBuilder::new(&format!("SELECT {} FROM agents a WHERE a.status = 'active'", prefixed_columns()));
     if let Some(cap) = query.capability.as_deref() {
         sql.push(
             " AND EXISTS (SELECT 1 FROM agent_capabilities c WHERE c.agent_id = a.id AND c.capability = ?)",
@@ -196,27 +163,17 @@ pub async fn discover(db: &Db, query: &DiscoverQuery) -> ApiResult<Vec<AgentRow>
     if let Some(r) = min_reputation {
         sql.push(" AND a.reputation_centi >= ?", [Arg::Int(r)]);
     }
-    sql.push(
-        &format!(" ORDER BY {order}, a.id LIMIT ?"),
-        [Arg::Int(limit)],
-    );
+    sql.push(&format!(" ORDER BY {order}, a.id LIMIT ?"), [Arg::Int(limit)]);
     Ok(sql.query_as().fetch_all(db.pool()).await?)
 }
 
 /// "4.5" → 450 hundredths; at most two decimals, 0–5.
 fn parse_reputation(s: &str) -> Option<i64> {
     let (whole, frac) = s.trim().split_once('.').unwrap_or((s.trim(), ""));
-    if whole.is_empty()
-        || frac.len() > 2
-        || !whole
-            .bytes()
-            .chain(frac.bytes())
-            .all(|b| b.is_ascii_digit())
-    {
+    if whole.is_empty() || frac.len() > 2 || !whole.bytes().chain(frac.bytes()).all(|b| b.is_ascii_digit()) {
         return None;
     }
-    let centi =
-        whole.parse::<i64>().ok()?.checked_mul(100)? + format!("{frac:0<2}").parse::<i64>().ok()?;
+    let centi = whole.parse::<i64>().ok()?.checked_mul(100)? + format!("{frac:0<2}").parse::<i64>().ok()?;
     (centi <= 500).then_some(centi)
 }
 
@@ -233,8 +190,7 @@ pub async fn capabilities(db: &Db) -> ApiResult<Vec<CapabilitySummary>> {
     Ok(rows
         .into_iter()
         .map(|r| CapabilitySummary {
-            avg_price: Amount::from_units((r.price_sum + r.agent_count / 2) / r.agent_count.max(1))
-                .unwrap_or_default(),
+            avg_price: Amount::from_units((r.price_sum + r.agent_count / 2) / r.agent_count.max(1)).unwrap_or_default(),
             name: r.capability,
             agent_count: r.agent_count,
         })

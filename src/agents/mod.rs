@@ -41,10 +41,8 @@ pub async fn find_ref(db: &Db, id_or_did: &str) -> sqlx::Result<Option<AgentRef>
 
 /// Number of (not deleted) agents a user owns.
 pub async fn count_owned(db: &Db, owner_id: &str) -> sqlx::Result<i64> {
-    let mut tx = db.pool().begin().await?;
-    let n = store::count_owned(&mut tx, owner_id).await?;
-    tx.commit().await?;
-    Ok(n)
+    let mut conn = db.pool().acquire().await?;
+    store::count_owned(&mut conn, owner_id).await
 }
 
 pub struct Registered {
@@ -70,22 +68,10 @@ pub async fn register(
             return Err(ApiError::plan_limit(max));
         }
     }
-    let inserted = store::insert(
-        &mut tx,
-        store::NewAgentRow {
-            id: &id,
-            owner_id,
-            fields: &fields,
-            now,
-        },
-    )
-    .await?;
+    let inserted = store::insert(&mut tx, store::NewAgentRow { id: &id, owner_id, fields: &fields, now }).await?;
     let Some(agent) = inserted else {
-        return Err(
-            ApiError::conflict("an agent with this DID already exists").with_details([
-                serde_json::json!({"field": "did", "message": "is already registered"}),
-            ]),
-        );
+        return Err(ApiError::conflict("an agent with this DID already exists")
+            .with_details([serde_json::json!({"field": "did", "message": "is already registered"})]));
     };
     let (key, secret) = credentials::insert(&mut tx, &id, "default", now).await?;
     tx.commit().await?;
@@ -95,18 +81,10 @@ pub async fn register(
 
 /// Loads an agent the caller may read. Hidden agents (draft, suspended) are 404 to everyone but
 /// their owner and themselves; deleted agents are 404 to all.
-pub async fn visible(
-    db: &Db,
-    caller: Option<&Caller>,
-    id_or_did: &str,
-) -> ApiResult<(AgentRow, bool)> {
-    let agent = store::find(db, id_or_did)
-        .await?
-        .ok_or_else(|| ApiError::not_found("agent"))?;
+pub async fn visible(db: &Db, caller: Option<&Caller>, id_or_did: &str) -> ApiResult<(AgentRow, bool)> {
+    let agent = store::find(db, id_or_did).await?.ok_or_else(|| ApiError::not_found("agent"))?;
     let controls = caller.is_some_and(|c| c.controls_agent(&agent.id, agent.owner_id.as_deref()));
-    let admin = caller
-        .and_then(|c| c.user.as_ref())
-        .is_some_and(|u| u.is_admin);
+    let admin = caller.and_then(|c| c.user.as_ref()).is_some_and(|u| u.is_admin);
     match agent.status.as_str() {
         "deleted" => Err(ApiError::not_found("agent")),
         "draft" | "suspended" if !(controls || admin) => Err(ApiError::not_found("agent")),
@@ -118,34 +96,21 @@ pub async fn visible(
 pub async fn controlled(db: &Db, caller: &Caller, id_or_did: &str) -> ApiResult<AgentRow> {
     let (agent, controls) = visible(db, Some(caller), id_or_did).await?;
     if !controls {
-        return Err(ApiError::forbidden(
-            "only the agent's owner or the agent itself may do this",
-        ));
+        return Err(ApiError::forbidden("only the agent's owner or the agent itself may do this"));
     }
     Ok(agent)
 }
 
-pub async fn update(
-    db: &Db,
-    caller: &Caller,
-    id_or_did: &str,
-    changes: AgentFields,
-    now: i64,
-) -> ApiResult<AgentRow> {
+pub async fn update(db: &Db, caller: &Caller, id_or_did: &str, changes: AgentFields, now: i64) -> ApiResult<AgentRow> {
     let agent = controlled(db, caller, id_or_did).await?;
     if changes.did.as_ref().is_some_and(|d| *d != agent.did) {
         return Err(ApiError::field("did", "cannot be changed"));
     }
     if agent.status == "suspended" && changes.status.is_some() {
-        return Err(ApiError::invalid_state(
-            "a suspended agent's status is set by an administrator",
-            "suspended",
-        ));
+        return Err(ApiError::invalid_state("a suspended agent's status is set by an administrator", "suspended"));
     }
     let mut tx = db.begin().await?;
-    let current = store::find_in_tx(db, &mut tx, &agent.id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("agent"))?;
+    let current = store::find_in_tx(db, &mut tx, &agent.id).await?.ok_or_else(|| ApiError::not_found("agent"))?;
     let updated = store::update(&mut tx, &current, &changes, now).await?;
     tx.commit().await?;
     Ok(updated)
@@ -158,9 +123,7 @@ pub async fn delete(db: &Db, caller: &Caller, id_or_did: &str, now: i64) -> ApiR
     let mut tx = db.begin().await?;
     store::mark_deleted(&mut tx, &agent.id, now).await?;
     credentials::revoke_all(&mut tx, &agent.id, now).await?;
-    let deleted = store::find_in_tx(db, &mut tx, &agent.id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("agent"))?;
+    let deleted = store::find_in_tx(db, &mut tx, &agent.id).await?.ok_or_else(|| ApiError::not_found("agent"))?;
     tx.commit().await?;
     Ok(deleted)
 }
@@ -226,38 +189,20 @@ async fn assign_one(
     let failed = |agent_id: &str, code: &'static str, message: &str| AssignResult {
         agent_id: agent_id.to_string(),
         status: "failed",
-        error: Some(AssignError {
-            code,
-            message: message.to_string(),
-        }),
+        error: Some(AssignError { code, message: message.to_string() }),
     };
-    let Some(agent) = store::find(db, &item.agent)
-        .await?
-        .filter(|a| a.status != "deleted")
-    else {
+    let Some(agent) = store::find(db, &item.agent).await?.filter(|a| a.status != "deleted") else {
         return Ok(failed(&item.agent, "NOT_FOUND", "agent not found"));
     };
     if !credentials::verify_for_agent(db, &agent.id, &item.api_key, now).await? {
-        return Ok(failed(
-            &agent.id,
-            "UNAUTHORIZED",
-            "the API key is not a valid key of this agent",
-        ));
+        return Ok(failed(&agent.id, "UNAUTHORIZED", "the API key is not a valid key of this agent"));
     }
     match agent.owner_id.as_deref() {
         Some(o) if o == owner_id => {
-            return Ok(AssignResult {
-                agent_id: agent.id,
-                status: "already_owned",
-                error: None,
-            });
+            return Ok(AssignResult { agent_id: agent.id, status: "already_owned", error: None });
         }
         Some(_) => {
-            return Ok(failed(
-                &agent.id,
-                "FORBIDDEN",
-                "the agent belongs to another account",
-            ));
+            return Ok(failed(&agent.id, "FORBIDDEN", "the agent belongs to another account"));
         }
         None => {}
     }
@@ -265,25 +210,17 @@ async fn assign_one(
     if let Some(max) = max_agents_per_user {
         accounts::users::lock_for_update(db, &mut tx, owner_id).await?;
         if store::count_owned(&mut tx, owner_id).await? >= max {
-            return Ok(failed(
-                &agent.id,
-                "PLAN_LIMIT_REACHED",
-                "your plan allows no more agents",
-            ));
+            return Ok(failed(&agent.id, "PLAN_LIMIT_REACHED", "your plan allows no more agents"));
         }
     }
     if store::claim(&mut tx, &agent.id, owner_id, now).await? {
         tx.commit().await?;
-        Ok(AssignResult {
-            agent_id: agent.id,
-            status: "assigned",
-            error: None,
-        })
-    } else {
-        Ok(failed(
-            &agent.id,
-            "FORBIDDEN",
-            "the agent was claimed by another account",
-        ))
+        return Ok(AssignResult { agent_id: agent.id, status: "assigned", error: None });
+    }
+    drop(tx);
+    // Lost a race: a concurrent request of ours claimed it (silent success) or someone else did.
+    match store::find(db, &agent.id).await?.and_then(|a| a.owner_id) {
+        Some(o) if o == owner_id => Ok(AssignResult { agent_id: agent.id, status: "already_owned", error: None }),
+        _ => Ok(failed(&agent.id, "FORBIDDEN", "the agent belongs to another account")),
     }
 }

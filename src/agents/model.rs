@@ -74,19 +74,13 @@ impl AgentInput {
         if let Some(did) = self.did {
             let did = did.trim().to_string();
             if !valid_did(&did) {
-                errors.push(FieldError::new(
-                    "did",
-                    "must look like did:<namespace>:<id> (at most 255 characters)",
-                ));
+                errors.push(FieldError::new("did", "must look like did:<namespace>:<id> (at most 255 characters)"));
             }
             out.did = Some(did);
         }
         if let Some(description) = self.description {
             if description.chars().count() > 2000 {
-                errors.push(FieldError::new(
-                    "description",
-                    "must be at most 2000 characters",
-                ));
+                errors.push(FieldError::new("description", "must be at most 2000 characters"));
             }
             out.description = Some(Some(description).filter(|d| !d.trim().is_empty()));
         }
@@ -99,10 +93,7 @@ impl AgentInput {
         if let Some(model) = self.pricing_model {
             let model = model.trim().to_ascii_lowercase();
             if !PRICING_MODELS.contains(&model.as_str()) {
-                errors.push(FieldError::new(
-                    "pricing_model",
-                    "must be one of fixed, auction, hybrid",
-                ));
+                errors.push(FieldError::new("pricing_model", "must be one of fixed, auction, hybrid"));
             }
             out.pricing_model = Some(model);
         }
@@ -122,15 +113,8 @@ impl AgentInput {
         if let Some(metadata) = self.metadata {
             match metadata {
                 serde_json::Value::Object(map) => {
-                    if serde_json::to_vec(&map)
-                        .map(|v| v.len())
-                        .unwrap_or(usize::MAX)
-                        > MAX_METADATA_BYTES
-                    {
-                        errors.push(FieldError::new(
-                            "metadata",
-                            "must be at most 16 KiB of JSON",
-                        ));
+                    if serde_json::to_vec(&map).map(|v| v.len()).unwrap_or(usize::MAX) > MAX_METADATA_BYTES {
+                        errors.push(FieldError::new("metadata", "must be at most 16 KiB of JSON"));
                     }
                     if let Some(url) = map.get("callback_url") {
                         if let Err(message) = check_callback_url(url, allow_private_network) {
@@ -145,24 +129,13 @@ impl AgentInput {
         }
         if let Some(status) = self.status {
             let status = status.trim().to_ascii_lowercase();
-            let allowed: &[&str] = if creating {
-                &["active", "draft"]
-            } else {
-                STATUSES_SETTABLE
-            };
+            let allowed: &[&str] = if creating { &["active", "draft"] } else { STATUSES_SETTABLE };
             if !allowed.contains(&status.as_str()) {
-                errors.push(FieldError::new(
-                    "status",
-                    format!("must be one of {}", allowed.join(", ")),
-                ));
+                errors.push(FieldError::new("status", format!("must be one of {}", allowed.join(", "))));
             }
             out.status = Some(status);
         }
-        if errors.is_empty() {
-            Ok(out)
-        } else {
-            Err(ApiError::validation(errors))
-        }
+        if errors.is_empty() { Ok(out) } else { Err(ApiError::validation(errors)) }
     }
 }
 
@@ -175,13 +148,9 @@ pub fn valid_did(did: &str) -> bool {
         return false;
     };
     !ns.is_empty()
-        && ns
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        && ns.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
         && !id.is_empty()
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b".-_:%".contains(&b))
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b".-_:%".contains(&b))
 }
 
 fn normalize_capabilities(caps: Vec<String>) -> Result<Vec<String>, String> {
@@ -193,13 +162,9 @@ fn normalize_capabilities(caps: Vec<String>) -> Result<Vec<String>, String> {
         let cap = cap.trim().to_ascii_lowercase();
         let ok = !cap.is_empty()
             && cap.len() <= 64
-            && cap
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b));
+            && cap.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b));
         if !ok {
-            return Err(format!(
-                "`{cap}` must be 1–64 characters of a-z, 0-9, '.', '_' or '-'"
-            ));
+            return Err(format!("`{cap}` must be 1–64 characters of a-z, 0-9, '.', '_' or '-'"));
         }
         if out.contains(&cap) {
             return Err(format!("`{cap}` is listed twice"));
@@ -227,25 +192,13 @@ fn check_callback_url(value: &serde_json::Value, allow_private: bool) -> Result<
     }
     let private = match url.host() {
         Some(url::Host::Ipv4(ip)) => {
-            ip.is_private()
-                || ip.is_loopback()
-                || ip.is_link_local()
-                || ip.is_unspecified()
-                || ip.is_broadcast()
+            ip.is_private() || ip.is_loopback() || ip.is_link_local() || ip.is_unspecified() || ip.is_broadcast()
         }
-        Some(url::Host::Ipv6(ip)) => {
-            ip.is_loopback() || ip.is_unspecified() || (ip.segments()[0] & 0xfe00) == 0xfc00
-        }
-        Some(url::Host::Domain(d)) => {
-            d == "localhost" || d.ends_with(".localhost") || d.ends_with(".local")
-        }
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback() || ip.is_unspecified() || (ip.segments()[0] & 0xfe00) == 0xfc00,
+        Some(url::Host::Domain(d)) => d == "localhost" || d.ends_with(".localhost") || d.ends_with(".local"),
         None => true,
     };
-    if private {
-        Err("must not point at a private or loopback address".into())
-    } else {
-        Ok(())
-    }
+    if private { Err("must not point at a private or loopback address".into()) } else { Ok(()) }
 }
 
 /// Metadata keys hidden from everyone but the owner and the agent itself.
@@ -254,9 +207,7 @@ pub fn is_private_metadata_key(key: &str) -> bool {
     k.starts_with('_')
         || k.starts_with("private")
         || k == "callback_url"
-        || ["secret", "token", "password", "api_key", "apikey"]
-            .iter()
-            .any(|w| k.contains(w))
+        || ["secret", "token", "password", "api_key", "apikey"].iter().any(|w| k.contains(w))
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -325,14 +276,8 @@ impl AgentRow {
     }
 
     pub fn availability(&self, now: i64) -> &'static str {
-        let recently_seen = self
-            .last_seen_at
-            .is_some_and(|t| now - t <= ONLINE_WINDOW_MS);
-        if self.status == "active" && (self.has_callback != 0 || recently_seen) {
-            "available"
-        } else {
-            "offline"
-        }
+        let recently_seen = self.last_seen_at.is_some_and(|t| now - t <= ONLINE_WINDOW_MS);
+        if self.status == "active" && (self.has_callback != 0 || recently_seen) { "available" } else { "offline" }
     }
 
     pub fn reputation(&self) -> f64 {
@@ -341,11 +286,7 @@ impl AgentRow {
 
     pub fn success_rate(&self) -> f64 {
         let finished = self.tasks_completed + self.tasks_failed;
-        if finished == 0 {
-            0.0
-        } else {
-            ((self.tasks_completed as f64 / finished as f64) * 1000.0).round() / 1000.0
-        }
+        if finished == 0 { 0.0 } else { ((self.tasks_completed as f64 / finished as f64) * 1000.0).round() / 1000.0 }
     }
 
     /// `full` = the owner or the agent itself: private metadata keys included.
@@ -371,9 +312,8 @@ impl AgentRow {
             total_tasks_completed: self.tasks_completed,
             success_rate: self.success_rate(),
             reviews: Reviews {
-                average_rating: (self.rating_count > 0).then(|| {
-                    ((self.rating_sum as f64 / self.rating_count as f64) * 100.0).round() / 100.0
-                }),
+                average_rating: (self.rating_count > 0)
+                    .then(|| ((self.rating_sum as f64 / self.rating_count as f64) * 100.0).round() / 100.0),
                 total_reviews: self.rating_count,
             },
             availability_status: self.availability(now).to_string(),
@@ -393,15 +333,7 @@ mod tests {
         for ok in ["did:agrenting:x", "did:key:z6Mk.a_b-c:d%20", "did:a1:B"] {
             assert!(valid_did(ok), "{ok}");
         }
-        for bad in [
-            "did:Agr:x",
-            "did::x",
-            "did:agr:",
-            "dd:agr:x",
-            "did:agr:x y",
-            "did:agr:x/y",
-            "did",
-        ] {
+        for bad in ["did:Agr:x", "did::x", "did:agr:", "dd:agr:x", "did:agr:x y", "did:agr:x/y", "did"] {
             assert!(!valid_did(bad), "{bad}");
         }
         assert!(!valid_did(&format!("did:a:{}", "x".repeat(250))));
@@ -409,10 +341,7 @@ mod tests {
 
     #[test]
     fn capabilities_are_lowercased_and_must_be_unique() {
-        assert_eq!(
-            normalize_capabilities(vec!["Code-Review".into()]).unwrap(),
-            vec!["code-review"]
-        );
+        assert_eq!(normalize_capabilities(vec!["Code-Review".into()]).unwrap(), vec!["code-review"]);
         assert!(normalize_capabilities(vec!["a".into(), "A".into()]).is_err());
         assert!(normalize_capabilities(vec![]).is_err());
         assert!(normalize_capabilities(vec!["has space".into()]).is_err());
@@ -434,13 +363,7 @@ mod tests {
 
     #[test]
     fn private_metadata_keys() {
-        for k in [
-            "callback_url",
-            "_internal",
-            "private_notes",
-            "webhook_secret",
-            "auth_token",
-        ] {
+        for k in ["callback_url", "_internal", "private_notes", "webhook_secret", "auth_token"] {
             assert!(is_private_metadata_key(k), "{k}");
         }
         for k in ["ai_model", "delivery_mode", "worker_id"] {

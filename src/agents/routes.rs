@@ -24,18 +24,9 @@ pub fn router() -> Router<AppState> {
         .route("/agents", get(list).post(create_owned))
         .route("/agents/discover", get(discover))
         .route("/agents/assign", post(assign))
-        .route(
-            "/agents/{id}",
-            get(show).patch(update).put(replace).delete(remove),
-        )
-        .route(
-            "/agents/{id}/credentials",
-            get(list_credentials).post(create_credential),
-        )
-        .route(
-            "/agents/{id}/credentials/{key_id}",
-            delete(revoke_credential),
-        )
+        .route("/agents/{id}", get(show).patch(update).put(replace).delete(remove))
+        .route("/agents/{id}/credentials", get(list_credentials).post(create_credential))
+        .route("/agents/{id}/credentials/{key_id}", delete(revoke_credential))
         .route("/capabilities", get(capabilities))
 }
 
@@ -74,9 +65,7 @@ async fn register(
                 Some(user.id.clone())
             }
             _ => {
-                return Err(ApiError::forbidden(
-                    "register agents anonymously or with a user API key",
-                ));
+                return Err(ApiError::forbidden("register agents anonymously or with a user API key"));
             }
         },
     };
@@ -86,10 +75,7 @@ async fn register(
         .validate(true, state.config.allow_private_network)
         .map_err(|e| e.prefix_fields(&prefix))?;
     if owner.is_none() {
-        let decision = state
-            .limits
-            .anonymous_register
-            .hit(&ip.to_string(), state.now());
+        let decision = state.limits.anonymous_register.hit(&ip.to_string(), state.now());
         if !decision.allowed {
             return Err(ApiError::rate_limited(decision.reset_secs));
         }
@@ -114,14 +100,7 @@ async fn create_owned(
         .parse::<AgentInput>(Some("agent"))?
         .validate(true, state.config.allow_private_network)
         .map_err(|e| e.prefix_fields(&prefix))?;
-    let r = super::register(
-        &state.db,
-        Some(&user.id),
-        fields,
-        state.config.max_agents_per_user,
-        state.now(),
-    )
-    .await?;
+    let r = super::register(&state.db, Some(&user.id), fields, state.config.max_agents_per_user, state.now()).await?;
     Ok(registered(&state, r))
 }
 
@@ -135,23 +114,13 @@ async fn list(
     if let Some(c) = &caller {
         require_any_scope(c, &["agents:read", "agents:discover"])?;
     }
-    let page = PageRequest::parse(
-        query.limit.as_deref(),
-        query.cursor.as_deref(),
-        query.offset.as_deref(),
-    )?;
+    let page = PageRequest::parse(query.limit.as_deref(), query.cursor.as_deref(), query.offset.as_deref())?;
     let (rows, total) = discovery::list(&state.db, &query, &page).await?;
     let now = state.now();
     let meta = page.meta(rows.len(), total);
-    let viewer = |a: &super::model::AgentRow| {
-        caller
-            .as_ref()
-            .is_some_and(|c| c.controls_agent(&a.id, a.owner_id.as_deref()))
-    };
-    Ok(Api::page(
-        rows.iter().map(|a| a.to_agent(now, viewer(a))).collect(),
-        meta,
-    ))
+    let viewer =
+        |a: &super::model::AgentRow| caller.as_ref().is_some_and(|c| c.controls_agent(&a.id, a.owner_id.as_deref()));
+    Ok(Api::page(rows.iter().map(|a| a.to_agent(now, viewer(a))).collect(), meta))
 }
 
 /// Find agents by capability, price and reputation.
@@ -167,19 +136,11 @@ async fn discover(
     }
     let now = state.now();
     let rows = discovery::discover(&state.db, &query).await?;
-    Ok(Api::ok(
-        rows.iter()
-            .map(|a| DiscoveredAgent::from_row(a, now))
-            .collect(),
-    ))
+    Ok(Api::ok(rows.iter().map(|a| DiscoveredAgent::from_row(a, now)).collect()))
 }
 
 fn require_any_scope(caller: &Caller, scopes: &[&str]) -> ApiResult<()> {
-    if scopes.iter().any(|s| caller.scopes.allows(s)) {
-        Ok(())
-    } else {
-        caller.require_scope(scopes[0])
-    }
+    if scopes.iter().any(|s| caller.scopes.allows(s)) { Ok(()) } else { caller.require_scope(scopes[0]) }
 }
 
 /// An agent's profile by UUID or DID (percent-encoded DIDs work).
@@ -219,23 +180,14 @@ async fn update(
 /// Same as PATCH (clients use both).
 #[utoipa::path(put, path = "/api/v1/agents/{id_or_did}", tag = "agents", params(("id_or_did" = String, Path)), request_body = AgentInput,
     responses((status = 200, body = Agent), (status = 401), (status = 403), (status = 404), (status = 422)))]
-async fn replace(
-    state: State<AppState>,
-    caller: Caller,
-    id: Path<String>,
-    body: JsonObject,
-) -> ApiResult<Api<Agent>> {
+async fn replace(state: State<AppState>, caller: Caller, id: Path<String>, body: JsonObject) -> ApiResult<Api<Agent>> {
     update(state, caller, id, body).await
 }
 
 /// Delete an agent (soft: status `deleted`, keys revoked).
 #[utoipa::path(delete, path = "/api/v1/agents/{id_or_did}", tag = "agents", params(("id_or_did" = String, Path)),
     responses((status = 200, body = Agent), (status = 401), (status = 403), (status = 404)))]
-async fn remove(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path(id): Path<String>,
-) -> ApiResult<Api<Agent>> {
+async fn remove(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Api<Agent>> {
     caller.require_scope("agents:write")?;
     let deleted = super::delete(&state.db, &caller, &id, state.now()).await?;
     Ok(Api::ok(deleted.to_agent(state.now(), true)))
@@ -258,11 +210,7 @@ pub struct AssignRequestItem {
 /// Claim autonomous agents into the calling account, each proven by its own key.
 #[utoipa::path(post, path = "/api/v1/agents/assign", tag = "agents", request_body = AssignRequest,
     responses((status = 200, body = AssignSummary), (status = 401), (status = 403), (status = 422)))]
-async fn assign(
-    State(state): State<AppState>,
-    caller: Caller,
-    body: JsonObject,
-) -> ApiResult<Api<AssignSummary>> {
+async fn assign(State(state): State<AppState>, caller: Caller, body: JsonObject) -> ApiResult<Api<AssignSummary>> {
     let user = caller.require_user()?;
     caller.require_scope("agents:write")?;
     let request: AssignRequest = body.parse(None)?;
@@ -279,29 +227,16 @@ async fn assign(
             errors.push(FieldError::new(format!("agents[{i}].id"), "is required"));
         }
         if key.is_none() {
-            errors.push(FieldError::new(
-                format!("agents[{i}].api_key"),
-                "is required",
-            ));
+            errors.push(FieldError::new(format!("agents[{i}].api_key"), "is required"));
         }
         if let (Some(agent), Some(api_key)) = (agent, key) {
-            items.push(AssignItem {
-                agent: agent.trim().to_string(),
-                api_key: api_key.trim().to_string(),
-            });
+            items.push(AssignItem { agent: agent.trim().to_string(), api_key: api_key.trim().to_string() });
         }
     }
     if !errors.is_empty() {
         return Err(ApiError::validation(errors));
     }
-    let summary = super::assign(
-        &state.db,
-        &user.id,
-        items,
-        state.config.max_agents_per_user,
-        state.now(),
-    )
-    .await?;
+    let summary = super::assign(&state.db, &user.id, items, state.config.max_agents_per_user, state.now()).await?;
     Ok(Api::ok(summary))
 }
 
@@ -330,20 +265,13 @@ async fn create_credential(
 ) -> ApiResult<Api<CreatedCredential>> {
     caller.require_scope("agents:write")?;
     let request: NewCredentialRequest = body.parse(Some("credential"))?;
-    let name = request
-        .name
-        .map(|n| n.trim().to_string())
-        .unwrap_or_else(|| "api key".into());
+    let name = request.name.map(|n| n.trim().to_string()).unwrap_or_else(|| "api key".into());
     if name.is_empty() || name.chars().count() > 64 {
         return Err(ApiError::field("name", "must be 1–64 characters"));
     }
     let agent = super::controlled(&state.db, &caller, &id).await?;
     let (key, secret) = credentials::create(&state.db, &agent.id, &name, state.now()).await?;
-    Ok(Api::created(CreatedCredential {
-        key,
-        api_key: secret.into_inner(),
-        message: KEY_WARNING,
-    }))
+    Ok(Api::created(CreatedCredential { key, api_key: secret.into_inner(), message: KEY_WARNING }))
 }
 
 /// An agent's keys (never the secrets).
@@ -370,9 +298,7 @@ async fn revoke_credential(
 ) -> ApiResult<Api<KeyInfo>> {
     caller.require_scope("agents:write")?;
     let agent = super::controlled(&state.db, &caller, &id).await?;
-    Ok(Api::ok(
-        credentials::revoke(&state.db, &agent.id, &key_id, state.now()).await?,
-    ))
+    Ok(Api::ok(credentials::revoke(&state.db, &agent.id, &key_id, state.now()).await?))
 }
 
 /// Capabilities offered by active agents, with counts and mean prices.

@@ -24,18 +24,14 @@ pub struct SqlBuilder {
 
 impl SqlBuilder {
     pub fn new(sql: &str) -> Self {
-        SqlBuilder {
-            sql: sql.to_string(),
-            args: Vec::new(),
-        }
+        SqlBuilder { sql: sql.to_string(), args: Vec::new() }
     }
     /// Appends `fragment`, replacing each `?` with the next placeholder bound to `args`.
     pub fn push(&mut self, fragment: &str, args: impl IntoIterator<Item = Arg>) -> &mut Self {
         let mut args = args.into_iter();
         for ch in fragment.chars() {
             if ch == '?' {
-                self.args
-                    .push(args.next().expect("one argument per placeholder"));
+                self.args.push(args.next().expect("one argument per placeholder"));
                 self.sql.push_str(&format!("${}", self.args.len()));
             } else {
                 self.sql.push(ch);
@@ -43,9 +39,7 @@ impl SqlBuilder {
         }
         self
     }
-    pub fn query_as<'q, T>(
-        &'q self,
-    ) -> sqlx::query::QueryAs<'q, sqlx::Any, T, sqlx::any::AnyArguments>
+    pub fn query_as<'q, T>(&'q self) -> sqlx::query::QueryAs<'q, sqlx::Any, T, sqlx::any::AnyArguments>
     where
         T: for<'r> sqlx::FromRow<'r, sqlx::any::AnyRow>,
     {
@@ -101,10 +95,7 @@ pub async fn insert(tx: &mut Tx, new: NewAgentRow<'_>) -> sqlx::Result<Option<Ag
 }
 
 async fn replace_capabilities(tx: &mut Tx, agent_id: &str, caps: &[String]) -> sqlx::Result<()> {
-    sqlx::query("DELETE FROM agent_capabilities WHERE agent_id = $1")
-        .bind(agent_id)
-        .execute(&mut **tx)
-        .await?;
+    sqlx::query("DELETE FROM agent_capabilities WHERE agent_id = $1").bind(agent_id).execute(&mut **tx).await?;
     for cap in caps {
         sqlx::query("INSERT INTO agent_capabilities (agent_id, capability) VALUES ($1, $2)")
             .bind(agent_id)
@@ -117,31 +108,21 @@ async fn replace_capabilities(tx: &mut Tx, agent_id: &str, caps: &[String]) -> s
 
 /// Finds by UUID or by DID (already percent-decoded).
 pub async fn find(db: &Db, id_or_did: &str) -> sqlx::Result<Option<AgentRow>> {
-    sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {AGENT_COLUMNS} FROM agents WHERE id = $1 OR did = $1"
-    )))
-    .bind(id_or_did)
-    .fetch_optional(db.pool())
-    .await
+    sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {AGENT_COLUMNS} FROM agents WHERE id = $1 OR did = $1")))
+        .bind(id_or_did)
+        .fetch_optional(db.pool())
+        .await
 }
 
 pub async fn find_in_tx(db: &Db, tx: &mut Tx, id: &str) -> sqlx::Result<Option<AgentRow>> {
-    sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {AGENT_COLUMNS} FROM agents WHERE id = $1{}",
-        db.for_update()
-    )))
-    .bind(id)
-    .fetch_optional(&mut **tx)
-    .await
+    sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {AGENT_COLUMNS} FROM agents WHERE id = $1{}", db.for_update())))
+        .bind(id)
+        .fetch_optional(&mut **tx)
+        .await
 }
 
 /// Writes the changed fields of `current` merged with `changes`.
-pub async fn update(
-    tx: &mut Tx,
-    current: &AgentRow,
-    changes: &AgentFields,
-    now: i64,
-) -> sqlx::Result<AgentRow> {
+pub async fn update(tx: &mut Tx, current: &AgentRow, changes: &AgentFields, now: i64) -> sqlx::Result<AgentRow> {
     let caps = changes.capabilities.clone();
     let metadata = changes.metadata.clone().map(serde_json::Value::Object);
     let has_callback = match &metadata {
@@ -155,7 +136,11 @@ pub async fn update(
     )))
     .bind(changes.name.clone().unwrap_or_else(|| current.name.clone()))
     .bind(changes.description.clone().unwrap_or_else(|| current.description.clone()))
-    .bind(caps.as_ref().map(|c| serde_json::to_string(c).unwrap_or_default()).unwrap_or_else(|| current.capabilities.clone()))
+    .bind(
+        caps.as_ref()
+            .map(|c| serde_json::to_string(c).unwrap_or_default())
+            .unwrap_or_else(|| current.capabilities.clone()),
+    )
     .bind(changes.pricing_model.clone().unwrap_or_else(|| current.pricing_model.clone()))
     .bind(changes.base_price.map(Amount::units).unwrap_or(current.base_price))
     .bind(changes.category.clone().unwrap_or_else(|| current.category.clone()))
@@ -178,30 +163,28 @@ pub async fn mark_deleted(tx: &mut Tx, id: &str, now: i64) -> sqlx::Result<()> {
         .bind(id)
         .execute(&mut **tx)
         .await?;
-    sqlx::query("DELETE FROM agent_capabilities WHERE agent_id = $1")
-        .bind(id)
-        .execute(&mut **tx)
-        .await?;
+    sqlx::query("DELETE FROM agent_capabilities WHERE agent_id = $1").bind(id).execute(&mut **tx).await?;
     Ok(())
 }
 
 /// Claims an ownerless agent; false if someone owns it by now.
 pub async fn claim(tx: &mut Tx, id: &str, owner_id: &str, now: i64) -> sqlx::Result<bool> {
-    let done = sqlx::query("UPDATE agents SET owner_id = $1, updated_at = $2 WHERE id = $3 AND owner_id IS NULL AND status <> 'deleted'")
-        .bind(owner_id)
-        .bind(now)
-        .bind(id)
-        .execute(&mut **tx)
-        .await?;
+    let done = sqlx::query(
+        "UPDATE agents SET owner_id = $1, updated_at = $2 WHERE id = $3 AND owner_id IS NULL AND status <> 'deleted'",
+    )
+    .bind(owner_id)
+    .bind(now)
+    .bind(id)
+    .execute(&mut **tx)
+    .await?;
     Ok(done.rows_affected() == 1)
 }
 
-pub async fn count_owned(tx: &mut Tx, owner_id: &str) -> sqlx::Result<i64> {
-    let (n,): (i64,) =
-        sqlx::query_as("SELECT COUNT(*) FROM agents WHERE owner_id = $1 AND status <> 'deleted'")
-            .bind(owner_id)
-            .fetch_one(&mut **tx)
-            .await?;
+pub async fn count_owned(conn: &mut sqlx::AnyConnection, owner_id: &str) -> sqlx::Result<i64> {
+    let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM agents WHERE owner_id = $1 AND status <> 'deleted'")
+        .bind(owner_id)
+        .fetch_one(conn)
+        .await?;
     Ok(n)
 }
 

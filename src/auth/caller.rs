@@ -21,17 +21,9 @@ const TOUCH_INTERVAL_MS: i64 = 60_000;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Credential {
-    UserKey {
-        key_id: String,
-    },
-    AgentKey {
-        key_id: String,
-    },
-    Session {
-        session_id: String,
-        key_kind: KeyKind,
-        key_id: String,
-    },
+    UserKey { key_id: String },
+    AgentKey { key_id: String },
+    Session { session_id: String, key_kind: KeyKind, key_id: String },
 }
 
 #[derive(Debug, Clone)]
@@ -67,37 +59,29 @@ impl Caller {
 
     pub fn key_id(&self) -> &str {
         match &self.credential {
-            Credential::UserKey { key_id }
-            | Credential::AgentKey { key_id }
-            | Credential::Session { key_id, .. } => key_id,
+            Credential::UserKey { key_id } | Credential::AgentKey { key_id } | Credential::Session { key_id, .. } => {
+                key_id
+            }
         }
     }
 
     /// The account, or 403 for agent credentials.
     pub fn require_user(&self) -> ApiResult<&UserCtx> {
-        self.user.as_ref().ok_or_else(|| {
-            ApiError::forbidden("this endpoint needs a user API key, not an agent key")
-        })
+        self.user.as_ref().ok_or_else(|| ApiError::forbidden("this endpoint needs a user API key, not an agent key"))
     }
 
     pub fn require_scope(&self, scope: &str) -> ApiResult<()> {
         if self.scopes.allows(scope) {
             Ok(())
         } else {
-            Err(
-                ApiError::forbidden(format!("this key lacks the `{scope}` scope"))
-                    .with_details([serde_json::json!({"field": "scopes", "required": scope})]),
-            )
+            Err(ApiError::forbidden(format!("this key lacks the `{scope}` scope"))
+                .with_details([serde_json::json!({"field": "scopes", "required": scope})]))
         }
     }
 
     pub fn require_admin(&self) -> ApiResult<&UserCtx> {
         let user = self.require_user()?;
-        if user.is_admin {
-            Ok(user)
-        } else {
-            Err(ApiError::forbidden("administrators only"))
-        }
+        if user.is_admin { Ok(user) } else { Err(ApiError::forbidden("administrators only")) }
     }
 
     /// Whether the caller may manage `agent`: its owner (as a user) or the agent itself.
@@ -144,9 +128,11 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _: &AppState) -> Result<Self, ApiError> {
-        parts.extensions.get::<Caller>().cloned().ok_or_else(|| {
-            ApiError::unauthorized("an API key is required (X-API-Key or Authorization: Bearer)")
-        })
+        parts
+            .extensions
+            .get::<Caller>()
+            .cloned()
+            .ok_or_else(|| ApiError::unauthorized("an API key is required (X-API-Key or Authorization: Bearer)"))
     }
 }
 
@@ -167,25 +153,16 @@ pub fn presented_credential(parts: &Parts) -> Option<String> {
         .headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        });
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")));
     let header = |name| parts.headers.get(name).and_then(|v| v.to_str().ok());
-    bearer
-        .or_else(|| header("x-api-key"))
-        .or_else(|| header("api-key"))
-        .map(|s| s.trim().to_string())
+    bearer.or_else(|| header("x-api-key")).or_else(|| header("api-key")).map(|s| s.trim().to_string())
 }
 
 /// Middleware: resolves the credential (if any) into a `Caller` request extension.
 pub async fn resolve_caller(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let (mut parts, body) = req.into_parts();
     // Inside the nested `/api/v1` router the path arrives without its prefix.
-    let is_authenticate = matches!(
-        parts.uri.path(),
-        "/auth/authenticate" | "/api/v1/auth/authenticate"
-    );
+    let is_authenticate = matches!(parts.uri.path(), "/auth/authenticate" | "/api/v1/auth/authenticate");
     let ip = client_ip(&parts, state.config.trust_forwarded_for).to_string();
     if is_authenticate {
         if let Some(retry) = state.limits.authenticate.locked(&ip, state.now()) {
@@ -231,31 +208,18 @@ async fn resolve(state: &AppState, token: &str, parts: &Parts) -> ApiResult<Call
         KeyKind::User => user_key_caller(state, KeyLookup::Hash(&hash), now).await?,
         KeyKind::Agent => agent_key_caller(state, KeyLookup::Hash(&hash), now).await?,
         KeyKind::Session => {
-            let session = sessions::find_active(&state.db, &hash, now)
-                .await?
-                .ok_or_else(invalid)?;
+            let session = sessions::find_active(&state.db, &hash, now).await?.ok_or_else(invalid)?;
             let mut caller = match session.key_kind {
-                KeyKind::User => {
-                    user_key_caller(state, KeyLookup::Id(&session.key_id), now).await?
-                }
-                KeyKind::Agent => {
-                    agent_key_caller(state, KeyLookup::Id(&session.key_id), now).await?
-                }
+                KeyKind::User => user_key_caller(state, KeyLookup::Id(&session.key_id), now).await?,
+                KeyKind::Agent => agent_key_caller(state, KeyLookup::Id(&session.key_id), now).await?,
                 KeyKind::Session => return Err(invalid()),
             };
-            caller.credential = Credential::Session {
-                session_id: session.id,
-                key_kind: session.key_kind,
-                key_id: session.key_id,
-            };
+            caller.credential =
+                Credential::Session { session_id: session.id, key_kind: session.key_kind, key_id: session.key_id };
             caller
         }
     };
-    if let Some(agent_ref) = parts
-        .headers
-        .get("x-agent-id")
-        .and_then(|v| v.to_str().ok())
-    {
+    if let Some(agent_ref) = parts.headers.get("x-agent-id").and_then(|v| v.to_str().ok()) {
         act_as_agent(state, &mut caller, agent_ref.trim()).await?;
     }
     Ok(caller)
@@ -274,18 +238,12 @@ async fn user_key_caller(state: &AppState, lookup: KeyLookup<'_>, now: i64) -> A
         }
         .filter(|k| k.is_usable(now))
         .ok_or_else(invalid)?;
-        if key
-            .last_used_at
-            .is_none_or(|t| now - t >= TOUCH_INTERVAL_MS)
-        {
+        if key.last_used_at.is_none_or(|t| now - t >= TOUCH_INTERVAL_MS) {
             accounts::api_keys::touch(&state.db, &key.id, now).await;
         }
         Ok(Caller {
             credential: Credential::UserKey { key_id: key.id },
-            user: Some(UserCtx {
-                id: key.user_id,
-                is_admin: key.is_admin,
-            }),
+            user: Some(UserCtx { id: key.user_id, is_admin: key.is_admin }),
             agent: None,
             scopes: key.scopes,
             max_price_per_hire: key.max_price_per_hire,
@@ -300,20 +258,13 @@ async fn agent_key_caller(state: &AppState, lookup: KeyLookup<'_>, now: i64) -> 
     }
     .filter(|k| k.is_usable(now))
     .ok_or_else(invalid)?;
-    if key
-        .last_used_at
-        .is_none_or(|t| now - t >= TOUCH_INTERVAL_MS)
-    {
+    if key.last_used_at.is_none_or(|t| now - t >= TOUCH_INTERVAL_MS) {
         agents::credentials::touch(&state.db, &key.id, &key.agent_id, now).await;
     }
     Ok(Caller {
         credential: Credential::AgentKey { key_id: key.id },
         user: None,
-        agent: Some(AgentCtx {
-            id: key.agent_id,
-            did: key.agent_did,
-            owner_id: key.owner_id,
-        }),
+        agent: Some(AgentCtx { id: key.agent_id, did: key.agent_did, owner_id: key.owner_id }),
         scopes: Scopes::all(),
         max_price_per_hire: None,
     })
@@ -321,22 +272,13 @@ async fn agent_key_caller(state: &AppState, lookup: KeyLookup<'_>, now: i64) -> 
 
 /// `X-Agent-ID`: a user key acting as one of the user's own agents.
 async fn act_as_agent(state: &AppState, caller: &mut Caller, agent_ref: &str) -> ApiResult<()> {
-    let user = caller
-        .user
-        .as_ref()
-        .ok_or_else(|| ApiError::forbidden("X-Agent-ID needs a user API key"))?;
+    let user = caller.user.as_ref().ok_or_else(|| ApiError::forbidden("X-Agent-ID needs a user API key"))?;
     let agent = agents::find_ref(&state.db, agent_ref).await?;
     match agent {
         Some(a) if a.owner_id.as_deref() == Some(user.id.as_str()) && a.status != "deleted" => {
-            caller.agent = Some(AgentCtx {
-                id: a.id,
-                did: a.did,
-                owner_id: a.owner_id,
-            });
+            caller.agent = Some(AgentCtx { id: a.id, did: a.did, owner_id: a.owner_id });
             Ok(())
         }
-        _ => Err(ApiError::forbidden(
-            "X-Agent-ID names an agent you do not own",
-        )),
+        _ => Err(ApiError::forbidden("X-Agent-ID names an agent you do not own")),
     }
 }

@@ -34,15 +34,11 @@ impl KeyKind {
 
     /// Recognises a presented credential by its prefix and shape. `None` = malformed.
     pub fn of(token: &str) -> Option<KeyKind> {
-        [KeyKind::Agent, KeyKind::Session, KeyKind::User]
-            .into_iter()
-            .find(|kind| {
-                token.strip_prefix(kind.prefix()).is_some_and(|rest| {
-                    rest.len() >= MIN_RANDOM_LEN
-                        && rest.len() <= 128
-                        && rest.bytes().all(|b| b.is_ascii_alphanumeric())
-                })
+        [KeyKind::Agent, KeyKind::Session, KeyKind::User].into_iter().find(|kind| {
+            token.strip_prefix(kind.prefix()).is_some_and(|rest| {
+                rest.len() >= MIN_RANDOM_LEN && rest.len() <= 128 && rest.bytes().all(|b| b.is_ascii_alphanumeric())
             })
+        })
     }
 }
 
@@ -79,9 +75,7 @@ pub fn generate(kind: KeyKind) -> NewKey {
     let mut random = String::with_capacity(RANDOM_LEN);
     let mut buf = [0u8; 64];
     while random.len() < RANDOM_LEN {
-        OsRng
-            .try_fill_bytes(&mut buf)
-            .expect("the OS random number generator failed");
+        OsRng.try_fill_bytes(&mut buf).expect("the OS random number generator failed");
         // Rejection sampling keeps every character equally likely (248 = 4 × 62).
         for b in buf.iter().filter(|b| **b < 248) {
             if random.len() == RANDOM_LEN {
@@ -145,32 +139,20 @@ mod tests {
 
     #[test]
     fn keys_are_distinct_and_use_the_whole_alphabet() {
-        let keys: Vec<String> = (0..200)
-            .map(|_| generate(KeyKind::User).plaintext.into_inner())
-            .collect();
+        let keys: Vec<String> = (0..200).map(|_| generate(KeyKind::User).plaintext.into_inner()).collect();
         let unique: std::collections::HashSet<_> = keys.iter().collect();
         assert_eq!(unique.len(), keys.len());
-        let chars: std::collections::HashSet<char> =
-            keys.iter().flat_map(|k| k[3..].chars()).collect();
+        let chars: std::collections::HashSet<char> = keys.iter().flat_map(|k| k[3..].chars()).collect();
         assert_eq!(chars.len(), 62, "200 keys of 40 chars should cover base62");
     }
 
     #[test]
     fn malformed_tokens_are_not_recognised() {
         assert_eq!(KeyKind::of("ap_short"), None);
-        assert_eq!(
-            KeyKind::of("xx_0123456789012345678901234567890123456789"),
-            None
-        );
-        assert_eq!(
-            KeyKind::of("ap_01234567890123456789012345678901234567-9"),
-            None
-        );
+        assert_eq!(KeyKind::of("xx_0123456789012345678901234567890123456789"), None);
+        assert_eq!(KeyKind::of("ap_01234567890123456789012345678901234567-9"), None);
         assert_eq!(KeyKind::of(""), None);
-        assert_eq!(
-            KeyKind::of("agk_0123456789012345678901234567890123456789"),
-            Some(KeyKind::Agent)
-        );
+        assert_eq!(KeyKind::of("agk_0123456789012345678901234567890123456789"), Some(KeyKind::Agent));
     }
 
     #[test]
@@ -183,9 +165,6 @@ mod tests {
 
     #[test]
     fn hash_is_lowercase_hex_sha256() {
-        assert_eq!(
-            hash("abc"),
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-        );
+        assert_eq!(hash("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
     }
 }

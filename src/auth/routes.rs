@@ -46,55 +46,29 @@ pub struct SessionCreated {
 /// minute lock the IP out for five minutes.
 #[utoipa::path(post, path = "/api/v1/auth/authenticate", tag = "auth",
     responses((status = 200, body = SessionCreated), (status = 401), (status = 403), (status = 429)))]
-async fn authenticate(
-    State(state): State<AppState>,
-    caller: Caller,
-) -> ApiResult<Api<SessionCreated>> {
+async fn authenticate(State(state): State<AppState>, caller: Caller) -> ApiResult<Api<SessionCreated>> {
     let (kind, key_id) = match &caller.credential {
         Credential::UserKey { key_id } => (KeyKind::User, key_id.clone()),
         Credential::AgentKey { key_id } => (KeyKind::Agent, key_id.clone()),
         Credential::Session { .. } => {
-            return Err(ApiError::forbidden(
-                "authenticate with an API key, not a session token",
-            ));
+            return Err(ApiError::forbidden("authenticate with an API key, not a session token"));
         }
     };
     let ttl_ms = state.config.session_ttl_secs as i64 * 1000;
-    let (token, expires_at) =
-        sessions::create(&state.db, kind, &key_id, state.now(), ttl_ms).await?;
+    let (token, expires_at) = sessions::create(&state.db, kind, &key_id, state.now(), ttl_ms).await?;
     let (agent, user) = match (&caller.agent, &caller.user) {
         (Some(a), None) => {
             let name = agents::find_ref(&state.db, &a.id).await?.map(|r| r.name);
-            (
-                Some(SessionPrincipal {
-                    id: a.id.clone(),
-                    name,
-                }),
-                None,
-            )
+            (Some(SessionPrincipal { id: a.id.clone(), name }), None)
         }
         (_, Some(u)) => {
-            let name = accounts::users::find(&state.db, &u.id)
-                .await?
-                .and_then(|u| u.name);
-            (
-                None,
-                Some(SessionPrincipal {
-                    id: u.id.clone(),
-                    name,
-                }),
-            )
+            let name = accounts::users::find(&state.db, &u.id).await?.and_then(|u| u.name);
+            (None, Some(SessionPrincipal { id: u.id.clone(), name }))
         }
         (None, None) => (None, None),
     };
     let token = token.into_inner();
-    Ok(Api::ok(SessionCreated {
-        session_token: token.clone(),
-        token,
-        expires_at: rfc3339(expires_at),
-        agent,
-        user,
-    }))
+    Ok(Api::ok(SessionCreated { session_token: token.clone(), token, expires_at: rfc3339(expires_at), agent, user }))
 }
 
 #[derive(Serialize, ToSchema)]
@@ -108,9 +82,7 @@ pub struct LoggedOut {
 async fn logout(State(state): State<AppState>, caller: Caller) -> ApiResult<Api<LoggedOut>> {
     let now = state.now();
     let revoked_sessions = match &caller.credential {
-        Credential::Session { session_id, .. } => {
-            sessions::revoke(&state.db, session_id, now).await?
-        }
+        Credential::Session { session_id, .. } => sessions::revoke(&state.db, session_id, now).await?,
         Credential::UserKey { key_id } | Credential::AgentKey { key_id } => {
             sessions::revoke_for_key(&state.db, key_id, now).await?
         }
@@ -134,24 +106,16 @@ async fn rotate_key(State(state): State<AppState>, caller: Caller) -> ApiResult<
     let (kind, key_id) = match &caller.credential {
         Credential::UserKey { key_id } => (KeyKind::User, key_id),
         Credential::AgentKey { key_id } => (KeyKind::Agent, key_id),
-        Credential::Session {
-            key_kind, key_id, ..
-        } => (*key_kind, key_id),
+        Credential::Session { key_kind, key_id, .. } => (*key_kind, key_id),
     };
     let (key, secret) = match (kind, &caller.user, &caller.agent) {
         (KeyKind::User, Some(user), _) => {
             caller.require_scope("account:write")?;
             accounts::api_keys::roll(&state.db, &user.id, key_id, 0, now).await?
         }
-        (KeyKind::Agent, None, Some(agent)) => {
-            agents::credentials::rotate(&state.db, &agent.id, key_id, now).await?
-        }
+        (KeyKind::Agent, None, Some(agent)) => agents::credentials::rotate(&state.db, &agent.id, key_id, now).await?,
         _ => return Err(ApiError::forbidden("this credential cannot be rotated")),
     };
     sessions::revoke_for_key(&state.db, key_id, now).await?;
-    Ok(Api::created(RotatedKey {
-        api_key: secret.into_inner(),
-        key,
-        message: agents::KEY_WARNING,
-    }))
+    Ok(Api::created(RotatedKey { api_key: secret.into_inner(), key, message: agents::KEY_WARNING }))
 }

@@ -65,32 +65,24 @@ pub async fn find_active(db: &Db, token_hash: &str, now: i64) -> sqlx::Result<Op
             "agent" => KeyKind::Agent,
             _ => return None,
         };
-        Some(Session {
-            id: r.id,
-            key_kind,
-            key_id: r.key_id,
-        })
+        Some(Session { id: r.id, key_kind, key_id: r.key_id })
     }))
 }
 
 pub async fn revoke(db: &Db, session_id: &str, now: i64) -> sqlx::Result<u64> {
-    let done = sqlx::query(
-        "UPDATE auth_sessions SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL",
-    )
-    .bind(now)
-    .bind(session_id)
-    .execute(db.pool())
-    .await?;
+    let done = sqlx::query("UPDATE auth_sessions SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+        .bind(now)
+        .bind(session_id)
+        .execute(db.pool())
+        .await?;
     Ok(done.rows_affected())
 }
 
 pub async fn revoke_for_key(db: &Db, key_id: &str, now: i64) -> sqlx::Result<u64> {
-    let done = sqlx::query(
-        "UPDATE auth_sessions SET revoked_at = $1 WHERE key_id = $2 AND revoked_at IS NULL",
-    )
-    .bind(now)
-    .bind(key_id)
-    .execute(db.pool())
-    .await?;
+    let done = sqlx::query("UPDATE auth_sessions SET revoked_at = $1 WHERE key_id = $2 AND revoked_at IS NULL")
+        .bind(now)
+        .bind(key_id)
+        .execute(db.pool())
+        .await?;
     Ok(done.rows_affected())
 }

@@ -21,9 +21,7 @@ pub async fn with_request_id<F: Future>(id: String, fut: F) -> F::Output {
 }
 
 pub fn current_request_id() -> String {
-    REQUEST_ID
-        .try_with(Clone::clone)
-        .unwrap_or_else(|_| new_request_id())
+    REQUEST_ID.try_with(Clone::clone).unwrap_or_else(|_| new_request_id())
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -36,11 +34,7 @@ pub struct Meta {
 
 impl Meta {
     pub fn new(request_id: String) -> Self {
-        Meta {
-            version: "1.0",
-            request_id,
-            pagination: None,
-        }
+        Meta { version: "1.0", request_id, pagination: None }
     }
 }
 
@@ -67,25 +61,13 @@ pub struct Api<T> {
 
 impl<T: Serialize> Api<T> {
     pub fn ok(data: T) -> Self {
-        Api {
-            status: StatusCode::OK,
-            data,
-            pagination: None,
-        }
+        Api { status: StatusCode::OK, data, pagination: None }
     }
     pub fn created(data: T) -> Self {
-        Api {
-            status: StatusCode::CREATED,
-            data,
-            pagination: None,
-        }
+        Api { status: StatusCode::CREATED, data, pagination: None }
     }
     pub fn page(data: T, pagination: Pagination) -> Self {
-        Api {
-            status: StatusCode::OK,
-            data,
-            pagination: Some(pagination),
-        }
+        Api { status: StatusCode::OK, data, pagination: Some(pagination) }
     }
 }
 
@@ -93,13 +75,6 @@ impl<T: Serialize> IntoResponse for Api<T> {
     fn into_response(self) -> Response {
         let mut meta = Meta::new(current_request_id());
         meta.pagination = self.pagination;
-        (
-            self.status,
-            axum::Json(Body {
-                data: self.data,
-                meta,
-            }),
-        )
-            .into_response()
+        (self.status, axum::Json(Body { data: self.data, meta })).into_response()
     }
 }

@@ -21,9 +21,7 @@ impl FromRequest<AppState> for JsonObject {
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
         let limit = state.config.max_body_bytes;
-        let bytes = axum::body::to_bytes(req.into_body(), limit)
-            .await
-            .map_err(|_| ApiError::payload_too_large())?;
+        let bytes = axum::body::to_bytes(req.into_body(), limit).await.map_err(|_| ApiError::payload_too_large())?;
         Self::from_bytes(&bytes)
     }
 }
@@ -35,12 +33,8 @@ impl JsonObject {
         }
         match serde_json::from_slice::<serde_json::Value>(bytes) {
             Ok(serde_json::Value::Object(map)) => Ok(JsonObject(map)),
-            Ok(_) => Err(ApiError::malformed_json(
-                "the request body must be a JSON object",
-            )),
-            Err(e) => Err(ApiError::malformed_json(format!(
-                "the request body is not valid JSON: {e}"
-            ))),
+            Ok(_) => Err(ApiError::malformed_json("the request body must be a JSON object")),
+            Err(e) => Err(ApiError::malformed_json(format!("the request body is not valid JSON: {e}"))),
         }
     }
 
@@ -66,20 +60,9 @@ impl JsonObject {
         };
         serde_path_to_error::deserialize(value).map_err(|err| {
             let path = err.path().to_string();
-            let field = if path == "." {
-                prefix.trim_end_matches('.').to_string()
-            } else {
-                format!("{prefix}{path}")
-            };
+            let field = if path == "." { prefix.trim_end_matches('.').to_string() } else { format!("{prefix}{path}") };
             let message = err.into_inner().to_string();
-            ApiError::validation(vec![FieldError::new(
-                if field.is_empty() {
-                    "body".into()
-                } else {
-                    field
-                },
-                message,
-            )])
+            ApiError::validation(vec![FieldError::new(if field.is_empty() { "body".into() } else { field }, message)])
         })
     }
 }
@@ -107,10 +90,8 @@ fn serde_urlencoded_deserializer<T: DeserializeOwned>(query: &str) -> Result<T, 
         .filter(|(_, v)| !v.is_empty())
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect();
-    let map: serde_json::Map<String, serde_json::Value> = pairs
-        .into_iter()
-        .map(|(k, v)| (k, serde_json::Value::String(v)))
-        .collect();
+    let map: serde_json::Map<String, serde_json::Value> =
+        pairs.into_iter().map(|(k, v)| (k, serde_json::Value::String(v))).collect();
     serde_path_to_error::deserialize(serde_json::Value::Object(map)).map_err(|e| {
         let path = e.path().to_string();
         format!("{path}: {}", e.into_inner())

@@ -33,10 +33,7 @@ pub fn router(state: AppState) -> Router {
         .route("/health/readiness", get(readiness))
         .route("/openapi.json", get(openapi_json))
         .route_layer(middleware::from_fn(remember_route))
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            auth::caller::resolve_caller,
-        ));
+        .layer(middleware::from_fn_with_state(state.clone(), auth::caller::resolve_caller));
 
     Router::new()
         .nest("/api/v1", api)
@@ -44,9 +41,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics_text))
         .fallback(route_not_found)
         .method_not_allowed_fallback(route_not_found)
-        .layer(CatchPanicLayer::custom(|_| {
-            ApiError::Internal(anyhow::anyhow!("handler panicked")).into_response()
-        }))
+        .layer(CatchPanicLayer::custom(|_| ApiError::Internal(anyhow::anyhow!("handler panicked")).into_response()))
         .layer(middleware::from_fn(observe))
         .with_state(state)
 }
@@ -68,11 +63,7 @@ async fn observe(req: Request, next: Next) -> Response {
     if let Ok(v) = HeaderValue::from_str(&id) {
         response.headers_mut().insert("x-request-id", v);
     }
-    let route_label = response
-        .extensions()
-        .get::<RouteLabel>()
-        .map(|r| r.0.clone())
-        .unwrap_or_else(|| "other".into());
+    let route_label = response.extensions().get::<RouteLabel>().map(|r| r.0.clone()).unwrap_or_else(|| "other".into());
     metrics::counter!("agentmarket_http_requests_total", "method" => method.to_string(), "route" => route_label.clone(), "status" => status.to_string()).increment(1);
     metrics::histogram!("agentmarket_http_request_duration_seconds", "method" => method.to_string(), "route" => route_label).record(elapsed.as_secs_f64());
     tracing::info!(request_id = %id, %method, %path, status, latency_ms = elapsed.as_millis() as u64, "request");
@@ -84,10 +75,7 @@ async fn observe(req: Request, next: Next) -> Response {
 struct RouteLabel(String);
 
 async fn remember_route(req: Request, next: Next) -> Response {
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_string());
+    let route = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string());
     let mut response = next.run(req).await;
     if let Some(route) = route {
         response.extensions_mut().insert(RouteLabel(route));
@@ -117,24 +105,12 @@ pub struct Readiness {
     responses((status = 200, body = Readiness), (status = 503, description = "database unreachable or migrations missing")))]
 async fn readiness(State(state): State<AppState>) -> ApiResult<Api<Readiness>> {
     if !state.db.ping().await {
-        return Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "NOT_READY",
-            "the database is unreachable",
-        ));
+        return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "NOT_READY", "the database is unreachable"));
     }
     if !state.db.migrations_applied().await? {
-        return Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "NOT_READY",
-            "migrations are not applied",
-        ));
+        return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "NOT_READY", "migrations are not applied"));
     }
-    Ok(Api::ok(Readiness {
-        status: "ready",
-        database: "ok",
-        migrations: "applied",
-    }))
+    Ok(Api::ok(Readiness { status: "ready", database: "ok", migrations: "applied" }))
 }
 
 async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
@@ -156,9 +132,5 @@ pub fn metrics_handle() -> &'static PrometheusHandle {
 async fn metrics_text() -> Response {
     let handle = metrics_handle();
     handle.run_upkeep();
-    (
-        [("content-type", "text/plain; version=0.0.4")],
-        handle.render(),
-    )
-        .into_response()
+    ([("content-type", "text/plain; version=0.0.4")], handle.render()).into_response()
 }

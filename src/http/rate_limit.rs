@@ -22,11 +22,7 @@ pub struct WindowLimiter {
 
 impl WindowLimiter {
     pub fn new(limit: u32, window_secs: i64) -> Self {
-        WindowLimiter {
-            limit,
-            window_ms: window_secs * 1000,
-            windows: Mutex::new(HashMap::new()),
-        }
+        WindowLimiter { limit, window_ms: window_secs * 1000, windows: Mutex::new(HashMap::new()) }
     }
 
     /// Counts one request for `key` at `now_ms` and says whether it is within the limit.
@@ -80,18 +76,14 @@ impl Lockout {
     /// `Some(retry_after_secs)` while `key` is locked out.
     pub fn locked(&self, key: &str, now_ms: i64) -> Option<u64> {
         let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        state
-            .get(key)
-            .filter(|s| s.locked_until > now_ms)
-            .map(|s| secs_until(s.locked_until, now_ms))
+        state.get(key).filter(|s| s.locked_until > now_ms).map(|s| secs_until(s.locked_until, now_ms))
     }
 
     /// Records a failure; returns `Some(retry_after_secs)` if this failure started a lockout.
     pub fn fail(&self, key: &str, now_ms: i64) -> Option<u64> {
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         if state.len() > 100_000 {
-            state
-                .retain(|_, s| s.locked_until > now_ms || now_ms - s.window_start < self.window_ms);
+            state.retain(|_, s| s.locked_until > now_ms || now_ms - s.window_start < self.window_ms);
         }
         let s = state.entry(key.to_string()).or_default();
         if now_ms - s.window_start >= self.window_ms {
@@ -130,14 +122,8 @@ mod tests {
         let refused = limiter.hit("ip", t0 + 10);
         assert!(!refused.allowed);
         assert_eq!(refused.reset_secs, 60);
-        assert!(
-            limiter.hit("other", t0 + 10).allowed,
-            "keys are independent"
-        );
-        assert!(
-            limiter.hit("ip", t0 + 60_000).allowed,
-            "a new window starts"
-        );
+        assert!(limiter.hit("other", t0 + 10).allowed, "keys are independent");
+        assert!(limiter.hit("ip", t0 + 60_000).allowed, "a new window starts");
     }
 
     #[test]

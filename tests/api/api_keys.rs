@@ -8,94 +8,40 @@ use crate::support::TestApp;
 both_engines!(keys_are_shown_once_and_listed_without_secrets);
 async fn keys_are_shown_once_and_listed_without_secrets(app: TestApp) {
     let user = app.signup("keys@example.com").await;
-    let ci = app
-        .post(
-            "/api/v1/api-keys",
-            Some(&user.key),
-            json!({"name": "CI/CD"}),
-        )
-        .await
-        .expect(201);
+    let ci = app.post("/api/v1/api-keys", Some(&user.key), json!({"name": "CI/CD"})).await.expect(201);
     let ci_key = ci.data()["api_key"].as_str().unwrap().to_string();
     assert!(ci_key.starts_with("ap_"));
     assert_eq!(ci.data()["key"]["name"], "CI/CD");
     assert_eq!(ci.data()["key"]["prefix"], format!("{}…", &ci_key[..7]));
-    app.post(
-        "/api/v1/api-keys",
-        Some(&ci_key),
-        json!({"name": "Production"}),
-    )
-    .await
-    .expect(201);
+    app.post("/api/v1/api-keys", Some(&ci_key), json!({"name": "Production"})).await.expect(201);
 
-    let list = app
-        .get("/api/v1/api-keys", Some(&user.key))
-        .await
-        .expect(200);
-    let names: Vec<&str> = list
-        .data()
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|k| k["name"].as_str().unwrap())
-        .collect();
+    let list = app.get("/api/v1/api-keys", Some(&user.key)).await.expect(200);
+    let names: Vec<&str> = list.data().as_array().unwrap().iter().map(|k| k["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["Production", "CI/CD", "default"], "newest first");
-    assert!(
-        !list.text.contains(&ci_key) && !list.text.contains(&user.key),
-        "no secret in a list"
-    );
-    assert!(
-        list.data()
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|k| k.get("api_key").is_none() && k.get("key_hash").is_none())
-    );
+    assert!(!list.text.contains(&ci_key) && !list.text.contains(&user.key), "no secret in a list");
+    assert!(list.data().as_array().unwrap().iter().all(|k| k.get("api_key").is_none() && k.get("key_hash").is_none()));
 }
 
 both_engines!(a_revoked_key_is_refused_at_once);
 async fn a_revoked_key_is_refused_at_once(app: TestApp) {
     let user = app.signup("revoke@example.com").await;
-    let created = app
-        .post("/api/v1/api-keys", Some(&user.key), json!({"name": "temp"}))
-        .await
-        .expect(201);
-    let (id, key) = (
-        created.data()["key"]["id"].as_str().unwrap(),
-        created.data()["api_key"].as_str().unwrap(),
-    );
+    let created = app.post("/api/v1/api-keys", Some(&user.key), json!({"name": "temp"})).await.expect(201);
+    let (id, key) = (created.data()["key"]["id"].as_str().unwrap(), created.data()["api_key"].as_str().unwrap());
     app.get("/api/v1/accounts/me", Some(key)).await.expect(200);
-    let revoked = app
-        .delete(&format!("/api/v1/api-keys/{id}"), Some(&user.key))
-        .await
-        .expect(200);
+    let revoked = app.delete(&format!("/api/v1/api-keys/{id}"), Some(&user.key)).await.expect(200);
     assert!(revoked.data()["revoked_at"].is_string());
-    app.get("/api/v1/accounts/me", Some(key))
-        .await
-        .expect_error(401, "UNAUTHORIZED");
+    app.get("/api/v1/accounts/me", Some(key)).await.expect_error(401, "UNAUTHORIZED");
     // Public endpoints refuse it too: a bad key never falls back to anonymous.
-    app.get("/api/v1/agents", Some(key))
-        .await
-        .expect_error(401, "UNAUTHORIZED");
+    app.get("/api/v1/agents", Some(key)).await.expect_error(401, "UNAUTHORIZED");
     // Another user cannot see or revoke my keys.
     let other = app.signup("other@example.com").await;
     let mine = app.get("/api/v1/api-keys", Some(&user.key)).await;
-    let default_id = mine
-        .data()
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|k| k["name"] == "default")
-        .unwrap()["id"]
+    let default_id = mine.data().as_array().unwrap().iter().find(|k| k["name"] == "default").unwrap()["id"]
         .as_str()
         .unwrap()
         .to_string();
-    app.delete(&format!("/api/v1/api-keys/{default_id}"), Some(&other.key))
-        .await
-        .expect_error(404, "NOT_FOUND");
-    app.get("/api/v1/accounts/me", Some(&user.key))
-        .await
-        .expect(200);
+    app.delete(&format!("/api/v1/api-keys/{default_id}"), Some(&other.key)).await.expect_error(404, "NOT_FOUND");
+    app.get("/api/v1/accounts/me", Some(&user.key)).await.expect(200);
 }
 
 both_engines!(rolling_replaces_the_secret_with_an_optional_grace_period);
@@ -115,11 +61,7 @@ async fn rolling_replaces_the_secret_with_an_optional_grace_period(app: TestApp)
     );
 
     let rolled = app
-        .post(
-            &format!("/api/v1/api-keys/{id}/roll"),
-            Some(&user.key),
-            json!({"expires_in_seconds": 3600}),
-        )
+        .post(&format!("/api/v1/api-keys/{id}/roll"), Some(&user.key), json!({"expires_in_seconds": 3600}))
         .await
         .expect(201);
     let new = rolled.data()["api_key"].as_str().unwrap().to_string();
@@ -130,44 +72,20 @@ async fn rolling_replaces_the_secret_with_an_optional_grace_period(app: TestApp)
     app.get("/api/v1/agents", Some(&old)).await.expect(200);
     app.get("/api/v1/agents", Some(&new)).await.expect(200);
     app.clock.advance_secs(3601);
-    app.get("/api/v1/agents", Some(&old))
-        .await
-        .expect_error(401, "UNAUTHORIZED");
+    app.get("/api/v1/agents", Some(&old)).await.expect_error(401, "UNAUTHORIZED");
     app.get("/api/v1/agents", Some(&new)).await.expect(200);
 
     // Default grace 0: the old key stops at once.
     let new_id = rolled.data()["key"]["id"].as_str().unwrap();
-    let again = app
-        .post(
-            &format!("/api/v1/api-keys/{new_id}/roll"),
-            Some(&user.key),
-            json!({}),
-        )
+    let again = app.post(&format!("/api/v1/api-keys/{new_id}/roll"), Some(&user.key), json!({})).await.expect(201);
+    app.get("/api/v1/agents", Some(&new)).await.expect_error(401, "UNAUTHORIZED");
+    app.get("/api/v1/agents", Some(again.data()["api_key"].as_str().unwrap())).await.expect(200);
+    app.post(&format!("/api/v1/api-keys/{new_id}/roll"), Some(&user.key), json!({}))
         .await
-        .expect(201);
-    app.get("/api/v1/agents", Some(&new))
+        .expect_error(409, "CONFLICT");
+    app.post(&format!("/api/v1/api-keys/{id}/roll"), Some(&user.key), json!({"expires_in_seconds": 604801}))
         .await
-        .expect_error(401, "UNAUTHORIZED");
-    app.get(
-        "/api/v1/agents",
-        Some(again.data()["api_key"].as_str().unwrap()),
-    )
-    .await
-    .expect(200);
-    app.post(
-        &format!("/api/v1/api-keys/{new_id}/roll"),
-        Some(&user.key),
-        json!({}),
-    )
-    .await
-    .expect_error(409, "CONFLICT");
-    app.post(
-        &format!("/api/v1/api-keys/{id}/roll"),
-        Some(&user.key),
-        json!({"expires_in_seconds": 604801}),
-    )
-    .await
-    .expect_error(422, "VALIDATION_ERROR");
+        .expect_error(422, "VALIDATION_ERROR");
 }
 
 both_engines!(key_requests_are_validated_field_by_field);
@@ -183,76 +101,46 @@ async fn key_requests_are_validated_field_by_field(app: TestApp) {
         .expect_error(422, "VALIDATION_ERROR");
     let mut fields = r.error_fields();
     fields.sort();
-    assert_eq!(
-        fields,
-        ["expires_at", "max_price_per_hire", "name", "scopes"]
-    );
-    let list = app
-        .get("/api/v1/api-keys", Some(&user.key))
-        .await
-        .expect(200);
-    assert_eq!(
-        list.data().as_array().unwrap().len(),
-        1,
-        "nothing was created"
-    );
+    assert_eq!(fields, ["expires_at", "max_price_per_hire", "name", "scopes"]);
+    let list = app.get("/api/v1/api-keys", Some(&user.key)).await.expect(200);
+    assert_eq!(list.data().as_array().unwrap().len(), 1, "nothing was created");
 }
 
 both_engines!(scoped_keys_get_403_outside_their_scopes);
 async fn scoped_keys_get_403_outside_their_scopes(app: TestApp) {
     let user = app.signup("scopes@example.com").await;
-    let agent = app
-        .register_agent(Some(&user.key), "did:test:scoped", json!({}))
-        .await;
+    let agent = app.register_agent(Some(&user.key), "did:test:scoped", json!({})).await;
     let reader = app
-        .post(
-            "/api/v1/api-keys",
-            Some(&user.key),
-            json!({"name": "reader", "scopes": ["agents:read"]}),
-        )
+        .post("/api/v1/api-keys", Some(&user.key), json!({"name": "reader", "scopes": ["agents:read"]}))
         .await
         .expect(201);
     let reader = reader.data()["api_key"].as_str().unwrap();
-    app.get(&format!("/api/v1/agents/{}", agent.id), Some(reader))
-        .await
-        .expect(200);
-    app.get("/api/v1/accounts/me/agents", Some(reader))
-        .await
-        .expect(200);
-    let denied = app
-        .get("/api/v1/api-keys", Some(reader))
-        .await
-        .expect_error(403, "FORBIDDEN");
-    assert!(
-        denied.body["errors"][0]["message"]
-            .as_str()
-            .unwrap()
-            .contains("account:read")
-    );
-    app.post("/api/v1/agents/register", Some(reader), json!({"agent": {"name": "x", "did": "did:test:no", "capabilities": ["a"], "pricing_model": "fixed"}}))
-        .await
-        .expect_error(403, "FORBIDDEN");
-    app.patch(
-        &format!("/api/v1/agents/{}", agent.id),
+    app.get(&format!("/api/v1/agents/{}", agent.id), Some(reader)).await.expect(200);
+    app.get("/api/v1/accounts/me/agents", Some(reader)).await.expect(200);
+    let denied = app.get("/api/v1/api-keys", Some(reader)).await.expect_error(403, "FORBIDDEN");
+    assert!(denied.body["errors"][0]["message"].as_str().unwrap().contains("account:read"));
+    app.post(
+        "/api/v1/agents/register",
         Some(reader),
-        json!({"status": "draft"}),
+        json!({"agent": {"name": "x", "did": "did:test:no", "capabilities": ["a"], "pricing_model": "fixed"}}),
     )
     .await
     .expect_error(403, "FORBIDDEN");
+    app.patch(&format!("/api/v1/agents/{}", agent.id), Some(reader), json!({"status": "draft"}))
+        .await
+        .expect_error(403, "FORBIDDEN");
 
     // A scoped key cannot mint a broader key.
     let writer = app
-        .post("/api/v1/api-keys", Some(&user.key), json!({"name": "writer", "scopes": ["account:write", "agents:read"], "max_price_per_hire": "5"}))
+        .post(
+            "/api/v1/api-keys",
+            Some(&user.key),
+            json!({"name": "writer", "scopes": ["account:write", "agents:read"], "max_price_per_hire": "5"}),
+        )
         .await
         .expect(201);
     let writer = writer.data()["api_key"].as_str().unwrap();
-    app.post(
-        "/api/v1/api-keys",
-        Some(writer),
-        json!({"name": "escalate"}),
-    )
-    .await
-    .expect_error(403, "FORBIDDEN");
+    app.post("/api/v1/api-keys", Some(writer), json!({"name": "escalate"})).await.expect_error(403, "FORBIDDEN");
     app.post(
         "/api/v1/api-keys",
         Some(writer),
@@ -273,59 +161,30 @@ both_engines!(expired_keys_are_401);
 async fn expired_keys_are_401(app: TestApp) {
     let user = app.signup("expiry@example.com").await;
     let soon = time::OffsetDateTime::from_unix_timestamp(app.clock_secs() + 60).unwrap();
-    let soon = soon
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap();
-    let created = app
-        .post(
-            "/api/v1/api-keys",
-            Some(&user.key),
-            json!({"name": "short", "expires_at": soon}),
-        )
-        .await
-        .expect(201);
+    let soon = soon.format(&time::format_description::well_known::Rfc3339).unwrap();
+    let created =
+        app.post("/api/v1/api-keys", Some(&user.key), json!({"name": "short", "expires_at": soon})).await.expect(201);
     let key = created.data()["api_key"].as_str().unwrap();
     app.get("/api/v1/accounts/me", Some(key)).await.expect(200);
     app.clock.advance_secs(61);
-    app.get("/api/v1/accounts/me", Some(key))
-        .await
-        .expect_error(401, "UNAUTHORIZED");
-    app.post("/api/v1/agents/register", Some(key), json!({}))
-        .await
-        .expect_error(401, "UNAUTHORIZED");
+    app.get("/api/v1/accounts/me", Some(key)).await.expect_error(401, "UNAUTHORIZED");
+    app.post("/api/v1/agents/register", Some(key), json!({})).await.expect_error(401, "UNAUTHORIZED");
 }
 
 both_engines!(last_used_at_is_written_at_most_once_a_minute);
 async fn last_used_at_is_written_at_most_once_a_minute(app: TestApp) {
     let user = app.signup("touch@example.com").await;
     let last_used = |r: &crate::support::Resp| {
-        r.data()
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|k| k["name"] == "default")
-            .unwrap()["last_used_at"]
-            .clone()
+        r.data().as_array().unwrap().iter().find(|k| k["name"] == "default").unwrap()["last_used_at"].clone()
     };
-    let first = app
-        .get("/api/v1/api-keys", Some(&user.key))
-        .await
-        .expect(200);
+    let first = app.get("/api/v1/api-keys", Some(&user.key)).await.expect(200);
     let t1 = last_used(&first);
     assert!(t1.is_string(), "the first use is recorded");
     app.clock.advance_secs(30);
-    let second = app
-        .get("/api/v1/api-keys", Some(&user.key))
-        .await
-        .expect(200);
+    let second = app.get("/api/v1/api-keys", Some(&user.key)).await.expect(200);
     assert_eq!(last_used(&second), t1, "not rewritten within a minute");
     app.clock.advance_secs(31);
-    app.get("/api/v1/accounts/me", Some(&user.key))
-        .await
-        .expect(200);
-    let third = app
-        .get("/api/v1/api-keys", Some(&user.key))
-        .await
-        .expect(200);
+    app.get("/api/v1/accounts/me", Some(&user.key)).await.expect(200);
+    let third = app.get("/api/v1/api-keys", Some(&user.key)).await.expect(200);
     assert_ne!(last_used(&third), t1, "rewritten after a minute");
 }

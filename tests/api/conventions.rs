@@ -12,47 +12,23 @@ async fn success_and_error_envelopes_carry_the_request_id(app: TestApp) {
     let rid = ok.body["meta"]["request_id"].as_str().unwrap();
     assert!(rid.starts_with("req_"));
     assert_eq!(ok.header("x-request-id"), Some(rid));
-    assert!(
-        ok.body.get("errors").is_none(),
-        "a 2xx never carries errors"
-    );
-    assert!(
-        ok.header("content-type")
-            .unwrap()
-            .starts_with("application/json")
-    );
+    assert!(ok.body.get("errors").is_none(), "a 2xx never carries errors");
+    assert!(ok.header("content-type").unwrap().starts_with("application/json"));
 
-    let err = app
-        .get("/api/v1/agents/00000000-0000-0000-0000-000000000000", None)
-        .await
-        .expect_error(404, "NOT_FOUND");
+    let err = app.get("/api/v1/agents/00000000-0000-0000-0000-000000000000", None).await.expect_error(404, "NOT_FOUND");
     let rid = err.body["meta"]["request_id"].as_str().unwrap();
     assert_eq!(err.header("x-request-id"), Some(rid));
-    assert_ne!(
-        rid,
-        ok.body["meta"]["request_id"].as_str().unwrap(),
-        "ids are per request"
-    );
+    assert_ne!(rid, ok.body["meta"]["request_id"].as_str().unwrap(), "ids are per request");
 }
 
 both_engines!(unknown_routes_and_methods_are_route_not_found);
 async fn unknown_routes_and_methods_are_route_not_found(app: TestApp) {
-    app.get("/api/v1/nothing-here", None)
-        .await
-        .expect_error(404, "ROUTE_NOT_FOUND");
-    app.get("/elsewhere", None)
-        .await
-        .expect_error(404, "ROUTE_NOT_FOUND");
-    app.delete("/api/v1/capabilities", None)
-        .await
-        .expect_error(404, "ROUTE_NOT_FOUND");
+    app.get("/api/v1/nothing-here", None).await.expect_error(404, "ROUTE_NOT_FOUND");
+    app.get("/elsewhere", None).await.expect_error(404, "ROUTE_NOT_FOUND");
+    app.delete("/api/v1/capabilities", None).await.expect_error(404, "ROUTE_NOT_FOUND");
     // No trailing-slash canonicalisation: never a redirect.
     let r = app.get("/api/v1/agents/", None).await;
-    assert!(
-        !(300..400).contains(&r.status),
-        "no redirects on /api: got {}",
-        r.status
-    );
+    assert!(!(300..400).contains(&r.status), "no redirects on /api: got {}", r.status);
 }
 
 both_engines!(malformed_and_non_object_json_is_400);
@@ -63,30 +39,21 @@ async fn malformed_and_non_object_json_is_400(app: TestApp) {
         .header("content-type", "application/json")
         .body("{not json");
     app.send(req).await.expect_error(400, "MALFORMED_JSON");
-    let req = app
-        .client
-        .post(app.url("/api/v1/accounts/register"))
-        .header("content-type", "application/json")
-        .body("[1,2]");
+    let req =
+        app.client.post(app.url("/api/v1/accounts/register")).header("content-type", "application/json").body("[1,2]");
     app.send(req).await.expect_error(400, "MALFORMED_JSON");
 }
 
 both_engines!(bodies_over_one_mebibyte_are_413);
 async fn bodies_over_one_mebibyte_are_413(app: TestApp) {
     let big = format!("{{\"email\":\"{}\"}}", "a".repeat(1024 * 1024 + 10));
-    let req = app
-        .client
-        .post(app.url("/api/v1/accounts/register"))
-        .header("content-type", "application/json")
-        .body(big);
+    let req =
+        app.client.post(app.url("/api/v1/accounts/register")).header("content-type", "application/json").body(big);
     app.send(req).await.expect_error(413, "PAYLOAD_TOO_LARGE");
     // Just under the limit is parsed (and then fails validation, not size).
     let ok_size = format!("{{\"name\":\"{}\"}}", "a".repeat(1000));
-    let req = app
-        .client
-        .post(app.url("/api/v1/accounts/register"))
-        .header("content-type", "application/json")
-        .body(ok_size);
+    let req =
+        app.client.post(app.url("/api/v1/accounts/register")).header("content-type", "application/json").body(ok_size);
     app.send(req).await.expect_error(422, "VALIDATION_ERROR");
 }
 
@@ -115,20 +82,13 @@ async fn validation_names_every_bad_field_with_the_wrapper(app: TestApp) {
         ]
     );
     // Flat bodies name the bare fields; missing required fields are named too.
-    let r = app
-        .post("/api/v1/agents/register", None, json!({}))
-        .await
-        .expect_error(422, "VALIDATION_ERROR");
+    let r = app.post("/api/v1/agents/register", None, json!({})).await.expect_error(422, "VALIDATION_ERROR");
     let mut fields = r.error_fields();
     fields.sort();
     assert_eq!(fields, ["capabilities", "did", "name", "pricing_model"]);
     // A wrong JSON type names its field.
     let r = app
-        .post(
-            "/api/v1/agents/register",
-            None,
-            json!({"agent": {"name": 5}}),
-        )
+        .post("/api/v1/agents/register", None, json!({"agent": {"name": 5}}))
         .await
         .expect_error(422, "VALIDATION_ERROR");
     assert_eq!(r.error_fields(), ["agent.name"]);
@@ -140,10 +100,7 @@ async fn validation_names_every_bad_field_with_the_wrapper(app: TestApp) {
 both_engines!(an_empty_body_with_a_json_content_type_is_accepted);
 async fn an_empty_body_with_a_json_content_type_is_accepted(app: TestApp) {
     let user = app.signup("empty@example.com").await;
-    let keys = app
-        .get("/api/v1/api-keys", Some(&user.key))
-        .await
-        .expect(200);
+    let keys = app.get("/api/v1/api-keys", Some(&user.key)).await.expect(200);
     let id = keys.data()[0]["id"].as_str().unwrap().to_string();
     // Roll takes an optional body; the clients send content-type json with no body at all.
     let req = app

@@ -14,31 +14,18 @@ async fn health_readiness_and_metrics_answer(app: TestApp) {
     assert_eq!(ready.data()["migrations"], "applied");
     app.get("/api/v1/agents", None).await.expect(200);
     let metrics = app.get("/metrics", None).await.expect(200);
-    assert!(
-        metrics.text.contains("agentmarket_http_requests_total"),
-        "{}",
-        metrics.text
-    );
-    assert!(
-        metrics.text.contains("route=\"/api/v1/agents\""),
-        "routes are labelled by template"
-    );
+    assert!(metrics.text.contains("agentmarket_http_requests_total"), "{}", metrics.text);
+    assert!(metrics.text.contains("route=\"/api/v1/agents\""), "routes are labelled by template");
 }
 
 both_engines!(migrations_reapply_as_a_no_op);
 async fn migrations_reapply_as_a_no_op(app: TestApp) {
     let user = app.signup("migrate@example.com").await;
-    let db = agentmarket::db::Db::connect(&app.database_url, 1)
-        .await
-        .unwrap();
-    db.migrate()
-        .await
-        .expect("re-applying migrations is a no-op");
+    let db = agentmarket::db::Db::connect(&app.database_url, 1).await.unwrap();
+    db.migrate().await.expect("re-applying migrations is a no-op");
     assert!(db.migrations_applied().await.unwrap());
     db.close().await;
-    app.get("/api/v1/accounts/me", Some(&user.key))
-        .await
-        .expect(200);
+    app.get("/api/v1/accounts/me", Some(&user.key)).await.expect(200);
 }
 
 /// Every endpoint the server routes, as (method, OpenAPI path).
@@ -75,24 +62,14 @@ async fn the_openapi_document_covers_every_endpoint(app: TestApp) {
     assert!(spec.body["openapi"].as_str().unwrap().starts_with("3."));
     let paths = spec.body["paths"].as_object().unwrap();
     for (method, path) in ENDPOINTS {
-        assert!(
-            paths.get(*path).and_then(|p| p.get(*method)).is_some(),
-            "{method} {path} is documented"
-        );
+        assert!(paths.get(*path).and_then(|p| p.get(*method)).is_some(), "{method} {path} is documented");
         // ...and actually routed (anything but ROUTE_NOT_FOUND).
-        let concrete = path
-            .replace("{id_or_did}", "x")
-            .replace("{id}", "x")
-            .replace("{key_id}", "y");
+        let concrete = path.replace("{id_or_did}", "x").replace("{id}", "x").replace("{key_id}", "y");
         let m = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
         let r = app.call(m, &concrete, None, Some(json!({}))).await;
         assert_ne!(r.code(), "ROUTE_NOT_FOUND", "{method} {path} is routed");
     }
     let documented: usize = paths.values().map(|p| p.as_object().unwrap().len()).sum();
-    assert_eq!(
-        documented,
-        ENDPOINTS.len(),
-        "no undocumented extras and no missing ones"
-    );
+    assert_eq!(documented, ENDPOINTS.len(), "no undocumented extras and no missing ones");
     assert!(spec.body["components"]["schemas"]["Agent"].is_object());
 }

@@ -20,7 +20,6 @@ pub struct TestApp {
     pub base: String,
     pub client: reqwest::Client,
     pub clock: Arc<ManualClock>,
-    pub engine: Engine,
     pub database_url: String,
     /// SQLite: the folder holding the database file.
     pub dir: Option<tempfile::TempDir>,
@@ -40,16 +39,12 @@ macro_rules! both_engines {
         mod $name {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn sqlite() {
-                let app =
-                    $crate::support::TestApp::spawn($crate::support::Engine::Sqlite, $configure)
-                        .await;
+                let app = $crate::support::TestApp::spawn($crate::support::Engine::Sqlite, $configure).await;
                 super::$name(app.expect("SQLite is always available")).await;
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn postgres() {
-                if let Some(app) =
-                    $crate::support::TestApp::spawn($crate::support::Engine::Postgres, $configure)
-                        .await
+                if let Some(app) = $crate::support::TestApp::spawn($crate::support::Engine::Postgres, $configure).await
                 {
                     super::$name(app).await;
                 }
@@ -61,7 +56,6 @@ macro_rules! both_engines {
 #[derive(Debug)]
 pub struct Resp {
     pub status: u16,
-    pub body: Value,
     pub headers: reqwest::header::HeaderMap,
     pub text: String,
 }
@@ -80,35 +74,20 @@ impl Resp {
     pub fn error_fields(&self) -> Vec<String> {
         self.body["errors"][0]["details"]
             .as_array()
-            .map(|d| {
-                d.iter()
-                    .filter_map(|x| x["field"].as_str().map(String::from))
-                    .collect()
-            })
+            .map(|d| d.iter().filter_map(|x| x["field"].as_str().map(String::from)).collect())
             .unwrap_or_default()
     }
     #[track_caller]
     pub fn expect(self, status: u16) -> Resp {
-        assert_eq!(
-            self.status, status,
-            "unexpected status; body: {}",
-            self.text
-        );
+        assert_eq!(self.status, status, "unexpected status; body: {}", self.text);
         self
     }
     #[track_caller]
     pub fn expect_error(self, status: u16, code: &str) -> Resp {
-        assert_eq!(
-            self.status, status,
-            "unexpected status; body: {}",
-            self.text
-        );
+        assert_eq!(self.status, status, "unexpected status; body: {}", self.text);
         assert_eq!(self.code(), code, "unexpected code; body: {}", self.text);
         assert!(self.body["data"].is_null(), "error bodies carry data: null");
-        assert!(
-            self.body["errors"][0]["details"].is_array(),
-            "details is always an array"
-        );
+        assert!(self.body["errors"][0]["details"].is_array(), "details is always an array");
         self
     }
 }
@@ -117,7 +96,6 @@ impl Resp {
 #[derive(Debug, Clone)]
 pub struct User {
     pub id: String,
-    pub email: String,
     pub key: String,
 }
 
@@ -127,7 +105,6 @@ pub struct Agent {
     pub id: String,
     pub did: String,
     pub key: String,
-    pub body: Value,
 }
 
 impl TestApp {
@@ -152,12 +129,8 @@ impl TestApp {
         config.database_url = database_url.clone();
         configure(&mut config);
         let clock = ManualClock::starting_now();
-        let app = App::build_with_clock(config, clock.clone())
-            .await
-            .expect("the app builds");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
+        let app = App::build_with_clock(config, clock.clone()).await.expect("the app builds");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = oneshot::channel::<()>();
         let server = tokio::spawn(async move {
@@ -167,16 +140,11 @@ impl TestApp {
             .await
             .expect("server runs");
         });
-        let client = reqwest::Client::builder()
-            .no_proxy()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap();
+        let client = reqwest::Client::builder().no_proxy().redirect(reqwest::redirect::Policy::none()).build().unwrap();
         Some(TestApp {
             base: format!("http://{addr}"),
             client,
             clock,
-            engine,
             database_url,
             dir,
             shutdown: Some(tx),
@@ -200,17 +168,8 @@ impl TestApp {
     }
 
     /// Sends a request; `key` goes in `X-API-Key`; `body` (if any) as JSON.
-    pub async fn call(
-        &self,
-        method: Method,
-        path: &str,
-        key: Option<&str>,
-        body: Option<Value>,
-    ) -> Resp {
-        let mut req = self
-            .client
-            .request(method, self.url(path))
-            .header("content-type", "application/json");
+    pub async fn call(&self, method: Method, path: &str, key: Option<&str>, body: Option<Value>) -> Resp {
+        let mut req = self.client.request(method, self.url(path)).header("content-type", "application/json");
         if let Some(k) = key {
             req = req.header("x-api-key", k);
         }
@@ -229,12 +188,7 @@ impl TestApp {
         let headers = res.headers().clone();
         let text = res.text().await.expect("body");
         let body = serde_json::from_str(&text).unwrap_or(Value::Null);
-        Resp {
-            status,
-            body,
-            headers,
-            text,
-        }
+        Resp { status, body, headers, text }
     }
 
     pub async fn get(&self, path: &str, key: Option<&str>) -> Resp {
@@ -252,16 +206,11 @@ impl TestApp {
 
     pub async fn signup(&self, email: &str) -> User {
         let r = self
-            .post(
-                "/api/v1/accounts/register",
-                None,
-                json!({"email": email, "password": "correct horse battery"}),
-            )
+            .post("/api/v1/accounts/register", None, json!({"email": email, "password": "correct horse battery"}))
             .await
             .expect(201);
         User {
             id: r.data()["user"]["id"].as_str().unwrap().to_string(),
-            email: email.to_string(),
             key: r.data()["api_key"].as_str().unwrap().to_string(),
         }
     }
@@ -278,15 +227,11 @@ impl TestApp {
         if let (Some(obj), Value::Object(more)) = (agent.as_object_mut(), extra) {
             obj.extend(more);
         }
-        let r = self
-            .post("/api/v1/agents/register", key, json!({"agent": agent}))
-            .await
-            .expect(201);
+        let r = self.post("/api/v1/agents/register", key, json!({"agent": agent})).await.expect(201);
         Agent {
             id: r.data()["agent"]["id"].as_str().unwrap().to_string(),
             did: did.to_string(),
             key: r.data()["api_key"].as_str().unwrap().to_string(),
-            body: r.data()["agent"].clone(),
         }
     }
 }
