@@ -56,6 +56,7 @@ macro_rules! both_engines {
 #[derive(Debug)]
 pub struct Resp {
     pub status: u16,
+    pub body: Value,
     pub headers: reqwest::header::HeaderMap,
     pub text: String,
 }
