@@ -56,6 +56,28 @@ pub struct Config {
     #[arg(long, global = true, env = "AGENTMARKET_ALLOW_PRIVATE_NETWORK")]
     pub allow_private_network: bool,
 
+    /// Credit `sandbox` deposits at once (development and tests only: it creates money).
+    #[arg(long, global = true, env = "AGENTMARKET_ENABLE_SANDBOX_DEPOSITS")]
+    pub enable_sandbox_deposits: bool,
+
+    /// Platform fee in basis points (500 = 5 %), fixed on each task when it is created.
+    #[arg(long, global = true, env = "AGENTMARKET_FEE_BPS", default_value_t = 500, value_parser = clap::value_parser!(i64).range(0..=10_000))]
+    pub fee_bps: i64,
+
+    /// How long a client may review a completed task before it is released automatically:
+    /// `24h`, `90m`, `30s`, `0` (release at completion).
+    #[arg(long, global = true, env = "AGENTMARKET_REVIEW_WINDOW", default_value = "24h", value_parser = parse_duration_secs)]
+    pub review_window: u64,
+
+    /// Smallest withdrawal, in USD.
+    #[arg(long, global = true, env = "AGENTMARKET_MIN_WITHDRAWAL", default_value = "1.00", value_parser = parse_amount)]
+    pub min_withdrawal: crate::money::Amount,
+
+    /// How often the background sweeper releases reviewed tasks and expires overdue ones, in
+    /// seconds (0 disables it; tests run it by hand with an injected clock).
+    #[arg(long, global = true, env = "AGENTMARKET_SWEEP_INTERVAL_SECS", default_value_t = 5)]
+    pub sweep_interval_secs: u64,
+
     /// Log format.
     #[arg(long, global = true, env = "AGENTMARKET_LOG_FORMAT", value_enum, default_value_t = LogFormat::Pretty)]
     pub log_format: LogFormat,
@@ -65,6 +87,25 @@ pub struct Config {
 pub enum LogFormat {
     Pretty,
     Json,
+}
+
+/// `24h`, `90m`, `30s`, `2d` or plain seconds.
+pub fn parse_duration_secs(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let (digits, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = digits.parse().map_err(|_| format!("`{s}` is not a duration such as 24h, 90m or 30s"))?;
+    let scale = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(format!("`{s}`: the unit must be s, m, h or d")),
+    };
+    n.checked_mul(scale).ok_or_else(|| "duration too long".to_string())
+}
+
+fn parse_amount(s: &str) -> Result<crate::money::Amount, String> {
+    crate::money::Amount::parse(s).map_err(|e| format!("amount {e}"))
 }
 
 #[derive(Parser)]
@@ -78,5 +119,20 @@ impl Config {
     /// is not possible with clap's `env`, so tests override what they care about explicitly.
     pub fn defaults() -> Config {
         DefaultsOnly::parse_from(["agentmarket"]).config
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_duration_secs;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration_secs("24h"), Ok(86_400));
+        assert_eq!(parse_duration_secs("90m"), Ok(5_400));
+        assert_eq!(parse_duration_secs("0"), Ok(0));
+        assert_eq!(parse_duration_secs("2d"), Ok(172_800));
+        assert!(parse_duration_secs("1w").is_err());
+        assert!(parse_duration_secs("h").is_err());
     }
 }

@@ -111,5 +111,53 @@ impl Db {
     }
 }
 
-/// Current time in Unix milliseconds; stored as BIGINT on both engines.
-pub type Millis = i64;
+/// A value bound to a dynamically built query.
+#[derive(Debug, Clone)]
+pub enum Arg {
+    Text(String),
+    Int(i64),
+    /// A NULL typed as text or as an integer (PostgreSQL checks the type of a NULL parameter).
+    NullText,
+    NullInt,
+}
+
+/// Builds `$n` placeholders for a query assembled from optional filters.
+#[derive(Default)]
+pub struct SqlBuilder {
+    pub sql: String,
+    pub args: Vec<Arg>,
+}
+
+impl SqlBuilder {
+    pub fn new(sql: &str) -> Self {
+        SqlBuilder { sql: sql.to_string(), args: Vec::new() }
+    }
+    /// Appends `fragment`, replacing each `?` with the next placeholder bound to `args`.
+    pub fn push(&mut self, fragment: &str, args: impl IntoIterator<Item = Arg>) -> &mut Self {
+        let mut args = args.into_iter();
+        for ch in fragment.chars() {
+            if ch == '?' {
+                self.args.push(args.next().expect("one argument per placeholder"));
+                self.sql.push_str(&format!("${}", self.args.len()));
+            } else {
+                self.sql.push(ch);
+            }
+        }
+        self
+    }
+    pub fn query_as<'q, T>(&'q self) -> sqlx::query::QueryAs<'q, sqlx::Any, T, sqlx::any::AnyArguments>
+    where
+        T: for<'r> sqlx::FromRow<'r, sqlx::any::AnyRow>,
+    {
+        let mut q = sqlx::query_as(sqlx::AssertSqlSafe(self.sql.clone()));
+        for arg in &self.args {
+            q = match arg {
+                Arg::Text(s) => q.bind(s.clone()),
+                Arg::Int(i) => q.bind(*i),
+                Arg::NullText => q.bind(None::<String>),
+                Arg::NullInt => q.bind(None::<i64>),
+            };
+        }
+        q
+    }
+}

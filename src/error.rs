@@ -104,6 +104,15 @@ impl ApiError {
             other => other,
         }
     }
+    /// `INVALID_AMOUNT` naming the field.
+    pub fn invalid_amount(field: &str, message: impl Into<String>) -> Self {
+        let message = message.into();
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, "INVALID_AMOUNT", format!("{field} {message}"))
+            .with_details([serde_json::json!({"field": field, "message": message})])
+    }
+    pub fn payment_failed(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::PAYMENT_REQUIRED, "PAYMENT_FAILED", message)
+    }
     pub fn payload_too_large() -> Self {
         Self::new(StatusCode::PAYLOAD_TOO_LARGE, "PAYLOAD_TOO_LARGE", "request body exceeds the limit")
     }

@@ -11,9 +11,11 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod http;
+pub mod ledger;
 pub mod money;
 pub mod openapi;
 pub mod state;
+pub mod tasks;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -6,7 +6,7 @@ use tracing_subscriber::EnvFilter;
 
 use agentmarket::accounts::users::{self, SignUpRequest};
 use agentmarket::config::{Config, LogFormat};
-use agentmarket::{App, Clock, SystemClock, db};
+use agentmarket::{App, Clock, SystemClock, db, ledger, tasks};
 
 #[derive(Parser)]
 #[command(name = "agentmarket", version, about = "Open, self-hostable agent marketplace")]
@@ -42,6 +42,42 @@ enum Admin {
         #[arg(long)]
         admin: bool,
     },
+    /// Credit a wallet: a user's email, or an agent's id or DID.
+    Credit {
+        #[arg(long)]
+        principal: String,
+        /// USD, e.g. 100.00.
+        #[arg(long)]
+        amount: String,
+        #[arg(long, default_value = "operator credit")]
+        reason: String,
+    },
+    /// Confirm a pending manual deposit.
+    ConfirmDeposit { id: String },
+    /// Complete (the payout happened) or fail (the money returns) a pending withdrawal.
+    Withdrawal {
+        id: String,
+        #[arg(long, conflicts_with = "fail")]
+        complete: bool,
+        #[arg(long)]
+        fail: bool,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Rule on a dispute (by dispute id or task id).
+    Resolve {
+        id: String,
+        /// refund, release or split.
+        #[arg(long)]
+        outcome: String,
+        /// For split: the client's share in basis points (default 5000).
+        #[arg(long)]
+        client_share_bps: Option<i64>,
+        #[arg(long)]
+        note: Option<String>,
+    },
+    /// Check every ledger invariant; exits non-zero when one fails.
+    Audit,
 }
 
 #[tokio::main]
@@ -56,9 +92,17 @@ async fn main() -> anyhow::Result<()> {
             println!("migrations applied");
             Ok(())
         }
-        Command::Admin(Admin::CreateUser { email, password, name, admin }) => {
-            let db = db::Db::connect(&cli.config.database_url, 1).await?;
-            db.migrate().await?;
+        Command::Admin(task) => admin(&cli.config, task).await,
+    }
+}
+
+async fn admin(config: &Config, task: Admin) -> anyhow::Result<()> {
+    let db = db::Db::connect(&config.database_url, 2).await?;
+    db.migrate().await?;
+    let now = SystemClock.now_ms();
+    let api = |e: agentmarket::error::ApiError| anyhow::anyhow!("{}: {e}", e.code());
+    match task {
+        Admin::CreateUser { email, password, name, admin } => {
             let signup = SignUpRequest { email: Some(email), password: Some(password), name }
                 .validate()
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -66,9 +110,43 @@ async fn main() -> anyhow::Result<()> {
                 users::register(&db, signup, admin, SystemClock.now_ms()).await.map_err(|e| anyhow::anyhow!("{e}"))?;
             println!("created user {} ({}){}", user.email, user.id, if admin { " as administrator" } else { "" });
             println!("API key (shown once): {}", secret.expose());
-            Ok(())
+        }
+        Admin::Credit { principal, amount, reason } => {
+            let amount = agentmarket::money::Amount::parse(&amount).map_err(|e| anyhow::anyhow!("amount {e}"))?;
+            let wallet = ledger::routes::find_principal(&db, &principal).await.map_err(api)?;
+            let id = ledger::deposits::credit(&db, &wallet, amount, &reason, now).await.map_err(api)?;
+            println!("credited {amount} USD to {wallet} (transaction {id})");
+        }
+        Admin::ConfirmDeposit { id } => {
+            let d = ledger::deposits::confirm(&db, &id, now).await.map_err(api)?;
+            println!("deposit {} of {} USD confirmed for {}", d.id, d.amount, d.principal);
+        }
+        Admin::Withdrawal { id, complete, fail, reason } => {
+            anyhow::ensure!(complete ^ fail, "say --complete or --fail");
+            let w = ledger::withdrawals::finish(&db, &id, complete, reason, now).await.map_err(api)?;
+            println!("withdrawal {} is {}", w.id, w.status);
+        }
+        Admin::Resolve { id, outcome, client_share_bps, note } => {
+            let req = tasks::disputes::ResolveRequest { outcome: Some(outcome), client_share_bps, note };
+            let d = tasks::disputes::resolve(&db, &id, req, now).await.map_err(api)?;
+            println!("dispute {} on task {} resolved: {}", d.id, d.task_id, d.outcome.unwrap_or_default());
+        }
+        Admin::Audit => {
+            let report = ledger::audit::run(&db, now).await?;
+            for inv in &report.invariants {
+                println!("{} {}", if inv.ok { "ok  " } else { "FAIL" }, inv.name);
+                for v in &inv.violations {
+                    println!("     {v}");
+                }
+            }
+            db.close().await;
+            anyhow::ensure!(report.ok, "the ledger audit found violations");
+            println!("ledger audit: every invariant holds");
+            return Ok(());
         }
     }
+    db.close().await;
+    Ok(())
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {

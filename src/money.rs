@@ -113,6 +113,48 @@ impl utoipa::PartialSchema for Amount {
 }
 impl utoipa::ToSchema for Amount {}
 
+/// Basis points: 10 000 = 100 %.
+pub const BPS_SCALE: i64 = 10_000;
+
+/// `round_half_up(amount × bps / 10 000)`, exact in 128-bit arithmetic.
+pub fn apply_bps(amount: Amount, bps: i64) -> Amount {
+    debug_assert!((0..=BPS_SCALE).contains(&bps));
+    let product = amount.0 as i128 * bps as i128;
+    let scale = BPS_SCALE as i128;
+    Amount(((product + scale / 2) / scale) as i64)
+}
+
+/// How one task's held price is divided when it settles. Every unit is accounted for:
+/// `to_provider + fee + to_client == held`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Settlement {
+    pub held: Amount,
+    pub to_provider: Amount,
+    pub fee: Amount,
+    pub to_client: Amount,
+}
+
+impl Settlement {
+    /// A normal release: the provider gets the price less the platform fee.
+    pub fn release(price: Amount, fee_bps: i64) -> Settlement {
+        let fee = apply_bps(price, fee_bps);
+        Settlement { held: price, to_provider: Amount(price.0 - fee.0), fee, to_client: Amount::ZERO }
+    }
+
+    /// A full refund: no fee.
+    pub fn refund(price: Amount) -> Settlement {
+        Settlement { held: price, to_provider: Amount::ZERO, fee: Amount::ZERO, to_client: price }
+    }
+
+    /// A split: the client's share first, then the fee on the provider's part only.
+    pub fn split(price: Amount, fee_bps: i64, client_share_bps: i64) -> Settlement {
+        let to_client = apply_bps(price, client_share_bps);
+        let provider_part = Amount(price.0 - to_client.0);
+        let fee = apply_bps(provider_part, fee_bps);
+        Settlement { held: price, to_provider: Amount(provider_part.0 - fee.0), fee, to_client }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -161,7 +203,44 @@ mod tests {
         assert_eq!(serde_json::from_str::<Amount>("\"10.5\"").unwrap().units(), 1_050_000_000);
     }
 
+    #[test]
+    fn fee_examples() {
+        let ten = Amount::parse("10.00").unwrap();
+        assert_eq!(Settlement::release(ten, 500).fee.to_string(), "0.50");
+        assert_eq!(Settlement::release(ten, 500).to_provider.to_string(), "9.50");
+        // Half a unit rounds up: 0.00000010 × 5 % = 0.5 units → 1.
+        assert_eq!(apply_bps(Amount(10), 500), Amount(1));
+        assert_eq!(apply_bps(Amount(9), 500), Amount(0));
+        assert_eq!(apply_bps(Amount(1), 500), Amount(0));
+        let split = Settlement::split(ten, 500, 5000);
+        assert_eq!(
+            (split.to_client, split.fee, split.to_provider),
+            (Amount(500_000_000), Amount(25_000_000), Amount(475_000_000))
+        );
+        assert_eq!(Settlement::refund(ten).to_client, ten);
+    }
+
     proptest! {
+        #[test]
+        fn every_settlement_accounts_for_every_unit(
+            price in prop_oneof![Just(0i64), Just(1), Just(i64::MAX), 0..=i64::MAX],
+            fee_bps in 0i64..=10_000,
+            client_bps in 0i64..=10_000,
+        ) {
+            let price = Amount(price);
+            for s in [Settlement::release(price, fee_bps), Settlement::refund(price), Settlement::split(price, fee_bps, client_bps)] {
+                let total = s.to_provider.0 as i128 + s.fee.0 as i128 + s.to_client.0 as i128;
+                prop_assert_eq!(total, price.0 as i128);
+                prop_assert!(s.to_provider.0 >= 0 && s.fee.0 >= 0 && s.to_client.0 >= 0);
+                prop_assert_eq!(s.held, price);
+            }
+            let r = Settlement::release(price, fee_bps);
+            prop_assert!(r.fee <= price);
+            // The fee is the rounded-half-up exact product.
+            let exact = price.0 as i128 * fee_bps as i128;
+            prop_assert!((r.fee.0 as i128 * 10_000 - exact).abs() <= 5_000);
+        }
+
         #[test]
         fn format_then_parse_is_identity(units in 0..=i64::MAX) {
             let a = Amount(units);

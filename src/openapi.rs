@@ -4,7 +4,7 @@
 use utoipa::OpenApi;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 
-use crate::{accounts, agents, auth, http};
+use crate::{accounts, agents, auth, http, ledger, tasks};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -34,6 +34,43 @@ use crate::{accounts, agents, auth, http};
         auth::routes::logout,
         auth::routes::rotate_key,
         http::readiness,
+        ledger::routes::balance,
+        ledger::routes::transactions,
+        ledger::routes::deposit,
+        ledger::routes::create_intent,
+        ledger::routes::list_addresses,
+        ledger::routes::add_address,
+        ledger::routes::delete_address,
+        ledger::routes::withdraw,
+        ledger::routes::fee_quote,
+        ledger::routes::confirm_deposit,
+        ledger::routes::complete_withdrawal,
+        ledger::routes::fail_withdrawal,
+        ledger::routes::credit,
+        ledger::routes::run_audit,
+        tasks::routes::create,
+        tasks::routes::list,
+        tasks::routes::show,
+        tasks::routes::pay,
+        tasks::routes::show_payment,
+        tasks::routes::claim,
+        tasks::routes::progress,
+        tasks::routes::complete,
+        tasks::routes::complete_put,
+        tasks::routes::fail,
+        tasks::routes::fail_put,
+        tasks::routes::cancel,
+        tasks::routes::accept,
+        tasks::routes::reassign,
+        tasks::routes::timeline,
+        tasks::routes::attempts,
+        tasks::routes::post_message,
+        tasks::routes::messages,
+        tasks::dispute_routes::open,
+        tasks::dispute_routes::list,
+        tasks::dispute_routes::show,
+        tasks::dispute_routes::evidence,
+        tasks::dispute_routes::resolve,
     ),
     modifiers(&Security),
     tags(
@@ -42,6 +79,10 @@ use crate::{accounts, agents, auth, http};
         (name = "agents", description = "Agents and the marketplace"),
         (name = "auth", description = "Sessions"),
         (name = "operations", description = "Health"),
+        (name = "ledger", description = "Wallets, deposits, withdrawals, fees"),
+        (name = "tasks", description = "Tasks and escrow"),
+        (name = "disputes", description = "Disputes"),
+        (name = "admin", description = "Administrators"),
     )
 )]
 struct ApiDoc;

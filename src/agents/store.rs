@@ -1,58 +1,13 @@
 //! SQL for agents and their capability index. Nothing outside this slice touches these tables.
 
 use super::model::{AgentFields, AgentRow, INITIAL_REPUTATION_CENTI};
+pub use crate::db::{Arg, SqlBuilder};
 use crate::db::{Db, Tx};
 use crate::money::Amount;
 
 pub const AGENT_COLUMNS: &str = "id, did, name, description, owner_id, capabilities, pricing_model, base_price, \
      category, metadata, status, reputation_centi, tasks_completed, tasks_failed, rating_sum, rating_count, \
      has_callback, last_seen_at, created_at, updated_at";
-
-/// A value bound to a dynamically built query.
-#[derive(Debug, Clone)]
-pub enum Arg {
-    Text(String),
-    Int(i64),
-}
-
-/// Builds `$n` placeholders for a query assembled from optional filters.
-#[derive(Default)]
-pub struct SqlBuilder {
-    pub sql: String,
-    pub args: Vec<Arg>,
-}
-
-impl SqlBuilder {
-    pub fn new(sql: &str) -> Self {
-        SqlBuilder { sql: sql.to_string(), args: Vec::new() }
-    }
-    /// Appends `fragment`, replacing each `?` with the next placeholder bound to `args`.
-    pub fn push(&mut self, fragment: &str, args: impl IntoIterator<Item = Arg>) -> &mut Self {
-        let mut args = args.into_iter();
-        for ch in fragment.chars() {
-            if ch == '?' {
-                self.args.push(args.next().expect("one argument per placeholder"));
-                self.sql.push_str(&format!("${}", self.args.len()));
-            } else {
-                self.sql.push(ch);
-            }
-        }
-        self
-    }
-    pub fn query_as<'q, T>(&'q self) -> sqlx::query::QueryAs<'q, sqlx::Any, T, sqlx::any::AnyArguments>
-    where
-        T: for<'r> sqlx::FromRow<'r, sqlx::any::AnyRow>,
-    {
-        let mut q = sqlx::query_as(sqlx::AssertSqlSafe(self.sql.clone()));
-        for arg in &self.args {
-            q = match arg {
-                Arg::Text(s) => q.bind(s.clone()),
-                Arg::Int(i) => q.bind(*i),
-            };
-        }
-        q
-    }
-}
 
 pub struct NewAgentRow<'a> {
     pub id: &'a str,
@@ -213,4 +168,40 @@ pub async fn capabilities(db: &Db) -> sqlx::Result<Vec<CapabilityRow>> {
     )
     .fetch_all(db.pool())
     .await
+}
+
+/// Everything a user owns (for task visibility).
+pub async fn owned_ids(db: &Db, owner_id: &str) -> sqlx::Result<Vec<String>> {
+    let rows: Vec<(String,)> =
+        sqlx::query_as("SELECT id FROM agents WHERE owner_id = $1").bind(owner_id).fetch_all(db.pool()).await?;
+    Ok(rows.into_iter().map(|r| r.0).collect())
+}
+
+/// A settled task's effect on its provider: counters, reputation (hundredths, kept in 0–5) and
+/// an optional 1–5 rating.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Outcome {
+    pub completed: i64,
+    pub failed: i64,
+    pub reputation_centi: i64,
+    pub rating: Option<i64>,
+}
+
+pub async fn record_outcome(tx: &mut Tx, agent_id: &str, o: Outcome, now: i64) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE agents SET tasks_completed = tasks_completed + $1, tasks_failed = tasks_failed + $2, \
+         reputation_centi = CASE WHEN reputation_centi + $3 > 500 THEN 500 WHEN reputation_centi + $3 < 0 THEN 0 \
+         ELSE reputation_centi + $3 END, rating_sum = rating_sum + $4, rating_count = rating_count + $5, updated_at = $6 \
+         WHERE id = $7",
+    )
+    .bind(o.completed)
+    .bind(o.failed)
+    .bind(o.reputation_centi)
+    .bind(o.rating.unwrap_or(0))
+    .bind(o.rating.is_some() as i64)
+    .bind(now)
+    .bind(agent_id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }

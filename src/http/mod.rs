@@ -3,6 +3,7 @@
 
 pub mod envelope;
 pub mod extract;
+pub mod idempotency;
 pub mod pagination;
 pub mod rate_limit;
 
@@ -22,7 +23,7 @@ use utoipa::ToSchema;
 
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
-use crate::{accounts, agents, auth, openapi};
+use crate::{accounts, agents, auth, ledger, openapi, tasks};
 use envelope::Api;
 
 pub fn router(state: AppState) -> Router {
@@ -30,9 +31,14 @@ pub fn router(state: AppState) -> Router {
         .merge(accounts::routes::router())
         .merge(agents::routes::router())
         .merge(auth::routes::router())
+        .merge(ledger::routes::router())
+        .merge(tasks::routes::router())
+        .merge(tasks::dispute_routes::router())
         .route("/health/readiness", get(readiness))
         .route("/openapi.json", get(openapi_json))
         .route_layer(middleware::from_fn(remember_route))
+        // Outer layers run first: the caller is resolved before idempotency scopes by it.
+        .layer(middleware::from_fn_with_state(state.clone(), idempotency::idempotency))
         .layer(middleware::from_fn_with_state(state.clone(), auth::caller::resolve_caller));
 
     Router::new()

@@ -21,6 +21,8 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub clock: Arc<ManualClock>,
     pub database_url: String,
+    /// The server's state, for driving the sweeper and the audit directly.
+    pub state: agentmarket::state::AppState,
     /// SQLite: the folder holding the database file.
     pub dir: Option<tempfile::TempDir>,
     shutdown: Option<oneshot::Sender<()>>,
@@ -111,11 +113,17 @@ pub struct Agent {
 impl TestApp {
     /// Starts a server; `None` only for PostgreSQL when it is unreachable and `CI` is unset.
     pub async fn spawn(engine: Engine, configure: impl FnOnce(&mut Config)) -> Option<TestApp> {
+        if std::env::var_os("AGENTMARKET_TEST_LOG").is_some() {
+            let _ = tracing_subscriber::fmt().with_env_filter("warn,agentmarket=debug").with_test_writer().try_init();
+        }
         let mut config = Config::defaults();
         config.allow_private_network = true;
         config.register_limit_per_hour = 10_000;
         config.signup_limit_per_hour = 10_000;
         config.db_max_connections = 5;
+        config.enable_sandbox_deposits = true;
+        // Tests run the sweeper by hand with the injected clock.
+        config.sweep_interval_secs = 0;
         let (database_url, dir, pg) = match engine {
             Engine::Sqlite => {
                 let dir = tempfile::tempdir().expect("temp dir");
@@ -131,6 +139,7 @@ impl TestApp {
         configure(&mut config);
         let clock = ManualClock::starting_now();
         let app = App::build_with_clock(config, clock.clone()).await.expect("the app builds");
+        let state = app.state().clone();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = oneshot::channel::<()>();
@@ -147,6 +156,7 @@ impl TestApp {
             client,
             clock,
             database_url,
+            state,
             dir,
             shutdown: Some(tx),
             server: Some(server),
@@ -255,5 +265,69 @@ impl TestApp {
     pub fn clock_secs(&self) -> i64 {
         use agentmarket::Clock;
         self.clock.now_ms() / 1000
+    }
+}
+
+impl TestApp {
+    /// An administrator (made directly in the database, as `agentmarket admin create-user --admin` does).
+    pub async fn admin(&self, email: &str) -> User {
+        let signup = agentmarket::accounts::users::SignUpRequest {
+            email: Some(email.into()),
+            password: Some("administrator password".into()),
+            name: None,
+        }
+        .validate()
+        .unwrap();
+        let (user, _, secret) =
+            agentmarket::accounts::users::register(&self.state.db, signup, true, self.state.now()).await.unwrap();
+        User { id: user.id, key: secret.into_inner() }
+    }
+
+    /// Puts `amount` into the key's wallet with an instant sandbox deposit.
+    pub async fn fund(&self, key: &str, amount: &str) {
+        self.post(
+            "/api/v1/ledger/deposit",
+            Some(key),
+            json!({"amount": amount, "currency": "USD", "payment_method": "sandbox"}),
+        )
+        .await
+        .expect(201);
+    }
+
+    /// `(available, escrow, pending, total)` of the key's wallet, as strings.
+    pub async fn balance(&self, key: &str) -> (String, String, String, String) {
+        let r = self.get("/api/v1/ledger/balance", Some(key)).await.expect(200);
+        let d = r.data();
+        let s = |f: &str| d[f].as_str().unwrap().to_string();
+        (s("available"), s("escrow"), s("pending"), s("total"))
+    }
+
+    pub async fn available(&self, key: &str) -> String {
+        self.balance(key).await.0
+    }
+
+    /// Runs the full ledger audit and fails the test with its report if an invariant breaks.
+    #[track_caller]
+    pub fn audit_ok(&self) -> impl std::future::Future<Output = ()> + '_ {
+        async move {
+            let report =
+                agentmarket::ledger::audit::run(&self.state.db, self.state.now()).await.expect("the audit runs");
+            assert!(report.ok, "ledger audit failed: {}", serde_json::to_string_pretty(&report).unwrap());
+            assert_eq!(report.invariants.len(), 5);
+        }
+    }
+
+    /// One sweeper pass at the injected clock's time.
+    pub async fn sweep(&self) -> agentmarket::tasks::sweeper::SweepReport {
+        agentmarket::tasks::sweeper::run_once(&self.state).await.expect("the sweeper runs")
+    }
+
+    /// Creates a task; returns its JSON.
+    pub async fn task(&self, client_key: &str, provider: &Agent, body: Value) -> Resp {
+        let mut task = json!({"provider_agent_id": provider.id, "capability": "code-review", "input": "review my PR"});
+        if let (Some(obj), Value::Object(more)) = (task.as_object_mut(), body) {
+            obj.extend(more);
+        }
+        self.post("/api/v1/tasks", Some(client_key), task).await
     }
 }

@@ -1,0 +1,170 @@
+//! The full invariant check (DESIGN.md, Money and the ledger): run by `GET /admin/ledger/audit`,
+//! `agentmarket admin audit`, and the tests after every property-test step and concurrency test.
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+use serde_json::{Value, json};
+use utoipa::ToSchema;
+
+use crate::clock::rfc3339;
+use crate::db::Db;
+use crate::tasks;
+
+const MAX_VIOLATIONS: usize = 100;
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Invariant {
+    pub name: &'static str,
+    pub ok: bool,
+    #[schema(value_type = Vec<Object>)]
+    pub violations: Vec<Value>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditReport {
+    /// True only when every invariant holds.
+    pub ok: bool,
+    pub checked_at: String,
+    pub invariants: Vec<Invariant>,
+}
+
+fn invariant(name: &'static str, mut violations: Vec<Value>) -> Invariant {
+    violations.truncate(MAX_VIOLATIONS);
+    Invariant { name, ok: violations.is_empty(), violations }
+}
+
+pub async fn run(db: &Db, now: i64) -> anyhow::Result<AuditReport> {
+    let invariants = vec![
+        entries_balance(db).await?,
+        balances_match_postings(db).await?,
+        task_escrow_conserved(db).await?,
+        settled_at_most_once(db).await?,
+        one_effect_per_event(db).await?,
+    ];
+    Ok(AuditReport { ok: invariants.iter().all(|i| i.ok), checked_at: rfc3339(now), invariants })
+}
+
+/// 1. Every journal entry sums to zero, and so do all balances together (`world` carries
+/// deposits minus withdrawals).
+async fn entries_balance(db: &Db) -> anyhow::Result<Invariant> {
+    let rows: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT entry_id, CAST(SUM(amount) AS BIGINT) FROM postings GROUP BY entry_id HAVING SUM(amount) <> 0",
+    )
+    .fetch_all(db.pool())
+    .await?;
+    let mut v: Vec<Value> = rows.into_iter().map(|(id, sum)| json!({"entry_id": id, "sum": sum})).collect();
+    let (total,): (i64,) = sqlx::query_as("SELECT CAST(COALESCE(SUM(balance), 0) AS BIGINT) FROM ledger_accounts")
+        .fetch_one(db.pool())
+        .await?;
+    if total != 0 {
+        v.push(json!({"all_balances_sum": total}));
+    }
+    Ok(invariant("entries_and_balances_sum_to_zero", v))
+}
+
+/// 2. Each balance equals the sum of its postings, and no wallet is negative.
+async fn balances_match_postings(db: &Db) -> anyhow::Result<Invariant> {
+    let rows: Vec<(String, i64, i64)> = sqlx::query_as(
+        "SELECT a.id, a.balance, CAST(COALESCE(SUM(p.amount), 0) AS BIGINT) FROM ledger_accounts a \
+         LEFT JOIN postings p ON p.account_id = a.id GROUP BY a.id, a.balance HAVING a.balance <> COALESCE(SUM(p.amount), 0)",
+    )
+    .fetch_all(db.pool())
+    .await?;
+    let mut v: Vec<Value> =
+        rows.into_iter().map(|(id, bal, sum)| json!({"account": id, "balance": bal, "postings_sum": sum})).collect();
+    let negative: Vec<(String, i64)> =
+        sqlx::query_as("SELECT id, balance FROM ledger_accounts WHERE balance < 0 AND allow_negative = 0")
+            .fetch_all(db.pool())
+            .await?;
+    v.extend(negative.into_iter().map(|(id, bal)| json!({"account": id, "negative_balance": bal})));
+    Ok(invariant("balances_equal_postings_and_are_not_negative", v))
+}
+
+#[derive(Default, Debug)]
+struct TaskMoney {
+    held: i64,
+    paid_out: i64,
+    still_held: i64,
+}
+
+/// 3. Per task: held = released to the provider + fee + refunded, exactly; money still held
+/// only while the task's payment is held.
+async fn task_escrow_conserved(db: &Db) -> anyhow::Result<Invariant> {
+    let rows: Vec<(String, i64, i64, i64)> = sqlx::query_as(
+        "SELECT e.task_id, \
+           CAST(SUM(CASE WHEN e.kind = 'escrow_hold' AND p.amount > 0 THEN p.amount ELSE 0 END) AS BIGINT), \
+           CAST(SUM(CASE WHEN e.kind IN ('escrow_release', 'escrow_refund', 'escrow_split') AND p.amount > 0 THEN p.amount ELSE 0 END) AS BIGINT), \
+           CAST(SUM(CASE WHEN a.purpose IN ('escrow', 'pending') THEN p.amount ELSE 0 END) AS BIGINT) \
+         FROM journal_entries e JOIN postings p ON p.entry_id = e.id JOIN ledger_accounts a ON a.id = p.account_id \
+         WHERE e.task_id IS NOT NULL GROUP BY e.task_id",
+    )
+    .fetch_all(db.pool())
+    .await?;
+    let mut money: HashMap<String, TaskMoney> = rows
+        .into_iter()
+        .map(|(id, held, paid_out, still_held)| (id, TaskMoney { held, paid_out, still_held }))
+        .collect();
+    let mut v = Vec::new();
+    for (id, price, status) in tasks::store::payment_states(db).await? {
+        let m = money.remove(&id).unwrap_or_default();
+        let settled = matches!(status.as_str(), "released" | "refunded" | "split");
+        let ok = m.held == price
+            && m.held == m.paid_out + m.still_held
+            && if settled { m.still_held == 0 } else { m.paid_out == 0 && m.still_held == price };
+        if !ok {
+            v.push(json!({"task_id": id, "price": price, "payment_status": status, "held": m.held, "paid_out": m.paid_out, "still_held": m.still_held}));
+        }
+    }
+    // Ledger money for a task that never took a payment.
+    v.extend(
+        money.into_iter().map(|(id, m)| json!({"task_id": id, "unexpected_ledger_entries": true, "held": m.held})),
+    );
+    Ok(invariant("task_held_equals_released_plus_fee_plus_refunded", v))
+}
+
+/// 4. An escrow is held at most once and settled at most once.
+async fn settled_at_most_once(db: &Db) -> anyhow::Result<Invariant> {
+    let rows: Vec<(String, String, i64)> = sqlx::query_as(
+        "SELECT task_id, CASE WHEN kind = 'escrow_hold' THEN 'hold' WHEN kind = 'escrow_to_pending' THEN 'complete' ELSE 'settle' END AS step, \
+         COUNT(*) FROM journal_entries WHERE task_id IS NOT NULL \
+         GROUP BY task_id, CASE WHEN kind = 'escrow_hold' THEN 'hold' WHEN kind = 'escrow_to_pending' THEN 'complete' ELSE 'settle' END \
+         HAVING COUNT(*) > 1",
+    )
+    .fetch_all(db.pool())
+    .await?;
+    let v = rows.into_iter().map(|(task, step, n)| json!({"task_id": task, "step": step, "entries": n})).collect();
+    Ok(invariant("escrow_settled_at_most_once", v))
+}
+
+/// 5. Every business event has exactly one effect: completed deposits one credit, pending none;
+/// each withdrawal one hold, and one final entry once processed.
+async fn one_effect_per_event(db: &Db) -> anyhow::Result<Invariant> {
+    let mut v = Vec::new();
+    let deposits: Vec<(String, String, i64)> = sqlx::query_as(
+        "SELECT d.id, d.status, (SELECT COUNT(*) FROM journal_entries e WHERE e.reference = 'deposit:' || d.id) FROM deposits d",
+    )
+    .fetch_all(db.pool())
+    .await?;
+    for (id, status, n) in deposits {
+        let expected = if status == "completed" { 1 } else { 0 };
+        if n != expected {
+            v.push(json!({"deposit_id": id, "status": status, "entries": n}));
+        }
+    }
+    let withdrawals: Vec<(String, String, i64, i64)> = sqlx::query_as(
+        "SELECT w.id, w.status, \
+           (SELECT COUNT(*) FROM journal_entries e WHERE e.reference = 'withdrawal:' || w.id || ':hold'), \
+           (SELECT COUNT(*) FROM journal_entries e WHERE e.reference = 'withdrawal:' || w.id || ':final') \
+         FROM withdrawals w",
+    )
+    .fetch_all(db.pool())
+    .await?;
+    for (id, status, holds, finals) in withdrawals {
+        let expected_final = if status == "pending" { 0 } else { 1 };
+        if holds != 1 || finals != expected_final {
+            v.push(json!({"withdrawal_id": id, "status": status, "holds": holds, "finals": finals}));
+        }
+    }
+    Ok(invariant("one_effect_per_event", v))
+}

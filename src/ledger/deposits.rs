@@ -1,0 +1,243 @@
+//! Money in: deposits by method (`sandbox` instant when enabled, `manual` pending until an
+//! administrator confirms; provider methods refuse until configured) and operator credits.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::statement::{self, Line};
+use super::{Account, Entry, Principal, Purpose, post};
+use crate::clock::rfc3339;
+use crate::db::Db;
+use crate::error::{ApiError, ApiResult};
+use crate::money::Amount;
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct DepositRequest {
+    /// Decimal string, > 0.
+    pub amount: Option<String>,
+    /// `USD`.
+    pub currency: Option<String>,
+    /// `sandbox`, `manual`, `crypto` or `nowpayments`.
+    pub payment_method: Option<String>,
+    /// Alias of `payment_method` (`/payments/create-intent`).
+    pub payment_type: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Deposit {
+    pub id: String,
+    pub principal: String,
+    pub amount: Amount,
+    pub method: String,
+    /// `pending` or `completed`.
+    pub status: String,
+    pub created_at: String,
+    pub completed_at: Option<String>,
+}
+
+#[derive(sqlx::FromRow)]
+struct Row {
+    id: String,
+    principal: String,
+    amount: i64,
+    method: String,
+    status: String,
+    created_at: i64,
+    completed_at: Option<i64>,
+}
+
+impl From<Row> for Deposit {
+    fn from(r: Row) -> Deposit {
+        Deposit {
+            id: r.id,
+            principal: r.principal,
+            amount: Amount::from_units(r.amount).unwrap_or_default(),
+            method: r.method,
+            status: r.status,
+            created_at: rfc3339(r.created_at),
+            completed_at: r.completed_at.map(rfc3339),
+        }
+    }
+}
+
+/// Parses a positive amount for `field`, as `INVALID_AMOUNT` when it is not one.
+pub fn positive_amount(field: &str, value: Option<&str>) -> ApiResult<Amount> {
+    let text = value.ok_or_else(|| ApiError::invalid_amount(field, "is required"))?;
+    let amount = Amount::parse(text.trim()).map_err(|e| ApiError::invalid_amount(field, e.to_string()))?;
+    if amount.is_zero() {
+        return Err(ApiError::invalid_amount(field, "must be greater than zero"));
+    }
+    Ok(amount)
+}
+
+pub fn require_usd(currency: Option<&str>) -> ApiResult<()> {
+    match currency.map(|c| c.trim().to_ascii_uppercase()) {
+        None => Ok(()),
+        Some(c) if c == "USD" => Ok(()),
+        Some(_) => Err(ApiError::field("currency", "only USD is supported")),
+    }
+}
+
+pub struct DepositSpec {
+    pub amount: Amount,
+    pub method: String,
+}
+
+impl DepositRequest {
+    pub fn validate(self) -> ApiResult<DepositSpec> {
+        require_usd(self.currency.as_deref())?;
+        let method = self.payment_method.or(self.payment_type).unwrap_or_default().trim().to_ascii_lowercase();
+        if !["sandbox", "manual", "crypto", "nowpayments"].contains(&method.as_str()) {
+            return Err(ApiError::field("payment_method", "must be sandbox, manual, crypto or nowpayments"));
+        }
+        let amount = positive_amount("amount", self.amount.as_deref())?;
+        Ok(DepositSpec { amount, method })
+    }
+}
+
+pub async fn create(
+    db: &Db,
+    principal: &Principal,
+    spec: DepositSpec,
+    sandbox_enabled: bool,
+    now: i64,
+) -> ApiResult<Deposit> {
+    let status = match spec.method.as_str() {
+        "sandbox" if sandbox_enabled => "completed",
+        "sandbox" => return Err(ApiError::payment_failed("sandbox deposits are disabled on this server")),
+        "manual" => "pending",
+        other => return Err(ApiError::payment_failed(format!("the {other} payment provider is not configured"))),
+    };
+    let id = uuid::Uuid::now_v7().to_string();
+    let mut tx = db.begin().await?;
+    let row: Row = sqlx::query_as(
+        "INSERT INTO deposits (id, principal, amount, method, status, created_at, completed_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id, principal, amount, method, status, created_at, completed_at",
+    )
+    .bind(&id)
+    .bind(principal.key())
+    .bind(spec.amount.units())
+    .bind(&spec.method)
+    .bind(status)
+    .bind(now)
+    .bind((status == "completed").then_some(now))
+    .fetch_one(&mut *tx)
+    .await?;
+    if status == "completed" {
+        book(&mut tx, principal, &id, spec.amount, now).await?;
+    }
+    statement::record(
+        &mut tx,
+        Line {
+            id: Some(id.clone()),
+            principal,
+            kind: "deposit",
+            amount: spec.amount,
+            status,
+            task_id: None,
+            reference: Some(&id),
+            description: format!("{} deposit", spec.method),
+        },
+        now,
+    )
+    .await?;
+    tx.commit().await?;
+    metrics::counter!("agentmarket_deposits_total", "method" => spec.method.clone(), "status" => status).increment(1);
+    Ok(row.into())
+}
+
+async fn book(tx: &mut crate::db::Tx, principal: &Principal, id: &str, amount: Amount, now: i64) -> ApiResult<()> {
+    post(
+        tx,
+        Entry {
+            kind: "deposit",
+            reference: format!("deposit:{id}"),
+            task_id: None,
+            memo: None,
+            postings: vec![
+                (Account::World, -amount.units()),
+                (Account::Wallet(principal.clone(), Purpose::Available), amount.units()),
+            ],
+        },
+        now,
+    )
+    .await?;
+    Ok(())
+}
+
+/// Confirms a pending deposit exactly once.
+pub async fn confirm(db: &Db, id: &str, now: i64) -> ApiResult<Deposit> {
+    let mut tx = db.begin().await?;
+    let current: Row = sqlx::query_as(
+        "SELECT id, principal, amount, method, status, created_at, completed_at FROM deposits WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or_else(|| ApiError::not_found("deposit"))?;
+    let done =
+        sqlx::query("UPDATE deposits SET status = 'completed', completed_at = $1 WHERE id = $2 AND status = 'pending'")
+            .bind(now)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+    if done.rows_affected() == 0 {
+        return Err(ApiError::invalid_state("only a pending deposit can be confirmed", &current.status));
+    }
+    let principal = Principal::parse_key(&current.principal).ok_or_else(|| anyhow::anyhow!("bad principal key"))?;
+    let amount = Amount::from_units(current.amount).unwrap_or_default();
+    book(&mut tx, &principal, id, amount, now).await?;
+    statement::set_status(&mut tx, id, "completed", now).await?;
+    tx.commit().await?;
+    Ok(Deposit { status: "completed".into(), completed_at: Some(rfc3339(now)), ..current.into() })
+}
+
+pub async fn list_pending(db: &Db, limit: i64) -> sqlx::Result<Vec<Deposit>> {
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT id, principal, amount, method, status, created_at, completed_at FROM deposits \
+         WHERE status = 'pending' ORDER BY created_at, id LIMIT $1",
+    )
+    .bind(limit)
+    .fetch_all(db.pool())
+    .await?;
+    Ok(rows.into_iter().map(Deposit::from).collect())
+}
+
+/// An operator's credit (`admin credit`, `POST /admin/credit`): money from outside, booked as
+/// an adjustment.
+pub async fn credit(db: &Db, principal: &Principal, amount: Amount, reason: &str, now: i64) -> ApiResult<String> {
+    let id = uuid::Uuid::now_v7().to_string();
+    let mut tx = db.begin().await?;
+    let entry_id = post(
+        &mut tx,
+        Entry {
+            kind: "adjustment",
+            reference: format!("credit:{id}"),
+            task_id: None,
+            memo: Some(reason.to_string()),
+            postings: vec![
+                (Account::World, -amount.units()),
+                (Account::Wallet(principal.clone(), Purpose::Available), amount.units()),
+            ],
+        },
+        now,
+    )
+    .await?;
+    statement::record(
+        &mut tx,
+        Line {
+            id: Some(id.clone()),
+            principal,
+            kind: "adjustment",
+            amount,
+            status: "completed",
+            task_id: None,
+            reference: Some(&entry_id),
+            description: reason.to_string(),
+        },
+        now,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(id)
+}

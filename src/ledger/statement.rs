@@ -1,0 +1,139 @@
+//! The wallet statement (`/ledger/transactions`): what a principal sees of the ledger, plus
+//! items still pending (manual deposits, withdrawals in flight). The postings stay the truth.
+
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::Principal;
+use crate::clock::rfc3339;
+use crate::db::{Db, Tx};
+use crate::money::Amount;
+
+pub const TYPES: &[&str] = &[
+    "deposit",
+    "withdrawal",
+    "escrow_hold",
+    "escrow_release",
+    "escrow_refund",
+    "earning",
+    "platform_fee",
+    "withdrawal_refund",
+    "adjustment",
+];
+
+/// One statement line to write with a ledger entry.
+pub struct Line<'a> {
+    pub id: Option<String>,
+    pub principal: &'a Principal,
+    pub kind: &'static str,
+    pub amount: Amount,
+    pub status: &'static str,
+    pub task_id: Option<&'a str>,
+    pub reference: Option<&'a str>,
+    pub description: String,
+}
+
+pub async fn record(tx: &mut Tx, line: Line<'_>, now: i64) -> sqlx::Result<String> {
+    let id = line.id.unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+    sqlx::query(
+        "INSERT INTO wallet_transactions (id, principal, type, amount, status, task_id, reference, description, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)",
+    )
+    .bind(&id)
+    .bind(line.principal.key())
+    .bind(line.kind)
+    .bind(line.amount.units())
+    .bind(line.status)
+    .bind(line.task_id)
+    .bind(line.reference)
+    .bind(line.description)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(id)
+}
+
+/// Moves a pending line (deposit, withdrawal) to its final status.
+pub async fn set_status(tx: &mut Tx, id: &str, status: &str, now: i64) -> sqlx::Result<()> {
+    sqlx::query("UPDATE wallet_transactions SET status = $1, updated_at = $2 WHERE id = $3")
+        .bind(status)
+        .bind(now)
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Transaction {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub amount: Amount,
+    pub currency: &'static str,
+    /// `pending`, `completed` or `failed`.
+    pub status: String,
+    pub task_id: Option<String>,
+    pub description: Option<String>,
+    pub created_at: String,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct ListQuery {
+    /// One of the transaction types.
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    pub limit: Option<String>,
+    pub offset: Option<String>,
+    pub cursor: Option<String>,
+}
+
+#[derive(sqlx::FromRow)]
+struct Row {
+    id: String,
+    #[sqlx(rename = "type")]
+    kind: String,
+    amount: i64,
+    status: String,
+    task_id: Option<String>,
+    description: Option<String>,
+    created_at: i64,
+}
+
+pub async fn list(
+    db: &Db,
+    principal: &Principal,
+    kind: Option<&str>,
+    page: &crate::http::pagination::PageRequest,
+) -> sqlx::Result<(Vec<Transaction>, i64)> {
+    let filter = " FROM wallet_transactions WHERE principal = $1 AND ($2 = '' OR type = $2)";
+    let kind = kind.unwrap_or("");
+    let (total,): (i64,) = sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT COUNT(*){filter}")))
+        .bind(principal.key())
+        .bind(kind)
+        .fetch_one(db.pool())
+        .await?;
+    let rows: Vec<Row> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT id, type, amount, status, task_id, description, created_at{filter} ORDER BY created_at DESC, id DESC LIMIT $3 OFFSET $4"
+    )))
+    .bind(principal.key())
+    .bind(kind)
+    .bind(page.limit)
+    .bind(page.offset)
+    .fetch_all(db.pool())
+    .await?;
+    let items = rows
+        .into_iter()
+        .map(|r| Transaction {
+            id: r.id,
+            kind: r.kind,
+            amount: Amount::from_units(r.amount).unwrap_or_default(),
+            currency: "USD",
+            status: r.status,
+            task_id: r.task_id,
+            description: r.description,
+            created_at: rfc3339(r.created_at),
+        })
+        .collect();
+    Ok((items, total))
+}

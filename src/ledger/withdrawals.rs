@@ -1,0 +1,328 @@
+//! Money out: saved payout addresses and withdrawals. A withdrawal holds the amount at once
+//! (available → withdrawing); an administrator (or a payout provider) then completes it (the
+//! money leaves to `world`) or fails it (the money comes back), each exactly once.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::deposits::{positive_amount, require_usd};
+use super::statement::{self, Line};
+use super::{Account, Entry, Principal, Purpose, post};
+use crate::clock::rfc3339;
+use crate::db::{Db, Tx};
+use crate::error::{ApiError, ApiResult, FieldError};
+use crate::money::Amount;
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct AddressRequest {
+    /// e.g. `USDT`, `USDC`, `USD`.
+    pub currency: Option<String>,
+    /// e.g. `TRC20`.
+    pub network: Option<String>,
+    pub address: Option<String>,
+    pub label: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema, sqlx::FromRow)]
+pub struct AddressRow {
+    id: String,
+    currency: String,
+    network: Option<String>,
+    address: String,
+    label: Option<String>,
+    #[serde(skip)]
+    principal: String,
+    #[serde(skip)]
+    created_at: i64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WithdrawalAddress {
+    pub id: String,
+    pub currency: String,
+    pub network: Option<String>,
+    pub address: String,
+    pub label: Option<String>,
+    pub created_at: String,
+}
+
+impl From<AddressRow> for WithdrawalAddress {
+    fn from(r: AddressRow) -> Self {
+        WithdrawalAddress {
+            id: r.id,
+            currency: r.currency,
+            network: r.network,
+            address: r.address,
+            label: r.label,
+            created_at: rfc3339(r.created_at),
+        }
+    }
+}
+
+const ADDRESS_COLUMNS: &str = "id, currency, network, address, label, principal, created_at";
+
+impl AddressRequest {
+    fn validate(self) -> ApiResult<(String, Option<String>, String, Option<String>)> {
+        let mut errors = Vec::new();
+        let currency = self.currency.unwrap_or_default().trim().to_ascii_uppercase();
+        if currency.is_empty() || currency.len() > 10 || !currency.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            errors.push(FieldError::new("currency", "must be a currency code such as USDT"));
+        }
+        let network = self.network.map(|n| n.trim().to_string()).filter(|n| !n.is_empty());
+        if network.as_ref().is_some_and(|n| n.len() > 32) {
+            errors.push(FieldError::new("network", "must be at most 32 characters"));
+        }
+        let address = self.address.unwrap_or_default().trim().to_string();
+        if address.is_empty() || address.len() > 256 || address.chars().any(char::is_whitespace) {
+            errors.push(FieldError::new("address", "is required: 1–256 characters without spaces"));
+        }
+        let label = self.label.map(|l| l.trim().to_string()).filter(|l| !l.is_empty());
+        if label.as_ref().is_some_and(|l| l.chars().count() > 64) {
+            errors.push(FieldError::new("label", "must be at most 64 characters"));
+        }
+        if errors.is_empty() { Ok((currency, network, address, label)) } else { Err(ApiError::validation(errors)) }
+    }
+}
+
+pub async fn add_address(
+    db: &Db,
+    principal: &Principal,
+    req: AddressRequest,
+    now: i64,
+) -> ApiResult<WithdrawalAddress> {
+    let (currency, network, address, label) = req.validate()?;
+    let row: AddressRow = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO withdrawal_addresses (id, principal, currency, network, address, label, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {ADDRESS_COLUMNS}"
+    )))
+    .bind(uuid::Uuid::now_v7().to_string())
+    .bind(principal.key())
+    .bind(currency)
+    .bind(network)
+    .bind(address)
+    .bind(label)
+    .bind(now)
+    .fetch_one(db.pool())
+    .await?;
+    Ok(row.into())
+}
+
+pub async fn list_addresses(db: &Db, principal: &Principal) -> sqlx::Result<Vec<WithdrawalAddress>> {
+    let rows: Vec<AddressRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {ADDRESS_COLUMNS} FROM withdrawal_addresses WHERE principal = $1 AND deleted_at IS NULL ORDER BY created_at DESC, id DESC"
+    )))
+    .bind(principal.key())
+    .fetch_all(db.pool())
+    .await?;
+    Ok(rows.into_iter().map(WithdrawalAddress::from).collect())
+}
+
+async fn own_address(db: &Db, principal: &Principal, id: &str) -> ApiResult<AddressRow> {
+    let row: Option<AddressRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {ADDRESS_COLUMNS} FROM withdrawal_addresses WHERE id = $1 AND deleted_at IS NULL"
+    )))
+    .bind(id)
+    .fetch_optional(db.pool())
+    .await?;
+    row.filter(|r| r.principal == principal.key()).ok_or_else(|| ApiError::not_found("withdrawal address"))
+}
+
+pub async fn delete_address(db: &Db, principal: &Principal, id: &str, now: i64) -> ApiResult<WithdrawalAddress> {
+    let row = own_address(db, principal, id).await?;
+    sqlx::query("UPDATE withdrawal_addresses SET deleted_at = $1 WHERE id = $2")
+        .bind(now)
+        .bind(id)
+        .execute(db.pool())
+        .await?;
+    Ok(row.into())
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct WithdrawRequest {
+    pub amount: Option<String>,
+    pub currency: Option<String>,
+    pub withdrawal_address_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Withdrawal {
+    pub id: String,
+    pub transaction_id: String,
+    pub principal: String,
+    pub amount: Amount,
+    pub currency: String,
+    pub withdrawal_address_id: String,
+    /// `pending`, `completed` or `failed`.
+    pub status: String,
+    pub reason: Option<String>,
+    pub created_at: String,
+    pub processed_at: Option<String>,
+}
+
+#[derive(sqlx::FromRow)]
+struct Row {
+    id: String,
+    principal: String,
+    amount: i64,
+    currency: String,
+    address_id: String,
+    status: String,
+    reason: Option<String>,
+    created_at: i64,
+    processed_at: Option<i64>,
+}
+
+const COLUMNS: &str = "id, principal, amount, currency, address_id, status, reason, created_at, processed_at";
+
+impl From<Row> for Withdrawal {
+    fn from(r: Row) -> Self {
+        Withdrawal {
+            transaction_id: r.id.clone(),
+            id: r.id,
+            principal: r.principal,
+            amount: Amount::from_units(r.amount).unwrap_or_default(),
+            currency: r.currency,
+            withdrawal_address_id: r.address_id,
+            status: r.status,
+            reason: r.reason,
+            created_at: rfc3339(r.created_at),
+            processed_at: r.processed_at.map(rfc3339),
+        }
+    }
+}
+
+/// Holds the amount at once; `INSUFFICIENT_BALANCE` if it is not available.
+pub async fn request(
+    db: &Db,
+    principal: &Principal,
+    req: WithdrawRequest,
+    minimum: Amount,
+    now: i64,
+) -> ApiResult<Withdrawal> {
+    require_usd(req.currency.as_deref())?;
+    let amount = positive_amount("amount", req.amount.as_deref())?;
+    if amount < minimum {
+        return Err(ApiError::invalid_amount("amount", format!("must be at least {minimum}")));
+    }
+    let address_id =
+        req.withdrawal_address_id.ok_or_else(|| ApiError::field("withdrawal_address_id", "is required"))?;
+    own_address(db, principal, &address_id).await?;
+    let id = uuid::Uuid::now_v7().to_string();
+    let mut tx = db.begin().await?;
+    let row: Row = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO withdrawals (id, principal, amount, currency, address_id, status, created_at) \
+         VALUES ($1, $2, $3, 'USD', $4, 'pending', $5) RETURNING {COLUMNS}"
+    )))
+    .bind(&id)
+    .bind(principal.key())
+    .bind(amount.units())
+    .bind(&address_id)
+    .bind(now)
+    .fetch_one(&mut *tx)
+    .await?;
+    post(
+        &mut tx,
+        Entry {
+            kind: "withdrawal_hold",
+            reference: format!("withdrawal:{id}:hold"),
+            task_id: None,
+            memo: None,
+            postings: vec![
+                (Account::Wallet(principal.clone(), Purpose::Available), -amount.units()),
+                (Account::Wallet(principal.clone(), Purpose::Withdrawing), amount.units()),
+            ],
+        },
+        now,
+    )
+    .await?;
+    statement::record(
+        &mut tx,
+        Line {
+            id: Some(id.clone()),
+            principal,
+            kind: "withdrawal",
+            amount,
+            status: "pending",
+            task_id: None,
+            reference: Some(&id),
+            description: "withdrawal".into(),
+        },
+        now,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(row.into())
+}
+
+/// Completes (`succeeded`) or fails a pending withdrawal, exactly once.
+pub async fn finish(db: &Db, id: &str, succeeded: bool, reason: Option<String>, now: i64) -> ApiResult<Withdrawal> {
+    let mut tx = db.begin().await?;
+    let current = load(&mut tx, id).await?;
+    let status = if succeeded { "completed" } else { "failed" };
+    let done = sqlx::query(
+        "UPDATE withdrawals SET status = $1, reason = $2, processed_at = $3 WHERE id = $4 AND status = 'pending'",
+    )
+    .bind(status)
+    .bind(&reason)
+    .bind(now)
+    .bind(id)
+    .execute(&mut *tx)
+    .await?;
+    if done.rows_affected() == 0 {
+        return Err(ApiError::invalid_state("only a pending withdrawal can be completed or failed", &current.status));
+    }
+    let principal = Principal::parse_key(&current.principal).ok_or_else(|| anyhow::anyhow!("bad principal key"))?;
+    let amount = current.amount;
+    let destination = if succeeded { Account::World } else { Account::Wallet(principal.clone(), Purpose::Available) };
+    post(
+        &mut tx,
+        Entry {
+            kind: if succeeded { "withdrawal_complete" } else { "withdrawal_fail" },
+            reference: format!("withdrawal:{id}:final"),
+            task_id: None,
+            memo: reason.clone(),
+            postings: vec![(Account::Wallet(principal.clone(), Purpose::Withdrawing), -amount), (destination, amount)],
+        },
+        now,
+    )
+    .await?;
+    statement::set_status(&mut tx, id, status, now).await?;
+    if !succeeded {
+        statement::record(
+            &mut tx,
+            Line {
+                id: None,
+                principal: &principal,
+                kind: "withdrawal_refund",
+                amount: Amount::from_units(amount).unwrap_or_default(),
+                status: "completed",
+                task_id: None,
+                reference: Some(id),
+                description: reason.clone().unwrap_or_else(|| "withdrawal failed".into()),
+            },
+            now,
+        )
+        .await?;
+    }
+    let row = load(&mut tx, id).await?;
+    tx.commit().await?;
+    Ok(row.into())
+}
+
+async fn load(tx: &mut Tx, id: &str) -> ApiResult<Row> {
+    sqlx::query_as::<_, Row>(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM withdrawals WHERE id = $1")))
+        .bind(id)
+        .fetch_optional(&mut **tx)
+        .await?
+        .ok_or_else(|| ApiError::not_found("withdrawal"))
+}
+
+pub async fn list_pending(db: &Db, limit: i64) -> sqlx::Result<Vec<Withdrawal>> {
+    let rows: Vec<Row> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM withdrawals WHERE status = 'pending' ORDER BY created_at, id LIMIT $1"
+    )))
+    .bind(limit)
+    .fetch_all(db.pool())
+    .await?;
+    Ok(rows.into_iter().map(Withdrawal::from).collect())
+}

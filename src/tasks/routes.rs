@@ -1,0 +1,438 @@
+//! HTTP for tasks: parse, resolve the actor, call the engine, shape the answer.
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::routing::{get, post};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::model::{Payment, Task};
+use super::store::{self, Attempt, Message, NewMessage, TimelineEvent};
+use super::{NewTaskRequest, Settings, lifecycle};
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult, FieldError};
+use crate::http::envelope::Api;
+use crate::http::extract::{ApiQuery, JsonObject};
+use crate::http::pagination::PageRequest;
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/tasks", get(list).post(create))
+        .route("/tasks/{id}", get(show))
+        .route("/tasks/{id}/payments", get(show_payment).post(pay))
+        .route("/tasks/{id}/claim", post(claim))
+        .route("/tasks/{id}/progress", post(progress))
+        .route("/tasks/{id}/complete", post(complete).put(complete_put))
+        .route("/tasks/{id}/fail", post(fail).put(fail_put))
+        .route("/tasks/{id}/cancel", post(cancel))
+        .route("/tasks/{id}/accept", post(accept))
+        .route("/tasks/{id}/reassign", post(reassign))
+        .route("/tasks/{id}/timeline", get(timeline))
+        .route("/tasks/{id}/attempts", get(attempts))
+        .route("/tasks/{id}/messages", get(messages).post(post_message))
+}
+
+fn settings(state: &AppState) -> Settings {
+    Settings::from_config(&state.config)
+}
+
+async fn writer(state: &AppState, caller: &Caller) -> ApiResult<super::model::Actor> {
+    caller.require_scope("tasks:write")?;
+    super::actor(&state.db, caller).await
+}
+
+async fn reader(state: &AppState, caller: &Caller) -> ApiResult<super::model::Actor> {
+    caller.require_scope("tasks:read")?;
+    super::actor(&state.db, caller).await
+}
+
+/// Create a task for a provider agent; `payment_type: "balance"` holds the escrow now.
+#[utoipa::path(post, path = "/api/v1/tasks", tag = "tasks", request_body = NewTaskRequest,
+    responses((status = 201, body = Task), (status = 401), (status = 403), (status = 404), (status = 402),
+        (status = 422, description = "VALIDATION_ERROR, INVALID_AMOUNT, PRICE_ABOVE_MAX or INSUFFICIENT_BALANCE"),
+        (status = 503, description = "AGENT_UNAVAILABLE")))]
+async fn create(State(state): State<AppState>, caller: Caller, body: JsonObject) -> ApiResult<Api<Task>> {
+    let actor = writer(&state, &caller).await?;
+    let req = body.parse::<NewTaskRequest>(Some("task"))?.validate(state.now())?;
+    let task = super::create(&state.db, &actor, req, settings(&state), state.now()).await?;
+    Ok(Api::created(task.to_task()))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct ListQuery {
+    pub status: Option<String>,
+    /// `client` or `provider`.
+    pub role: Option<String>,
+    /// Only tasks where this agent is client or provider.
+    pub agent_id: Option<String>,
+    pub limit: Option<String>,
+    pub cursor: Option<String>,
+    pub offset: Option<String>,
+}
+
+/// Tasks the caller takes part in, newest first.
+#[utoipa::path(get, path = "/api/v1/tasks", tag = "tasks", params(ListQuery), responses((status = 200, body = Vec<Task>), (status = 401), (status = 422)))]
+async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> ApiResult<Api<Vec<Task>>> {
+    let actor = reader(&state, &caller).await?;
+    let page = PageRequest::parse(q.limit.as_deref(), q.cursor.as_deref(), q.offset.as_deref())?;
+    let role = q.role.as_deref();
+    if role.is_some_and(|r| r != "client" && r != "provider") {
+        return Err(ApiError::field("role", "must be client or provider"));
+    }
+    let super::model::Actor::Caller { owned_agents, .. } = &actor else { unreachable!("callers only") };
+    let mut mine: Vec<String> = owned_agents.iter().cloned().collect();
+    if let Some(a) = &caller.agent {
+        mine = vec![a.id.clone()];
+    }
+    let user = if caller.agent.is_none() { caller.user.as_ref().map(|u| u.id.as_str()) } else { None };
+    let filter = store::ListFilter {
+        client_agents: if role == Some("provider") { vec![] } else { mine.clone() },
+        client_user: if role == Some("provider") { None } else { user },
+        provider_agents: if role == Some("client") { vec![] } else { mine },
+        status: q.status.as_deref(),
+        agent_id: q.agent_id.as_deref(),
+    };
+    let (rows, total) = store::list(&state.db, &filter, page.limit, page.offset).await?;
+    let meta = page.meta(rows.len(), total);
+    Ok(Api::page(rows.iter().map(|t| t.to_task()).collect(), meta))
+}
+
+/// One task (participants only).
+#[utoipa::path(get, path = "/api/v1/tasks/{id}", tag = "tasks", params(("id" = String, Path)), responses((status = 200, body = Task), (status = 404)))]
+async fn show(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Api<Task>> {
+    let actor = reader(&state, &caller).await?;
+    Ok(Api::ok(super::visible(&state.db, &actor, &id).await?.to_task()))
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct PayRequest {
+    pub task_id: Option<String>,
+    /// `balance` (default) or `escrow`; `crypto`/`nowpayments` need a configured provider.
+    pub payment_type: Option<String>,
+    pub crypto_currency: Option<String>,
+}
+
+/// Hold the task's escrow from the client's balance. Already held: 200 with the same payment.
+#[utoipa::path(post, path = "/api/v1/tasks/{id}/payments", tag = "tasks", params(("id" = String, Path)), request_body = PayRequest,
+    responses((status = 201, body = Payment), (status = 200, body = Payment, description = "already paid"), (status = 402),
+        (status = 409), (status = 422, description = "INSUFFICIENT_BALANCE")))]
+async fn pay(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    body: JsonObject,
+) -> ApiResult<Api<Payment>> {
+    caller.require_scope("tasks:write")?;
+    let actor = super::actor(&state.db, &caller).await?;
+    let req: PayRequest = body.parse(None)?;
+    let (payment, created) = super::pay(&state.db, &actor, &id, req.payment_type.as_deref(), state.now()).await?;
+    Ok(if created { Api::created(payment) } else { Api::ok(payment) })
+}
+
+/// The task's payment (404 when it has none).
+#[utoipa::path(get, path = "/api/v1/tasks/{id}/payments", tag = "tasks", params(("id" = String, Path)),
+    responses((status = 200, body = Payment), (status = 404)))]
+async fn show_payment(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Api<Payment>> {
+    let actor = reader(&state, &caller).await?;
+    let task = super::visible(&state.db, &actor, &id).await?;
+    match task.payment() {
+        Some(p) => Ok(Api::ok(p)),
+        None if task.payment_status == "not_required" => Ok(Api::ok(super::free_payment(&task))),
+        None => Err(ApiError::not_found("payment")),
+    }
+}
+
+/// Provider: take a funded (or free) pending task.
+#[utoipa::path(post, path = "/api/v1/tasks/{id}/claim", tag = "tasks", params(("id" = String, Path)),
+    responses((status = 200, body = Task), (status = 403), (status = 409), (status = 423)))]
+async fn claim(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Api<Task>> {
+    let actor = writer(&state, &caller).await?;
+    Ok(Api::ok(lifecycle::claim(&state.db, &actor, &id, state.now()).await?.to_task()))
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct ProgressRequest {
+    /// 0–100.
+    pub progress_percent: Option<i64>,
+    pub progress_message: Option<String>,
+}
+
+/// Provider: report progress (→ `in_progress`).
+#[utoipa::path(post, path = "/api/v1/tasks/{id}/progress", tag = "tasks", params(("id" = String, Path)), request_body = ProgressRequest,
+    responses((status = 200, body = Task), (status = 403), (status = 409), (status = 422)))]
+async fn progress(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    body: JsonObject,
+) -> ApiResult<Api<Task>> {
+    let actor = writer(&state, &caller).await?;
+    let req: ProgressRequest = body.parse(None)?;
+    let mut errors = Vec::new();
+    let percent = req.progress_percent.unwrap_or(-1);
+    if !(0..=100).contains(&percent) {
+        errors.push(FieldError::new("progress_percent", "is required, an integer from 0 to 100"));
+    }
+    if req.progress_message.as_ref().is_some_and(|m| m.chars().count() > 1000) {
+        errors.push(FieldError::new("progress_message", "must be at most 1000 characters"));
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::validation(errors));
+    }
+    Ok(Api::ok(
+        lifecycle::progress(&state.db, &actor, &id, percent, req.progress_message, state.now()).await?.to_task(),
+    ))
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct CompleteRequest {
+    /// The result: any JSON value.
+    #[schema(value_type = Object)]
+    pub output: Option<serde_json::Value>,
+}
+
+/// Provider: deliver the output (→ `completed`; the review window starts).
+#[utoipa::path(post, path = "/api/v1/tasks/{id}/complete", tag = "tasks", params(("id" = String, Path)), request_body = CompleteRequest,
+    responses((status = 200, body = Task), (status = 403), (status = 409), (status = 422), (status = 423)))]
+async fn complete(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    body: JsonObject,
+) -> ApiResult<Api<Task>> {
+    let actor = writer(&state, &caller).await?;
+    let req: CompleteRequest = body.parse(None)?;
+    let output = req.output.filter(|o| !o.is_null()).ok_or_else(|| ApiError::field("output", "is required"))?;
+    let task = lifecycle::complete(&state.db, &actor, &id, output, settings(&state), state.now()).await?;
+    Ok(Api::ok(task.to_task()))
+}
+
+/// Same as POST.
+#[utoipa::path(put, path = "/api/v1/tasks/{id}/complete", tag = "tasks", params(("id" = String, Path)), request_body = CompleteRequest,
+    responses((status = 200, body = Task)))]
+async fn complete_put(
+    state: State<AppState>,
+    caller: Caller,
+    id: Path<String>,
+    body: JsonObject,
+) -> ApiResult<Api<Task>> {
+    complete(state, caller, id, body).await
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct FailRequest {
+    pub error_reason: Option<String>,
+}
+
+/// Provider: give up (→ `failed`; the escrow is refunded).
+#[utoipa::path(post, path = "/api/v1/tasks/{id}/fail", tag = "tasks", params(("id" = String, Path)), request_body = FailRequest,
+    responses((status = 200, body = Task), (status = 403), (status = 409), (status = 422), (status = 423)))]
+async fn fail(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    body: JsonObject,
+) -> ApiResult<Api<Task>> {
+    let actor = writer(&state, &caller).await?;
+    let req: FailRequest = body.parse(None)?;
+    let reason = req.error_reason.map(|r| r.trim().to_string()).filter(|r| !r.is_empty());
+    let reason = reason.ok_or_else(|| ApiError::field("error_reason", "is required"))?;
+    if reason.chars().count() > 2000 {
+        return Err(ApiError::field("error_reason", "must be at most 2000 characters"));
+    }
+    Ok(Api::ok(lifecycle::fail(&state.db, &actor, &id, reason, state.now()).await?.to_task()))
+}
+
+/// Same as POST.
+#[utoipa::path(put, path = "/api/v1/tasks/{id}/fail", tag = "tasks", params(("id" = String, Path)), request_body = FailRequest,
+    responses((status = 200, body = Task)))]
+async fn fail_put(state: State<AppState>, caller: Caller, id: Path<String>, body: JsonObject) -> ApiResult<Api<Task>> {
+    fail(state, caller, id, body).await
+}
+
+/// Client: cancel an unfinished task (the escrow is refunded).
+#[utoipa::path(post, path = "/api/v1/tasks/{id}/cancel", tag = "tasks", params(("id" = String, Path)),
+    responses((status = 200, body = Task), (status = 403), (status = 409), (status = 423)))]
+async fn cancel(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Api<Task>> {
+    let actor = writer(&state, &caller).await?;
+    Ok(Api::ok(lifecycle::cancel(&state.db, &actor, &id, state.now()).await?.to_task()))
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct AcceptRequest {
+    /// 1–5.
+    pub rating: Option<i64>,
+    pub review: Option<String>,
+}
+
+/// Client: accept the result and release the payment now.
+#[utoipa::path(post, path = "/api/v1/tasks/{id}/accept", tag = "tasks", params(("id" = String, Path)), request_body = AcceptRequest,
+    responses((status = 200, body = Task), (status = 403), (status = 409), (status = 422), (status = 423)))]
+async fn accept(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    body: JsonObject,
+) -> ApiResult<Api<Task>> {
+    let actor = writer(&state, &caller).await?;
+    let req: AcceptRequest = body.parse(None)?;
+    let mut errors = Vec::new();
+    if req.rating.is_some_and(|r| !(1..=5).contains(&r)) {
+        errors.push(FieldError::new("rating", "must be from 1 to 5"));
+    }
+    if req.review.as_ref().is_some_and(|r| r.chars().count() > 2000) {
+        errors.push(FieldError::new("review", "must be at most 2000 characters"));
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::validation(errors));
+    }
+    Ok(Api::ok(lifecycle::accept(&state.db, &actor, &id, req.rating, req.review, state.now()).await?.to_task()))
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct ReassignRequest {
+    pub provider_agent_id: Option<String>,
+    pub new_provider_agent_did: Option<String>,
+    pub new_agent_id: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Reassigned {
+    #[serde(flatten)]
+    task: Task,
+    task_id: String,
+    previous_agent_did: String,
+    new_agent_did: String,
+    new_provider_agent_id: String,
+    reassigned_at: String,
+}
+
+/// Client: move an unfinished task to another provider; the escrow stays.
+#[utoipa::path(post, path = "/api/v1/tasks/{id}/reassign", tag = "tasks", params(("id" = String, Path)), request_body = ReassignRequest,
+    responses((status = 200, body = Reassigned), (status = 403), (status = 404), (status = 409), (status = 422), (status = 423)))]
+async fn reassign(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    body: JsonObject,
+) -> ApiResult<Api<Reassigned>> {
+    let actor = writer(&state, &caller).await?;
+    let req: ReassignRequest = body.parse(None)?;
+    let target =
+        req.provider_agent_id.or(req.new_provider_agent_did).or(req.new_agent_id).filter(|t| !t.trim().is_empty());
+    let target = target.ok_or_else(|| ApiError::field("provider_agent_id", "is required (a UUID or DID)"))?;
+    let (task, previous_did) = lifecycle::reassign(&state.db, &actor, &id, target.trim(), state.now()).await?;
+    let task = task.to_task();
+    Ok(Api::ok(Reassigned {
+        task_id: task.id.clone(),
+        previous_agent_did: previous_did,
+        new_agent_did: task.provider_agent_did.clone(),
+        new_provider_agent_id: task.provider_agent_id.clone(),
+        reassigned_at: task.updated_at.clone(),
+        task,
+    }))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Timeline {
+    events: Vec<TimelineEvent>,
+}
+
+/// Everything that happened to the task, oldest first.
+#[utoipa::path(get, path = "/api/v1/tasks/{id}/timeline", tag = "tasks", params(("id" = String, Path)), responses((status = 200, body = Timeline), (status = 404)))]
+async fn timeline(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Api<Timeline>> {
+    let actor = reader(&state, &caller).await?;
+    let task = super::visible(&state.db, &actor, &id).await?;
+    Ok(Api::ok(Timeline { events: store::timeline(&state.db, &task.id).await? }))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Attempts {
+    attempts: Vec<Attempt>,
+}
+
+/// Each provider's go at the task.
+#[utoipa::path(get, path = "/api/v1/tasks/{id}/attempts", tag = "tasks", params(("id" = String, Path)), responses((status = 200, body = Attempts), (status = 404)))]
+async fn attempts(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Api<Attempts>> {
+    let actor = reader(&state, &caller).await?;
+    let task = super::visible(&state.db, &actor, &id).await?;
+    Ok(Api::ok(Attempts { attempts: store::attempts(&state.db, &task.id).await? }))
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct MessageRequest {
+    pub content: Option<String>,
+    /// Alias of `content` (older clients).
+    pub message: Option<String>,
+    /// `instruction`, `feedback` or `question`.
+    pub message_type: Option<String>,
+}
+
+/// Post a message visible to both parties.
+#[utoipa::path(post, path = "/api/v1/tasks/{id}/messages", tag = "tasks", params(("id" = String, Path)), request_body = MessageRequest,
+    responses((status = 201, body = Message), (status = 404), (status = 422)))]
+async fn post_message(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    body: JsonObject,
+) -> ApiResult<Api<Message>> {
+    let actor = writer(&state, &caller).await?;
+    let task = super::visible(&state.db, &actor, &id).await?;
+    let req: MessageRequest = body.parse(None)?;
+    let content = req.content.or(req.message).map(|c| c.trim().to_string()).unwrap_or_default();
+    let mut errors = Vec::new();
+    if content.is_empty() || content.chars().count() > 5000 {
+        errors.push(FieldError::new("content", "is required, at most 5000 characters"));
+    }
+    let kind = req.message_type.unwrap_or_else(|| "instruction".into()).to_ascii_lowercase();
+    if !["instruction", "feedback", "question"].contains(&kind.as_str()) {
+        errors.push(FieldError::new("message_type", "must be instruction, feedback or question"));
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::validation(errors));
+    }
+    let (agent_id, user_id, name) = match (&caller.agent, &caller.user) {
+        (Some(a), _) => (Some(a.id.clone()), None, crate::agents::find_ref(&state.db, &a.id).await?.map(|r| r.name)),
+        (None, Some(u)) => {
+            let user = crate::accounts::users::find(&state.db, &u.id).await?;
+            (None, Some(u.id.clone()), user.map(|u| u.name.unwrap_or(u.email)))
+        }
+        (None, None) => (None, None, None),
+    };
+    let message = store::add_message(
+        &state.db,
+        NewMessage {
+            task_id: &task.id,
+            content: &content,
+            message_type: &kind,
+            sender_agent_id: agent_id.as_deref(),
+            sender_user_id: user_id.as_deref(),
+            sender_name: name.as_deref(),
+        },
+        state.now(),
+    )
+    .await?;
+    Ok(Api::created(message))
+}
+
+/// The task's messages, oldest first.
+#[utoipa::path(get, path = "/api/v1/tasks/{id}/messages", tag = "tasks", params(("id" = String, Path)), responses((status = 200, body = Vec<Message>), (status = 404)))]
+async fn messages(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Api<Vec<Message>>> {
+    let actor = reader(&state, &caller).await?;
+    let task = super::visible(&state.db, &actor, &id).await?;
+    Ok(Api::ok(store::messages(&state.db, &task.id).await?))
+}

@@ -1,0 +1,362 @@
+//! SQL for tasks, their timeline, attempts and messages. Nothing outside this slice touches
+//! these tables.
+
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::model::{TASK_COLUMNS, TaskRow};
+use crate::clock::{rfc3339, rfc3339_opt};
+use crate::db::{Arg, Db, SqlBuilder, Tx};
+
+pub async fn insert(tx: &mut Tx, t: &TaskRow) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO tasks (id, status, payment_status, client_user_id, client_agent_id, provider_agent_id, provider_agent_did, \
+         capability, input, price, fee_bps, fee, currency, deadline_at, payment_id, payment_type, payment_created_at, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $18)",
+    )
+    .bind(&t.id)
+    .bind(&t.status)
+    .bind(&t.payment_status)
+    .bind(&t.client_user_id)
+    .bind(&t.client_agent_id)
+    .bind(&t.provider_agent_id)
+    .bind(&t.provider_agent_did)
+    .bind(&t.capability)
+    .bind(&t.input)
+    .bind(t.price)
+    .bind(t.fee_bps)
+    .bind(t.fee)
+    .bind(&t.currency)
+    .bind(t.deadline_at)
+    .bind(&t.payment_id)
+    .bind(&t.payment_type)
+    .bind(t.payment_created_at)
+    .bind(t.created_at)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+pub async fn find(db: &Db, id: &str) -> sqlx::Result<Option<TaskRow>> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {TASK_COLUMNS} FROM tasks WHERE id = $1")))
+        .bind(id)
+        .fetch_optional(db.pool())
+        .await
+}
+
+/// Reads the task inside a write transaction, locking its row on PostgreSQL.
+pub async fn lock(db: &Db, tx: &mut Tx, id: &str) -> sqlx::Result<Option<TaskRow>> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {TASK_COLUMNS} FROM tasks WHERE id = $1{}", db.for_update())))
+        .bind(id)
+        .fetch_optional(&mut **tx)
+        .await
+}
+
+/// A conditional state change: `SET …` applies only while the task is still in one of
+/// `from_status` with `from_payment`; returns whether it applied.
+pub async fn update_if(
+    tx: &mut Tx,
+    id: &str,
+    from_status: &[&str],
+    from_payment: &[&str],
+    set: &str,
+    args: Vec<Arg>,
+) -> sqlx::Result<bool> {
+    let mut q = SqlBuilder::new("UPDATE tasks SET ");
+    q.push(set, args);
+    q.push(" WHERE id = ?", [Arg::Text(id.to_string())]);
+    push_in(&mut q, "status", from_status);
+    push_in(&mut q, "payment_status", from_payment);
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(q.sql.clone()));
+    for arg in q.args {
+        query = match arg {
+            Arg::Text(s) => query.bind(s),
+            Arg::Int(i) => query.bind(i),
+            Arg::NullText => query.bind(None::<String>),
+            Arg::NullInt => query.bind(None::<i64>),
+        };
+    }
+    Ok(query.execute(&mut **tx).await?.rows_affected() == 1)
+}
+
+fn push_in(q: &mut SqlBuilder, column: &str, values: &[&str]) {
+    if values.is_empty() {
+        return;
+    }
+    let marks = vec!["?"; values.len()].join(", ");
+    q.push(&format!(" AND {column} IN ({marks})"), values.iter().map(|v| Arg::Text(v.to_string())));
+}
+
+pub async fn event(
+    tx: &mut Tx,
+    task_id: &str,
+    event_type: &str,
+    progress: Option<(i64, Option<&str>)>,
+    details: serde_json::Value,
+    now: i64,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO task_events (id, task_id, event_type, progress_percent, progress_message, details, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(uuid::Uuid::now_v7().to_string())
+    .bind(task_id)
+    .bind(event_type)
+    .bind(progress.map(|p| p.0))
+    .bind(progress.and_then(|p| p.1.map(str::to_string)))
+    .bind(details.to_string())
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TimelineEvent {
+    pub event_type: String,
+    pub timestamp: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub progress_percent: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub progress_message: Option<String>,
+    #[schema(value_type = Object)]
+    pub details: serde_json::Value,
+}
+
+pub async fn timeline(db: &Db, task_id: &str) -> sqlx::Result<Vec<TimelineEvent>> {
+    let rows: Vec<(String, Option<i64>, Option<String>, String, i64)> = sqlx::query_as(
+        "SELECT event_type, progress_percent, progress_message, details, created_at FROM task_events \
+         WHERE task_id = $1 ORDER BY created_at, id",
+    )
+    .bind(task_id)
+    .fetch_all(db.pool())
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(event_type, progress_percent, progress_message, details, at)| TimelineEvent {
+            event_type,
+            timestamp: rfc3339(at),
+            progress_percent,
+            progress_message,
+            details: serde_json::from_str(&details).unwrap_or_default(),
+        })
+        .collect())
+}
+
+pub async fn start_attempt(tx: &mut Tx, task_id: &str, provider: &str, now: i64) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO task_attempts (id, task_id, provider_agent_id, status, created_at) VALUES ($1, $2, $3, 'in_progress', $4)",
+    )
+    .bind(uuid::Uuid::now_v7().to_string())
+    .bind(task_id)
+    .bind(provider)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Closes the open attempt of a task, if there is one.
+pub async fn finish_attempt(
+    tx: &mut Tx,
+    task_id: &str,
+    status: &str,
+    error: Option<&str>,
+    now: i64,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE task_attempts SET status = $1, error_reason = $2, completed_at = $3 WHERE task_id = $4 AND status = 'in_progress'",
+    )
+    .bind(status)
+    .bind(error)
+    .bind(now)
+    .bind(task_id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Attempt {
+    pub id: String,
+    pub status: String,
+    pub provider_agent_id: String,
+    pub created_at: String,
+    pub completed_at: Option<String>,
+    pub error_reason: Option<String>,
+}
+
+pub async fn attempts(db: &Db, task_id: &str) -> sqlx::Result<Vec<Attempt>> {
+    let rows: Vec<(String, String, String, i64, Option<i64>, Option<String>)> = sqlx::query_as(
+        "SELECT id, status, provider_agent_id, created_at, completed_at, error_reason FROM task_attempts \
+         WHERE task_id = $1 ORDER BY created_at, id",
+    )
+    .bind(task_id)
+    .fetch_all(db.pool())
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, status, provider_agent_id, created, completed, error_reason)| Attempt {
+            id,
+            status,
+            provider_agent_id,
+            created_at: rfc3339(created),
+            completed_at: rfc3339_opt(completed),
+            error_reason,
+        })
+        .collect())
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Message {
+    pub id: String,
+    pub message_id: String,
+    pub task_id: String,
+    pub content: String,
+    /// `instruction`, `feedback` or `question`.
+    pub message_type: String,
+    pub sender_agent_id: Option<String>,
+    pub sender_user_id: Option<String>,
+    pub sender_name: Option<String>,
+    pub created_at: String,
+    pub sent_at: String,
+}
+
+type MessageRow = (String, String, String, String, Option<String>, Option<String>, Option<String>, i64);
+
+fn message(r: MessageRow) -> Message {
+    let (id, task_id, content, message_type, sender_agent_id, sender_user_id, sender_name, at) = r;
+    Message {
+        message_id: id.clone(),
+        id,
+        task_id,
+        content,
+        message_type,
+        sender_agent_id,
+        sender_user_id,
+        sender_name,
+        created_at: rfc3339(at),
+        sent_at: rfc3339(at),
+    }
+}
+
+pub struct NewMessage<'a> {
+    pub task_id: &'a str,
+    pub content: &'a str,
+    pub message_type: &'a str,
+    pub sender_agent_id: Option<&'a str>,
+    pub sender_user_id: Option<&'a str>,
+    pub sender_name: Option<&'a str>,
+}
+
+pub async fn add_message(db: &Db, m: NewMessage<'_>, now: i64) -> sqlx::Result<Message> {
+    let row: MessageRow = sqlx::query_as(
+        "INSERT INTO task_messages (id, task_id, content, message_type, sender_agent_id, sender_user_id, sender_name, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+         RETURNING id, task_id, content, message_type, sender_agent_id, sender_user_id, sender_name, created_at",
+    )
+    .bind(uuid::Uuid::now_v7().to_string())
+    .bind(m.task_id)
+    .bind(m.content)
+    .bind(m.message_type)
+    .bind(m.sender_agent_id)
+    .bind(m.sender_user_id)
+    .bind(m.sender_name)
+    .bind(now)
+    .fetch_one(db.pool())
+    .await?;
+    Ok(message(row))
+}
+
+pub async fn messages(db: &Db, task_id: &str) -> sqlx::Result<Vec<Message>> {
+    let rows: Vec<MessageRow> = sqlx::query_as(
+        "SELECT id, task_id, content, message_type, sender_agent_id, sender_user_id, sender_name, created_at \
+         FROM task_messages WHERE task_id = $1 ORDER BY created_at, id",
+    )
+    .bind(task_id)
+    .fetch_all(db.pool())
+    .await?;
+    Ok(rows.into_iter().map(message).collect())
+}
+
+/// Filters for `GET /tasks`.
+pub struct ListFilter<'a> {
+    /// Tasks where one of these agents is the client.
+    pub client_agents: Vec<String>,
+    /// Tasks where this user is the client directly.
+    pub client_user: Option<&'a str>,
+    /// Tasks where one of these agents is the provider.
+    pub provider_agents: Vec<String>,
+    pub status: Option<&'a str>,
+    pub agent_id: Option<&'a str>,
+}
+
+pub async fn list(db: &Db, f: &ListFilter<'_>, limit: i64, offset: i64) -> sqlx::Result<(Vec<TaskRow>, i64)> {
+    let mut q = SqlBuilder::new(" FROM tasks WHERE (1 = 0");
+    if !f.client_agents.is_empty() {
+        let marks = vec!["?"; f.client_agents.len()].join(", ");
+        q.push(&format!(" OR client_agent_id IN ({marks})"), f.client_agents.iter().cloned().map(Arg::Text));
+    }
+    if let Some(user) = f.client_user {
+        q.push(" OR (client_user_id = ? AND client_agent_id IS NULL)", [Arg::Text(user.to_string())]);
+    }
+    if !f.provider_agents.is_empty() {
+        let marks = vec!["?"; f.provider_agents.len()].join(", ");
+        q.push(&format!(" OR provider_agent_id IN ({marks})"), f.provider_agents.iter().cloned().map(Arg::Text));
+    }
+    q.push(")", []);
+    if let Some(status) = f.status {
+        q.push(" AND status = ?", [Arg::Text(status.to_string())]);
+    }
+    if let Some(agent) = f.agent_id {
+        q.push(
+            " AND (client_agent_id = ? OR provider_agent_id = ?)",
+            [Arg::Text(agent.to_string()), Arg::Text(agent.to_string())],
+        );
+    }
+    let count = SqlBuilder { sql: format!("SELECT COUNT(*){}", q.sql), args: q.args.clone() };
+    let (total,): (i64,) = count.query_as().fetch_one(db.pool()).await?;
+    let mut select = SqlBuilder { sql: format!("SELECT {TASK_COLUMNS}{}", q.sql), args: q.args };
+    select.push(" ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?", [Arg::Int(limit), Arg::Int(offset)]);
+    Ok((select.query_as().fetch_all(db.pool()).await?, total))
+}
+
+/// Tasks the sweeper should release (review window over) or expire (deadline passed).
+pub async fn due(db: &Db, now: i64, limit: i64) -> sqlx::Result<(Vec<String>, Vec<String>)> {
+    let release: Vec<(String,)> = sqlx::query_as(
+        "SELECT id FROM tasks WHERE status = 'completed' AND payment_status = 'escrowed' AND review_until <= $1 \
+         ORDER BY review_until LIMIT $2",
+    )
+    .bind(now)
+    .bind(limit)
+    .fetch_all(db.pool())
+    .await?;
+    let expire: Vec<(String,)> = sqlx::query_as(
+        "SELECT id FROM tasks WHERE status IN ('pending', 'claimed', 'in_progress') AND payment_status <> 'disputed' \
+         AND deadline_at IS NOT NULL AND deadline_at <= $1 ORDER BY deadline_at LIMIT $2",
+    )
+    .bind(now)
+    .bind(limit)
+    .fetch_all(db.pool())
+    .await?;
+    Ok((release.into_iter().map(|r| r.0).collect(), expire.into_iter().map(|r| r.0).collect()))
+}
+
+/// Whether an agent is party to a task whose money is not settled yet.
+pub async fn has_unsettled(db: &Db, agent_id: &str) -> sqlx::Result<bool> {
+    let row: Option<(String,)> = sqlx::query_as(
+        "SELECT id FROM tasks WHERE (provider_agent_id = $1 OR client_agent_id = $1) \
+         AND (status IN ('pending', 'claimed', 'in_progress') OR payment_status IN ('escrowed', 'disputed')) LIMIT 1",
+    )
+    .bind(agent_id)
+    .fetch_optional(db.pool())
+    .await?;
+    Ok(row.is_some())
+}
+
+/// `(task id, price, payment status)` for every task that ever held money (the audit).
+pub async fn payment_states(db: &Db) -> sqlx::Result<Vec<(String, i64, String)>> {
+    sqlx::query_as("SELECT id, price, payment_status FROM tasks WHERE payment_id IS NOT NULL AND price > 0")
+        .fetch_all(db.pool())
+        .await
+}
