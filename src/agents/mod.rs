@@ -119,7 +119,9 @@ pub async fn update(db: &Db, caller: &Caller, id_or_did: &str, changes: AgentFie
 /// Soft delete: status `deleted`, every key revoked. The DID stays taken.
 pub async fn delete(db: &Db, caller: &Caller, id_or_did: &str, now: i64) -> ApiResult<AgentRow> {
     let agent = controlled(db, caller, id_or_did).await?;
-    // Tasks arrive with the money issue; deleting must then refuse while tasks are unsettled.
+    if crate::tasks::store::has_unsettled(db, &agent.id).await? {
+        return Err(ApiError::invalid_state("the agent has unfinished or unsettled tasks", &agent.status));
+    }
     let mut tx = db.begin().await?;
     store::mark_deleted(&mut tx, &agent.id, now).await?;
     credentials::revoke_all(&mut tx, &agent.id, now).await?;

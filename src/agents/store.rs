@@ -170,6 +170,17 @@ pub async fn capabilities(db: &Db) -> sqlx::Result<Vec<CapabilityRow>> {
     .await
 }
 
+/// Which of `ids` belong to `owner_id` (for deciding who may act on a task).
+pub async fn owned_among(conn: &mut sqlx::AnyConnection, owner_id: &str, ids: [&str; 2]) -> sqlx::Result<Vec<String>> {
+    let rows: Vec<(String,)> = sqlx::query_as("SELECT id FROM agents WHERE owner_id = $1 AND id IN ($2, $3)")
+        .bind(owner_id)
+        .bind(ids[0])
+        .bind(ids[1])
+        .fetch_all(conn)
+        .await?;
+    Ok(rows.into_iter().map(|r| r.0).collect())
+}
+
 /// Everything a user owns (for task visibility).
 pub async fn owned_ids(db: &Db, owner_id: &str) -> sqlx::Result<Vec<String>> {
     let rows: Vec<(String,)> =

@@ -10,7 +10,7 @@ pub mod withdrawals;
 
 use std::fmt;
 
-use crate::db::Tx;
+use crate::db::{Arg, SqlBuilder, Tx};
 use crate::error::ApiError;
 use crate::money::Amount;
 
@@ -167,16 +167,20 @@ pub async fn post(tx: &mut Tx, entry: Entry, now: i64) -> Result<String, LedgerE
     let mut postings: Vec<(String, Account, i64)> =
         entry.postings.into_iter().filter(|(_, a)| *a != 0).map(|(acc, a)| (acc.id(), acc, a)).collect();
     postings.sort_by(|a, b| a.0.cmp(&b.0));
-    for (id, account, amount) in &postings {
+    let mut insert = SqlBuilder::new("INSERT INTO postings (id, entry_id, account_id, amount, created_at) VALUES ");
+    for (i, (id, account, amount)) in postings.iter().enumerate() {
         apply(tx, id, account, *amount, now).await?;
-        sqlx::query("INSERT INTO postings (id, entry_id, account_id, amount, created_at) VALUES ($1, $2, $3, $4, $5)")
-            .bind(uuid::Uuid::now_v7().to_string())
-            .bind(&entry_id)
-            .bind(id)
-            .bind(*amount)
-            .bind(now)
-            .execute(&mut **tx)
-            .await?;
+        let row = [
+            Arg::Text(uuid::Uuid::now_v7().to_string()),
+            Arg::Text(entry_id.clone()),
+            Arg::Text(id.clone()),
+            Arg::Int(*amount),
+            Arg::Int(now),
+        ];
+        insert.push(if i == 0 { "(?, ?, ?, ?, ?)" } else { ", (?, ?, ?, ?, ?)" }, row);
+    }
+    if !postings.is_empty() {
+        insert.query().execute(&mut **tx).await?;
     }
     Ok(entry_id)
 }

@@ -6,7 +6,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::Principal;
 use crate::clock::rfc3339;
-use crate::db::{Db, Tx};
+use crate::db::{Arg, Db, SqlBuilder, Tx};
 use crate::money::Amount;
 
 pub const TYPES: &[&str] = &[
@@ -34,23 +34,37 @@ pub struct Line<'a> {
 }
 
 pub async fn record(tx: &mut Tx, line: Line<'_>, now: i64) -> sqlx::Result<String> {
-    let id = line.id.unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
-    sqlx::query(
-        "INSERT INTO wallet_transactions (id, principal, type, amount, status, task_id, reference, description, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)",
-    )
-    .bind(&id)
-    .bind(line.principal.key())
-    .bind(line.kind)
-    .bind(line.amount.units())
-    .bind(line.status)
-    .bind(line.task_id)
-    .bind(line.reference)
-    .bind(line.description)
-    .bind(now)
-    .execute(&mut **tx)
-    .await?;
-    Ok(id)
+    Ok(record_all(tx, vec![line], now).await?.pop().unwrap_or_default())
+}
+
+/// Writes several lines in one statement.
+pub async fn record_all(tx: &mut Tx, lines: Vec<Line<'_>>, now: i64) -> sqlx::Result<Vec<String>> {
+    let mut ids = Vec::with_capacity(lines.len());
+    let mut q = SqlBuilder::new(
+        "INSERT INTO wallet_transactions (id, principal, type, amount, status, task_id, reference, description, created_at, updated_at) VALUES ",
+    );
+    for (i, line) in lines.into_iter().enumerate() {
+        let id = line.id.unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+        let text = |v: Option<&str>| v.map(|s| Arg::Text(s.to_string())).unwrap_or(Arg::NullText);
+        let row = [
+            Arg::Text(id.clone()),
+            Arg::Text(line.principal.key()),
+            Arg::Text(line.kind.to_string()),
+            Arg::Int(line.amount.units()),
+            Arg::Text(line.status.to_string()),
+            text(line.task_id),
+            text(line.reference),
+            Arg::Text(line.description),
+            Arg::Int(now),
+            Arg::Int(now),
+        ];
+        q.push(if i == 0 { "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)" } else { ", (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)" }, row);
+        ids.push(id);
+    }
+    if !ids.is_empty() {
+        q.query().execute(&mut **tx).await?;
+    }
+    Ok(ids)
 }
 
 /// Moves a pending line (deposit, withdrawal) to its final status.

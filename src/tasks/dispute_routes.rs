@@ -46,9 +46,9 @@ async fn open(
     body: JsonObject,
 ) -> ApiResult<Api<Dispute>> {
     caller.require_scope("tasks:write")?;
-    let actor = super::actor(&state.db, &caller).await?;
+    let mut actor = super::actor(&caller);
     let reason = text("reason", body.parse::<OpenRequest>(None)?.reason, 5000)?;
-    Ok(Api::created(disputes::open(&state.db, &actor, &id, reason, state.now()).await?))
+    Ok(Api::created(disputes::open(&state.db, &mut actor, &id, reason, state.now()).await?))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -68,17 +68,17 @@ async fn list(
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> ApiResult<Api<Vec<Dispute>>> {
     caller.require_scope("tasks:read")?;
-    let actor = super::actor(&state.db, &caller).await?;
+    let mut actor = super::actor(&caller);
     let page = PageRequest::parse(q.limit.as_deref(), q.cursor.as_deref(), q.offset.as_deref())?;
-    Ok(Api::ok(disputes::list(&state.db, &actor, q.status.as_deref(), page.limit, page.offset).await?))
+    Ok(Api::ok(disputes::list(&state.db, &mut actor, q.status.as_deref(), page.limit, page.offset).await?))
 }
 
 /// One dispute with its evidence (by dispute id or task id).
 #[utoipa::path(get, path = "/api/v1/disputes/{id}", tag = "disputes", params(("id" = String, Path)), responses((status = 200, body = Dispute), (status = 404)))]
 async fn show(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Api<Dispute>> {
     caller.require_scope("tasks:read")?;
-    let actor = super::actor(&state.db, &caller).await?;
-    Ok(Api::ok(disputes::get(&state.db, &actor, &id).await?))
+    let mut actor = super::actor(&caller);
+    Ok(Api::ok(disputes::get(&state.db, &mut actor, &id).await?))
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -96,9 +96,9 @@ async fn evidence(
     body: JsonObject,
 ) -> ApiResult<Api<Dispute>> {
     caller.require_scope("tasks:write")?;
-    let actor = super::actor(&state.db, &caller).await?;
+    let mut actor = super::actor(&caller);
     let content = text("content", body.parse::<EvidenceRequest>(None)?.content, 10_000)?;
-    Ok(Api::created(disputes::add_evidence(&state.db, &actor, &id, content, state.now()).await?))
+    Ok(Api::created(disputes::add_evidence(&state.db, &mut actor, &id, content, state.now()).await?))
 }
 
 /// Administrators: rule on a dispute.

@@ -110,9 +110,10 @@ fn empty_output(task: &TaskRow) -> bool {
 
 /// Opens a dispute. A completed task with an empty output is refunded in full at once (tier 1);
 /// anything else waits for an administrator with the money frozen.
-pub async fn open(db: &Db, actor: &Actor, task_id: &str, reason: String, now: i64) -> ApiResult<Dispute> {
+pub async fn open(db: &Db, actor: &mut Actor, task_id: &str, reason: String, now: i64) -> ApiResult<Dispute> {
     let mut tx = db.begin().await?;
     let task = store::lock(db, &mut tx, task_id).await?.ok_or_else(|| ApiError::not_found("task"))?;
+    actor.learn_ownership(&mut tx, &task).await?;
     if !actor.is_participant(&task) {
         return Err(ApiError::not_found("task"));
     }
@@ -144,20 +145,15 @@ pub async fn open(db: &Db, actor: &Actor, task_id: &str, reason: String, now: i6
     .and_then(|r| if r.rows_affected() == 1 { Ok(()) } else { Err(dispute_open()) })?;
     store::event(&mut tx, task_id, "dispute_opened", None, json!({"dispute_id": id, "reason": reason}), now).await?;
     let tier1 = task.status == "completed" && empty_output(&task);
-    if task.payment_status == "escrowed" {
-        store::update_if(
-            &mut tx,
-            task_id,
-            &[],
-            &["escrowed"],
-            "payment_status = 'disputed', updated_at = ?",
-            vec![Arg::Int(now)],
-        )
-        .await?;
-    }
+    let set = "payment_status = 'disputed', updated_at = ?";
+    let task = match task.payment_status.as_str() {
+        "escrowed" => {
+            store::update_if(&mut tx, task_id, &[], &["escrowed"], set, vec![Arg::Int(now)]).await?.unwrap_or(task)
+        }
+        _ => task,
+    };
     if tier1 {
-        let task = store::lock(db, &mut tx, task_id).await?.ok_or_else(|| ApiError::not_found("task"))?;
-        finish(db, &mut tx, &id, task, "refund", None, Some("tier 1: the task produced no output".into()), now).await?;
+        finish(&mut tx, &id, task, "refund", None, Some("tier 1: the task produced no output".into()), now).await?;
     }
     tx.commit().await?;
     let row = load_row(db, &id).await?.ok_or_else(|| ApiError::not_found("dispute"))?;
@@ -167,7 +163,6 @@ pub async fn open(db: &Db, actor: &Actor, task_id: &str, reason: String, now: i6
 /// Applies an outcome: moves the money, adjusts the provider's reputation, closes the dispute.
 #[allow(clippy::too_many_arguments)]
 async fn finish(
-    db: &Db,
     tx: &mut Tx,
     dispute_id: &str,
     task: TaskRow,
@@ -208,7 +203,7 @@ async fn finish(
     }
     // The money first, from where it is now (the client's escrow or the provider's pending).
     if task.funds_held() {
-        settle(db, tx, task.clone(), settlement, payment_status, now).await?;
+        settle(tx, task.clone(), settlement, payment_status, now).await?;
     }
     // An unfinished task ends with the ruling: cancelled when refunded, completed otherwise.
     let ended = if task.status == "completed" || outcome != "refund" { "completed" } else { "cancelled" };
@@ -246,25 +241,27 @@ pub async fn resolve(db: &Db, id: &str, req: ResolveRequest, now: i64) -> ApiRes
     let row = load_row(db, id).await?.ok_or_else(|| ApiError::not_found("dispute"))?;
     let mut tx = db.begin().await?;
     let task = store::lock(db, &mut tx, &row.task_id).await?.ok_or_else(|| ApiError::not_found("task"))?;
-    finish(db, &mut tx, &row.id, task, &outcome, share, req.note, now).await?;
+    finish(&mut tx, &row.id, task, &outcome, share, req.note, now).await?;
     tx.commit().await?;
     let row = load_row(db, &row.id).await?.ok_or_else(|| ApiError::not_found("dispute"))?;
     Ok(to_dispute(db, row).await?)
 }
 
 /// A dispute the actor may see (its task's participants and administrators).
-pub async fn get(db: &Db, actor: &Actor, id: &str) -> ApiResult<Dispute> {
+pub async fn get(db: &Db, actor: &mut Actor, id: &str) -> ApiResult<Dispute> {
     let row = load_row(db, id).await?.ok_or_else(|| ApiError::not_found("dispute"))?;
     let task = store::find(db, &row.task_id).await?.ok_or_else(|| ApiError::not_found("dispute"))?;
+    actor.learn_ownership(&mut *db.pool().acquire().await?, &task).await?;
     if !(actor.is_participant(&task) || actor.is_admin()) {
         return Err(ApiError::not_found("dispute"));
     }
     Ok(to_dispute(db, row).await?)
 }
 
-pub async fn add_evidence(db: &Db, actor: &Actor, id: &str, content: String, now: i64) -> ApiResult<Dispute> {
+pub async fn add_evidence(db: &Db, actor: &mut Actor, id: &str, content: String, now: i64) -> ApiResult<Dispute> {
     let row = load_row(db, id).await?.ok_or_else(|| ApiError::not_found("dispute"))?;
     let task = store::find(db, &row.task_id).await?.ok_or_else(|| ApiError::not_found("dispute"))?;
+    actor.learn_ownership(&mut *db.pool().acquire().await?, &task).await?;
     let party = if actor.is_client(&task) {
         "client"
     } else if actor.is_provider(&task) {
@@ -301,7 +298,13 @@ pub async fn add_evidence(db: &Db, actor: &Actor, id: &str, content: String, now
 }
 
 /// Disputes on tasks the actor takes part in (all of them for administrators), newest first.
-pub async fn list(db: &Db, actor: &Actor, status: Option<&str>, limit: i64, offset: i64) -> ApiResult<Vec<Dispute>> {
+pub async fn list(
+    db: &Db,
+    actor: &mut Actor,
+    status: Option<&str>,
+    limit: i64,
+    offset: i64,
+) -> ApiResult<Vec<Dispute>> {
     let rows: Vec<Row> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM disputes WHERE ($1 = '' OR status = $1) ORDER BY opened_at DESC, id DESC"
     )))
@@ -311,6 +314,7 @@ pub async fn list(db: &Db, actor: &Actor, status: Option<&str>, limit: i64, offs
     let mut out = Vec::new();
     for row in rows {
         let Some(task) = store::find(db, &row.task_id).await? else { continue };
+        actor.learn_ownership(&mut *db.pool().acquire().await?, &task).await?;
         if actor.is_participant(&task) || actor.is_admin() {
             out.push(row);
         }

@@ -16,9 +16,10 @@ use crate::ledger::{self, Account, Entry, Purpose};
 use crate::money::{Amount, Settlement};
 
 /// Opens the transaction and locks the task, checking the actor may see it.
-async fn begin(db: &Db, actor: &Actor, id: &str) -> ApiResult<(Tx, TaskRow)> {
+async fn begin(db: &Db, actor: &mut Actor, id: &str) -> ApiResult<(Tx, TaskRow)> {
     let mut tx = db.begin().await?;
     let task = store::lock(db, &mut tx, id).await?.ok_or_else(|| ApiError::not_found("task"))?;
+    actor.learn_ownership(&mut tx, &task).await?;
     let allowed = matches!(actor, Actor::System | Actor::Admin) || actor.is_participant(&task) || actor.is_admin();
     if !allowed {
         return Err(ApiError::not_found("task"));
@@ -51,19 +52,11 @@ async fn apply(
     set: &str,
     args: Vec<Arg>,
     action: &str,
-) -> ApiResult<()> {
-    if store::update_if(tx, &task.id, from, payment, set, args).await? {
-        Ok(())
-    } else {
-        Err(wrong_state(action, task))
-    }
+) -> ApiResult<TaskRow> {
+    store::update_if(tx, &task.id, from, payment, set, args).await?.ok_or_else(|| wrong_state(action, task))
 }
 
-async fn reload(db: &Db, tx: &mut Tx, id: &str) -> ApiResult<TaskRow> {
-    store::lock(db, tx, id).await?.ok_or_else(|| ApiError::not_found("task"))
-}
-
-pub async fn claim(db: &Db, actor: &Actor, id: &str, now: i64) -> ApiResult<TaskRow> {
+pub async fn claim(db: &Db, actor: &mut Actor, id: &str, now: i64) -> ApiResult<TaskRow> {
     let (mut tx, task) = begin(db, actor, id).await?;
     require_provider(actor, &task)?;
     not_locked(&task)?;
@@ -72,7 +65,7 @@ pub async fn claim(db: &Db, actor: &Actor, id: &str, now: i64) -> ApiResult<Task
             .with_details([json!({"field": "payment_status", "current": "unpaid"})]));
     }
     let set = "status = 'claimed', claimed_at = ?, updated_at = ?";
-    apply(
+    let updated = apply(
         &mut tx,
         &task,
         &["pending"],
@@ -84,14 +77,14 @@ pub async fn claim(db: &Db, actor: &Actor, id: &str, now: i64) -> ApiResult<Task
     .await?;
     store::start_attempt(&mut tx, id, &task.provider_agent_id, now).await?;
     store::event(&mut tx, id, "task_claimed", None, json!({"provider_agent_id": task.provider_agent_id}), now).await?;
-    let task = reload(db, &mut tx, id).await?;
+    let task = updated;
     tx.commit().await?;
     Ok(task)
 }
 
 pub async fn progress(
     db: &Db,
-    actor: &Actor,
+    actor: &mut Actor,
     id: &str,
     percent: i64,
     message: Option<String>,
@@ -101,7 +94,7 @@ pub async fn progress(
     require_provider(actor, &task)?;
     let set = "status = 'in_progress', progress_percent = ?, progress_message = ?, updated_at = ?";
     let msg = message.clone().map(Arg::Text).unwrap_or(Arg::NullText);
-    apply(
+    let updated = apply(
         &mut tx,
         &task,
         &["claimed", "in_progress"],
@@ -112,7 +105,7 @@ pub async fn progress(
     )
     .await?;
     store::event(&mut tx, id, "task_progress", Some((percent, message.as_deref())), json!({}), now).await?;
-    let task = reload(db, &mut tx, id).await?;
+    let task = updated;
     tx.commit().await?;
     Ok(task)
 }
@@ -121,7 +114,7 @@ pub async fn progress(
 /// `pending`. With a zero window the task is released at once.
 pub async fn complete(
     db: &Db,
-    actor: &Actor,
+    actor: &mut Actor,
     id: &str,
     output: serde_json::Value,
     settings: Settings,
@@ -143,7 +136,7 @@ pub async fn complete(
         Arg::Int(now),
         Arg::Int(now),
     ];
-    apply(
+    let updated = apply(
         &mut tx,
         &task,
         &["pending", "claimed", "in_progress"],
@@ -172,47 +165,49 @@ pub async fn complete(
     }
     store::finish_attempt(&mut tx, id, "completed", None, now).await?;
     store::event(&mut tx, id, "task_completed", None, json!({"output_sha256": digest}), now).await?;
-    let mut task = reload(db, &mut tx, id).await?;
+    let mut task = updated;
     if settings.review_window_ms == 0 {
-        task = release(db, &mut tx, task, None, "released at completion (no review window)", now).await?;
+        task = release(&mut tx, task, None, "released at completion (no review window)", now).await?;
     }
     tx.commit().await?;
     Ok(task)
 }
 
-pub async fn fail(db: &Db, actor: &Actor, id: &str, reason: String, now: i64) -> ApiResult<TaskRow> {
+pub async fn fail(db: &Db, actor: &mut Actor, id: &str, reason: String, now: i64) -> ApiResult<TaskRow> {
     let (mut tx, task) = begin(db, actor, id).await?;
     if !matches!(actor, Actor::System) {
         require_provider(actor, &task)?;
     }
     not_locked(&task)?;
     let set = "status = 'failed', error_reason = ?, updated_at = ?";
-    apply(&mut tx, &task, ACTIVE, &[], set, vec![Arg::Text(reason.clone()), Arg::Int(now)], "failed").await?;
+    let updated =
+        apply(&mut tx, &task, ACTIVE, &[], set, vec![Arg::Text(reason.clone()), Arg::Int(now)], "failed").await?;
     store::finish_attempt(&mut tx, id, "failed", Some(&reason), now).await?;
     store::event(&mut tx, id, "task_failed", None, json!({"error_reason": reason}), now).await?;
     agents::store::record_outcome(&mut tx, &task.provider_agent_id, Outcome { failed: 1, ..Outcome::default() }, now)
         .await?;
-    let mut task = reload(db, &mut tx, id).await?;
+    let mut task = updated;
     if task.funds_held() {
         let refund = Settlement::refund(task.price());
-        task = settle(db, &mut tx, task, refund, "refunded", now).await?;
+        task = settle(&mut tx, task, refund, "refunded", now).await?;
     }
     tx.commit().await?;
     Ok(task)
 }
 
-pub async fn cancel(db: &Db, actor: &Actor, id: &str, now: i64) -> ApiResult<TaskRow> {
+pub async fn cancel(db: &Db, actor: &mut Actor, id: &str, now: i64) -> ApiResult<TaskRow> {
     let (mut tx, task) = begin(db, actor, id).await?;
     require_client(actor, &task)?;
     not_locked(&task)?;
-    apply(&mut tx, &task, ACTIVE, &[], "status = 'cancelled', updated_at = ?", vec![Arg::Int(now)], "cancelled")
-        .await?;
+    let updated =
+        apply(&mut tx, &task, ACTIVE, &[], "status = 'cancelled', updated_at = ?", vec![Arg::Int(now)], "cancelled")
+            .await?;
     store::finish_attempt(&mut tx, id, "abandoned", Some("cancelled by the client"), now).await?;
     store::event(&mut tx, id, "task_cancelled", None, json!({}), now).await?;
-    let mut task = reload(db, &mut tx, id).await?;
+    let mut task = updated;
     if task.funds_held() {
         let refund = Settlement::refund(task.price());
-        task = settle(db, &mut tx, task, refund, "refunded", now).await?;
+        task = settle(&mut tx, task, refund, "refunded", now).await?;
     }
     tx.commit().await?;
     Ok(task)
@@ -221,7 +216,7 @@ pub async fn cancel(db: &Db, actor: &Actor, id: &str, now: i64) -> ApiResult<Tas
 /// The client accepts the result: releases now, with an optional rating (1–5) and review.
 pub async fn accept(
     db: &Db,
-    actor: &Actor,
+    actor: &mut Actor,
     id: &str,
     rating: Option<i64>,
     review: Option<String>,
@@ -242,10 +237,10 @@ pub async fn accept(
         review.clone().map(Arg::Text).unwrap_or(Arg::NullText),
         Arg::Int(now),
     ];
-    apply(&mut tx, &task, &["completed"], &["escrowed", "not_required"], set, args, "accepted").await?;
+    let updated = apply(&mut tx, &task, &["completed"], &["escrowed", "not_required"], set, args, "accepted").await?;
     store::event(&mut tx, id, "task_accepted", None, json!({"rating": rating, "review": review}), now).await?;
-    let task = reload(db, &mut tx, id).await?;
-    let task = release(db, &mut tx, task, rating, "accepted by the client", now).await?;
+    let task = updated;
+    let task = release(&mut tx, task, rating, "accepted by the client", now).await?;
     tx.commit().await?;
     Ok(task)
 }
@@ -263,7 +258,7 @@ pub async fn release_due(db: &Db, id: &str, now: i64) -> ApiResult<Option<TaskRo
         return Ok(None);
     }
     store::event(&mut tx, id, "review_window_elapsed", None, json!({}), now).await?;
-    let task = release(db, &mut tx, task, None, "review window elapsed", now).await?;
+    let task = release(&mut tx, task, None, "review window elapsed", now).await?;
     tx.commit().await?;
     Ok(Some(task))
 }
@@ -277,7 +272,7 @@ pub async fn expire_due(db: &Db, id: &str, now: i64) -> ApiResult<Option<TaskRow
     {
         return Ok(None);
     }
-    match fail(db, &Actor::System, id, "the deadline passed".into(), now).await {
+    match fail(db, &mut Actor::System, id, "the deadline passed".into(), now).await {
         Ok(task) => Ok(Some(task)),
         Err(e) if e.code() == "CONFLICT" || e.code() == "ESCROW_LOCKED" => Ok(None),
         Err(e) => Err(e),
@@ -285,27 +280,26 @@ pub async fn expire_due(db: &Db, id: &str, now: i64) -> ApiResult<Option<TaskRow
 }
 
 /// Pays a completed task out: the provider gets price − fee, the platform the fee.
-async fn release(db: &Db, tx: &mut Tx, task: TaskRow, rating: Option<i64>, why: &str, now: i64) -> ApiResult<TaskRow> {
+async fn release(tx: &mut Tx, task: TaskRow, rating: Option<i64>, why: &str, now: i64) -> ApiResult<TaskRow> {
     let outcome = Outcome { completed: 1, rating, ..Outcome::default() };
     agents::store::record_outcome(tx, &task.provider_agent_id, outcome, now).await?;
     if task.payment_status == "not_required" {
         let set = "released_at = ?, updated_at = ?";
-        apply(tx, &task, &["completed"], &["not_required"], set, vec![Arg::Int(now), Arg::Int(now)], "released")
-            .await?;
+        let updated =
+            apply(tx, &task, &["completed"], &["not_required"], set, vec![Arg::Int(now), Arg::Int(now)], "released")
+                .await?;
         store::event(tx, &task.id, "task_released", None, json!({"reason": why}), now).await?;
-        return reload(db, tx, &task.id).await;
+        return Ok(updated);
     }
     let price = Amount::from_units(task.price).unwrap_or_default();
     let fee_bps = task.fee_bps;
-    let task = settle(db, tx, task, Settlement::release(price, fee_bps), "released", now).await?;
-    store::event(tx, &task.id, "task_released", None, json!({"reason": why}), now).await?;
-    Ok(task)
+    // `payment_released` on the timeline records it; the preceding event says why.
+    settle(tx, task, Settlement::release(price, fee_bps), "released", now).await
 }
 
 /// Moves the held money to where `settlement` says, once (`task:<id>:settle` is unique), and
 /// marks the task with `payment_status`.
 pub(crate) async fn settle(
-    db: &Db,
     tx: &mut Tx,
     task: TaskRow,
     settlement: Settlement,
@@ -319,7 +313,7 @@ pub(crate) async fn settle(
     };
     let set = "payment_status = ?, released_at = ?, updated_at = ?";
     let args = vec![Arg::Text(payment_status.to_string()), Arg::Int(now), Arg::Int(now)];
-    apply(tx, &task, &[], &["escrowed", "disputed"], set, args, "settled").await?;
+    let updated = apply(tx, &task, &[], &["escrowed", "disputed"], set, args, "settled").await?;
     ledger::post(
         tx,
         Entry {
@@ -370,19 +364,23 @@ pub(crate) async fn settle(
             ));
         }
     }
-    for l in lines {
-        statement::record(tx, l, now).await?;
-    }
+    statement::record_all(tx, lines, now).await?;
     let event = if payment_status == "refunded" { "payment_refunded" } else { "payment_released" };
     let details =
         json!({"to_provider": settlement.to_provider, "fee": settlement.fee, "to_client": settlement.to_client});
     store::event(tx, &task.id, event, None, details, now).await?;
     metrics::counter!("agentmarket_settlements_total", "kind" => payment_status.to_string()).increment(1);
-    reload(db, tx, &task.id).await
+    Ok(updated)
 }
 
 /// Moves an unfinished task to another provider; the escrow stays.
-pub async fn reassign(db: &Db, actor: &Actor, id: &str, new_provider: &str, now: i64) -> ApiResult<(TaskRow, String)> {
+pub async fn reassign(
+    db: &Db,
+    actor: &mut Actor,
+    id: &str,
+    new_provider: &str,
+    now: i64,
+) -> ApiResult<(TaskRow, String)> {
     let provider = agents::store::find(db, new_provider)
         .await?
         .filter(|a| a.status != "deleted")
@@ -402,11 +400,10 @@ pub async fn reassign(db: &Db, actor: &Actor, id: &str, new_provider: &str, now:
     let set = "provider_agent_id = ?, provider_agent_did = ?, status = 'pending', claimed_at = NULL, progress_percent = 0, \
                progress_message = NULL, updated_at = ?";
     let args = vec![Arg::Text(provider.id.clone()), Arg::Text(provider.did.clone()), Arg::Int(now)];
-    apply(&mut tx, &task, ACTIVE, &[], set, args, "reassigned").await?;
+    let updated = apply(&mut tx, &task, ACTIVE, &[], set, args, "reassigned").await?;
     store::finish_attempt(&mut tx, id, "abandoned", Some("reassigned"), now).await?;
     let details = json!({"previous_agent_id": task.provider_agent_id, "previous_agent_did": task.provider_agent_did, "new_agent_id": provider.id});
     store::event(&mut tx, id, "task_reassigned", None, details, now).await?;
-    let updated = reload(db, &mut tx, id).await?;
     tx.commit().await?;
     Ok((updated, task.provider_agent_did))
 }

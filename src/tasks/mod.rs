@@ -10,8 +10,6 @@ pub mod routes;
 pub mod store;
 pub mod sweeper;
 
-use std::collections::HashSet;
-
 use axum::http::StatusCode;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
@@ -40,13 +38,9 @@ impl Settings {
     }
 }
 
-/// Resolves what the caller owns before any transaction opens.
-pub async fn actor(db: &Db, caller: &Caller) -> ApiResult<Actor> {
-    let owned_agents: HashSet<String> = match &caller.user {
-        Some(u) => agents::store::owned_ids(db, &u.id).await?.into_iter().collect(),
-        None => HashSet::new(),
-    };
-    Ok(Actor::Caller { caller: caller.clone(), owned_agents })
+/// The actor for a caller (ownership is learnt per task).
+pub fn actor(caller: &Caller) -> Actor {
+    Actor::of(caller)
 }
 
 pub fn escrow_locked() -> ApiError {
@@ -300,14 +294,22 @@ async fn hold(tx: &mut Tx, task: &TaskRow, now: i64) -> ApiResult<()> {
 }
 
 /// Loads a task the actor may see: participants and administrators; 404 for anyone else.
-pub async fn visible(db: &Db, actor: &Actor, id: &str) -> ApiResult<TaskRow> {
+pub async fn visible(db: &Db, actor: &mut Actor, id: &str) -> ApiResult<TaskRow> {
     let task = store::find(db, id).await?.ok_or_else(|| ApiError::not_found("task"))?;
+    let mut conn = db.pool().acquire().await?;
+    actor.learn_ownership(&mut conn, &task).await?;
     if actor.is_participant(&task) || actor.is_admin() { Ok(task) } else { Err(ApiError::not_found("task")) }
 }
 
 /// Holds the escrow for an unpaid task. A task already paid returns its payment unchanged
 /// (`false`: nothing new happened), never a second hold.
-pub async fn pay(db: &Db, actor: &Actor, id: &str, payment_type: Option<&str>, now: i64) -> ApiResult<(Payment, bool)> {
+pub async fn pay(
+    db: &Db,
+    actor: &mut Actor,
+    id: &str,
+    payment_type: Option<&str>,
+    now: i64,
+) -> ApiResult<(Payment, bool)> {
     let task = visible(db, actor, id).await?;
     if !actor.is_client(&task) {
         return Err(ApiError::forbidden("only the client pays for a task"));
@@ -334,7 +336,7 @@ pub async fn pay(db: &Db, actor: &Actor, id: &str, payment_type: Option<&str>, n
         vec![crate::db::Arg::Text(payment_id), crate::db::Arg::Int(now), crate::db::Arg::Int(now)],
     )
     .await?;
-    if !applied {
+    let Some(locked) = applied else {
         drop(tx);
         // Someone paid it meanwhile (return that payment) or it ended unpaid.
         let now_task = store::find(db, id).await?.ok_or_else(|| ApiError::not_found("task"))?;
@@ -342,8 +344,7 @@ pub async fn pay(db: &Db, actor: &Actor, id: &str, payment_type: Option<&str>, n
             Some(p) => Ok((p, false)),
             None => Err(ApiError::invalid_state("this task can no longer be paid", &now_task.status)),
         };
-    }
-    let locked = store::lock(db, &mut tx, id).await?.ok_or_else(|| ApiError::not_found("task"))?;
+    };
     hold(&mut tx, &locked, now).await?;
     tx.commit().await?;
     metrics::counter!("agentmarket_escrow_holds_total").increment(1);

@@ -177,8 +177,8 @@ pub struct Payment {
     pub created_at: String,
 }
 
-/// Who is acting, with what they own, resolved before any transaction opens (a transaction
-/// must not wait for a second pool connection).
+/// Who is acting, and which of the task's agents they own (learnt on the connection in use: a
+/// transaction must never wait for a second pool connection).
 #[derive(Debug, Clone)]
 pub enum Actor {
     Caller {
@@ -192,6 +192,25 @@ pub enum Actor {
 }
 
 impl Actor {
+    /// An actor for `caller`; what it owns is learnt per task (`learn_ownership`).
+    pub fn of(caller: &Caller) -> Actor {
+        Actor::Caller { caller: caller.clone(), owned_agents: HashSet::new() }
+    }
+
+    /// A user may act for agents they own: finds out, with one query and only when the caller
+    /// is not directly a party, whether they own this task's client or provider agent.
+    pub async fn learn_ownership(&mut self, conn: &mut sqlx::AnyConnection, task: &TaskRow) -> sqlx::Result<()> {
+        if self.is_participant(task) {
+            return Ok(());
+        }
+        let Actor::Caller { caller, owned_agents } = self else { return Ok(()) };
+        let Some(user) = &caller.user else { return Ok(()) };
+        let client_agent = task.client_agent_id.as_deref().unwrap_or(&task.provider_agent_id);
+        let owned = crate::agents::store::owned_among(conn, &user.id, [client_agent, &task.provider_agent_id]).await?;
+        owned_agents.extend(owned);
+        Ok(())
+    }
+
     pub fn caller(&self) -> Option<&Caller> {
         match self {
             Actor::Caller { caller, .. } => Some(caller),

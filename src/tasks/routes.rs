@@ -37,14 +37,14 @@ fn settings(state: &AppState) -> Settings {
     Settings::from_config(&state.config)
 }
 
-async fn writer(state: &AppState, caller: &Caller) -> ApiResult<super::model::Actor> {
+fn writer(caller: &Caller) -> ApiResult<super::model::Actor> {
     caller.require_scope("tasks:write")?;
-    super::actor(&state.db, caller).await
+    Ok(super::actor(caller))
 }
 
-async fn reader(state: &AppState, caller: &Caller) -> ApiResult<super::model::Actor> {
+fn reader(caller: &Caller) -> ApiResult<super::model::Actor> {
     caller.require_scope("tasks:read")?;
-    super::actor(&state.db, caller).await
+    Ok(super::actor(caller))
 }
 
 /// Create a task for a provider agent; `payment_type: "balance"` holds the escrow now.
@@ -53,7 +53,7 @@ async fn reader(state: &AppState, caller: &Caller) -> ApiResult<super::model::Ac
         (status = 422, description = "VALIDATION_ERROR, INVALID_AMOUNT, PRICE_ABOVE_MAX or INSUFFICIENT_BALANCE"),
         (status = 503, description = "AGENT_UNAVAILABLE")))]
 async fn create(State(state): State<AppState>, caller: Caller, body: JsonObject) -> ApiResult<Api<Task>> {
-    let actor = writer(&state, &caller).await?;
+    let actor = writer(&caller)?;
     let req = body.parse::<NewTaskRequest>(Some("task"))?.validate(state.now())?;
     let task = super::create(&state.db, &actor, req, settings(&state), state.now()).await?;
     Ok(Api::created(task.to_task()))
@@ -78,17 +78,17 @@ async fn list(
     caller: Caller,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> ApiResult<Api<Vec<Task>>> {
-    let actor = reader(&state, &caller).await?;
+    reader(&caller)?;
     let page = PageRequest::parse(q.limit.as_deref(), q.cursor.as_deref(), q.offset.as_deref())?;
     let role = q.role.as_deref();
     if role.is_some_and(|r| r != "client" && r != "provider") {
         return Err(ApiError::field("role", "must be client or provider"));
     }
-    let super::model::Actor::Caller { owned_agents, .. } = &actor else { unreachable!("callers only") };
-    let mut mine: Vec<String> = owned_agents.iter().cloned().collect();
-    if let Some(a) = &caller.agent {
-        mine = vec![a.id.clone()];
-    }
+    let mine: Vec<String> = match (&caller.agent, &caller.user) {
+        (Some(a), _) => vec![a.id.clone()],
+        (None, Some(u)) => crate::agents::store::owned_ids(&state.db, &u.id).await?,
+        (None, None) => Vec::new(),
+    };
     let user = if caller.agent.is_none() { caller.user.as_ref().map(|u| u.id.as_str()) } else { None };
     let filter = store::ListFilter {
         client_agents: if role == Some("provider") { vec![] } else { mine.clone() },
@@ -105,8 +105,8 @@ async fn list(
 /// One task (participants only).
 #[utoipa::path(get, path = "/api/v1/tasks/{id}", tag = "tasks", params(("id" = String, Path)), responses((status = 200, body = Task), (status = 404)))]
 async fn show(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Api<Task>> {
-    let actor = reader(&state, &caller).await?;
-    Ok(Api::ok(super::visible(&state.db, &actor, &id).await?.to_task()))
+    let mut actor = reader(&caller)?;
+    Ok(Api::ok(super::visible(&state.db, &mut actor, &id).await?.to_task()))
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -127,10 +127,9 @@ async fn pay(
     Path(id): Path<String>,
     body: JsonObject,
 ) -> ApiResult<Api<Payment>> {
-    caller.require_scope("tasks:write")?;
-    let actor = super::actor(&state.db, &caller).await?;
+    let mut actor = writer(&caller)?;
     let req: PayRequest = body.parse(None)?;
-    let (payment, created) = super::pay(&state.db, &actor, &id, req.payment_type.as_deref(), state.now()).await?;
+    let (payment, created) = super::pay(&state.db, &mut actor, &id, req.payment_type.as_deref(), state.now()).await?;
     Ok(if created { Api::created(payment) } else { Api::ok(payment) })
 }
 
@@ -142,8 +141,8 @@ async fn show_payment(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Api<Payment>> {
-    let actor = reader(&state, &caller).await?;
-    let task = super::visible(&state.db, &actor, &id).await?;
+    let mut actor = reader(&caller)?;
+    let task = super::visible(&state.db, &mut actor, &id).await?;
     match task.payment() {
         Some(p) => Ok(Api::ok(p)),
         None if task.payment_status == "not_required" => Ok(Api::ok(super::free_payment(&task))),
@@ -155,8 +154,8 @@ async fn show_payment(
 #[utoipa::path(post, path = "/api/v1/tasks/{id}/claim", tag = "tasks", params(("id" = String, Path)),
     responses((status = 200, body = Task), (status = 403), (status = 409), (status = 423)))]
 async fn claim(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Api<Task>> {
-    let actor = writer(&state, &caller).await?;
-    Ok(Api::ok(lifecycle::claim(&state.db, &actor, &id, state.now()).await?.to_task()))
+    let mut actor = writer(&caller)?;
+    Ok(Api::ok(lifecycle::claim(&state.db, &mut actor, &id, state.now()).await?.to_task()))
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -175,7 +174,7 @@ async fn progress(
     Path(id): Path<String>,
     body: JsonObject,
 ) -> ApiResult<Api<Task>> {
-    let actor = writer(&state, &caller).await?;
+    let mut actor = writer(&caller)?;
     let req: ProgressRequest = body.parse(None)?;
     let mut errors = Vec::new();
     let percent = req.progress_percent.unwrap_or(-1);
@@ -189,7 +188,7 @@ async fn progress(
         return Err(ApiError::validation(errors));
     }
     Ok(Api::ok(
-        lifecycle::progress(&state.db, &actor, &id, percent, req.progress_message, state.now()).await?.to_task(),
+        lifecycle::progress(&state.db, &mut actor, &id, percent, req.progress_message, state.now()).await?.to_task(),
     ))
 }
 
@@ -209,10 +208,10 @@ async fn complete(
     Path(id): Path<String>,
     body: JsonObject,
 ) -> ApiResult<Api<Task>> {
-    let actor = writer(&state, &caller).await?;
+    let mut actor = writer(&caller)?;
     let req: CompleteRequest = body.parse(None)?;
     let output = req.output.filter(|o| !o.is_null()).ok_or_else(|| ApiError::field("output", "is required"))?;
-    let task = lifecycle::complete(&state.db, &actor, &id, output, settings(&state), state.now()).await?;
+    let task = lifecycle::complete(&state.db, &mut actor, &id, output, settings(&state), state.now()).await?;
     Ok(Api::ok(task.to_task()))
 }
 
@@ -242,14 +241,14 @@ async fn fail(
     Path(id): Path<String>,
     body: JsonObject,
 ) -> ApiResult<Api<Task>> {
-    let actor = writer(&state, &caller).await?;
+    let mut actor = writer(&caller)?;
     let req: FailRequest = body.parse(None)?;
     let reason = req.error_reason.map(|r| r.trim().to_string()).filter(|r| !r.is_empty());
     let reason = reason.ok_or_else(|| ApiError::field("error_reason", "is required"))?;
     if reason.chars().count() > 2000 {
         return Err(ApiError::field("error_reason", "must be at most 2000 characters"));
     }
-    Ok(Api::ok(lifecycle::fail(&state.db, &actor, &id, reason, state.now()).await?.to_task()))
+    Ok(Api::ok(lifecycle::fail(&state.db, &mut actor, &id, reason, state.now()).await?.to_task()))
 }
 
 /// Same as POST.
@@ -263,8 +262,8 @@ async fn fail_put(state: State<AppState>, caller: Caller, id: Path<String>, body
 #[utoipa::path(post, path = "/api/v1/tasks/{id}/cancel", tag = "tasks", params(("id" = String, Path)),
     responses((status = 200, body = Task), (status = 403), (status = 409), (status = 423)))]
 async fn cancel(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Api<Task>> {
-    let actor = writer(&state, &caller).await?;
-    Ok(Api::ok(lifecycle::cancel(&state.db, &actor, &id, state.now()).await?.to_task()))
+    let mut actor = writer(&caller)?;
+    Ok(Api::ok(lifecycle::cancel(&state.db, &mut actor, &id, state.now()).await?.to_task()))
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -283,7 +282,7 @@ async fn accept(
     Path(id): Path<String>,
     body: JsonObject,
 ) -> ApiResult<Api<Task>> {
-    let actor = writer(&state, &caller).await?;
+    let mut actor = writer(&caller)?;
     let req: AcceptRequest = body.parse(None)?;
     let mut errors = Vec::new();
     if req.rating.is_some_and(|r| !(1..=5).contains(&r)) {
@@ -295,7 +294,7 @@ async fn accept(
     if !errors.is_empty() {
         return Err(ApiError::validation(errors));
     }
-    Ok(Api::ok(lifecycle::accept(&state.db, &actor, &id, req.rating, req.review, state.now()).await?.to_task()))
+    Ok(Api::ok(lifecycle::accept(&state.db, &mut actor, &id, req.rating, req.review, state.now()).await?.to_task()))
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -325,12 +324,12 @@ async fn reassign(
     Path(id): Path<String>,
     body: JsonObject,
 ) -> ApiResult<Api<Reassigned>> {
-    let actor = writer(&state, &caller).await?;
+    let mut actor = writer(&caller)?;
     let req: ReassignRequest = body.parse(None)?;
     let target =
         req.provider_agent_id.or(req.new_provider_agent_did).or(req.new_agent_id).filter(|t| !t.trim().is_empty());
     let target = target.ok_or_else(|| ApiError::field("provider_agent_id", "is required (a UUID or DID)"))?;
-    let (task, previous_did) = lifecycle::reassign(&state.db, &actor, &id, target.trim(), state.now()).await?;
+    let (task, previous_did) = lifecycle::reassign(&state.db, &mut actor, &id, target.trim(), state.now()).await?;
     let task = task.to_task();
     Ok(Api::ok(Reassigned {
         task_id: task.id.clone(),
@@ -350,8 +349,8 @@ pub struct Timeline {
 /// Everything that happened to the task, oldest first.
 #[utoipa::path(get, path = "/api/v1/tasks/{id}/timeline", tag = "tasks", params(("id" = String, Path)), responses((status = 200, body = Timeline), (status = 404)))]
 async fn timeline(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Api<Timeline>> {
-    let actor = reader(&state, &caller).await?;
-    let task = super::visible(&state.db, &actor, &id).await?;
+    let mut actor = reader(&caller)?;
+    let task = super::visible(&state.db, &mut actor, &id).await?;
     Ok(Api::ok(Timeline { events: store::timeline(&state.db, &task.id).await? }))
 }
 
@@ -363,8 +362,8 @@ pub struct Attempts {
 /// Each provider's go at the task.
 #[utoipa::path(get, path = "/api/v1/tasks/{id}/attempts", tag = "tasks", params(("id" = String, Path)), responses((status = 200, body = Attempts), (status = 404)))]
 async fn attempts(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Api<Attempts>> {
-    let actor = reader(&state, &caller).await?;
-    let task = super::visible(&state.db, &actor, &id).await?;
+    let mut actor = reader(&caller)?;
+    let task = super::visible(&state.db, &mut actor, &id).await?;
     Ok(Api::ok(Attempts { attempts: store::attempts(&state.db, &task.id).await? }))
 }
 
@@ -386,8 +385,8 @@ async fn post_message(
     Path(id): Path<String>,
     body: JsonObject,
 ) -> ApiResult<Api<Message>> {
-    let actor = writer(&state, &caller).await?;
-    let task = super::visible(&state.db, &actor, &id).await?;
+    let mut actor = writer(&caller)?;
+    let task = super::visible(&state.db, &mut actor, &id).await?;
     let req: MessageRequest = body.parse(None)?;
     let content = req.content.or(req.message).map(|c| c.trim().to_string()).unwrap_or_default();
     let mut errors = Vec::new();
@@ -432,7 +431,7 @@ async fn messages(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Api<Vec<Message>>> {
-    let actor = reader(&state, &caller).await?;
-    let task = super::visible(&state.db, &actor, &id).await?;
+    let mut actor = reader(&caller)?;
+    let task = super::visible(&state.db, &mut actor, &id).await?;
     Ok(Api::ok(store::messages(&state.db, &task.id).await?))
 }

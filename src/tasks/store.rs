@@ -53,7 +53,8 @@ pub async fn lock(db: &Db, tx: &mut Tx, id: &str) -> sqlx::Result<Option<TaskRow
 }
 
 /// A conditional state change: `SET …` applies only while the task is still in one of
-/// `from_status` with `from_payment`; returns whether it applied.
+/// `from_status` with `from_payment` (empty = any); returns the updated row, or `None` when the
+/// task was no longer in that state.
 pub async fn update_if(
     tx: &mut Tx,
     id: &str,
@@ -61,22 +62,14 @@ pub async fn update_if(
     from_payment: &[&str],
     set: &str,
     args: Vec<Arg>,
-) -> sqlx::Result<bool> {
+) -> sqlx::Result<Option<TaskRow>> {
     let mut q = SqlBuilder::new("UPDATE tasks SET ");
     q.push(set, args);
     q.push(" WHERE id = ?", [Arg::Text(id.to_string())]);
     push_in(&mut q, "status", from_status);
     push_in(&mut q, "payment_status", from_payment);
-    let mut query = sqlx::query(sqlx::AssertSqlSafe(q.sql.clone()));
-    for arg in q.args {
-        query = match arg {
-            Arg::Text(s) => query.bind(s),
-            Arg::Int(i) => query.bind(i),
-            Arg::NullText => query.bind(None::<String>),
-            Arg::NullInt => query.bind(None::<i64>),
-        };
-    }
-    Ok(query.execute(&mut **tx).await?.rows_affected() == 1)
+    q.push(&format!(" RETURNING {TASK_COLUMNS}"), []);
+    q.query_as().fetch_optional(&mut **tx).await
 }
 
 fn push_in(q: &mut SqlBuilder, column: &str, values: &[&str]) {

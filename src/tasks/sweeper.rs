@@ -1,5 +1,5 @@
 //! Time-based transitions: releasing tasks whose review window passed and failing (with a
-//! refund) tasks past their deadline. It uses the same conditional transitions as the API, so
+//! refund) tasks past their deadline; also drops idempotency records past their 24 hours. It uses the same conditional transitions as the API, so
 //! any number of server processes may sweep at once: each task changes exactly once.
 
 use std::time::Duration;
@@ -12,6 +12,7 @@ use crate::state::AppState;
 pub struct SweepReport {
     pub released: Vec<String>,
     pub expired: Vec<String>,
+    pub purged_idempotency_keys: u64,
 }
 
 const BATCH: i64 = 200;
@@ -34,6 +35,10 @@ pub async fn run_once(state: &AppState) -> anyhow::Result<SweepReport> {
             Ok(None) => {}
             Err(e) => tracing::warn!(task_id = %id, error = %e, "could not expire an overdue task"),
         }
+    }
+    match crate::http::idempotency::purge_expired(&state.db, now).await {
+        Ok(n) => report.purged_idempotency_keys = n,
+        Err(e) => tracing::warn!(error = %e, "could not purge expired idempotency keys"),
     }
     if !report.released.is_empty() || !report.expired.is_empty() {
         tracing::info!(released = report.released.len(), expired = report.expired.len(), "sweeper pass");

@@ -308,3 +308,19 @@ async fn twenty_concurrent_registrations_of_one_did_make_exactly_one_agent(app: 
     let listed = app.get("/api/v1/agents", None).await.expect(200);
     assert_eq!(listed.body["meta"]["pagination"]["total_count"], 1);
 }
+
+both_engines!(agents_with_unsettled_tasks_cannot_be_deleted);
+async fn agents_with_unsettled_tasks_cannot_be_deleted(app: TestApp) {
+    let client = app.signup("c@example.com").await;
+    let owner = app.signup("o@example.com").await;
+    let agent = app.register_agent(Some(&owner.key), "did:t:busy", json!({})).await;
+    app.fund(&client.key, "10").await;
+    let t = app.task(&client.key, &agent, json!({"payment_type": "balance"})).await.expect(201);
+    let id = t.data()["id"].as_str().unwrap().to_string();
+    let path = format!("/api/v1/agents/{}", agent.id);
+    app.delete(&path, Some(&owner.key)).await.expect_error(409, "CONFLICT");
+    app.post(&format!("/api/v1/tasks/{id}/complete"), Some(&agent.key), json!({"output": "ok"})).await.expect(200);
+    app.delete(&path, Some(&owner.key)).await.expect_error(409, "CONFLICT");
+    app.post(&format!("/api/v1/tasks/{id}/accept"), Some(&client.key), json!({})).await.expect(200);
+    app.delete(&path, Some(&owner.key)).await.expect(200);
+}

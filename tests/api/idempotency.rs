@@ -55,8 +55,9 @@ async fn a_replayed_request_returns_the_original_response_and_has_one_effect(app
     app.send(req).await.expect(201);
     assert_eq!(app.available(&other_user.key).await, "10.00");
 
-    // After 24 hours the key may be used again.
+    // After 24 hours the key may be used again; the sweeper drops the old records.
     app.clock.advance_secs(24 * 3600 + 1);
+    assert!(app.sweep().await.purged_idempotency_keys >= 2);
     send("dep-1", body).await.expect(201);
     assert_eq!(app.available(&user.key).await, "20.00");
     app.audit_ok().await;

@@ -108,8 +108,7 @@ async fn a_paid_task_walks_through_escrow_and_settles_with_the_fee(app: TestApp)
             "task_progress",
             "task_completed",
             "task_accepted",
-            "payment_released",
-            "task_released"
+            "payment_released"
         ]
     );
     let attempts = app.get(&format!("{path}/attempts"), Some(&w.provider.key)).await.expect(200);

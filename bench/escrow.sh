@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Escrow benchmark (not a test). Usage: bench/escrow.sh [clients] [seconds]
+#
+# Builds the release server and the load generator, then for SQLite and for PostgreSQL starts a
+# server on a fresh database and runs full escrow cycles (create with balance payment → claim →
+# complete → accept) from N concurrent clients, printing money-moving requests/s and p50/p99.
+# On PostgreSQL it also runs pgbench's TPC-B-like script with the same client count against the
+# same PostgreSQL server and prints the ratio. Needs PostgreSQL on 127.0.0.1:5432 (user postgres).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+CLIENTS="${1:-16}"
+SECONDS_PER_RUN="${2:-20}"
+PG="${PG_URL:-postgres://postgres@127.0.0.1:5432}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/agentmarket-target}"
+PGBIN="$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n1)"
+
+echo "building release binaries…"
+cargo build --release --quiet
+cargo build --release --quiet --manifest-path bench/loadgen/Cargo.toml
+SERVER="$CARGO_TARGET_DIR/release/agentmarket"
+LOADGEN="$CARGO_TARGET_DIR/release/escrow-loadgen"
+WORK="$(mktemp -d)"
+SERVER_PID=""
+cleanup() {
+    [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null || true
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+run_engine() {
+    local label="$1" url="$2" conns="$3"
+    local port; port="$(free_port)"
+    AGENTMARKET_LOG=warn "$SERVER" serve --bind "127.0.0.1:$port" --database-url "$url" \
+        --enable-sandbox-deposits --register-limit-per-hour 1000000 --signup-limit-per-hour 1000000 \
+        --db-max-connections "$conns" --sweep-interval-secs 0 >"$WORK/$label.log" 2>&1 &
+    SERVER_PID=$!
+    for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
+    echo
+    echo "== $label ($CLIENTS clients, ${SECONDS_PER_RUN}s)"
+    "$LOADGEN" --base "http://127.0.0.1:$port" --clients "$CLIENTS" --seconds "$SECONDS_PER_RUN" | tee "$WORK/$label.out"
+    kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true; SERVER_PID=""
+}
+
+run_engine sqlite "sqlite://$WORK/bench.db?mode=rwc" 8
+
+DB="agentmarket_bench_$$"
+psql "$PG/postgres" -qc "CREATE DATABASE $DB" >/dev/null
+run_engine postgres "$PG/$DB" $((CLIENTS + 4))
+psql "$PG/postgres" -qc "DROP DATABASE $DB WITH (FORCE)" >/dev/null
+
+echo
+echo "== pgbench tpcb-like ($CLIENTS clients, ${SECONDS_PER_RUN}s, scale $CLIENTS)"
+PGB="pgbench_$$"
+psql "$PG/postgres" -qc "CREATE DATABASE $PGB" >/dev/null
+"$PGBIN/pgbench" -q -i -s "$CLIENTS" "$PG/$PGB" >/dev/null 2>&1
+"$PGBIN/pgbench" -n -b tpcb-like -c "$CLIENTS" -j 2 -T "$SECONDS_PER_RUN" "$PG/$PGB" | tee "$WORK/pgbench.out" | grep -E "^(tps|latency)"
+psql "$PG/postgres" -qc "DROP DATABASE $PGB WITH (FORCE)" >/dev/null
+
+money=$(sed -n 's/^money_moving_requests_per_s=//p' "$WORK/postgres.out")
+tps=$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' "$WORK/pgbench.out" | head -n1)
+echo
+python3 - "$money" "$tps" <<'PY'
+import sys
+money, tps = float(sys.argv[1]), float(sys.argv[2])
+print(f"PostgreSQL: {money:.1f} money-moving requests/s vs pgbench {tps:.1f} TPC-B tps -> ratio {money / tps:.2f} (goal >= 0.50)")
+PY
