@@ -137,17 +137,6 @@ CREATE TABLE task_events (
 );
 CREATE INDEX task_events_by_task ON task_events (task_id, created_at);
 
-CREATE TABLE task_attempts (
-    id           TEXT PRIMARY KEY,
-    task_id      TEXT NOT NULL REFERENCES tasks(id),
-    provider_agent_id TEXT NOT NULL,
-    status       TEXT NOT NULL,
-    error_reason TEXT,
-    created_at   BIGINT NOT NULL,
-    completed_at BIGINT
-);
-CREATE INDEX task_attempts_by_task ON task_attempts (task_id, created_at);
-
 CREATE TABLE task_messages (
     id              TEXT PRIMARY KEY,
     task_id         TEXT NOT NULL REFERENCES tasks(id),

@@ -209,7 +209,6 @@ async fn finish(
     let ended = if task.status == "completed" || outcome != "refund" { "completed" } else { "cancelled" };
     let set = "status = ?, completed_at = COALESCE(completed_at, ?), updated_at = ?";
     store::update_if(tx, &task.id, &[], &[], set, vec![Arg::Text(ended.into()), Arg::Int(now), Arg::Int(now)]).await?;
-    store::finish_attempt(tx, &task.id, "abandoned", Some("ended by a dispute"), now).await?;
     agents::store::record_outcome(tx, &task.provider_agent_id, outcome_stats, now).await?;
     let details =
         json!({"dispute_id": dispute_id, "outcome": outcome, "client_share_bps": client_share_bps, "note": note});

@@ -75,7 +75,6 @@ pub async fn claim(db: &Db, actor: &mut Actor, id: &str, now: i64) -> ApiResult<
         "claimed",
     )
     .await?;
-    store::start_attempt(&mut tx, id, &task.provider_agent_id, now).await?;
     store::event(&mut tx, id, "task_claimed", None, json!({"provider_agent_id": task.provider_agent_id}), now).await?;
     let task = updated;
     tx.commit().await?;
@@ -163,7 +162,6 @@ pub async fn complete(
         )
         .await?;
     }
-    store::finish_attempt(&mut tx, id, "completed", None, now).await?;
     store::event(&mut tx, id, "task_completed", None, json!({"output_sha256": digest}), now).await?;
     let mut task = updated;
     if settings.review_window_ms == 0 {
@@ -182,7 +180,6 @@ pub async fn fail(db: &Db, actor: &mut Actor, id: &str, reason: String, now: i64
     let set = "status = 'failed', error_reason = ?, updated_at = ?";
     let updated =
         apply(&mut tx, &task, ACTIVE, &[], set, vec![Arg::Text(reason.clone()), Arg::Int(now)], "failed").await?;
-    store::finish_attempt(&mut tx, id, "failed", Some(&reason), now).await?;
     store::event(&mut tx, id, "task_failed", None, json!({"error_reason": reason}), now).await?;
     agents::store::record_outcome(&mut tx, &task.provider_agent_id, Outcome { failed: 1, ..Outcome::default() }, now)
         .await?;
@@ -202,7 +199,6 @@ pub async fn cancel(db: &Db, actor: &mut Actor, id: &str, now: i64) -> ApiResult
     let updated =
         apply(&mut tx, &task, ACTIVE, &[], "status = 'cancelled', updated_at = ?", vec![Arg::Int(now)], "cancelled")
             .await?;
-    store::finish_attempt(&mut tx, id, "abandoned", Some("cancelled by the client"), now).await?;
     store::event(&mut tx, id, "task_cancelled", None, json!({}), now).await?;
     let mut task = updated;
     if task.funds_held() {
@@ -401,7 +397,6 @@ pub async fn reassign(
                progress_message = NULL, updated_at = ?";
     let args = vec![Arg::Text(provider.id.clone()), Arg::Text(provider.did.clone()), Arg::Int(now)];
     let updated = apply(&mut tx, &task, ACTIVE, &[], set, args, "reassigned").await?;
-    store::finish_attempt(&mut tx, id, "abandoned", Some("reassigned"), now).await?;
     let details = json!({"previous_agent_id": task.provider_agent_id, "previous_agent_did": task.provider_agent_did, "new_agent_id": provider.id});
     store::event(&mut tx, id, "task_reassigned", None, details, now).await?;
     tx.commit().await?;

@@ -5,7 +5,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::model::{TASK_COLUMNS, TaskRow};
-use crate::clock::{rfc3339, rfc3339_opt};
+use crate::clock::rfc3339;
 use crate::db::{Arg, Db, SqlBuilder, Tx};
 
 pub async fn insert(tx: &mut Tx, t: &TaskRow) -> sqlx::Result<()> {
@@ -136,39 +136,6 @@ pub async fn timeline(db: &Db, task_id: &str) -> sqlx::Result<Vec<TimelineEvent>
         .collect())
 }
 
-pub async fn start_attempt(tx: &mut Tx, task_id: &str, provider: &str, now: i64) -> sqlx::Result<()> {
-    sqlx::query(
-        "INSERT INTO task_attempts (id, task_id, provider_agent_id, status, created_at) VALUES ($1, $2, $3, 'in_progress', $4)",
-    )
-    .bind(uuid::Uuid::now_v7().to_string())
-    .bind(task_id)
-    .bind(provider)
-    .bind(now)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
-}
-
-/// Closes the open attempt of a task, if there is one.
-pub async fn finish_attempt(
-    tx: &mut Tx,
-    task_id: &str,
-    status: &str,
-    error: Option<&str>,
-    now: i64,
-) -> sqlx::Result<()> {
-    sqlx::query(
-        "UPDATE task_attempts SET status = $1, error_reason = $2, completed_at = $3 WHERE task_id = $4 AND status = 'in_progress'",
-    )
-    .bind(status)
-    .bind(error)
-    .bind(now)
-    .bind(task_id)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
-}
-
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Attempt {
     pub id: String,
@@ -179,25 +146,61 @@ pub struct Attempt {
     pub error_reason: Option<String>,
 }
 
+/// Each provider's go at the task, derived from the timeline: a claim opens an attempt; the
+/// completion, failure, cancellation, reassignment or dispute ruling that follows closes it.
 pub async fn attempts(db: &Db, task_id: &str) -> sqlx::Result<Vec<Attempt>> {
-    let rows: Vec<(String, String, String, i64, Option<i64>, Option<String>)> = sqlx::query_as(
-        "SELECT id, status, provider_agent_id, created_at, completed_at, error_reason FROM task_attempts \
-         WHERE task_id = $1 ORDER BY created_at, id",
+    let rows: Vec<(String, String, String, i64)> = sqlx::query_as(
+        "SELECT id, event_type, details, created_at FROM task_events WHERE task_id = $1 ORDER BY created_at, id",
     )
     .bind(task_id)
     .fetch_all(db.pool())
     .await?;
-    Ok(rows
-        .into_iter()
-        .map(|(id, status, provider_agent_id, created, completed, error_reason)| Attempt {
-            id,
-            status,
-            provider_agent_id,
-            created_at: rfc3339(created),
-            completed_at: rfc3339_opt(completed),
-            error_reason,
-        })
-        .collect())
+    let mut provider: Option<String> = None;
+    let mut out: Vec<Attempt> = Vec::new();
+    for (id, event_type, details, at) in rows {
+        let details: serde_json::Value = serde_json::from_str(&details).unwrap_or_default();
+        if let Some(p) = details["provider_agent_id"].as_str() {
+            provider = Some(p.to_string());
+        }
+        let open = out.last().is_some_and(|a| a.status == "in_progress");
+        let (status, error) = match event_type.as_str() {
+            "task_claimed" => {
+                out.push(Attempt {
+                    id,
+                    status: "in_progress".into(),
+                    provider_agent_id: provider.clone().unwrap_or_default(),
+                    created_at: rfc3339(at),
+                    completed_at: None,
+                    error_reason: None,
+                });
+                continue;
+            }
+            "task_completed" => ("completed", None),
+            "task_failed" => ("failed", details["error_reason"].as_str().map(String::from)),
+            "task_cancelled" | "task_reassigned" | "dispute_resolved" if open => ("abandoned", None),
+            _ => continue,
+        };
+        if !open {
+            // Completed or failed without a claim: the attempt starts and ends here.
+            out.push(Attempt {
+                id,
+                status: "in_progress".into(),
+                provider_agent_id: provider.clone().unwrap_or_default(),
+                created_at: rfc3339(at),
+                completed_at: None,
+                error_reason: None,
+            });
+        }
+        if let Some(last) = out.last_mut() {
+            last.status = status.into();
+            last.completed_at = Some(rfc3339(at));
+            last.error_reason = error;
+        }
+        if event_type == "task_reassigned" {
+            provider = details["new_agent_id"].as_str().map(String::from);
+        }
+    }
+    Ok(out)
 }
 
 #[derive(Debug, Serialize, ToSchema)]
