@@ -45,6 +45,22 @@ fn create_user_then_serve_with_defaults_and_keep_secrets_out_of_logs() {
     assert!(key.starts_with("ap_"));
     assert!(dir.path().join("agentmarket.db").exists(), "the default SQLite file is created");
 
+    // Operators credit a wallet and audit the ledger from the command line.
+    let credit = clean_command(dir.path())
+        .args(["admin", "credit", "--principal", "ops@example.com", "--amount", "100.00", "--reason", "seed"])
+        .output()
+        .unwrap();
+    assert!(credit.status.success(), "{}", String::from_utf8_lossy(&credit.stderr));
+    assert!(String::from_utf8_lossy(&credit.stdout).contains("credited 100.00 USD"));
+    let bad = clean_command(dir.path())
+        .args(["admin", "credit", "--principal", "ops@example.com", "--amount", "1e3"])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success(), "a float amount is refused");
+    let audit = clean_command(dir.path()).args(["admin", "audit"]).output().unwrap();
+    assert!(audit.status.success(), "{}", String::from_utf8_lossy(&audit.stdout));
+    assert!(String::from_utf8_lossy(&audit.stdout).contains("every invariant holds"));
+
     // `agentmarket` with no subcommand serves; port 0 so the test can run anywhere.
     let log_path = dir.path().join("server.log");
     let log = std::fs::File::create(&log_path).unwrap();
@@ -60,7 +76,7 @@ fn create_user_then_serve_with_defaults_and_keep_secrets_out_of_logs() {
     let addr = wait_for_address(&log_path);
 
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let (me, agent_key, created_key) = rt.block_on(async {
+    let (me, balance, agent_key, created_key) = rt.block_on(async {
         let client = reqwest::Client::builder().no_proxy().build().unwrap();
         let me: serde_json::Value = client
             .get(format!("http://{addr}/api/v1/accounts/me"))
@@ -91,10 +107,25 @@ fn create_user_then_serve_with_defaults_and_keep_secrets_out_of_logs() {
             .json()
             .await
             .unwrap();
-        (me, agent["data"]["api_key"].as_str().unwrap().to_string(), created["data"]["api_key"].as_str().unwrap().to_string())
+        let balance: serde_json::Value = client
+            .get(format!("http://{addr}/api/v1/ledger/balance"))
+            .header("x-api-key", &key)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        (
+            me,
+            balance,
+            agent["data"]["api_key"].as_str().unwrap().to_string(),
+            created["data"]["api_key"].as_str().unwrap().to_string(),
+        )
     });
     assert_eq!(me["data"]["email"], "ops@example.com");
     assert_eq!(me["data"]["is_admin"], true);
+    assert_eq!(balance["data"]["available"], "100.00", "the CLI credit is in the wallet");
     assert!(agent_key.starts_with("agk_"));
 
     let logs = std::fs::read_to_string(&log_path).unwrap();
