@@ -78,6 +78,18 @@ pub struct Config {
     #[arg(long, global = true, env = "AGENTMARKET_SWEEP_INTERVAL_SECS", default_value_t = 5)]
     pub sweep_interval_secs: u64,
 
+    /// Attempts per webhook delivery before it is given up.
+    #[arg(long, global = true, env = "AGENTMARKET_WEBHOOK_MAX_ATTEMPTS", default_value_t = 8)]
+    pub webhook_max_attempts: u32,
+
+    /// Consecutive failed deliveries after which a subscription is disabled.
+    #[arg(long, global = true, env = "AGENTMARKET_WEBHOOK_DISABLE_AFTER", default_value_t = 20)]
+    pub webhook_disable_after: u32,
+
+    /// How often the webhook worker looks for due deliveries, in milliseconds (0 disables it).
+    #[arg(long, global = true, env = "AGENTMARKET_WEBHOOK_INTERVAL_MS", default_value_t = 1000)]
+    pub webhook_interval_ms: u64,
+
     /// Log format.
     #[arg(long, global = true, env = "AGENTMARKET_LOG_FORMAT", value_enum, default_value_t = LogFormat::Pretty)]
     pub log_format: LogFormat,

@@ -16,6 +16,7 @@ pub mod money;
 pub mod openapi;
 pub mod state;
 pub mod tasks;
+pub mod webhooks;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -42,7 +43,12 @@ impl App {
         db.migrate().await?;
         http::metrics_handle();
         let limits = Arc::new(Limits::from_config(&config));
-        Ok(App { state: AppState { db, config: Arc::new(config), clock, limits } })
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(std::time::Duration::from_secs(5))
+            .timeout(std::time::Duration::from_secs(10))
+            .build()?;
+        Ok(App { state: AppState { db, config: Arc::new(config), clock, limits, http } })
     }
 
     pub fn state(&self) -> &AppState {

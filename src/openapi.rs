@@ -4,7 +4,7 @@
 use utoipa::OpenApi;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 
-use crate::{accounts, agents, auth, http, ledger, tasks};
+use crate::{accounts, agents, auth, http, ledger, tasks, webhooks};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -71,6 +71,9 @@ use crate::{accounts, agents, auth, http, ledger, tasks};
         tasks::dispute_routes::show,
         tasks::dispute_routes::evidence,
         tasks::dispute_routes::resolve,
+        webhooks::routes::create,
+        webhooks::routes::list,
+        webhooks::routes::remove,
     ),
     modifiers(&Security),
     tags(
@@ -83,6 +86,7 @@ use crate::{accounts, agents, auth, http, ledger, tasks};
         (name = "tasks", description = "Tasks and escrow"),
         (name = "disputes", description = "Disputes"),
         (name = "admin", description = "Administrators"),
+        (name = "webhooks", description = "Webhook subscriptions"),
     )
 )]
 struct ApiDoc;

@@ -13,6 +13,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub clock: SharedClock,
     pub limits: Arc<Limits>,
+    /// Outbound HTTP (webhooks, probes): no redirects, short timeouts.
+    pub http: reqwest::Client,
 }
 
 pub struct Limits {

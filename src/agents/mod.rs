@@ -112,6 +112,13 @@ pub async fn update(db: &Db, caller: &Caller, id_or_did: &str, changes: AgentFie
     let mut tx = db.begin().await?;
     let current = store::find_in_tx(db, &mut tx, &agent.id).await?.ok_or_else(|| ApiError::not_found("agent"))?;
     let updated = store::update(&mut tx, &current, &changes, now).await?;
+    if updated.status != current.status {
+        let mut owners = vec![format!("agent:{}", updated.id)];
+        owners.extend(updated.owner_id.as_ref().map(|o| format!("user:{o}")));
+        let payload = serde_json::json!({"event": "agent.status_changed", "agent_id": updated.id, "agent_did": updated.did,
+            "status": updated.status, "previous_status": current.status, "updated_at": crate::clock::rfc3339(now)});
+        crate::webhooks::emit(&mut tx, &owners, "agent.status_changed", None, payload, now).await?;
+    }
     tx.commit().await?;
     Ok(updated)
 }

@@ -175,30 +175,9 @@ fn normalize_capabilities(caps: Vec<String>) -> Result<Vec<String>, String> {
 }
 
 /// Callbacks must be https to a public host, unless the server allows private networks.
-/// (Names that resolve to private addresses are refused again when a request is made.)
 fn check_callback_url(value: &serde_json::Value, allow_private: bool) -> Result<(), String> {
-    let Some(s) = value.as_str() else {
-        return Err("must be a URL string".into());
-    };
-    let url = url::Url::parse(s).map_err(|_| "must be an absolute URL".to_string())?;
-    if allow_private {
-        return match url.scheme() {
-            "https" | "http" => Ok(()),
-            _ => Err("must be an http(s) URL".into()),
-        };
-    }
-    if url.scheme() != "https" {
-        return Err("must use https".into());
-    }
-    let private = match url.host() {
-        Some(url::Host::Ipv4(ip)) => {
-            ip.is_private() || ip.is_loopback() || ip.is_link_local() || ip.is_unspecified() || ip.is_broadcast()
-        }
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback() || ip.is_unspecified() || (ip.segments()[0] & 0xfe00) == 0xfc00,
-        Some(url::Host::Domain(d)) => d == "localhost" || d.ends_with(".localhost") || d.ends_with(".local"),
-        None => true,
-    };
-    if private { Err("must not point at a private or loopback address".into()) } else { Ok(()) }
+    let Some(s) = value.as_str() else { return Err("must be a URL string".into()) };
+    crate::http::outbound::check_url(s, allow_private).map(|_| ())
 }
 
 /// Metadata keys hidden from everyone but the owner and the agent itself.

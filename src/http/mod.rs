@@ -4,6 +4,7 @@
 pub mod envelope;
 pub mod extract;
 pub mod idempotency;
+pub mod outbound;
 pub mod pagination;
 pub mod rate_limit;
 
@@ -23,7 +24,7 @@ use utoipa::ToSchema;
 
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
-use crate::{accounts, agents, auth, ledger, openapi, tasks};
+use crate::{accounts, agents, auth, ledger, openapi, tasks, webhooks};
 use envelope::Api;
 
 pub fn router(state: AppState) -> Router {
@@ -34,6 +35,7 @@ pub fn router(state: AppState) -> Router {
         .merge(ledger::routes::router())
         .merge(tasks::routes::router())
         .merge(tasks::dispute_routes::router())
+        .merge(webhooks::routes::router())
         .route("/health/readiness", get(readiness))
         .route("/openapi.json", get(openapi_json))
         .route_layer(middleware::from_fn(remember_route))

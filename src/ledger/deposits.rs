@@ -162,6 +162,9 @@ async fn book(tx: &mut crate::db::Tx, principal: &Principal, id: &str, amount: A
         now,
     )
     .await?;
+    let payload = serde_json::json!({"event": "payment.deposited", "deposit_id": id, "amount": amount, "currency": "USD",
+        "status": "completed", "principal": principal.key(), "created_at": crate::clock::rfc3339(now)});
+    crate::webhooks::emit(tx, &[principal.key()], "payment.deposited", None, payload, now).await?;
     Ok(())
 }
 

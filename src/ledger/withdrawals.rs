@@ -287,6 +287,9 @@ pub async fn finish(db: &Db, id: &str, succeeded: bool, reason: Option<String>, 
     )
     .await?;
     statement::set_status(&mut tx, id, status, now).await?;
+    let payload = serde_json::json!({"event": "withdrawal.processed", "withdrawal_id": id, "status": status,
+        "amount": Amount::from_units(amount).unwrap_or_default(), "currency": "USD", "reason": reason, "processed_at": rfc3339(now)});
+    crate::webhooks::emit(&mut tx, &[principal.key()], "withdrawal.processed", None, payload, now).await?;
     if !succeeded {
         statement::record(
             &mut tx,

@@ -152,6 +152,7 @@ pub async fn open(db: &Db, actor: &mut Actor, task_id: &str, reason: String, now
         }
         _ => task,
     };
+    super::notify(&mut tx, &task, "task.disputed", now).await?;
     if tier1 {
         finish(&mut tx, &id, task, "refund", None, Some("tier 1: the task produced no output".into()), now).await?;
     }

@@ -76,6 +76,7 @@ pub async fn claim(db: &Db, actor: &mut Actor, id: &str, now: i64) -> ApiResult<
     )
     .await?;
     store::event(&mut tx, id, "task_claimed", None, json!({"provider_agent_id": task.provider_agent_id}), now).await?;
+    super::notify(&mut tx, &updated, "task.claimed", now).await?;
     let task = updated;
     tx.commit().await?;
     Ok(task)
@@ -104,6 +105,7 @@ pub async fn progress(
     )
     .await?;
     store::event(&mut tx, id, "task_progress", Some((percent, message.as_deref())), json!({}), now).await?;
+    super::notify(&mut tx, &updated, "task.in_progress", now).await?;
     let task = updated;
     tx.commit().await?;
     Ok(task)
@@ -167,6 +169,7 @@ pub async fn complete(
     if settings.review_window_ms == 0 {
         task = release(&mut tx, task, None, "released at completion (no review window)", now).await?;
     }
+    super::notify(&mut tx, &task, "task.completed", now).await?;
     tx.commit().await?;
     Ok(task)
 }
@@ -188,6 +191,7 @@ pub async fn fail(db: &Db, actor: &mut Actor, id: &str, reason: String, now: i64
         let refund = Settlement::refund(task.price());
         task = settle(&mut tx, task, refund, "refunded", now).await?;
     }
+    super::notify(&mut tx, &task, "task.failed", now).await?;
     tx.commit().await?;
     Ok(task)
 }
@@ -205,6 +209,7 @@ pub async fn cancel(db: &Db, actor: &mut Actor, id: &str, now: i64) -> ApiResult
         let refund = Settlement::refund(task.price());
         task = settle(&mut tx, task, refund, "refunded", now).await?;
     }
+    super::notify(&mut tx, &task, "task.cancelled", now).await?;
     tx.commit().await?;
     Ok(task)
 }
@@ -365,6 +370,9 @@ pub(crate) async fn settle(
     let details =
         json!({"to_provider": settlement.to_provider, "fee": settlement.fee, "to_client": settlement.to_client});
     store::event(tx, &task.id, event, None, details, now).await?;
+    if payment_status != "refunded" {
+        super::notify(tx, &updated, "payment.confirmed", now).await?;
+    }
     metrics::counter!("agentmarket_settlements_total", "kind" => payment_status.to_string()).increment(1);
     Ok(updated)
 }

@@ -251,6 +251,7 @@ pub async fn create(db: &Db, actor: &Actor, req: NewTask, settings: Settings, no
     if hold_now {
         hold(&mut tx, &task, now).await?;
     }
+    notify(&mut tx, &task, "task.created", now).await?;
     tx.commit().await?;
     metrics::counter!("agentmarket_tasks_created_total", "paid" => (!price.is_zero()).to_string()).increment(1);
     Ok(task)
@@ -291,6 +292,52 @@ async fn hold(tx: &mut Tx, task: &TaskRow, now: i64) -> ApiResult<()> {
     .await?;
     store::event(tx, &task.id, "payment_escrowed", None, serde_json::json!({"amount": task.price()}), now).await?;
     Ok(())
+}
+
+/// Whose webhooks hear about a task: the paying principal (and the user behind an acting agent)
+/// and the provider agent.
+fn recipients(task: &TaskRow) -> Vec<String> {
+    let mut owners = vec![task.client().key(), task.provider().key()];
+    if let Some(user) = &task.client_user_id {
+        let key = ledger::Principal::User(user.clone()).key();
+        if !owners.contains(&key) {
+            owners.push(key);
+        }
+    }
+    owners
+}
+
+/// The flat payload the Agrenting receivers read.
+pub fn webhook_payload(task: &TaskRow, event: &str) -> serde_json::Value {
+    let t = task.to_task();
+    serde_json::json!({
+        "event": event,
+        "task_id": t.id,
+        "status": t.status,
+        "payment_status": t.payment_status,
+        "output": t.output,
+        "output_sha256": t.output_sha256,
+        "error_reason": t.error_reason,
+        "progress_percent": t.progress_percent,
+        "progress_message": t.progress_message,
+        "price": t.price,
+        "fee": t.fee,
+        "currency": t.currency,
+        "capability": t.capability,
+        "provider_agent_id": t.provider_agent_id,
+        "provider_agent_did": t.provider_agent_did,
+        "client_agent_id": t.client_agent_id,
+        "client_user_id": t.client_user_id,
+        "created_at": t.created_at,
+        "updated_at": t.updated_at,
+        "completed_at": t.completed_at,
+        "released_at": t.released_at,
+    })
+}
+
+/// Queues `event` about `task` in the transaction that changed it.
+pub async fn notify(tx: &mut Tx, task: &TaskRow, event: &str, now: i64) -> sqlx::Result<()> {
+    crate::webhooks::emit(tx, &recipients(task), event, Some(&task.id), webhook_payload(task, event), now).await
 }
 
 /// Loads a task the actor may see: participants and administrators; 404 for anyone else.

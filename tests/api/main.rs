@@ -18,3 +18,4 @@ mod review_window;
 mod secrets;
 mod sessions;
 mod tasks;
+mod webhooks;

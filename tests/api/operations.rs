@@ -91,6 +91,9 @@ const ENDPOINTS: &[(&str, &str)] = &[
     ("get", "/api/v1/disputes/{id}"),
     ("post", "/api/v1/disputes/{id}/evidence"),
     ("post", "/api/v1/admin/disputes/{id}/resolve"),
+    ("post", "/api/v1/webhooks"),
+    ("get", "/api/v1/webhooks"),
+    ("delete", "/api/v1/webhooks/{id}"),
 ];
 
 both_engines!(the_openapi_document_covers_every_endpoint);

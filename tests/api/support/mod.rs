@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 use tokio::sync::oneshot;
 
 pub mod pg;
+pub mod receiver;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Engine {
@@ -124,6 +125,7 @@ impl TestApp {
         config.enable_sandbox_deposits = true;
         // Tests run the sweeper by hand with the injected clock.
         config.sweep_interval_secs = 0;
+        config.webhook_interval_ms = 0;
         let (database_url, dir, pg) = match engine {
             Engine::Sqlite => {
                 let dir = tempfile::tempdir().expect("temp dir");
@@ -315,6 +317,11 @@ impl TestApp {
             assert!(report.ok, "ledger audit failed: {}", serde_json::to_string_pretty(&report).unwrap());
             assert_eq!(report.invariants.len(), 5);
         }
+    }
+
+    /// One webhook delivery pass at the injected clock's time.
+    pub async fn deliver(&self) -> agentmarket::webhooks::worker::DeliveryReport {
+        agentmarket::webhooks::worker::run_once(&self.state).await.expect("the delivery worker runs")
     }
 
     /// One sweeper pass at the injected clock's time.
