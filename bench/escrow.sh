@@ -35,6 +35,7 @@ run_engine() {
     local port; port="$(free_port)"
     AGENTMARKET_LOG=warn "$SERVER" serve --bind "127.0.0.1:$port" --database-url "$url" \
         --enable-sandbox-deposits --register-limit-per-hour 1000000 --signup-limit-per-hour 1000000 \
+        --rate-general-per-minute 100000000 --rate-financial-per-minute 100000000 \
         --db-max-connections "$conns" --sweep-interval-secs 0 >"$WORK/$label.log" 2>&1 &
     SERVER_PID=$!
     for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break; sleep 0.1; done

@@ -39,6 +39,18 @@ pub struct Config {
     #[arg(long, global = true, env = "AGENTMARKET_AUTH_LOCKOUT_SECS", default_value_t = 300)]
     pub auth_lockout_secs: u64,
 
+    /// Requests per credential (or IP) per minute, all endpoints.
+    #[arg(long, global = true, env = "AGENTMARKET_RATE_GENERAL_PER_MINUTE", default_value_t = 100)]
+    pub rate_general_per_minute: u32,
+
+    /// Money-moving requests (deposits, payment intents, task payments, hires) per minute.
+    #[arg(long, global = true, env = "AGENTMARKET_RATE_FINANCIAL_PER_MINUTE", default_value_t = 20)]
+    pub rate_financial_per_minute: u32,
+
+    /// Withdrawals per hour.
+    #[arg(long, global = true, env = "AGENTMARKET_RATE_WITHDRAWALS_PER_HOUR", default_value_t = 10)]
+    pub rate_withdrawals_per_hour: u32,
+
     /// Lifetime of session tokens from `/auth/authenticate`, in seconds.
     #[arg(long, global = true, env = "AGENTMARKET_SESSION_TTL_SECS", default_value_t = 86_400)]
     pub session_ttl_secs: u64,

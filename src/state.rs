@@ -24,6 +24,10 @@ pub struct Limits {
     pub signup: WindowLimiter,
     /// Failed `/auth/authenticate`, per IP.
     pub authenticate: Lockout,
+    /// API.md §8 categories, per credential (per IP when anonymous).
+    pub general: WindowLimiter,
+    pub financial: WindowLimiter,
+    pub withdrawal: WindowLimiter,
 }
 
 impl Limits {
@@ -32,6 +36,9 @@ impl Limits {
             anonymous_register: WindowLimiter::new(config.register_limit_per_hour, 3600),
             signup: WindowLimiter::new(config.signup_limit_per_hour, 3600),
             authenticate: Lockout::new(config.auth_failures_per_minute, 60, config.auth_lockout_secs as i64),
+            general: WindowLimiter::new(config.rate_general_per_minute, 60),
+            financial: WindowLimiter::new(config.rate_financial_per_minute, 60),
+            withdrawal: WindowLimiter::new(config.rate_withdrawals_per_hour, 3600),
         }
     }
 }

@@ -47,6 +47,7 @@ pub struct AgentKeyAuth {
     pub agent_did: String,
     pub owner_id: Option<String>,
     pub agent_status: String,
+    pub reputation_centi: i64,
     pub last_used_at: Option<i64>,
     expires_at: Option<i64>,
     revoked_at: Option<i64>,
@@ -58,7 +59,7 @@ impl AgentKeyAuth {
     }
 }
 
-const AUTH_SELECT: &str = "SELECT c.id, c.agent_id, a.did AS agent_did, a.owner_id, a.status AS agent_status, \
+const AUTH_SELECT: &str = "SELECT c.id, c.agent_id, a.did AS agent_did, a.owner_id, a.status AS agent_status, a.reputation_centi, \
      c.last_used_at, c.expires_at, c.revoked_at FROM agent_credentials c JOIN agents a ON a.id = c.agent_id";
 
 pub async fn find_by_hash(db: &Db, key_hash: &str) -> sqlx::Result<Option<AgentKeyAuth>> {

@@ -27,6 +27,7 @@ pub struct AgentRef {
     pub name: String,
     pub owner_id: Option<String>,
     pub status: String,
+    pub reputation_centi: i64,
 }
 
 pub async fn find_ref(db: &Db, id_or_did: &str) -> sqlx::Result<Option<AgentRef>> {
@@ -36,6 +37,7 @@ pub async fn find_ref(db: &Db, id_or_did: &str) -> sqlx::Result<Option<AgentRef>
         name: a.name,
         owner_id: a.owner_id,
         status: a.status,
+        reputation_centi: a.reputation_centi,
     }))
 }
 

@@ -37,6 +37,8 @@ pub struct AgentCtx {
     pub id: String,
     pub did: String,
     pub owner_id: Option<String>,
+    /// Reputation in hundredths (scales the rate limits).
+    pub reputation_centi: i64,
 }
 
 /// An authenticated caller.
@@ -264,7 +266,12 @@ async fn agent_key_caller(state: &AppState, lookup: KeyLookup<'_>, now: i64) -> 
     Ok(Caller {
         credential: Credential::AgentKey { key_id: key.id },
         user: None,
-        agent: Some(AgentCtx { id: key.agent_id, did: key.agent_did, owner_id: key.owner_id }),
+        agent: Some(AgentCtx {
+            id: key.agent_id,
+            did: key.agent_did,
+            owner_id: key.owner_id,
+            reputation_centi: key.reputation_centi,
+        }),
         scopes: Scopes::all(),
         max_price_per_hire: None,
     })
@@ -276,7 +283,8 @@ async fn act_as_agent(state: &AppState, caller: &mut Caller, agent_ref: &str) ->
     let agent = agents::find_ref(&state.db, agent_ref).await?;
     match agent {
         Some(a) if a.owner_id.as_deref() == Some(user.id.as_str()) && a.status != "deleted" => {
-            caller.agent = Some(AgentCtx { id: a.id, did: a.did, owner_id: a.owner_id });
+            caller.agent =
+                Some(AgentCtx { id: a.id, did: a.did, owner_id: a.owner_id, reputation_centi: a.reputation_centi });
             Ok(())
         }
         _ => Err(ApiError::forbidden("X-Agent-ID names an agent you do not own")),

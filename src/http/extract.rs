@@ -112,9 +112,16 @@ impl FromRequestParts<AppState> for ClientIp {
 }
 
 pub fn client_ip(parts: &Parts, trust_forwarded_for: bool) -> IpAddr {
+    client_ip_of(&parts.headers, &parts.extensions, trust_forwarded_for)
+}
+
+pub fn client_ip_of(
+    headers: &axum::http::HeaderMap,
+    extensions: &axum::http::Extensions,
+    trust_forwarded_for: bool,
+) -> IpAddr {
     if trust_forwarded_for {
-        if let Some(ip) = parts
-            .headers
+        if let Some(ip) = headers
             .get("x-forwarded-for")
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.split(',').next())
@@ -123,9 +130,5 @@ pub fn client_ip(parts: &Parts, trust_forwarded_for: bool) -> IpAddr {
             return ip;
         }
     }
-    parts
-        .extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(addr)| addr.ip())
-        .unwrap_or(IpAddr::from([0, 0, 0, 0]))
+    extensions.get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(addr)| addr.ip()).unwrap_or(IpAddr::from([0, 0, 0, 0]))
 }

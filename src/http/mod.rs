@@ -39,8 +39,10 @@ pub fn router(state: AppState) -> Router {
         .route("/health/readiness", get(readiness))
         .route("/openapi.json", get(openapi_json))
         .route_layer(middleware::from_fn(remember_route))
-        // Outer layers run first: the caller is resolved before idempotency scopes by it.
+        // Outer layers run first: the caller is resolved, then rate-limited, then idempotency
+        // scopes by it.
         .layer(middleware::from_fn_with_state(state.clone(), idempotency::idempotency))
+        .layer(middleware::from_fn_with_state(state.clone(), rate_limit::enforce))
         .layer(middleware::from_fn_with_state(state.clone(), auth::caller::resolve_caller));
 
     Router::new()

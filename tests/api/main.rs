@@ -14,6 +14,7 @@ mod idempotency;
 mod ledger;
 mod model;
 mod operations;
+mod rate_limits;
 mod review_window;
 mod secrets;
 mod sessions;

@@ -121,6 +121,9 @@ impl TestApp {
         config.allow_private_network = true;
         config.register_limit_per_hour = 10_000;
         config.signup_limit_per_hour = 10_000;
+        config.rate_general_per_minute = 1_000_000;
+        config.rate_financial_per_minute = 1_000_000;
+        config.rate_withdrawals_per_hour = 1_000_000;
         config.db_max_connections = 5;
         config.enable_sandbox_deposits = true;
         // Tests run the sweeper by hand with the injected clock.
