@@ -118,13 +118,24 @@ CREATE TABLE tasks (
     updated_at         BIGINT NOT NULL,
     claimed_at         BIGINT,
     completed_at       BIGINT,
-    released_at        BIGINT
+    released_at        BIGINT,
+    -- Hirings are tasks created through /agents/:did/hire; these columns carry their request.
+    kind                   TEXT NOT NULL DEFAULT 'task',
+    client_principal       TEXT NOT NULL,
+    task_description       TEXT,
+    delivery_mode          TEXT,
+    repo_url               TEXT,
+    client_idempotency_key TEXT,
+    request_fingerprint    TEXT,
+    trace_attempt          BIGINT NOT NULL DEFAULT 1,
+    UNIQUE (client_principal, client_idempotency_key)
 );
 CREATE INDEX tasks_by_client_user ON tasks (client_user_id, created_at);
 CREATE INDEX tasks_by_client_agent ON tasks (client_agent_id, created_at);
 CREATE INDEX tasks_by_provider ON tasks (provider_agent_id, created_at);
 CREATE INDEX tasks_by_review ON tasks (status, review_until);
 CREATE INDEX tasks_by_deadline ON tasks (deadline_at);
+CREATE INDEX tasks_by_kind_client ON tasks (kind, client_principal, created_at);
 
 CREATE TABLE task_events (
     id               TEXT PRIMARY KEY,
@@ -145,6 +156,10 @@ CREATE TABLE task_messages (
     sender_agent_id TEXT,
     sender_user_id  TEXT,
     sender_name     TEXT,
+    -- Hiring conversations: `message`, `question` or `answer`; an answer resolves its question.
+    kind            TEXT NOT NULL DEFAULT 'message',
+    reply_to_id     TEXT,
+    resolved_at     BIGINT,
     created_at      BIGINT NOT NULL
 );
 CREATE INDEX task_messages_by_task ON task_messages (task_id, created_at);

@@ -102,6 +102,10 @@ pub struct Config {
     #[arg(long, global = true, env = "AGENTMARKET_WEBHOOK_INTERVAL_MS", default_value_t = 1000)]
     pub webhook_interval_ms: u64,
 
+    /// Do not probe a hired agent's availability in the background (tests run the probe by hand).
+    #[arg(long, global = true, env = "AGENTMARKET_DEFER_HIRING_PROBE")]
+    pub defer_hiring_probe: bool,
+
     /// Log format.
     #[arg(long, global = true, env = "AGENTMARKET_LOG_FORMAT", value_enum, default_value_t = LogFormat::Pretty)]
     pub log_format: LogFormat,

@@ -71,6 +71,16 @@ use crate::{accounts, agents, auth, http, ledger, tasks, webhooks};
         tasks::dispute_routes::show,
         tasks::dispute_routes::evidence,
         tasks::dispute_routes::resolve,
+        tasks::hiring_routes::hire,
+        tasks::hiring_routes::list,
+        tasks::hiring_routes::pending,
+        tasks::hiring_routes::show,
+        tasks::hiring_routes::cancel,
+        tasks::hiring_routes::retry,
+        tasks::hiring_routes::post_message,
+        tasks::hiring_routes::messages,
+        tasks::hiring_routes::result,
+        tasks::hiring_routes::failure,
         webhooks::routes::create,
         webhooks::routes::list,
         webhooks::routes::remove,
@@ -87,6 +97,7 @@ use crate::{accounts, agents, auth, http, ledger, tasks, webhooks};
         (name = "disputes", description = "Disputes"),
         (name = "admin", description = "Administrators"),
         (name = "webhooks", description = "Webhook subscriptions"),
+        (name = "hirings", description = "Hiring marketplace agents"),
     )
 )]
 struct ApiDoc;

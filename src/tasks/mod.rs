@@ -4,6 +4,8 @@
 
 pub mod dispute_routes;
 pub mod disputes;
+pub mod hiring_routes;
+pub mod hirings;
 pub mod lifecycle;
 pub mod model;
 pub mod routes;
@@ -243,6 +245,14 @@ pub async fn create(db: &Db, actor: &Actor, req: NewTask, settings: Settings, no
         claimed_at: None,
         completed_at: None,
         released_at: None,
+        kind: "task".into(),
+        client_principal: client.key(),
+        task_description: None,
+        delivery_mode: None,
+        repo_url: None,
+        client_idempotency_key: None,
+        request_fingerprint: None,
+        trace_attempt: 1,
     };
     let mut tx = db.begin().await?;
     store::insert(&mut tx, &task).await?;
@@ -258,7 +268,7 @@ pub async fn create(db: &Db, actor: &Actor, req: NewTask, settings: Settings, no
 }
 
 /// Books the escrow hold: client available → client escrow.
-async fn hold(tx: &mut Tx, task: &TaskRow, now: i64) -> ApiResult<()> {
+pub(crate) async fn hold(tx: &mut Tx, task: &TaskRow, now: i64) -> ApiResult<()> {
     let client = task.client();
     ledger::post(
         tx,
@@ -335,9 +345,25 @@ pub fn webhook_payload(task: &TaskRow, event: &str) -> serde_json::Value {
     })
 }
 
-/// Queues `event` about `task` in the transaction that changed it.
+/// Queues `event` about `task` in the transaction that changed it (and the `hiring.*` twin for
+/// hirings).
 pub async fn notify(tx: &mut Tx, task: &TaskRow, event: &str, now: i64) -> sqlx::Result<()> {
-    crate::webhooks::emit(tx, &recipients(task), event, Some(&task.id), webhook_payload(task, event), now).await
+    let owners = recipients(task);
+    crate::webhooks::emit(tx, &owners, event, Some(&task.id), webhook_payload(task, event), now).await?;
+    let twin = match event {
+        "task.created" => Some("hiring.created"),
+        "task.completed" => Some("hiring.completed"),
+        "task.failed" => Some("hiring.failed"),
+        "task.cancelled" => Some("hiring.cancelled"),
+        _ => None,
+    };
+    if let (Some(twin), "hiring") = (twin, task.kind.as_str()) {
+        let mut payload = webhook_payload(task, twin);
+        payload["hiring_id"] = serde_json::Value::String(task.id.clone());
+        payload["hiring_status"] = serde_json::Value::String(hirings::hiring_status(task).into());
+        crate::webhooks::emit(tx, &owners, twin, Some(&task.id), payload, now).await?;
+    }
+    Ok(())
 }
 
 /// Loads a task the actor may see: participants and administrators; 404 for anyone else.

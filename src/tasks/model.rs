@@ -45,12 +45,21 @@ pub struct TaskRow {
     pub claimed_at: Option<i64>,
     pub completed_at: Option<i64>,
     pub released_at: Option<i64>,
+    pub kind: String,
+    pub client_principal: String,
+    pub task_description: Option<String>,
+    pub delivery_mode: Option<String>,
+    pub repo_url: Option<String>,
+    pub client_idempotency_key: Option<String>,
+    pub request_fingerprint: Option<String>,
+    pub trace_attempt: i64,
 }
 
 pub const TASK_COLUMNS: &str = "id, status, payment_status, client_user_id, client_agent_id, provider_agent_id, \
      provider_agent_did, capability, input, output, output_sha256, error_reason, price, fee_bps, fee, currency, \
      progress_percent, progress_message, deadline_at, review_until, payment_id, payment_type, payment_created_at, \
-     rating, review, created_at, updated_at, claimed_at, completed_at, released_at";
+     rating, review, created_at, updated_at, claimed_at, completed_at, released_at, kind, client_principal, \
+     task_description, delivery_mode, repo_url, client_idempotency_key, request_fingerprint, trace_attempt";
 
 impl TaskRow {
     pub fn price(&self) -> Amount {

@@ -328,7 +328,27 @@ async fn reassign(
     let req: ReassignRequest = body.parse(None)?;
     let target =
         req.provider_agent_id.or(req.new_provider_agent_did).or(req.new_agent_id).filter(|t| !t.trim().is_empty());
-    let target = target.ok_or_else(|| ApiError::field("provider_agent_id", "is required (a UUID or DID)"))?;
+    let target = match target {
+        Some(t) => t,
+        // None named: the best-reputed active agent offering the capability takes it.
+        None => {
+            let task = super::visible(&state.db, &mut actor, &id).await?;
+            let query = crate::agents::discovery::DiscoverQuery {
+                capability: Some(task.capability.clone()),
+                min_price: None,
+                max_price: None,
+                min_reputation: None,
+                sort_by: Some("reputation_score".into()),
+                limit: Some("20".into()),
+            };
+            let candidates = crate::agents::discovery::discover(&state.db, &query).await?;
+            candidates
+                .into_iter()
+                .find(|a| a.id != task.provider_agent_id && Some(a.id.as_str()) != task.client_agent_id.as_deref())
+                .map(|a| a.id)
+                .ok_or_else(|| super::agent_unavailable("no other active agent offers this capability"))?
+        }
+    };
     let (task, previous_did) = lifecycle::reassign(&state.db, &mut actor, &id, target.trim(), state.now()).await?;
     let task = task.to_task();
     Ok(Api::ok(Reassigned {

@@ -8,11 +8,14 @@ use super::model::{TASK_COLUMNS, TaskRow};
 use crate::clock::rfc3339;
 use crate::db::{Arg, Db, SqlBuilder, Tx};
 
-pub async fn insert(tx: &mut Tx, t: &TaskRow) -> sqlx::Result<()> {
-    sqlx::query(
+/// Inserts a task; `false` when a hiring with the same client idempotency key exists already.
+pub async fn insert(tx: &mut Tx, t: &TaskRow) -> sqlx::Result<bool> {
+    let done = sqlx::query(
         "INSERT INTO tasks (id, status, payment_status, client_user_id, client_agent_id, provider_agent_id, provider_agent_did, \
-         capability, input, price, fee_bps, fee, currency, deadline_at, payment_id, payment_type, payment_created_at, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $18)",
+         capability, input, price, fee_bps, fee, currency, deadline_at, payment_id, payment_type, payment_created_at, created_at, \
+         updated_at, kind, client_principal, task_description, delivery_mode, repo_url, client_idempotency_key, request_fingerprint) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $18, $19, $20, $21, $22, $23, $24, $25) \
+         ON CONFLICT (client_principal, client_idempotency_key) DO NOTHING",
     )
     .bind(&t.id)
     .bind(&t.status)
@@ -32,9 +35,16 @@ pub async fn insert(tx: &mut Tx, t: &TaskRow) -> sqlx::Result<()> {
     .bind(&t.payment_type)
     .bind(t.payment_created_at)
     .bind(t.created_at)
+    .bind(&t.kind)
+    .bind(&t.client_principal)
+    .bind(&t.task_description)
+    .bind(&t.delivery_mode)
+    .bind(&t.repo_url)
+    .bind(&t.client_idempotency_key)
+    .bind(&t.request_fingerprint)
     .execute(&mut **tx)
     .await?;
-    Ok(())
+    Ok(done.rows_affected() == 1)
 }
 
 pub async fn find(db: &Db, id: &str) -> sqlx::Result<Option<TaskRow>> {
@@ -355,4 +365,109 @@ pub async fn payment_states(db: &Db) -> sqlx::Result<Vec<(String, i64, String)>>
     sqlx::query_as("SELECT id, price, payment_status FROM tasks WHERE payment_id IS NOT NULL AND price > 0")
         .fetch_all(db.pool())
         .await
+}
+
+/// A message row with the hiring-conversation columns.
+#[derive(Debug, sqlx::FromRow)]
+pub struct MessageRecord {
+    pub id: String,
+    pub content: String,
+    pub sender_agent_id: Option<String>,
+    pub sender_user_id: Option<String>,
+    pub sender_name: Option<String>,
+    pub kind: String,
+    pub reply_to_id: Option<String>,
+    pub resolved_at: Option<i64>,
+    pub created_at: i64,
+}
+
+#[allow(clippy::too_many_arguments)]
+pub async fn add_message_in(
+    tx: &mut Tx,
+    task_id: &str,
+    content: &str,
+    message_type: &str,
+    kind: &str,
+    sender_agent_id: Option<&str>,
+    sender_user_id: Option<&str>,
+    reply_to_id: Option<&str>,
+    now: i64,
+) -> sqlx::Result<String> {
+    let id = uuid::Uuid::now_v7().to_string();
+    sqlx::query(
+        "INSERT INTO task_messages (id, task_id, content, message_type, sender_agent_id, sender_user_id, kind, reply_to_id, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    )
+    .bind(&id)
+    .bind(task_id)
+    .bind(content)
+    .bind(message_type)
+    .bind(sender_agent_id)
+    .bind(sender_user_id)
+    .bind(kind)
+    .bind(reply_to_id)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    if let (Some(question), "answer") = (reply_to_id, kind) {
+        sqlx::query("UPDATE task_messages SET resolved_at = $1 WHERE id = $2 AND task_id = $3 AND kind = 'question' AND resolved_at IS NULL")
+            .bind(now)
+            .bind(question)
+            .bind(task_id)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(id)
+}
+
+pub async fn hiring_messages(db: &Db, task_id: &str) -> sqlx::Result<Vec<MessageRecord>> {
+    sqlx::query_as(
+        "SELECT id, content, sender_agent_id, sender_user_id, sender_name, kind, reply_to_id, resolved_at, created_at \
+         FROM task_messages WHERE task_id = $1 ORDER BY created_at, id",
+    )
+    .bind(task_id)
+    .fetch_all(db.pool())
+    .await
+}
+
+/// A client's hirings, newest first, with an optional filter on the hiring status.
+pub async fn list_hirings(
+    db: &Db,
+    client: &str,
+    status: Option<&str>,
+    limit: i64,
+    offset: i64,
+) -> sqlx::Result<(Vec<TaskRow>, i64)> {
+    let mut q = SqlBuilder::new(" FROM tasks WHERE kind = 'hiring'");
+    q.push(" AND client_principal = ?", [Arg::Text(client.to_string())]);
+    let condition = match status {
+        Some("queued") => Some("status = 'pending' AND payment_status <> 'unpaid'"),
+        Some("pending_payment") => Some("status = 'pending' AND payment_status = 'unpaid'"),
+        Some("in_progress") => Some("status IN ('claimed', 'in_progress') AND payment_status <> 'disputed'"),
+        Some("completed") => Some("status = 'completed' AND payment_status <> 'disputed'"),
+        Some("failed") => Some("status = 'failed'"),
+        Some("cancelled") => Some("status = 'cancelled'"),
+        Some("disputed") => Some("payment_status = 'disputed'"),
+        Some("refunded") => Some("payment_status = 'refunded'"),
+        _ => None,
+    };
+    if let Some(c) = condition {
+        q.push(&format!(" AND {c}"), []);
+    }
+    let count = SqlBuilder { sql: format!("SELECT COUNT(*){}", q.sql), args: q.args.clone() };
+    let (total,): (i64,) = count.query_as().fetch_one(db.pool()).await?;
+    let mut select = SqlBuilder { sql: format!("SELECT {TASK_COLUMNS}{}", q.sql), args: q.args };
+    select.push(" ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?", [Arg::Int(limit), Arg::Int(offset)]);
+    Ok((select.query_as().fetch_all(db.pool()).await?, total))
+}
+
+/// Hirings waiting for an agent: queued or running, oldest first.
+pub async fn pending_hirings(db: &Db, agent_id: &str) -> sqlx::Result<Vec<TaskRow>> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {TASK_COLUMNS} FROM tasks WHERE kind = 'hiring' AND provider_agent_id = $1 \
+         AND status IN ('pending', 'claimed', 'in_progress') AND payment_status <> 'unpaid' ORDER BY created_at, id LIMIT 100"
+    )))
+    .bind(agent_id)
+    .fetch_all(db.pool())
+    .await
 }

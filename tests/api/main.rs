@@ -10,6 +10,7 @@ mod concurrency;
 mod conventions;
 mod discovery;
 mod disputes;
+mod hirings;
 mod idempotency;
 mod ledger;
 mod model;

@@ -91,6 +91,16 @@ const ENDPOINTS: &[(&str, &str)] = &[
     ("get", "/api/v1/disputes/{id}"),
     ("post", "/api/v1/disputes/{id}/evidence"),
     ("post", "/api/v1/admin/disputes/{id}/resolve"),
+    ("post", "/api/v1/agents/{did}/hire"),
+    ("get", "/api/v1/hirings"),
+    ("get", "/api/v1/hirings/pending"),
+    ("get", "/api/v1/hirings/{id}"),
+    ("post", "/api/v1/hirings/{id}/cancel"),
+    ("post", "/api/v1/hirings/{id}/retry"),
+    ("post", "/api/v1/hirings/{id}/messages"),
+    ("get", "/api/v1/hirings/{id}/messages"),
+    ("post", "/api/v1/hirings/{id}/result"),
+    ("post", "/api/v1/hirings/{id}/failure"),
     ("post", "/api/v1/webhooks"),
     ("get", "/api/v1/webhooks"),
     ("delete", "/api/v1/webhooks/{id}"),
@@ -104,7 +114,8 @@ async fn the_openapi_document_covers_every_endpoint(app: TestApp) {
     for (method, path) in ENDPOINTS {
         assert!(paths.get(*path).and_then(|p| p.get(*method)).is_some(), "{method} {path} is documented");
         // ...and actually routed (anything but ROUTE_NOT_FOUND).
-        let concrete = path.replace("{id_or_did}", "x").replace("{id}", "x").replace("{key_id}", "y");
+        let concrete =
+            path.replace("{id_or_did}", "x").replace("{id}", "x").replace("{key_id}", "y").replace("{did}", "x");
         let m = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
         let r = app.call(m, &concrete, None, Some(json!({}))).await;
         assert_ne!(r.code(), "ROUTE_NOT_FOUND", "{method} {path} is routed");

@@ -363,13 +363,17 @@ async fn reassign_moves_the_task_and_keeps_the_escrow(app: TestApp) {
     // The old provider is no longer a participant.
     app.get(&format!("/api/v1/tasks/{id}"), Some(&w.provider.key)).await.expect_error(404, "NOT_FOUND");
     app.post(&format!("/api/v1/tasks/{id}/claim"), Some(&second.key), json!({})).await.expect(200);
-    app.post(&format!("/api/v1/tasks/{id}/reassign"), Some(&w.client.key), json!({}))
+    // Naming no agent lets the platform pick another active one with the capability.
+    let picked = app.post(&format!("/api/v1/tasks/{id}/reassign"), Some(&w.client.key), json!({})).await.expect(200);
+    assert_eq!(picked.data()["provider_agent_id"], w.provider.id.as_str(), "the only other agent offering it");
+    app.post(&format!("/api/v1/tasks/{id}/reassign"), Some(&w.client.key), json!({"provider_agent_id": second.id}))
         .await
-        .expect_error(422, "VALIDATION_ERROR");
+        .expect(200);
+    app.post(&format!("/api/v1/tasks/{id}/claim"), Some(&second.key), json!({})).await.expect(200);
     let attempts = app.get(&format!("/api/v1/tasks/{id}/attempts"), Some(&w.client.key)).await.expect(200);
     let statuses: Vec<&str> =
         attempts.data()["attempts"].as_array().unwrap().iter().map(|a| a["status"].as_str().unwrap()).collect();
-    assert_eq!(statuses, ["abandoned", "in_progress"]);
+    assert_eq!(statuses, ["abandoned", "abandoned", "in_progress"]);
     app.audit_ok().await;
 }
 

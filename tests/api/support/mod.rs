@@ -129,6 +129,7 @@ impl TestApp {
         // Tests run the sweeper by hand with the injected clock.
         config.sweep_interval_secs = 0;
         config.webhook_interval_ms = 0;
+        config.defer_hiring_probe = true;
         let (database_url, dir, pg) = match engine {
             Engine::Sqlite => {
                 let dir = tempfile::tempdir().expect("temp dir");
@@ -325,6 +326,11 @@ impl TestApp {
     /// One webhook delivery pass at the injected clock's time.
     pub async fn deliver(&self) -> agentmarket::webhooks::worker::DeliveryReport {
         agentmarket::webhooks::worker::run_once(&self.state).await.expect("the delivery worker runs")
+    }
+
+    /// Runs a hiring's availability probe (deferred in tests).
+    pub async fn probe(&self, hiring_id: &str) -> agentmarket::tasks::model::TaskRow {
+        agentmarket::tasks::hirings::probe(&self.state, hiring_id).await.expect("the probe runs")
     }
 
     /// One sweeper pass at the injected clock's time.

@@ -33,7 +33,10 @@ impl Receiver {
     /// Starts on 127.0.0.1:0. `reader` lets it read the task back as a receiver would.
     pub async fn start(reader: Option<(String, String)>) -> Receiver {
         let inner = Inner { reader, ..Inner::default() };
-        let app = axum::Router::new().route("/hook", post(receive)).with_state(inner.clone());
+        // HEAD answers 200, as an agent's callback answers the availability probe.
+        let app = axum::Router::new()
+            .route("/hook", post(receive).head(|| async { StatusCode::OK }))
+            .with_state(inner.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/hook", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });

@@ -1,0 +1,340 @@
+//! HTTP for hirings: the client side (`/agents/:did/hire`, `/hirings…`) and the agent side
+//! (`/hirings/pending`, result, failure). Every state change goes through the task engine.
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::routing::{get, post};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::hirings::{self, HireRequest, Hiring, HiringMessage};
+use super::model::{Actor, TaskRow};
+use super::{Settings, lifecycle, store};
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult, FieldError};
+use crate::http::envelope::Api;
+use crate::http::extract::{ApiQuery, JsonObject};
+use crate::ledger::routes::principal_of;
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/agents/{did}/hire", post(hire))
+        .route("/hirings", get(list))
+        .route("/hirings/pending", get(pending))
+        .route("/hirings/{id}", get(show))
+        .route("/hirings/{id}/cancel", post(cancel))
+        .route("/hirings/{id}/retry", post(retry))
+        .route("/hirings/{id}/messages", get(messages).post(post_message))
+        .route("/hirings/{id}/result", post(result))
+        .route("/hirings/{id}/failure", post(failure))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct HireConfig {
+    #[serde(rename = "agentDid")]
+    agent_did: String,
+    #[serde(rename = "pricingModel")]
+    pricing_model: Option<String>,
+    #[serde(rename = "basePrice")]
+    base_price: Option<String>,
+    capabilities: Vec<String>,
+    #[serde(rename = "hiringId")]
+    hiring_id: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Hired {
+    hiring: Hiring,
+    config: HireConfig,
+}
+
+async fn hiring_view(state: &AppState, task: &TaskRow) -> ApiResult<Hiring> {
+    hirings::view(&state.db, task).await
+}
+
+/// Hire a marketplace agent: the price is held in escrow at once and the hiring is queued
+/// until the agent's availability probe answers.
+#[utoipa::path(post, path = "/api/v1/agents/{did}/hire", tag = "hirings", params(("did" = String, Path)), request_body = HireRequest,
+    responses((status = 201, body = Hired), (status = 200, body = Hired, description = "same client_idempotency_key and request"),
+        (status = 409, description = "IDEMPOTENCY_CONFLICT"), (status = 422, description = "VALIDATION_ERROR, INVALID_AMOUNT, PRICE_ABOVE_MAX, INSUFFICIENT_BALANCE"),
+        (status = 503, description = "AGENT_UNAVAILABLE")))]
+async fn hire(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(did): Path<String>,
+    body: JsonObject,
+) -> ApiResult<Api<Hired>> {
+    caller.require_scope("hire:create")?;
+    let actor = Actor::of(&caller);
+    let req: HireRequest = body.parse(Some("hiring"))?;
+    let (task, created) = hirings::hire(&state, &actor, &did, req).await?;
+    let hiring = hiring_view(&state, &task).await?;
+    let config = HireConfig {
+        agent_did: hiring.agent_did.clone(),
+        pricing_model: hiring.pricing_model.clone(),
+        base_price: hiring.agent.as_ref().map(|a| a.base_price.to_string()),
+        capabilities: hiring.agent.as_ref().map(|a| a.capabilities.clone()).unwrap_or_default(),
+        hiring_id: hiring.id.clone(),
+    };
+    let body = Hired { hiring, config };
+    Ok(if created { Api::created(body) } else { Api::ok(body) })
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct ListQuery {
+    pub status: Option<String>,
+    pub limit: Option<String>,
+    /// 1-based.
+    pub page: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct HiringPage {
+    hirings: Vec<Hiring>,
+    total: i64,
+    page: i64,
+    per_page: i64,
+    total_pages: i64,
+}
+
+/// The caller's hirings (`{hirings, total, page, per_page, total_pages}`, as the clients expect).
+#[utoipa::path(get, path = "/api/v1/hirings", tag = "hirings", params(ListQuery), responses((status = 200, body = HiringPage), (status = 422)))]
+async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> ApiResult<Api<HiringPage>> {
+    caller.require_scope("hirings:read")?;
+    let per_page =
+        crate::http::pagination::parse_limit(q.limit.as_deref()).map_err(|e| ApiError::validation(vec![e]))?;
+    let page = match q.page.as_deref().map(str::parse::<i64>) {
+        None => 1,
+        Some(Ok(p)) if p >= 1 => p,
+        _ => return Err(ApiError::validation(vec![FieldError::new("page", "must be an integer ≥ 1")])),
+    };
+    let client = principal_of(&caller)?.key();
+    let (rows, total) =
+        store::list_hirings(&state.db, &client, q.status.as_deref(), per_page, (page - 1) * per_page).await?;
+    let mut hirings = Vec::with_capacity(rows.len());
+    for t in &rows {
+        hirings.push(hiring_view(&state, t).await?);
+    }
+    Ok(Api::ok(HiringPage { hirings, total, page, per_page, total_pages: (total + per_page - 1) / per_page }))
+}
+
+/// Agent side: hirings waiting for the calling agent.
+#[utoipa::path(get, path = "/api/v1/hirings/pending", tag = "hirings", responses((status = 200, body = Vec<Hiring>), (status = 403)))]
+async fn pending(State(state): State<AppState>, caller: Caller) -> ApiResult<Api<Vec<Hiring>>> {
+    let agent = caller.agent.as_ref().ok_or_else(|| ApiError::forbidden("use an agent key (or X-Agent-ID)"))?;
+    let mut out = Vec::new();
+    for t in store::pending_hirings(&state.db, &agent.id).await? {
+        out.push(hiring_view(&state, &t).await?);
+    }
+    Ok(Api::ok(out))
+}
+
+async fn load(state: &AppState, caller: &Caller, id: &str) -> ApiResult<(Actor, TaskRow)> {
+    let mut actor = Actor::of(caller);
+    let task = super::visible(&state.db, &mut actor, id).await?;
+    if task.kind != "hiring" {
+        return Err(ApiError::not_found("hiring"));
+    }
+    Ok((actor, task))
+}
+
+/// One hiring with its messages, open questions and artifacts.
+#[utoipa::path(get, path = "/api/v1/hirings/{id}", tag = "hirings", params(("id" = String, Path)), responses((status = 200, body = Hiring), (status = 404)))]
+async fn show(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Api<Hiring>> {
+    caller.require_scope("hirings:read")?;
+    let (_, task) = load(&state, &caller, &id).await?;
+    Ok(Api::ok(hiring_view(&state, &task).await?))
+}
+
+/// Cancel an unfinished hiring; the escrow is refunded. 409 once it is final.
+#[utoipa::path(post, path = "/api/v1/hirings/{id}/cancel", tag = "hirings", params(("id" = String, Path)),
+    responses((status = 200, body = Hiring), (status = 404), (status = 409), (status = 423)))]
+async fn cancel(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Api<Hiring>> {
+    caller.require_scope("hirings:cancel")?;
+    let (mut actor, task) = load(&state, &caller, &id).await?;
+    let task = lifecycle::cancel(&state.db, &mut actor, &task.id, state.now()).await?;
+    Ok(Api::ok(hiring_view(&state, &task).await?))
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct RetryRequest {
+    pub reason: Option<String>,
+}
+
+/// Re-dispatch an unfinished hiring (a new trace attempt and availability probe; the escrow
+/// stays held). A final hiring cannot be retried: hire again.
+#[utoipa::path(post, path = "/api/v1/hirings/{id}/retry", tag = "hirings", params(("id" = String, Path)), request_body = RetryRequest,
+    responses((status = 200, body = Hiring), (status = 404), (status = 409)))]
+async fn retry(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    body: JsonObject,
+) -> ApiResult<Api<Hiring>> {
+    caller.require_scope("hire:create")?;
+    let (actor, task) = load(&state, &caller, &id).await?;
+    if !actor.is_client(&task) {
+        return Err(ApiError::forbidden("only the client may retry a hiring"));
+    }
+    let reason = body.parse::<RetryRequest>(None)?.reason;
+    let now = state.now();
+    let mut tx = state.db.begin().await?;
+    let set = "status = 'pending', claimed_at = NULL, trace_attempt = trace_attempt + 1, updated_at = ?";
+    let retried = store::update_if(
+        &mut tx,
+        &task.id,
+        &["pending", "claimed", "in_progress"],
+        &["escrowed", "not_required"],
+        set,
+        vec![crate::db::Arg::Int(now)],
+    )
+    .await?
+    .ok_or_else(|| {
+        ApiError::invalid_state("a final hiring cannot be retried; hire again", hirings::hiring_status(&task))
+    })?;
+    store::event(
+        &mut tx,
+        &task.id,
+        "hiring_retried",
+        None,
+        serde_json::json!({"reason": reason, "trace_attempt": retried.trace_attempt}),
+        now,
+    )
+    .await?;
+    tx.commit().await?;
+    let task = if state.config.defer_hiring_probe { retried } else { hirings::probe(&state, &task.id).await? };
+    Ok(Api::ok(hiring_view(&state, &task).await?))
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct HiringMessageRequest {
+    pub content: Option<String>,
+    /// `message` (default), `question` or `answer`.
+    pub kind: Option<String>,
+    /// For an answer: the question it answers.
+    pub reply_to_id: Option<String>,
+}
+
+/// Talk to the other side of a hiring; an agent's question stays open until answered.
+#[utoipa::path(post, path = "/api/v1/hirings/{id}/messages", tag = "hirings", params(("id" = String, Path)), request_body = HiringMessageRequest,
+    responses((status = 201, body = HiringMessage), (status = 404), (status = 422)))]
+async fn post_message(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    body: JsonObject,
+) -> ApiResult<Api<HiringMessage>> {
+    let (actor, task) = load(&state, &caller, &id).await?;
+    let req: HiringMessageRequest = body.parse(None)?;
+    let content = req.content.map(|c| c.trim().to_string()).unwrap_or_default();
+    let mut errors = Vec::new();
+    if content.is_empty() || content.chars().count() > 5000 {
+        errors.push(FieldError::new("content", "is required, at most 5000 characters"));
+    }
+    let kind = req.kind.unwrap_or_else(|| if req.reply_to_id.is_some() { "answer".into() } else { "message".into() });
+    if !["message", "question", "answer"].contains(&kind.as_str()) {
+        errors.push(FieldError::new("kind", "must be message, question or answer"));
+    }
+    if kind == "answer" && req.reply_to_id.is_none() {
+        errors.push(FieldError::new("reply_to_id", "an answer names the question it answers"));
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::validation(errors));
+    }
+    let as_provider = actor.is_provider(&task);
+    let agent_id =
+        if as_provider { Some(task.provider_agent_id.clone()) } else { caller.agent.as_ref().map(|a| a.id.clone()) };
+    let user_id = if as_provider { None } else { caller.user.as_ref().map(|u| u.id.clone()) };
+    let now = state.now();
+    let mut tx = state.db.begin().await?;
+    let message_type = if kind == "question" { "question" } else { "instruction" };
+    let mid = store::add_message_in(
+        &mut tx,
+        &task.id,
+        &content,
+        message_type,
+        &kind,
+        agent_id.as_deref(),
+        user_id.as_deref(),
+        req.reply_to_id.as_deref(),
+        now,
+    )
+    .await?;
+    tx.commit().await?;
+    let hiring = hiring_view(&state, &task).await?;
+    let message = hiring.messages.into_iter().find(|m| m.id == mid).ok_or_else(|| ApiError::not_found("message"))?;
+    Ok(Api::created(message))
+}
+
+/// The hiring's messages (older clients read them here).
+#[utoipa::path(get, path = "/api/v1/hirings/{id}/messages", tag = "hirings", params(("id" = String, Path)), responses((status = 200, body = Vec<HiringMessage>)))]
+async fn messages(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Api<Vec<HiringMessage>>> {
+    let (_, task) = load(&state, &caller, &id).await?;
+    Ok(Api::ok(hiring_view(&state, &task).await?.messages))
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct ResultRequest {
+    #[schema(value_type = Option<Object>)]
+    pub output: Option<serde_json::Value>,
+    /// Alias of `output`.
+    #[schema(value_type = Option<Object>)]
+    pub result: Option<serde_json::Value>,
+}
+
+/// Agent side: deliver the result (→ completed, settled through the review window).
+#[utoipa::path(post, path = "/api/v1/hirings/{id}/result", tag = "hirings", params(("id" = String, Path)), request_body = ResultRequest,
+    responses((status = 200, body = Hiring), (status = 403), (status = 409), (status = 422)))]
+async fn result(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    body: JsonObject,
+) -> ApiResult<Api<Hiring>> {
+    let (mut actor, task) = load(&state, &caller, &id).await?;
+    let req: ResultRequest = body.parse(None)?;
+    let output =
+        req.output.or(req.result).filter(|o| !o.is_null()).ok_or_else(|| ApiError::field("output", "is required"))?;
+    let settings = Settings::from_config(&state.config);
+    let task = lifecycle::complete(&state.db, &mut actor, &task.id, output, settings, state.now()).await?;
+    Ok(Api::ok(hiring_view(&state, &task).await?))
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct FailureRequest {
+    pub error: Option<String>,
+    /// `timeout`, `capability_mismatch`, `agent_unresponsive` or `other`.
+    pub reason: Option<String>,
+}
+
+/// Agent side: give up (→ failed, refunded).
+#[utoipa::path(post, path = "/api/v1/hirings/{id}/failure", tag = "hirings", params(("id" = String, Path)), request_body = FailureRequest,
+    responses((status = 200, body = Hiring), (status = 403), (status = 409), (status = 422)))]
+async fn failure(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    body: JsonObject,
+) -> ApiResult<Api<Hiring>> {
+    let (mut actor, task) = load(&state, &caller, &id).await?;
+    let req: FailureRequest = body.parse(None)?;
+    let reason = req.reason.unwrap_or_else(|| "other".into());
+    if !["timeout", "capability_mismatch", "agent_unresponsive", "other"].contains(&reason.as_str()) {
+        return Err(ApiError::field("reason", "must be timeout, capability_mismatch, agent_unresponsive or other"));
+    }
+    let text = match req.error.map(|e| e.trim().to_string()).filter(|e| !e.is_empty()) {
+        Some(e) => format!("{reason}: {e}"),
+        None => reason,
+    };
+    let task = lifecycle::fail(&state.db, &mut actor, &task.id, text, state.now()).await?;
+    Ok(Api::ok(hiring_view(&state, &task).await?))
+}

@@ -1,0 +1,472 @@
+//! Hirings: a user (or agent) hires a marketplace agent with `/agents/:did/hire`. A hiring is a
+//! task (`kind = 'hiring'`) on the same state machine and ledger path; this is its second view.
+//! The escrow is held at once; a background probe then decides whether the agent is available.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use utoipa::ToSchema;
+
+use super::model::{Actor, TaskRow};
+use super::{Settings, agent_unavailable, hold, lifecycle, notify, store};
+use crate::agents;
+use crate::clock::{rfc3339, rfc3339_opt};
+use crate::db::{Arg, Db};
+use crate::error::{ApiError, ApiResult, FieldError};
+use crate::ledger::Principal;
+use crate::money::{Amount, Settlement};
+use crate::state::AppState;
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct HireRequest {
+    /// What to do, at most 5000 characters.
+    pub task_description: Option<String>,
+    pub capability_requested: Option<String>,
+    /// The offered price, a decimal string; held in escrow at once.
+    pub price: Option<String>,
+    /// `output` (default) or `push`.
+    pub delivery_mode: Option<String>,
+    #[schema(value_type = Option<Object>)]
+    pub task_input: Option<serde_json::Value>,
+    pub client_message: Option<String>,
+    /// Replaying the same key with the same request returns the original hiring.
+    pub client_idempotency_key: Option<String>,
+    pub repo_url: Option<String>,
+    /// Accepted for compatibility and never stored.
+    pub repo_access_token: Option<String>,
+}
+
+struct Hire {
+    description: String,
+    capability: String,
+    price: Amount,
+    delivery_mode: String,
+    task_input: serde_json::Value,
+    client_message: Option<String>,
+    key: Option<String>,
+    repo_url: Option<String>,
+}
+
+impl HireRequest {
+    fn validate(self) -> ApiResult<Hire> {
+        let mut errors = Vec::new();
+        let description = self.task_description.unwrap_or_default().trim().to_string();
+        if description.is_empty() || description.chars().count() > 5000 {
+            errors.push(FieldError::new("task_description", "is required, at most 5000 characters"));
+        }
+        let capability = self.capability_requested.unwrap_or_default().trim().to_ascii_lowercase();
+        if capability.is_empty() {
+            errors.push(FieldError::new("capability_requested", "is required"));
+        }
+        let delivery_mode = self.delivery_mode.unwrap_or_else(|| "output".into());
+        if delivery_mode != "output" && delivery_mode != "push" {
+            errors.push(FieldError::new("delivery_mode", "must be output or push"));
+        }
+        let task_input = match self.task_input {
+            None | Some(serde_json::Value::Null) => json!({}),
+            Some(v @ serde_json::Value::Object(_)) => v,
+            Some(_) => {
+                errors.push(FieldError::new("task_input", "must be an object"));
+                json!({})
+            }
+        };
+        if self.client_message.as_ref().is_some_and(|m| m.chars().count() > 5000) {
+            errors.push(FieldError::new("client_message", "must be at most 5000 characters"));
+        }
+        let key = self.client_idempotency_key.map(|k| k.trim().to_string()).filter(|k| !k.is_empty());
+        if key.as_ref().is_some_and(|k| k.len() > 255) {
+            errors.push(FieldError::new("client_idempotency_key", "must be at most 255 characters"));
+        }
+        if !errors.is_empty() {
+            return Err(ApiError::validation(errors));
+        }
+        let price = self.price.ok_or_else(|| ApiError::invalid_amount("price", "is required"))?;
+        let price = Amount::parse(price.trim()).map_err(|e| ApiError::invalid_amount("price", e.to_string()))?;
+        Ok(Hire {
+            description,
+            capability,
+            price,
+            delivery_mode,
+            task_input,
+            client_message: self.client_message.filter(|m| !m.trim().is_empty()),
+            key,
+            repo_url: self.repo_url.filter(|u| !u.trim().is_empty()),
+        })
+    }
+}
+
+fn fingerprint(did: &str, h: &Hire) -> String {
+    let canonical =
+        json!([did, h.description, h.capability, h.price, h.delivery_mode, h.task_input, h.client_message, h.repo_url]);
+    Sha256::digest(canonical.to_string().as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn idempotency_conflict() -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::CONFLICT,
+        "IDEMPOTENCY_CONFLICT",
+        "this client_idempotency_key was used for a different hiring request",
+    )
+}
+
+/// Hires `agent`: holds the price in escrow at once and queues the hiring. The same client
+/// idempotency key with the same request returns the original (`false` = nothing new).
+pub async fn hire(state: &AppState, actor: &Actor, agent_ref: &str, req: HireRequest) -> ApiResult<(TaskRow, bool)> {
+    let caller = actor.caller().ok_or_else(|| ApiError::forbidden("hirings are made by callers"))?;
+    let client = actor.paying_principal().ok_or_else(|| ApiError::forbidden("no client identity"))?;
+    let h = req.validate()?;
+    let db = &state.db;
+    let now = state.now();
+    let agent = agents::store::find(db, agent_ref)
+        .await?
+        .filter(|a| a.status != "deleted")
+        .ok_or_else(|| ApiError::not_found("agent"))?;
+    let print = fingerprint(&agent.did, &h);
+    if let Some(key) = &h.key {
+        if let Some(existing) = find_by_key(db, &client, key).await? {
+            return if existing.request_fingerprint.as_deref() == Some(print.as_str()) {
+                Ok((existing, false))
+            } else {
+                Err(idempotency_conflict())
+            };
+        }
+    }
+    if agent.status != "active" {
+        return Err(agent_unavailable("the agent is not active"));
+    }
+    if caller.agent.as_ref().is_some_and(|a| a.id == agent.id) {
+        return Err(ApiError::field("agent", "an agent cannot hire itself"));
+    }
+    if !agent.capabilities().contains(&h.capability) {
+        return Err(ApiError::field("capability_requested", "is not one this agent offers"));
+    }
+    let base = Amount::from_units(agent.base_price).unwrap_or_default();
+    if agent.pricing_model != "auction" && h.price < base {
+        return Err(ApiError::invalid_amount("price", format!("is below this agent's price {base}")));
+    }
+    if let Some(cap) = caller.max_price_per_hire.filter(|c| h.price > *c) {
+        return Err(ApiError::new(
+            axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+            "PRICE_ABOVE_MAX",
+            format!("the price {} is above this key's max_price_per_hire {cap}", h.price),
+        ));
+    }
+    let settings = Settings::from_config(&state.config);
+    let paid = !h.price.is_zero();
+    let id = uuid::Uuid::now_v7().to_string();
+    let task = TaskRow {
+        id: id.clone(),
+        status: "pending".into(),
+        payment_status: if paid { "escrowed" } else { "not_required" }.into(),
+        client_user_id: caller.user.as_ref().map(|u| u.id.clone()),
+        client_agent_id: match &client {
+            Principal::Agent(a) => Some(a.clone()),
+            Principal::User(_) => None,
+        },
+        provider_agent_id: agent.id.clone(),
+        provider_agent_did: agent.did.clone(),
+        capability: h.capability.clone(),
+        input: json!({"task_description": h.description, "task_input": h.task_input}).to_string(),
+        output: None,
+        output_sha256: None,
+        error_reason: None,
+        price: h.price.units(),
+        fee_bps: settings.fee_bps,
+        fee: Settlement::release(h.price, settings.fee_bps).fee.units(),
+        currency: "USD".into(),
+        progress_percent: 0,
+        progress_message: None,
+        deadline_at: None,
+        review_until: None,
+        payment_id: paid.then(|| uuid::Uuid::now_v7().to_string()),
+        payment_type: paid.then(|| "balance".to_string()),
+        payment_created_at: paid.then_some(now),
+        rating: None,
+        review: None,
+        created_at: now,
+        updated_at: now,
+        claimed_at: None,
+        completed_at: None,
+        released_at: None,
+        kind: "hiring".into(),
+        client_principal: client.key(),
+        task_description: Some(h.description.clone()),
+        delivery_mode: Some(h.delivery_mode.clone()),
+        repo_url: h.repo_url.clone(),
+        client_idempotency_key: h.key.clone(),
+        request_fingerprint: Some(print.clone()),
+        trace_attempt: 1,
+    };
+    let mut tx = db.begin().await?;
+    if !store::insert(&mut tx, &task).await? {
+        // A concurrent request with the same key won the race.
+        drop(tx);
+        let existing =
+            find_by_key(db, &client, h.key.as_deref().unwrap_or_default()).await?.ok_or_else(idempotency_conflict)?;
+        return if existing.request_fingerprint.as_deref() == Some(print.as_str()) {
+            Ok((existing, false))
+        } else {
+            Err(idempotency_conflict())
+        };
+    }
+    store::event(&mut tx, &id, "task_created", None, json!({"provider_agent_id": agent.id, "kind": "hiring"}), now)
+        .await?;
+    if paid {
+        hold(&mut tx, &task, now).await?;
+    }
+    if let Some(message) = &h.client_message {
+        let sender = caller.user.as_ref().map(|u| u.id.as_str());
+        store::add_message_in(&mut tx, &id, message, "instruction", "message", None, sender, None, now).await?;
+    }
+    notify(&mut tx, &task, "task.created", now).await?;
+    tx.commit().await?;
+    if !state.config.defer_hiring_probe {
+        let (state, id) = (state.clone(), id.clone());
+        tokio::spawn(async move {
+            if let Err(e) = probe(&state, &id).await {
+                tracing::warn!(hiring = %id, error = %e, "availability probe failed");
+            }
+        });
+    }
+    Ok((task, true))
+}
+
+async fn find_by_key(db: &Db, client: &Principal, key: &str) -> sqlx::Result<Option<TaskRow>> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {} FROM tasks WHERE client_principal = $1 AND client_idempotency_key = $2",
+        super::model::TASK_COLUMNS
+    )))
+    .bind(client.key())
+    .bind(key)
+    .fetch_optional(db.pool())
+    .await
+}
+
+/// Decides a queued hiring: `HEAD metadata.callback_url` within 2 s (any 2xx = available), or,
+/// without a callback, a poll for work within the last hour. Available → `in_progress`;
+/// otherwise the hiring fails and the escrow is refunded.
+pub async fn probe(state: &AppState, id: &str) -> ApiResult<TaskRow> {
+    let task = store::find(&state.db, id).await?.ok_or_else(|| ApiError::not_found("hiring"))?;
+    let agent =
+        agents::store::find(&state.db, &task.provider_agent_id).await?.ok_or_else(|| ApiError::not_found("agent"))?;
+    let metadata: serde_json::Value = serde_json::from_str(&agent.metadata).unwrap_or_default();
+    let now = state.now();
+    let available = match metadata["callback_url"].as_str() {
+        Some(url) => head_ok(state, url).await,
+        None => agent.last_seen_at.is_some_and(|t| now - t <= agents::model::ONLINE_WINDOW_MS),
+    };
+    if !available {
+        return lifecycle::fail(
+            &state.db,
+            &mut Actor::System,
+            id,
+            "agent_unresponsive: the agent did not answer the availability probe".into(),
+            now,
+        )
+        .await;
+    }
+    let mut tx = state.db.begin().await?;
+    let set = "status = 'in_progress', claimed_at = ?, updated_at = ?";
+    let started = store::update_if(
+        &mut tx,
+        id,
+        &["pending"],
+        &["escrowed", "not_required"],
+        set,
+        vec![Arg::Int(now), Arg::Int(now)],
+    )
+    .await?;
+    let Some(started) = started else {
+        return store::find(&state.db, id).await?.ok_or_else(|| ApiError::not_found("hiring"));
+    };
+    store::event(
+        &mut tx,
+        id,
+        "task_claimed",
+        None,
+        json!({"provider_agent_id": started.provider_agent_id, "probe": "available"}),
+        now,
+    )
+    .await?;
+    notify(&mut tx, &started, "task.in_progress", now).await?;
+    tx.commit().await?;
+    Ok(started)
+}
+
+async fn head_ok(state: &AppState, url: &str) -> bool {
+    let Ok(parsed) = url::Url::parse(url) else { return false };
+    if crate::http::outbound::check_resolved(&parsed, state.config.allow_private_network).await.is_err() {
+        return false;
+    }
+    matches!(state.http.head(parsed).timeout(Duration::from_secs(2)).send().await, Ok(r) if r.status().is_success())
+}
+
+/// The hiring status the clients know, from the task's state.
+pub fn hiring_status(t: &TaskRow) -> &'static str {
+    if t.payment_status == "disputed" {
+        return "disputed";
+    }
+    match (t.status.as_str(), t.payment_status.as_str()) {
+        ("pending", "unpaid") => "pending_payment",
+        ("pending", _) => "queued",
+        ("claimed" | "in_progress", _) => "in_progress",
+        ("completed", _) => "completed",
+        ("failed", _) => "failed",
+        ("cancelled", _) => "cancelled",
+        _ => "queued",
+    }
+}
+
+pub const TERMINAL: &[&str] = &["completed", "failed", "cancelled", "disputed", "refunded"];
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HiringAgent {
+    pub id: String,
+    pub did: String,
+    pub name: String,
+    pub category: Option<String>,
+    pub capabilities: Vec<String>,
+    pub base_price: Amount,
+    pub reputation_score: f64,
+    pub status: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Question {
+    pub question_id: String,
+    pub content: String,
+    pub asked_at: String,
+}
+
+/// A hiring as the clients read it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Hiring {
+    pub id: String,
+    pub status: String,
+    #[serde(rename = "final")]
+    pub is_final: bool,
+    pub dispatch_id: String,
+    pub trace_attempt: i64,
+    pub agent_id: String,
+    pub agent_did: String,
+    pub client_agent_id: Option<String>,
+    pub agent: Option<HiringAgent>,
+    pub price: Amount,
+    pub payment_status: String,
+    pub capability_requested: String,
+    pub task_description: Option<String>,
+    pub delivery_mode: Option<String>,
+    pub pricing_model: Option<String>,
+    #[schema(value_type = Object)]
+    pub task_input: serde_json::Value,
+    pub repo_url: Option<String>,
+    #[schema(value_type = Option<Object>)]
+    pub task_output: Option<serde_json::Value>,
+    pub failed_reason: Option<String>,
+    pub messages: Vec<HiringMessage>,
+    pub open_questions: Vec<Question>,
+    #[schema(value_type = Vec<Object>)]
+    pub artifacts: Vec<serde_json::Value>,
+    pub started_at: Option<String>,
+    pub completed_at: Option<String>,
+    pub failed_at: Option<String>,
+    pub deadline_at: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HiringMessage {
+    pub id: String,
+    pub hiring_id: String,
+    pub sender_agent_id: Option<String>,
+    pub sender_user_id: Option<String>,
+    /// `client` or `agent`.
+    pub sender_type: String,
+    /// `message`, `question` or `answer`.
+    pub kind: String,
+    pub reply_to_id: Option<String>,
+    pub resolved_at: Option<String>,
+    pub content: String,
+    pub sender_name: Option<String>,
+    pub created_at: String,
+    pub inserted_at: String,
+}
+
+pub async fn view(db: &Db, t: &TaskRow) -> ApiResult<Hiring> {
+    let agent = agents::store::find(db, &t.provider_agent_id).await?;
+    let messages: Vec<HiringMessage> = store::hiring_messages(db, &t.id)
+        .await?
+        .into_iter()
+        .map(|m| HiringMessage {
+            sender_type: if m.sender_agent_id.as_deref() == Some(t.provider_agent_id.as_str()) {
+                "agent"
+            } else {
+                "client"
+            }
+            .into(),
+            id: m.id,
+            hiring_id: t.id.clone(),
+            sender_agent_id: m.sender_agent_id,
+            sender_user_id: m.sender_user_id,
+            kind: m.kind,
+            reply_to_id: m.reply_to_id,
+            resolved_at: rfc3339_opt(m.resolved_at),
+            content: m.content,
+            sender_name: m.sender_name,
+            created_at: rfc3339(m.created_at),
+            inserted_at: rfc3339(m.created_at),
+        })
+        .collect();
+    let open_questions = messages
+        .iter()
+        .filter(|m| m.kind == "question" && m.resolved_at.is_none())
+        .map(|m| Question { question_id: m.id.clone(), content: m.content.clone(), asked_at: m.created_at.clone() })
+        .collect();
+    let input: serde_json::Value = serde_json::from_str(&t.input).unwrap_or_default();
+    let status = hiring_status(t);
+    Ok(Hiring {
+        id: t.id.clone(),
+        status: status.into(),
+        is_final: TERMINAL.contains(&status),
+        dispatch_id: format!("{}:{}", t.id, t.trace_attempt),
+        trace_attempt: t.trace_attempt,
+        agent_id: t.provider_agent_id.clone(),
+        agent_did: t.provider_agent_did.clone(),
+        client_agent_id: t.client_agent_id.clone(),
+        pricing_model: agent.as_ref().map(|a| a.pricing_model.clone()),
+        agent: agent.map(|a| HiringAgent {
+            capabilities: a.capabilities(),
+            reputation_score: a.reputation(),
+            base_price: Amount::from_units(a.base_price).unwrap_or_default(),
+            id: a.id,
+            did: a.did,
+            name: a.name,
+            category: a.category,
+            status: a.status,
+        }),
+        price: t.price(),
+        payment_status: t.payment_status.clone(),
+        capability_requested: t.capability.clone(),
+        task_description: t.task_description.clone(),
+        delivery_mode: t.delivery_mode.clone(),
+        task_input: input["task_input"].clone(),
+        repo_url: t.repo_url.clone(),
+        task_output: t
+            .output
+            .as_deref()
+            .map(|o| serde_json::from_str(o).unwrap_or(serde_json::Value::String(o.into()))),
+        failed_reason: t.error_reason.clone(),
+        messages,
+        open_questions,
+        artifacts: Vec::new(),
+        started_at: rfc3339_opt(t.claimed_at),
+        completed_at: rfc3339_opt(t.completed_at),
+        failed_at: (t.status == "failed").then(|| rfc3339(t.updated_at)),
+        deadline_at: rfc3339_opt(t.deadline_at),
+        created_at: rfc3339(t.created_at),
+        updated_at: rfc3339(t.updated_at),
+    })
+}
