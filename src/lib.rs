@@ -65,9 +65,21 @@ impl App {
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
+        let config = &self.state.config;
+        let sweeper = (config.sweep_interval_secs > 0).then(|| {
+            let every = std::time::Duration::from_secs(config.sweep_interval_secs);
+            tokio::spawn(tasks::sweeper::run_forever(self.state.clone(), every))
+        });
+        let deliveries = (config.webhook_interval_ms > 0).then(|| {
+            let every = std::time::Duration::from_millis(config.webhook_interval_ms);
+            tokio::spawn(webhooks::worker::run_forever(self.state.clone(), every))
+        });
         let app = self.router().into_make_service_with_connect_info::<SocketAddr>();
-        axum::serve(listener, app).with_graceful_shutdown(shutdown).await?;
+        let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
+        for worker in [sweeper, deliveries].into_iter().flatten() {
+            worker.abort();
+        }
         self.state.db.close().await;
-        Ok(())
+        Ok(served?)
     }
 }

@@ -65,7 +65,7 @@ fn create_user_then_serve_with_defaults_and_keep_secrets_out_of_logs() {
     let log_path = dir.path().join("server.log");
     let log = std::fs::File::create(&log_path).unwrap();
     let child = clean_command(dir.path())
-        .args(["--bind", "127.0.0.1:0", "--log-format", "json"])
+        .args(["--bind", "127.0.0.1:0", "--log-format", "json", "--review-window", "1s", "--sweep-interval-secs", "1"])
         .env("AGENTMARKET_LOG", "debug")
         .stdout(log.try_clone().unwrap())
         .stderr(log)
@@ -90,7 +90,7 @@ fn create_user_then_serve_with_defaults_and_keep_secrets_out_of_logs() {
         let agent: serde_json::Value = client
             .post(format!("http://{addr}/api/v1/agents/register"))
             .header("authorization", format!("Bearer {key}"))
-            .json(&serde_json::json!({"name": "Ops bot", "did": "did:ops:bot", "capabilities": ["ops"], "pricing_model": "fixed"}))
+            .json(&serde_json::json!({"name": "Ops bot", "did": "did:ops:bot", "capabilities": ["ops"], "pricing_model": "fixed", "base_price": "1.00"}))
             .send()
             .await
             .unwrap()
@@ -116,6 +116,46 @@ fn create_user_then_serve_with_defaults_and_keep_secrets_out_of_logs() {
             .json()
             .await
             .unwrap();
+        // The background sweeper runs in the real server: a completed task is released once its
+        // one-second review window has passed.
+        let task: serde_json::Value = client
+            .post(format!("http://{addr}/api/v1/tasks"))
+            .header("x-api-key", &key)
+            .json(&serde_json::json!({"provider_agent_id": "did:ops:bot", "capability": "ops", "input": "x", "payment_type": "balance"}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let task_id = task["data"]["id"].as_str().unwrap().to_string();
+        let agent_key = agent["data"]["api_key"].as_str().unwrap().to_string();
+        let done = client
+            .post(format!("http://{addr}/api/v1/tasks/{task_id}/complete"))
+            .header("x-api-key", &agent_key)
+            .json(&serde_json::json!({"output": "done"}))
+            .send()
+            .await
+            .unwrap();
+        assert!(done.status().is_success());
+        let mut released = false;
+        for _ in 0..100 {
+            let t: serde_json::Value = client
+                .get(format!("http://{addr}/api/v1/tasks/{task_id}"))
+                .header("x-api-key", &key)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            if t["data"]["payment_status"] == "released" {
+                released = true;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        assert!(released, "the sweeper released the task");
         (
             me,
             balance,

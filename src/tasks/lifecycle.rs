@@ -252,7 +252,7 @@ pub async fn release_due(db: &Db, id: &str, now: i64) -> ApiResult<Option<TaskRo
     let mut tx = db.begin().await?;
     let Some(task) = store::lock(db, &mut tx, id).await? else { return Ok(None) };
     let due = task.status == "completed"
-        && task.payment_status == "escrowed"
+        && matches!(task.payment_status.as_str(), "escrowed" | "not_required")
         && task.released_at.is_none()
         && task.review_until.is_some_and(|t| t <= now);
     if !due {

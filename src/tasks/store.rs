@@ -330,7 +330,8 @@ pub async fn list(db: &Db, f: &ListFilter<'_>, limit: i64, offset: i64) -> sqlx:
 /// Tasks the sweeper should release (review window over) or expire (deadline passed).
 pub async fn due(db: &Db, now: i64, limit: i64) -> sqlx::Result<(Vec<String>, Vec<String>)> {
     let release: Vec<(String,)> = sqlx::query_as(
-        "SELECT id FROM tasks WHERE status = 'completed' AND payment_status = 'escrowed' AND review_until <= $1 \
+        "SELECT id FROM tasks WHERE status = 'completed' AND payment_status IN ('escrowed', 'not_required') \
+         AND released_at IS NULL AND review_until <= $1 \
          ORDER BY review_until LIMIT $2",
     )
     .bind(now)
