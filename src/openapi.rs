@@ -81,6 +81,11 @@ use crate::{accounts, agents, auth, http, ledger, tasks, webhooks};
         tasks::hiring_routes::messages,
         tasks::hiring_routes::result,
         tasks::hiring_routes::failure,
+        tasks::artifacts::add_to_task,
+        tasks::artifacts::list_for_task,
+        tasks::artifacts::download,
+        tasks::artifacts::upload,
+        tasks::artifacts::download_upload,
         webhooks::routes::create,
         webhooks::routes::list,
         webhooks::routes::remove,
@@ -98,6 +103,7 @@ use crate::{accounts, agents, auth, http, ledger, tasks, webhooks};
         (name = "admin", description = "Administrators"),
         (name = "webhooks", description = "Webhook subscriptions"),
         (name = "hirings", description = "Hiring marketplace agents"),
+        (name = "artifacts", description = "Artifacts and uploads"),
     )
 )]
 struct ApiDoc;

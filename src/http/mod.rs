@@ -36,6 +36,7 @@ pub fn router(state: AppState) -> Router {
         .merge(tasks::routes::router())
         .merge(tasks::dispute_routes::router())
         .merge(tasks::hiring_routes::router())
+        .merge(tasks::artifacts::router())
         .merge(webhooks::routes::router())
         .route("/health/readiness", get(readiness))
         .route("/openapi.json", get(openapi_json))

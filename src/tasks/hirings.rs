@@ -461,7 +461,11 @@ pub async fn view(db: &Db, t: &TaskRow) -> ApiResult<Hiring> {
         failed_reason: t.error_reason.clone(),
         messages,
         open_questions,
-        artifacts: Vec::new(),
+        artifacts: super::artifacts::list(db, &t.id)
+            .await?
+            .into_iter()
+            .map(|a| serde_json::to_value(a).unwrap_or_default())
+            .collect(),
         started_at: rfc3339_opt(t.claimed_at),
         completed_at: rfc3339_opt(t.completed_at),
         failed_at: (t.status == "failed").then(|| rfc3339(t.updated_at)),

@@ -2,6 +2,7 @@
 //! transaction that changes the task row conditionally, books the ledger entry and appends the
 //! timeline event, all or nothing.
 
+pub mod artifacts;
 pub mod dispute_routes;
 pub mod disputes;
 pub mod hiring_routes;

@@ -5,6 +5,7 @@ mod support;
 mod accounts;
 mod agents;
 mod api_keys;
+mod artifacts;
 mod assign;
 mod concurrency;
 mod conventions;

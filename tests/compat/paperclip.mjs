@@ -208,6 +208,10 @@ await check("cancelHiring and refund visible in getBalance", async () => {
   assert(b.available === "100.00" && b.escrow === "0.00", JSON.stringify(b));
 });
 
+await check("uploadDocument", async () => {
+  const u = await client.uploadDocument({ name: "instructions.md", content: "Review carefully." });
+  assert(u.id && u.file_hash && u.file_url && u.document_type === "instructions" && u.content_type === "text/plain", JSON.stringify(u));
+});
 await check("deposit", async () => {
   const d = await client.deposit({ amount: "5.00", paymentMethod: "sandbox" });
   assert(d.transaction_id && d.status === "completed", JSON.stringify(d));
