@@ -68,11 +68,15 @@ impl App {
         let config = &self.state.config;
         let sweeper = (config.sweep_interval_secs > 0).then(|| {
             let every = std::time::Duration::from_secs(config.sweep_interval_secs);
-            tokio::spawn(tasks::sweeper::run_forever(self.state.clone(), every))
+            tokio::spawn(repeat(self.state.clone(), every, "sweeper", |s| async move {
+                tasks::sweeper::run_once(&s).await.map(drop)
+            }))
         });
         let deliveries = (config.webhook_interval_ms > 0).then(|| {
             let every = std::time::Duration::from_millis(config.webhook_interval_ms);
-            tokio::spawn(webhooks::worker::run_forever(self.state.clone(), every))
+            tokio::spawn(repeat(self.state.clone(), every, "webhook delivery", |s| async move {
+                webhooks::worker::run_once(&s).await.map(drop)
+            }))
         });
         let app = self.router().into_make_service_with_connect_info::<SocketAddr>();
         let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
@@ -81,5 +85,22 @@ impl App {
         }
         self.state.db.close().await;
         Ok(served?)
+    }
+}
+
+/// Runs `pass` every `every` until the task is aborted; a failed pass is logged and retried on
+/// the next tick. Each pass is safe to run in several server processes at once.
+async fn repeat<F, Fut>(state: AppState, every: std::time::Duration, what: &'static str, pass: F)
+where
+    F: Fn(AppState) -> Fut,
+    Fut: Future<Output = anyhow::Result<()>>,
+{
+    let mut ticker = tokio::time::interval(every);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        if let Err(e) = pass(state.clone()).await {
+            tracing::warn!(error = %e, "{what} pass failed");
+        }
     }
 }

@@ -9,14 +9,14 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 
-use super::model::{Actor, TaskRow};
+use super::model::{Actor, NewTaskRow, TaskRow};
 use super::{Settings, agent_unavailable, hold, lifecycle, notify, store};
 use crate::agents;
 use crate::clock::{rfc3339, rfc3339_opt};
 use crate::db::{Arg, Db};
 use crate::error::{ApiError, ApiResult, FieldError};
 use crate::ledger::Principal;
-use crate::money::{Amount, Settlement};
+use crate::money::Amount;
 use crate::state::AppState;
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -154,51 +154,29 @@ pub async fn hire(state: &AppState, actor: &Actor, agent_ref: &str, req: HireReq
         ));
     }
     let settings = Settings::from_config(&state.config);
-    let paid = !h.price.is_zero();
-    let id = uuid::Uuid::now_v7().to_string();
     let task = TaskRow {
-        id: id.clone(),
-        status: "pending".into(),
-        payment_status: if paid { "escrowed" } else { "not_required" }.into(),
-        client_user_id: caller.user.as_ref().map(|u| u.id.clone()),
-        client_agent_id: match &client {
-            Principal::Agent(a) => Some(a.clone()),
-            Principal::User(_) => None,
-        },
-        provider_agent_id: agent.id.clone(),
-        provider_agent_did: agent.did.clone(),
-        capability: h.capability.clone(),
-        input: json!({"task_description": h.description, "task_input": h.task_input}).to_string(),
-        output: None,
-        output_sha256: None,
-        error_reason: None,
-        price: h.price.units(),
-        fee_bps: settings.fee_bps,
-        fee: Settlement::release(h.price, settings.fee_bps).fee.units(),
-        currency: "USD".into(),
-        progress_percent: 0,
-        progress_message: None,
-        deadline_at: None,
-        review_until: None,
-        payment_id: paid.then(|| uuid::Uuid::now_v7().to_string()),
-        payment_type: paid.then(|| "balance".to_string()),
-        payment_created_at: paid.then_some(now),
-        rating: None,
-        review: None,
-        created_at: now,
-        updated_at: now,
-        claimed_at: None,
-        completed_at: None,
-        released_at: None,
         kind: "hiring".into(),
-        client_principal: client.key(),
         task_description: Some(h.description.clone()),
         delivery_mode: Some(h.delivery_mode.clone()),
         repo_url: h.repo_url.clone(),
         client_idempotency_key: h.key.clone(),
         request_fingerprint: Some(print.clone()),
-        trace_attempt: 1,
+        ..TaskRow::new(NewTaskRow {
+            caller,
+            client: &client,
+            provider_id: &agent.id,
+            provider_did: &agent.did,
+            capability: h.capability.clone(),
+            input: json!({"task_description": h.description, "task_input": h.task_input}).to_string(),
+            price: h.price,
+            fee_bps: settings.fee_bps,
+            pay_now: true,
+            deadline_at: None,
+            now,
+        })
     };
+    let id = task.id.clone();
+    let paid = task.payment_status == "escrowed";
     let mut tx = db.begin().await?;
     if !store::insert(&mut tx, &task).await? {
         // A concurrent request with the same key won the race.

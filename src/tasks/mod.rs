@@ -25,7 +25,7 @@ use crate::db::{Db, Tx};
 use crate::error::{ApiError, ApiResult, FieldError};
 use crate::ledger::statement::{self, Line};
 use crate::ledger::{self, Account, Entry, Purpose};
-use crate::money::{Amount, Settlement};
+use crate::money::Amount;
 use model::{Actor, Payment, TaskRow};
 
 /// The economic settings a task is created with.
@@ -204,57 +204,20 @@ pub async fn create(db: &Db, actor: &Actor, req: NewTask, settings: Settings, no
         ));
     }
     let hold_now = req.pay_now && !price.is_zero();
-    let id = uuid::Uuid::now_v7().to_string();
-    let task = TaskRow {
-        id: id.clone(),
-        status: "pending".into(),
-        payment_status: if price.is_zero() {
-            "not_required"
-        } else if hold_now {
-            "escrowed"
-        } else {
-            "unpaid"
-        }
-        .into(),
-        client_user_id: caller.user.as_ref().map(|u| u.id.clone()),
-        client_agent_id: match &client {
-            ledger::Principal::Agent(a) => Some(a.clone()),
-            ledger::Principal::User(_) => None,
-        },
-        provider_agent_id: provider.id.clone(),
-        provider_agent_did: provider.did.clone(),
+    let task = TaskRow::new(model::NewTaskRow {
+        caller,
+        client: &client,
+        provider_id: &provider.id,
+        provider_did: &provider.did,
         capability: req.capability,
         input: req.input.to_string(),
-        output: None,
-        output_sha256: None,
-        error_reason: None,
-        price: price.units(),
+        price,
         fee_bps: settings.fee_bps,
-        fee: Settlement::release(price, settings.fee_bps).fee.units(),
-        currency: "USD".into(),
-        progress_percent: 0,
-        progress_message: None,
+        pay_now: hold_now,
         deadline_at: req.deadline_at,
-        review_until: None,
-        payment_id: hold_now.then(|| uuid::Uuid::now_v7().to_string()),
-        payment_type: hold_now.then(|| "balance".to_string()),
-        payment_created_at: hold_now.then_some(now),
-        rating: None,
-        review: None,
-        created_at: now,
-        updated_at: now,
-        claimed_at: None,
-        completed_at: None,
-        released_at: None,
-        kind: "task".into(),
-        client_principal: client.key(),
-        task_description: None,
-        delivery_mode: None,
-        repo_url: None,
-        client_idempotency_key: None,
-        request_fingerprint: None,
-        trace_attempt: 1,
-    };
+        now,
+    });
+    let id = task.id.clone();
     let mut tx = db.begin().await?;
     store::insert(&mut tx, &task).await?;
     let details = serde_json::json!({"price": price, "provider_agent_id": provider.id, "capability": task.capability});

@@ -61,7 +61,79 @@ pub const TASK_COLUMNS: &str = "id, status, payment_status, client_user_id, clie
      rating, review, created_at, updated_at, claimed_at, completed_at, released_at, kind, client_principal, \
      task_description, delivery_mode, repo_url, client_idempotency_key, request_fingerprint, trace_attempt";
 
+/// What a new task (or hiring) is made of; the rest starts empty.
+pub struct NewTaskRow<'a> {
+    pub caller: &'a Caller,
+    pub client: &'a Principal,
+    pub provider_id: &'a str,
+    pub provider_did: &'a str,
+    pub capability: String,
+    pub input: String,
+    pub price: Amount,
+    pub fee_bps: i64,
+    /// Hold the escrow now (ignored for free tasks).
+    pub pay_now: bool,
+    pub deadline_at: Option<i64>,
+    pub now: i64,
+}
+
 impl TaskRow {
+    /// A new `pending` task: `escrowed` when paid now, `unpaid` when paid later, `not_required`
+    /// when free.
+    pub fn new(n: NewTaskRow<'_>) -> TaskRow {
+        let hold = n.pay_now && !n.price.is_zero();
+        TaskRow {
+            id: uuid::Uuid::now_v7().to_string(),
+            status: "pending".into(),
+            payment_status: if n.price.is_zero() {
+                "not_required"
+            } else if hold {
+                "escrowed"
+            } else {
+                "unpaid"
+            }
+            .into(),
+            client_user_id: n.caller.user.as_ref().map(|u| u.id.clone()),
+            client_agent_id: match n.client {
+                Principal::Agent(a) => Some(a.clone()),
+                Principal::User(_) => None,
+            },
+            provider_agent_id: n.provider_id.to_string(),
+            provider_agent_did: n.provider_did.to_string(),
+            capability: n.capability,
+            input: n.input,
+            output: None,
+            output_sha256: None,
+            error_reason: None,
+            price: n.price.units(),
+            fee_bps: n.fee_bps,
+            fee: crate::money::Settlement::release(n.price, n.fee_bps).fee.units(),
+            currency: "USD".into(),
+            progress_percent: 0,
+            progress_message: None,
+            deadline_at: n.deadline_at,
+            review_until: None,
+            payment_id: hold.then(|| uuid::Uuid::now_v7().to_string()),
+            payment_type: hold.then(|| "balance".to_string()),
+            payment_created_at: hold.then_some(n.now),
+            rating: None,
+            review: None,
+            created_at: n.now,
+            updated_at: n.now,
+            claimed_at: None,
+            completed_at: None,
+            released_at: None,
+            kind: "task".into(),
+            client_principal: n.client.key(),
+            task_description: None,
+            delivery_mode: None,
+            repo_url: None,
+            client_idempotency_key: None,
+            request_fingerprint: None,
+            trace_attempt: 1,
+        }
+    }
+
     pub fn price(&self) -> Amount {
         Amount::from_units(self.price).unwrap_or_default()
     }

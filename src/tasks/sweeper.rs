@@ -2,8 +2,6 @@
 //! refund) tasks past their deadline; also drops idempotency records past their 24 hours. It uses the same conditional transitions as the API, so
 //! any number of server processes may sweep at once: each task changes exactly once.
 
-use std::time::Duration;
-
 use super::lifecycle;
 use super::store;
 use crate::state::AppState;
@@ -44,16 +42,4 @@ pub async fn run_once(state: &AppState) -> anyhow::Result<SweepReport> {
         tracing::info!(released = report.released.len(), expired = report.expired.len(), "sweeper pass");
     }
     Ok(report)
-}
-
-/// Runs `run_once` every `interval` until the task is aborted.
-pub async fn run_forever(state: AppState, interval: Duration) {
-    let mut ticker = tokio::time::interval(interval);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        ticker.tick().await;
-        if let Err(e) = run_once(&state).await {
-            tracing::warn!(error = %e, "sweeper pass failed");
-        }
-    }
 }

@@ -168,18 +168,6 @@ async fn send(state: &AppState, url: &str, secret: &str, d: &Due, now: i64) -> R
     }
 }
 
-/// Runs `run_once` every `interval` until aborted.
-pub async fn run_forever(state: AppState, interval: Duration) {
-    let mut ticker = tokio::time::interval(interval);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        ticker.tick().await;
-        if let Err(e) = run_once(&state).await {
-            tracing::warn!(error = %e, "webhook delivery pass failed");
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::backoff_ms;
