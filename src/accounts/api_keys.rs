@@ -54,7 +54,7 @@ impl NewKeyRequest {
                         clean.push(s);
                     }
                 }
-                if clean.is_empty() {
+                if clean.is_empty() && !errors.iter().any(|e| e.field == "scopes") {
                     errors.push(FieldError::new("scopes", "must name at least one scope"));
                 }
                 Scopes(clean)

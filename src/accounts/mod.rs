@@ -1,5 +1,6 @@
 //! People: accounts, passwords and user API keys.
 
 pub mod api_keys;
+pub mod browser_sessions;
 pub mod routes;
 pub mod users;

@@ -51,6 +51,7 @@ pub fn router(state: AppState) -> Router {
         .nest("/api/v1", api)
         .route("/healthz", get(liveness))
         .route("/metrics", get(metrics_text))
+        .merge(crate::dashboard::router())
         .fallback(route_not_found)
         .method_not_allowed_fallback(route_not_found)
         .layer(CatchPanicLayer::custom(|_| ApiError::Internal(anyhow::anyhow!("handler panicked")).into_response()))

@@ -9,6 +9,7 @@ mod artifacts;
 mod assign;
 mod concurrency;
 mod conventions;
+mod dashboard;
 mod discovery;
 mod disputes;
 mod hirings;

@@ -1,0 +1,144 @@
+//! The web dashboard: server-rendered pages (askama), cookie sessions and CSRF tokens. Handlers
+//! call the same slice functions as the API; nothing here touches a table directly.
+
+mod pages;
+
+use std::collections::HashMap;
+
+use axum::Router;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use subtle::ConstantTimeEq;
+
+use crate::accounts::browser_sessions::{self, BrowserSession};
+use crate::accounts::users::{self, User};
+use crate::state::AppState;
+
+pub const SESSION_COOKIE: &str = "am_session";
+/// The double-submit token of the forms shown before a session exists (log in, sign up).
+pub const PRE_CSRF_COOKIE: &str = "am_csrf";
+const SESSION_TTL_MS: i64 = 7 * 24 * 3600 * 1000;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/", get(pages::marketplace))
+        .route("/register", get(pages::register_form).post(pages::register))
+        .route("/login", get(pages::login_form).post(pages::login))
+        .route("/logout", post(pages::logout))
+        .route("/dashboard", get(pages::overview))
+        .route("/dashboard/api-keys", get(pages::api_keys).post(pages::create_key))
+        .route("/dashboard/api-keys/{id}/revoke", post(pages::revoke_key))
+        .route("/dashboard/api-keys/{id}/roll", post(pages::roll_key))
+        .route("/dashboard/agents", get(pages::agents).post(pages::register_agent))
+        .route("/dashboard/agents/{id}/toggle", post(pages::toggle_agent))
+        .route("/static/app.css", get(stylesheet))
+}
+
+async fn stylesheet() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/css; charset=utf-8"), (header::CACHE_CONTROL, "public, max-age=300")],
+        include_str!("../../static/app.css"),
+    )
+        .into_response()
+}
+
+/// What the layout needs about the signed-in user.
+pub struct Nav {
+    pub email: String,
+    pub csrf: String,
+    pub section: &'static str,
+}
+
+/// A signed-in browser.
+pub struct Browser {
+    pub session: BrowserSession,
+    pub user: User,
+}
+
+impl Browser {
+    pub fn nav(&self, section: &'static str) -> Option<Nav> {
+        Some(Nav { email: self.user.email.clone(), csrf: self.session.csrf_token.clone(), section })
+    }
+
+    /// Forms of a session carry its CSRF token; anything else is refused.
+    pub fn check_csrf(&self, form: &HashMap<String, String>) -> Result<(), Response> {
+        check_token(&self.session.csrf_token, form.get("csrf").map(String::as_str))
+    }
+}
+
+pub fn check_token(expected: &str, got: Option<&str>) -> Result<(), Response> {
+    match got {
+        Some(g) if !expected.is_empty() && bool::from(g.as_bytes().ct_eq(expected.as_bytes())) => Ok(()),
+        _ => Err((
+            StatusCode::FORBIDDEN,
+            Html("<h1>Forbidden</h1><p>The form expired; go back, reload and try again.</p>"),
+        )
+            .into_response()),
+    }
+}
+
+pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_string())
+}
+
+/// `Secure` only when the browser talks https (directly, or through a trusted proxy).
+fn secure(headers: &HeaderMap, state: &AppState) -> &'static str {
+    let https = state.config.trust_forwarded_for && headers.get("x-forwarded-proto").is_some_and(|v| v == "https");
+    if https { "; Secure" } else { "" }
+}
+
+pub fn set_cookie(
+    response: &mut Response,
+    headers: &HeaderMap,
+    state: &AppState,
+    name: &str,
+    value: &str,
+    max_age_secs: i64,
+) {
+    let v = format!("{name}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age_secs}{}", secure(headers, state));
+    if let Ok(v) = HeaderValue::from_str(&v) {
+        response.headers_mut().append(header::SET_COOKIE, v);
+    }
+}
+
+/// The signed-in browser, or `None`.
+pub async fn browser(state: &AppState, headers: &HeaderMap) -> Result<Option<Browser>, Response> {
+    let Some(token) = cookie(headers, SESSION_COOKIE) else { return Ok(None) };
+    let session = browser_sessions::find(&state.db, &token, state.now()).await.map_err(internal)?;
+    let Some(session) = session else { return Ok(None) };
+    let user = users::find(&state.db, &session.user_id).await.map_err(internal)?;
+    Ok(user.map(|user| Browser { session, user }))
+}
+
+/// The signed-in browser, or a redirect to the login page.
+pub async fn require_browser(state: &AppState, headers: &HeaderMap) -> Result<Browser, Response> {
+    browser(state, headers).await?.ok_or_else(|| Redirect::to("/login").into_response())
+}
+
+pub async fn start_session(state: &AppState, headers: &HeaderMap, user_id: &str) -> Result<Response, Response> {
+    let (token, _) =
+        browser_sessions::start(&state.db, user_id, state.now(), SESSION_TTL_MS).await.map_err(internal)?;
+    let mut response = Redirect::to("/dashboard").into_response();
+    set_cookie(&mut response, headers, state, SESSION_COOKIE, &token, SESSION_TTL_MS / 1000);
+    Ok(response)
+}
+
+pub fn internal(err: impl std::fmt::Display) -> Response {
+    tracing::error!(error = %err, "dashboard error");
+    (StatusCode::INTERNAL_SERVER_ERROR, Html("<h1>Something went wrong</h1><p>Please try again.</p>")).into_response()
+}
+
+pub fn render(t: impl askama::Template) -> Response {
+    match t.render() {
+        Ok(html) => Html(html).into_response(),
+        Err(e) => internal(e),
+    }
+}

@@ -1,0 +1,195 @@
+//! The dashboard over HTTP with a cookie-keeping client (the browser-driven tests come next):
+//! sign-up, sessions, CSRF, keys shown once, agents and the draft toggle, isolation between users.
+
+use serde_json::json;
+
+use crate::both_engines;
+use crate::support::TestApp;
+
+struct Browser {
+    http: reqwest::Client,
+    base: String,
+}
+
+impl Browser {
+    fn new(app: &TestApp) -> Browser {
+        Browser {
+            http: reqwest::Client::builder().no_proxy().cookie_store(true).build().unwrap(),
+            base: app.base.clone(),
+        }
+    }
+    async fn get(&self, path: &str) -> (u16, String) {
+        let r = self.http.get(format!("{}{path}", self.base)).send().await.unwrap();
+        (r.status().as_u16(), r.text().await.unwrap())
+    }
+    async fn post(&self, path: &str, form: &[(&str, &str)]) -> (u16, String) {
+        let r = self.http.post(format!("{}{path}", self.base)).form(form).send().await.unwrap();
+        (r.status().as_u16(), r.text().await.unwrap())
+    }
+    /// Signs up through the form; lands on the dashboard.
+    async fn sign_up(&self, email: &str) -> String {
+        let (_, page) = self.get("/register").await;
+        let (status, page) = self
+            .post(
+                "/register",
+                &[("csrf", &csrf(&page)), ("name", "Ada"), ("email", email), ("password", "correct horse battery")],
+            )
+            .await;
+        assert_eq!(status, 200, "{page}");
+        assert!(page.contains("Welcome, Ada"), "{page}");
+        csrf(&page)
+    }
+}
+
+fn csrf(page: &str) -> String {
+    let at = page.find("name=\"csrf\" value=\"").expect("a CSRF field") + "name=\"csrf\" value=\"".len();
+    page[at..].split('"').next().unwrap().to_string()
+}
+
+fn shown_key(page: &str, prefix: &str) -> String {
+    let at = page.find("<code id=\"new-key\">").expect("the new key is shown") + "<code id=\"new-key\">".len();
+    let key = page[at..].split('<').next().unwrap().to_string();
+    assert!(key.starts_with(prefix), "{key}");
+    key
+}
+
+both_engines!(a_key_created_in_the_dashboard_is_shown_once_and_works);
+async fn a_key_created_in_the_dashboard_is_shown_once_and_works(app: TestApp) {
+    let b = Browser::new(&app);
+    let token = b.sign_up("ada@example.com").await;
+    let (status, page) = b
+        .post(
+            "/dashboard/api-keys",
+            &[("csrf", &token), ("name", "Production"), ("scopes", ""), ("max_price_per_hire", "")],
+        )
+        .await;
+    assert_eq!(status, 200);
+    let key = shown_key(&page, "ap_");
+    assert!(page.contains("It will not be shown again"));
+    let (_, reload) = b.get("/dashboard/api-keys").await;
+    assert!(!reload.contains(&key), "a reload never shows the key again");
+    assert!(reload.contains("Production") && reload.contains(&key[key.len() - 4..]), "listed by name and last four");
+    app.get("/api/v1/accounts/me", Some(&key)).await.expect(200);
+
+    let me = app.get("/api/v1/api-keys", Some(&key)).await.expect(200);
+    let id = me.data().as_array().unwrap().iter().find(|k| k["name"] == "Production").unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (status, _) = b.post(&format!("/dashboard/api-keys/{id}/revoke"), &[("csrf", &token)]).await;
+    assert_eq!(status, 200);
+    app.get("/api/v1/accounts/me", Some(&key)).await.expect_error(401, "UNAUTHORIZED");
+
+    // Field errors come back beside the fields with the input kept.
+    let (status, page) = b
+        .post(
+            "/dashboard/api-keys",
+            &[("csrf", &token), ("name", "capped"), ("scopes", "root"), ("max_price_per_hire", "-5")],
+        )
+        .await;
+    assert_eq!(status, 422);
+    assert!(page.contains("unknown scope") && page.contains("value=\"capped\""), "{page}");
+}
+
+both_engines!(forms_need_their_csrf_token_and_logins_fail_generically);
+async fn forms_need_their_csrf_token_and_logins_fail_generically(app: TestApp) {
+    let b = Browser::new(&app);
+    let token = b.sign_up("csrf@example.com").await;
+    let (status, _) = b.post("/dashboard/api-keys", &[("name", "no token")]).await;
+    assert_eq!(status, 403);
+    let (status, _) = b.post("/dashboard/api-keys", &[("csrf", "forged"), ("name", "bad token")]).await;
+    assert_eq!(status, 403);
+    let (_, page) = b.get("/dashboard/api-keys").await;
+    assert!(!page.contains("no token") && !page.contains("bad token"), "nothing was created");
+
+    let (status, _) = b.post("/logout", &[("csrf", &token)]).await;
+    assert_eq!(status, 200);
+    let (_, page) = b.get("/dashboard").await;
+    assert!(page.contains("Log in"), "logged out: the dashboard sends you to the login page");
+
+    let fresh = Browser::new(&app);
+    let (_, login) = fresh.get("/login").await;
+    let t = csrf(&login);
+    let (s1, wrong_password) =
+        fresh.post("/login", &[("csrf", &t), ("email", "csrf@example.com"), ("password", "nope nope nope")]).await;
+    let (_, login) = fresh.get("/login").await;
+    let t = csrf(&login);
+    let (s2, unknown_email) =
+        fresh.post("/login", &[("csrf", &t), ("email", "ghost@example.com"), ("password", "nope nope nope")]).await;
+    assert_eq!((s1, s2), (401, 401));
+    assert!(wrong_password.contains("Wrong email or password.") && unknown_email.contains("Wrong email or password."));
+    let (_, login) = fresh.get("/login").await;
+    let (status, page) = fresh
+        .post(
+            "/login",
+            &[("csrf", &csrf(&login)), ("email", "csrf@example.com"), ("password", "correct horse battery")],
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert!(page.contains("Welcome"), "{page}");
+    // A login form posted without its own CSRF cookie is refused.
+    let bare = reqwest::Client::builder().no_proxy().build().unwrap();
+    let r = bare
+        .post(format!("{}/login", app.base))
+        .form(&[("csrf", "x"), ("email", "a"), ("password", "b")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+}
+
+both_engines!(agents_registered_in_the_dashboard_toggle_to_draft_and_stay_private);
+async fn agents_registered_in_the_dashboard_toggle_to_draft_and_stay_private(app: TestApp) {
+    let b = Browser::new(&app);
+    let token = b.sign_up("owner@example.com").await;
+    let autonomous = app.register_agent(None, "did:t:loose", json!({})).await;
+    let form = [
+        ("csrf", token.as_str()),
+        ("name", "Form agent"),
+        ("did", "did:t:form"),
+        ("capabilities", "code-review, docs"),
+        ("pricing_model", "fixed"),
+        ("base_price", "3.50"),
+    ];
+    let (status, page) = b.post("/dashboard/agents", &form).await;
+    assert_eq!(status, 200, "{page}");
+    let agent_key = shown_key(&page, "agk_");
+    assert!(!page.contains("did:t:loose"), "an autonomous agent is in no dashboard");
+    let (_, reload) = b.get("/dashboard/agents").await;
+    assert!(!reload.contains(&agent_key) && reload.contains("did:t:form"));
+    let profile = app.get("/api/v1/agents/did%3At%3Aform", None).await.expect(200);
+    let id = profile.data()["id"].as_str().unwrap().to_string();
+    assert_eq!(profile.data()["base_price"], "3.50");
+
+    let (status, _) = b.post(&format!("/dashboard/agents/{id}/toggle"), &[("csrf", &token)]).await;
+    assert_eq!(status, 200);
+    let listed = app.get("/api/v1/agents", None).await.expect(200);
+    let dids: Vec<&str> = listed.data().as_array().unwrap().iter().map(|a| a["did"].as_str().unwrap()).collect();
+    assert_eq!(dids, ["did:t:loose"], "the draft left the marketplace");
+    let (_, page) = b.get("/dashboard/agents").await;
+    assert!(page.contains("Make active"));
+    let (_, market) = b.get("/").await;
+    assert!(!market.contains("did:t:form") && market.contains("did:t:loose"));
+
+    // Bad input re-shows the form with the errors; another user sees none of this.
+    let bad = [
+        ("csrf", token.as_str()),
+        ("name", "Keep me"),
+        ("did", "nope"),
+        ("capabilities", ""),
+        ("pricing_model", "fixed"),
+        ("base_price", ""),
+    ];
+    let (status, page) = b.post("/dashboard/agents", &bad).await;
+    assert_eq!(status, 422);
+    assert!(page.contains("value=\"Keep me\"") && page.contains("must look like did"), "{page}");
+    let other = Browser::new(&app);
+    let other_token = other.sign_up("other@example.com").await;
+    let (_, page) = other.get("/dashboard/agents").await;
+    assert!(!page.contains("did:t:form") && page.contains("No agents yet"));
+    let (_, page) = other.get("/dashboard/api-keys").await;
+    assert!(!page.contains("owner@example.com"));
+    let (status, _) = other.post(&format!("/dashboard/agents/{id}/toggle"), &[("csrf", &other_token)]).await;
+    assert_eq!(status, 422, "someone else's agent is refused");
+    assert_eq!(app.get(&format!("/api/v1/agents/{}", autonomous.id), None).await.data()["owner_id"], json!(null));
+}
