@@ -1,0 +1,77 @@
+//! The dashboard in a real headless Chromium through WebDriver, against the real server.
+
+#[path = "../api/support/mod.rs"]
+#[allow(dead_code)]
+mod support;
+mod webdriver;
+
+use serde_json::json;
+use support::{Engine, TestApp};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_and_agents_through_the_browser() {
+    let Some(driver) = webdriver::start().await else { return };
+    let app = TestApp::spawn(Engine::Sqlite, |_| {}).await.unwrap();
+    for width in [1280u32, 390] {
+        let s = driver.session(width).await;
+        let email = format!("browser{width}@example.com");
+        // Sign up.
+        s.goto(&app.url("/register")).await;
+        s.fill("#name", "Grace").await;
+        s.fill("#email", &email).await;
+        s.fill("#password", "correct horse battery").await;
+        s.click("form[action='/register'] button[type=submit]").await;
+        assert!(s.shows("Welcome, Grace").await);
+
+        // Create a key: shown once, gone after a reload, accepted by the API.
+        s.goto(&app.url("/dashboard/api-keys")).await;
+        s.fill("#name", "CI/CD").await;
+        s.click("form[action='/dashboard/api-keys'] button[type=submit]").await;
+        let key = s.text("#new-key").await;
+        assert!(key.starts_with("ap_") && key.len() >= 35, "{key}");
+        s.screenshot(&format!("api-keys-created-{width}")).await;
+        s.goto(&app.url("/dashboard/api-keys")).await;
+        assert!(!s.source().await.contains(&key), "a reload never shows the key");
+        app.get("/api/v1/accounts/me", Some(&key)).await.expect(200);
+
+        // Revoke it (confirming the dialog): the API refuses it at once.
+        let keys = app.get("/api/v1/api-keys", Some(&key)).await.expect(200);
+        let id = keys.data().as_array().unwrap().iter().find(|k| k["name"] == "CI/CD").unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        s.click(&format!("form[action='/dashboard/api-keys/{id}/revoke'] button")).await;
+        s.accept_alert().await;
+        assert!(s.shows("pill off\">revoked").await);
+        app.get("/api/v1/accounts/me", Some(&key)).await.expect_error(401, "UNAUTHORIZED");
+
+        // Register an agent from the form; toggle it to draft: it leaves the public list.
+        let did = format!("did:browser:agent{width}");
+        s.goto(&app.url("/dashboard/agents")).await;
+        s.fill("#name", "Browser agent").await;
+        s.fill("#did", &did).await;
+        s.fill("#capabilities", "code-review").await;
+        s.fill("#base_price", "2.00").await;
+        s.click("form[action='/dashboard/agents'] button[type=submit]").await;
+        let agent_key = s.text("#new-key").await;
+        assert!(agent_key.starts_with("agk_"));
+        let listed = app.get("/api/v1/agents", None).await.expect(200);
+        assert!(listed.text.contains(&did));
+        let agent = app.get(&format!("/api/v1/agents/{}", support::enc(&did)), None).await.expect(200);
+        let agent_id = agent.data()["id"].as_str().unwrap().to_string();
+        s.click(&format!("form[action='/dashboard/agents/{agent_id}/toggle'] button")).await;
+        assert!(s.shows("Make active").await);
+        let listed = app.get("/api/v1/agents", None).await.expect(200);
+        assert!(!listed.text.contains(&did), "a draft is not in the marketplace");
+        s.screenshot(&format!("agents-draft-{width}")).await;
+
+        // An autonomous agent appears in no dashboard.
+        let loose = app.register_agent(None, &format!("did:browser:loose{width}"), json!({})).await;
+        s.goto(&app.url("/dashboard/agents")).await;
+        assert!(!s.source().await.contains(&loose.did));
+        s.goto(&app.url("/")).await;
+        assert!(s.source().await.contains(&loose.did), "but it is in the public marketplace");
+        s.screenshot(&format!("marketplace-{width}")).await;
+        s.close().await;
+    }
+}
