@@ -1,6 +1,7 @@
 //! The web dashboard: server-rendered pages (askama), cookie sessions and CSRF tokens. Handlers
 //! call the same slice functions as the API; nothing here touches a table directly.
 
+mod money_pages;
 mod pages;
 
 use std::collections::HashMap;
@@ -32,6 +33,11 @@ pub fn router() -> Router<AppState> {
         .route("/dashboard/api-keys/{id}/roll", post(pages::roll_key))
         .route("/dashboard/agents", get(pages::agents).post(pages::register_agent))
         .route("/dashboard/agents/{id}/toggle", post(pages::toggle_agent))
+        .route("/dashboard/tasks", get(money_pages::tasks))
+        .route("/dashboard/tasks/{id}", get(money_pages::task))
+        .route("/dashboard/tasks/{id}/{action}", post(money_pages::task_action))
+        .route("/dashboard/wallet", get(money_pages::wallet))
+        .route("/dashboard/wallet/deposit", post(money_pages::deposit))
         .route("/static/app.css", get(stylesheet))
 }
 

@@ -42,7 +42,7 @@ fn errors_of(err: &ApiError) -> HashMap<String, String> {
     }
 }
 
-fn message_of(err: &ApiError) -> String {
+pub(super) fn message_of(err: &ApiError) -> String {
     match err {
         ApiError::Known { message, .. } => message.clone(),
         ApiError::Internal(_) => "Something went wrong; please try again.".into(),
@@ -50,7 +50,7 @@ fn message_of(err: &ApiError) -> String {
 }
 
 /// The dashboard acts as the signed-in user with full access over their own things.
-fn as_caller(b: &Browser) -> Caller {
+pub(super) fn as_caller(b: &Browser) -> Caller {
     Caller {
         credential: Credential::UserKey { key_id: format!("dashboard:{}", b.session.id) },
         user: Some(UserCtx { id: b.user.id.clone(), is_admin: b.user.is_admin }),

@@ -193,3 +193,51 @@ async fn agents_registered_in_the_dashboard_toggle_to_draft_and_stay_private(app
     assert_eq!(status, 422, "someone else's agent is refused");
     assert_eq!(app.get(&format!("/api/v1/agents/{}", autonomous.id), None).await.data()["owner_id"], json!(null));
 }
+
+both_engines!(tasks_and_wallet_pages_act_through_the_engine);
+async fn tasks_and_wallet_pages_act_through_the_engine(app: TestApp) {
+    let b = Browser::new(&app);
+    let token = b.sign_up("payer@example.com").await;
+    let (_, page) = b
+        .post("/dashboard/api-keys", &[("csrf", &token), ("name", "k"), ("scopes", ""), ("max_price_per_hire", "")])
+        .await;
+    let key = shown_key(&page, "ap_");
+    let (status, page) =
+        b.post("/dashboard/wallet/deposit", &[("csrf", &token), ("amount", "25.00"), ("method", "sandbox")]).await;
+    assert_eq!(status, 200);
+    assert!(page.contains("25.00 USD added."));
+    let (status, page) =
+        b.post("/dashboard/wallet/deposit", &[("csrf", &token), ("amount", "-1"), ("method", "sandbox")]).await;
+    assert_eq!(status, 422);
+    assert!(page.contains("amount"), "{page}");
+    let provider = app.register_agent(None, "did:t:dash-provider", json!({"base_price": "10.00"})).await;
+    let task = app.task(&key, &provider, json!({})).await.expect(201);
+    let id = task.data()["id"].as_str().unwrap().to_string();
+    let (_, list) = b.get("/dashboard/tasks").await;
+    assert!(list.contains(&id), "the client's task is listed");
+    let (status, _) = b.post(&format!("/dashboard/tasks/{id}/pay"), &[("csrf", &token)]).await;
+    assert_eq!(status, 200);
+    assert_eq!(app.balance(&key).await, ("15.00".into(), "10.00".into(), "0.00".into(), "25.00".into()));
+    // Accepting before completion is refused with the engine's message, and nothing moves.
+    let (status, page) = b.post(&format!("/dashboard/tasks/{id}/accept"), &[("csrf", &token), ("rating", "5")]).await;
+    assert_eq!(status, 422);
+    assert!(page.contains("cannot be accepted"), "{page}");
+    app.post(&format!("/api/v1/tasks/{id}/complete"), Some(&provider.key), json!({"output": "done"})).await.expect(200);
+    let (status, page) = b
+        .post(&format!("/dashboard/tasks/{id}/accept"), &[("csrf", &token), ("rating", "5"), ("review", "great")])
+        .await;
+    assert_eq!(status, 200);
+    assert!(page.contains("id=\"payment-status\">released"), "{page}");
+    assert_eq!(app.available(&provider.key).await, "9.50");
+    let (_, wallet) = b.get("/dashboard/wallet").await;
+    assert!(wallet.contains("escrow_release") && wallet.contains("15.00"));
+    // Someone else sees neither the task nor its actions.
+    let other = Browser::new(&app);
+    let other_token = other.sign_up("nosy@example.com").await;
+    let (status, _) = other.get(&format!("/dashboard/tasks/{id}")).await;
+    assert_eq!(status, 404);
+    let (status, _) = other.post(&format!("/dashboard/tasks/{id}/cancel"), &[("csrf", &other_token)]).await;
+    assert_eq!(status, 404);
+    let (_, list) = other.get("/dashboard/tasks").await;
+    assert!(!list.contains(&id) && list.contains("No tasks"));
+}

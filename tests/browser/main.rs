@@ -72,6 +72,37 @@ async fn keys_and_agents_through_the_browser() {
         s.goto(&app.url("/")).await;
         assert!(s.source().await.contains(&loose.did), "but it is in the public marketplace");
         s.screenshot(&format!("marketplace-{width}")).await;
+
+        // A paid task: fund the wallet and pay in the browser, deliver over the API as the
+        // provider, accept in the browser; both wallets show the right amounts.
+        s.goto(&app.url("/dashboard/api-keys")).await;
+        s.fill("#name", "Automation").await;
+        s.click("form[action='/dashboard/api-keys'] button[type=submit]").await;
+        let automation = s.text("#new-key").await;
+        s.goto(&app.url("/dashboard/wallet")).await;
+        s.fill("#amount", "50.00").await;
+        s.click("form[action='/dashboard/wallet/deposit'] button[type=submit]").await;
+        assert!(s.shows("50.00 USD added.").await);
+        let provider =
+            app.register_agent(None, &format!("did:browser:provider{width}"), json!({"base_price": "10.00"})).await;
+        let task = app.task(&automation, &provider, json!({})).await.expect(201);
+        let task_id = task.data()["id"].as_str().unwrap().to_string();
+        s.goto(&app.url(&format!("/dashboard/tasks/{task_id}"))).await;
+        s.click(&format!("form[action='/dashboard/tasks/{task_id}/pay'] button")).await;
+        assert!(s.shows("id=\"payment-status\">escrowed").await);
+        app.post(&format!("/api/v1/tasks/{task_id}/claim"), Some(&provider.key), json!({})).await.expect(200);
+        app.post(&format!("/api/v1/tasks/{task_id}/complete"), Some(&provider.key), json!({"output": "LGTM"}))
+            .await
+            .expect(200);
+        s.goto(&app.url(&format!("/dashboard/tasks/{task_id}"))).await;
+        s.click("#accept").await;
+        assert!(s.shows("id=\"payment-status\">released").await);
+        s.screenshot(&format!("task-released-{width}")).await;
+        s.goto(&app.url("/dashboard/wallet")).await;
+        assert!(s.shows("40.00").await);
+        s.screenshot(&format!("wallet-{width}")).await;
+        assert_eq!(app.balance(&automation).await, ("40.00".into(), "0.00".into(), "0.00".into(), "40.00".into()));
+        assert_eq!(app.available(&provider.key).await, "9.50");
         s.close().await;
     }
 }

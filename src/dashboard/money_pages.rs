@@ -1,0 +1,316 @@
+//! Dashboard pages for tasks and wallets: lists, a task's page with the client's actions, and
+//! balances with deposits. Every action goes through the task engine and the ledger.
+
+use std::collections::HashMap;
+
+use askama::Template;
+use axum::Form;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+
+use super::pages::{as_caller, message_of};
+use super::{Browser, Nav, internal, render, require_browser};
+use crate::error::ApiError;
+use crate::ledger::{self, Principal};
+use crate::money::Amount;
+use crate::state::AppState;
+use crate::tasks::model::{ACTIVE, Actor};
+use crate::tasks::{self, lifecycle, store};
+
+type Fields = HashMap<String, String>;
+
+pub struct TaskLine {
+    id: String,
+    short_id: String,
+    capability: String,
+    provider: String,
+    role: &'static str,
+    price: String,
+    status: String,
+    payment_status: String,
+}
+
+#[derive(Template)]
+#[template(path = "tasks.html")]
+struct TasksPage {
+    nav: Option<Nav>,
+    statuses: Vec<String>,
+    status: String,
+    tasks: Vec<TaskLine>,
+}
+
+fn short(id: &str) -> String {
+    id.chars().rev().take(8).collect::<Vec<_>>().into_iter().rev().collect()
+}
+
+pub async fn tasks(State(state): State<AppState>, headers: HeaderMap, Query(q): Query<Fields>) -> Response {
+    let b = match require_browser(&state, &headers).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let owned = match crate::agents::store::owned_ids(&state.db, &b.user.id).await {
+        Ok(o) => o,
+        Err(e) => return internal(e),
+    };
+    let status = q.get("status").cloned().unwrap_or_default();
+    let filter = store::ListFilter {
+        client_agents: owned.clone(),
+        client_user: Some(&b.user.id),
+        provider_agents: owned.clone(),
+        status: (!status.is_empty()).then_some(status.as_str()),
+        agent_id: None,
+    };
+    let rows = match store::list(&state.db, &filter, 100, 0).await {
+        Ok((rows, _)) => rows,
+        Err(e) => return internal(e),
+    };
+    let tasks = rows
+        .iter()
+        .map(|t| TaskLine {
+            id: t.id.clone(),
+            short_id: short(&t.id),
+            capability: t.capability.clone(),
+            provider: t.provider_agent_did.clone(),
+            role: if owned.contains(&t.provider_agent_id) { "provider" } else { "client" },
+            price: t.price().to_string(),
+            status: t.status.clone(),
+            payment_status: t.payment_status.clone(),
+        })
+        .collect();
+    let statuses = ["pending", "claimed", "in_progress", "completed", "failed", "cancelled"].map(String::from).to_vec();
+    render(TasksPage { nav: b.nav("tasks"), statuses, status, tasks })
+}
+
+pub struct TaskView {
+    id: String,
+    short_id: String,
+    status: String,
+    payment_status: String,
+    price: String,
+    fee: String,
+    capability: String,
+    provider: String,
+    output: String,
+    cancellable: bool,
+    acceptable: bool,
+    disputable: bool,
+}
+
+#[derive(Template)]
+#[template(path = "task.html")]
+struct TaskPage {
+    nav: Option<Nav>,
+    csrf: String,
+    t: TaskView,
+    is_client: bool,
+    events: Vec<(String, String)>,
+    error: Option<String>,
+}
+
+async fn task_page(state: &AppState, b: &Browser, id: &str, error: Option<&ApiError>) -> Response {
+    let mut actor = Actor::of(&as_caller(b));
+    let task = match tasks::visible(&state.db, &mut actor, id).await {
+        Ok(t) => t,
+        Err(e) => return (StatusCode::NOT_FOUND, internal_page(&message_of(&e))).into_response(),
+    };
+    let events = match store::timeline(&state.db, &task.id).await {
+        Ok(ev) => ev.into_iter().map(|e| (e.timestamp, e.event_type.replace('_', " "))).collect(),
+        Err(e) => return internal(e),
+    };
+    let held = matches!(task.payment_status.as_str(), "escrowed" | "not_required") && task.released_at.is_none();
+    let view = TaskView {
+        id: task.id.clone(),
+        short_id: short(&task.id),
+        status: task.status.clone(),
+        payment_status: task.payment_status.clone(),
+        price: task.price().to_string(),
+        fee: Amount::from_units(task.fee).unwrap_or_default().to_string(),
+        capability: task.capability.clone(),
+        provider: task.provider_agent_did.clone(),
+        output: task.output.clone().unwrap_or_default(),
+        cancellable: ACTIVE.contains(&task.status.as_str()) && task.payment_status != "disputed",
+        acceptable: task.status == "completed" && held,
+        disputable: matches!(task.status.as_str(), "claimed" | "in_progress" | "completed") && held,
+    };
+    let page = TaskPage {
+        nav: b.nav("tasks"),
+        csrf: b.session.csrf_token.clone(),
+        is_client: actor.is_client(&task),
+        t: view,
+        events,
+        error: error.map(message_of),
+    };
+    let status = if error.is_some() { StatusCode::UNPROCESSABLE_ENTITY } else { StatusCode::OK };
+    (status, render(page)).into_response()
+}
+
+fn internal_page(message: &str) -> Response {
+    (StatusCode::NOT_FOUND, axum::response::Html(format!("<h1>Not found</h1><p>{}</p>", message.replace('<', "&lt;"))))
+        .into_response()
+}
+
+pub async fn task(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+    match require_browser(&state, &headers).await {
+        Ok(b) => task_page(&state, &b, &id, None).await,
+        Err(r) => r,
+    }
+}
+
+/// `pay`, `cancel`, `accept` (rating, review) or `dispute` (reason) on a task, as its client.
+pub async fn task_action(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((id, action)): Path<(String, String)>,
+    Form(form): Form<Fields>,
+) -> Response {
+    let b = match require_browser(&state, &headers).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    if let Err(r) = b.check_csrf(&form) {
+        return r;
+    }
+    let mut actor = Actor::of(&as_caller(&b));
+    let now = state.now();
+    let db = &state.db;
+    let outcome: Result<(), ApiError> = match action.as_str() {
+        "pay" => tasks::pay(db, &mut actor, &id, None, now).await.map(drop),
+        "cancel" => lifecycle::cancel(db, &mut actor, &id, now).await.map(drop),
+        "accept" => {
+            let rating = form.get("rating").and_then(|r| r.parse::<i64>().ok()).filter(|r| (1..=5).contains(r));
+            let review = form.get("review").map(|r| r.trim().to_string()).filter(|r| !r.is_empty());
+            lifecycle::accept(db, &mut actor, &id, rating, review, now).await.map(drop)
+        }
+        "dispute" => match form.get("reason").map(|r| r.trim().to_string()).filter(|r| !r.is_empty()) {
+            Some(reason) => tasks::disputes::open(db, &mut actor, &id, reason, now).await.map(drop),
+            None => Err(ApiError::field("reason", "is required")),
+        },
+        _ => return (StatusCode::NOT_FOUND, internal_page("no such action")).into_response(),
+    };
+    match outcome {
+        Ok(()) => Redirect::to(&format!("/dashboard/tasks/{id}")).into_response(),
+        Err(e) => task_page(&state, &b, &id, Some(&e)).await,
+    }
+}
+
+pub struct WalletLine {
+    key: String,
+    label: String,
+    available: String,
+    escrow: String,
+    pending: String,
+    total: String,
+}
+
+pub struct TxLine {
+    created_at: String,
+    kind: String,
+    amount: String,
+    status: String,
+    task_id: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "wallet.html")]
+struct WalletPage {
+    nav: Option<Nav>,
+    csrf: String,
+    wallets: Vec<WalletLine>,
+    methods: Vec<&'static str>,
+    transactions: Vec<TxLine>,
+    notice: Option<String>,
+    error: Option<String>,
+}
+
+async fn wallet_page(state: &AppState, b: &Browser, notice: Option<String>, error: Option<&ApiError>) -> Response {
+    let mut principals = vec![(Principal::User(b.user.id.clone()), "You".to_string())];
+    match crate::agents::store::list_owned(&state.db, &b.user.id).await {
+        Ok(agents) => principals.extend(agents.into_iter().map(|a| (Principal::Agent(a.id), a.name))),
+        Err(e) => return internal(e),
+    }
+    let mut wallets = Vec::new();
+    for (p, label) in &principals {
+        let bal = match ledger::balances(&state.db, p).await {
+            Ok(x) => x,
+            Err(e) => return internal(e),
+        };
+        wallets.push(WalletLine {
+            key: p.key().replace(':', "-"),
+            label: label.clone(),
+            available: bal.available.to_string(),
+            escrow: bal.escrow.to_string(),
+            pending: bal.pending.to_string(),
+            total: bal.total().to_string(),
+        });
+    }
+    let page = crate::http::pagination::PageRequest { limit: 50, offset: 0 };
+    let transactions = match ledger::statement::list(&state.db, &principals[0].0, None, &page).await {
+        Ok((items, _)) => items
+            .into_iter()
+            .map(|t| TxLine {
+                created_at: t.created_at,
+                kind: t.kind,
+                amount: t.amount.to_string(),
+                status: t.status,
+                task_id: t.task_id,
+            })
+            .collect(),
+        Err(e) => return internal(e),
+    };
+    let mut methods = vec!["manual"];
+    if state.config.enable_sandbox_deposits {
+        methods.insert(0, "sandbox");
+    }
+    let status = if error.is_some() { StatusCode::UNPROCESSABLE_ENTITY } else { StatusCode::OK };
+    let page = WalletPage {
+        nav: b.nav("wallet"),
+        csrf: b.session.csrf_token.clone(),
+        wallets,
+        methods,
+        transactions,
+        notice,
+        error: error.map(message_of),
+    };
+    (status, render(page)).into_response()
+}
+
+pub async fn wallet(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    match require_browser(&state, &headers).await {
+        Ok(b) => wallet_page(&state, &b, None, None).await,
+        Err(r) => r,
+    }
+}
+
+pub async fn deposit(State(state): State<AppState>, headers: HeaderMap, Form(form): Form<Fields>) -> Response {
+    let b = match require_browser(&state, &headers).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    if let Err(r) = b.check_csrf(&form) {
+        return r;
+    }
+    let request = ledger::deposits::DepositRequest {
+        amount: form.get("amount").cloned(),
+        currency: Some("USD".into()),
+        payment_method: form.get("method").cloned(),
+        payment_type: None,
+    };
+    let principal = Principal::User(b.user.id.clone());
+    let done = match request.validate() {
+        Ok(spec) => {
+            ledger::deposits::create(&state.db, &principal, spec, state.config.enable_sandbox_deposits, state.now())
+                .await
+        }
+        Err(e) => Err(e),
+    };
+    match done {
+        Ok(d) if d.status == "completed" => {
+            wallet_page(&state, &b, Some(format!("{} USD added.", d.amount)), None).await
+        }
+        Ok(d) => {
+            wallet_page(&state, &b, Some(format!("Deposit of {} USD is pending confirmation.", d.amount)), None).await
+        }
+        Err(e) => wallet_page(&state, &b, None, Some(&e)).await,
+    }
+}
