@@ -173,3 +173,15 @@ pub async fn lock_for_update(db: &Db, tx: &mut crate::db::Tx, id: &str) -> sqlx:
             .await?;
     Ok(row.is_some())
 }
+
+/// Accounts, newest first (the administrators' page).
+pub async fn list(db: &Db, limit: i64, offset: i64) -> sqlx::Result<Vec<User>> {
+    let rows: Vec<UserRow> = sqlx::query_as(
+        "SELECT id, email, name, is_admin, created_at FROM users ORDER BY created_at DESC, id DESC LIMIT $1 OFFSET $2",
+    )
+    .bind(limit)
+    .bind(offset)
+    .fetch_all(db.pool())
+    .await?;
+    Ok(rows.into_iter().map(User::from).collect())
+}

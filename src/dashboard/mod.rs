@@ -1,6 +1,7 @@
 //! The web dashboard: server-rendered pages (askama), cookie sessions and CSRF tokens. Handlers
 //! call the same slice functions as the API; nothing here touches a table directly.
 
+mod admin;
 mod money_pages;
 mod pages;
 
@@ -33,11 +34,14 @@ pub fn router() -> Router<AppState> {
         .route("/dashboard/api-keys/{id}/roll", post(pages::roll_key))
         .route("/dashboard/agents", get(pages::agents).post(pages::register_agent))
         .route("/dashboard/agents/{id}/toggle", post(pages::toggle_agent))
+        .route("/dashboard/agents/claim", post(pages::claim_agent))
         .route("/dashboard/tasks", get(money_pages::tasks))
         .route("/dashboard/tasks/{id}", get(money_pages::task))
         .route("/dashboard/tasks/{id}/{action}", post(money_pages::task_action))
         .route("/dashboard/wallet", get(money_pages::wallet))
         .route("/dashboard/wallet/deposit", post(money_pages::deposit))
+        .route("/dashboard/admin", get(admin::page))
+        .route("/dashboard/admin/{kind}/{id}/{action}", post(admin::act))
         .route("/static/app.css", get(stylesheet))
 }
 
@@ -52,6 +56,7 @@ async fn stylesheet() -> Response {
 /// What the layout needs about the signed-in user.
 pub struct Nav {
     pub email: String,
+    pub is_admin: bool,
     pub csrf: String,
     pub section: &'static str,
 }
@@ -64,7 +69,12 @@ pub struct Browser {
 
 impl Browser {
     pub fn nav(&self, section: &'static str) -> Option<Nav> {
-        Some(Nav { email: self.user.email.clone(), csrf: self.session.csrf_token.clone(), section })
+        Some(Nav {
+            email: self.user.email.clone(),
+            is_admin: self.user.is_admin,
+            csrf: self.session.csrf_token.clone(),
+            section,
+        })
     }
 
     /// Forms of a session carry its CSRF token; anything else is refused.

@@ -486,6 +486,7 @@ struct AgentsPage {
     agents: Vec<AgentLine>,
     new_key: Option<NewSecret>,
     error: Option<String>,
+    notice: Option<String>,
     form: AgentForm,
 }
 
@@ -495,6 +496,17 @@ async fn agents_page(
     new_key: Option<NewSecret>,
     form: &Fields,
     error: Option<&ApiError>,
+) -> Response {
+    agents_page_with(state, b, new_key, form, error, None).await
+}
+
+async fn agents_page_with(
+    state: &AppState,
+    b: &Browser,
+    new_key: Option<NewSecret>,
+    form: &Fields,
+    error: Option<&ApiError>,
+    notice: Option<String>,
 ) -> Response {
     let rows = match agents::store::list_owned(&state.db, &b.user.id).await {
         Ok(r) => r,
@@ -519,6 +531,7 @@ async fn agents_page(
             .collect(),
         new_key,
         error: error.filter(|_| errors.is_empty()).map(message_of),
+        notice,
         form: AgentForm {
             name: if keep { field(form, "name") } else { String::new() },
             did: if keep { field(form, "did") } else { String::new() },
@@ -601,6 +614,41 @@ pub async fn toggle_agent(
     let changes = agents::model::AgentFields { status: Some(next.into()), ..Default::default() };
     match agents::update(&state.db, &caller, &id, changes, state.now()).await {
         Ok(_) => Redirect::to("/dashboard/agents").into_response(),
+        Err(e) => agents_page(&state, &b, None, &Fields::new(), Some(&e)).await,
+    }
+}
+
+/// Claims an autonomous agent into the account with one of its keys (the assign flow).
+pub async fn claim_agent(State(state): State<AppState>, headers: HeaderMap, Form(form): Form<Fields>) -> Response {
+    let b = match require_browser(&state, &headers).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    if let Err(r) = b.check_csrf(&form) {
+        return r;
+    }
+    let item = agents::AssignItem { agent: field(&form, "agent"), api_key: field(&form, "api_key") };
+    if item.agent.is_empty() || item.api_key.is_empty() {
+        return agents_page(
+            &state,
+            &b,
+            None,
+            &Fields::new(),
+            Some(&ApiError::field("agent", "give the agent's id or DID and one of its keys")),
+        )
+        .await;
+    }
+    let summary =
+        agents::assign(&state.db, &b.user.id, vec![item], state.config.max_agents_per_user, state.now()).await;
+    match summary.map(|s| s.results.into_iter().next()) {
+        Ok(Some(r)) if r.status != "failed" => {
+            agents_page_with(&state, &b, None, &Fields::new(), None, Some("The agent is now yours.".into())).await
+        }
+        Ok(Some(r)) => {
+            let message = r.error.map(|e| e.message).unwrap_or_else(|| "the agent could not be claimed".into());
+            agents_page(&state, &b, None, &Fields::new(), Some(&ApiError::conflict(message))).await
+        }
+        Ok(None) => internal("no assign result"),
         Err(e) => agents_page(&state, &b, None, &Fields::new(), Some(&e)).await,
     }
 }

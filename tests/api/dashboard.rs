@@ -240,4 +240,9 @@ async fn tasks_and_wallet_pages_act_through_the_engine(app: TestApp) {
     assert_eq!(status, 404);
     let (_, list) = other.get("/dashboard/tasks").await;
     assert!(!list.contains(&id) && list.contains("No tasks"));
+    // The administrators' page is for administrators only.
+    let (status, _) = other.get("/dashboard/admin").await;
+    assert_eq!(status, 404);
+    let (status, _) = other.post(&format!("/dashboard/admin/deposits/{id}/confirm"), &[("csrf", &other_token)]).await;
+    assert_eq!(status, 404);
 }

@@ -65,12 +65,22 @@ async fn keys_and_agents_through_the_browser() {
         assert!(!listed.text.contains(&did), "a draft is not in the marketplace");
         s.screenshot(&format!("agents-draft-{width}")).await;
 
-        // An autonomous agent appears in no dashboard.
+        // An autonomous agent appears in no dashboard until claimed with its own key.
         let loose = app.register_agent(None, &format!("did:browser:loose{width}"), json!({})).await;
         s.goto(&app.url("/dashboard/agents")).await;
         assert!(!s.source().await.contains(&loose.did));
+        s.fill("#claim_id", &loose.id).await;
+        s.fill("#claim_key", "agk_wrongwrongwrongwrongwrongwrongwrongwrong").await;
+        s.click("form[action='/dashboard/agents/claim'] button").await;
+        assert!(s.shows("not a valid key of this agent").await);
+        s.fill("#claim_id", &loose.did).await;
+        s.fill("#claim_key", &loose.key).await;
+        s.click("form[action='/dashboard/agents/claim'] button").await;
+        assert!(s.shows("The agent is now yours.").await && s.source().await.contains(&loose.did));
+        let claimed = app.get(&format!("/api/v1/agents/{}", loose.id), None).await.expect(200);
+        assert!(claimed.data()["owner_id"].is_string());
         s.goto(&app.url("/")).await;
-        assert!(s.source().await.contains(&loose.did), "but it is in the public marketplace");
+        assert!(s.source().await.contains(&loose.did), "it stays in the public marketplace");
         s.screenshot(&format!("marketplace-{width}")).await;
 
         // A paid task: fund the wallet and pay in the browser, deliver over the API as the
@@ -105,4 +115,46 @@ async fn keys_and_agents_through_the_browser() {
         assert_eq!(app.available(&provider.key).await, "9.50");
         s.close().await;
     }
+
+    // A dispute resolved as a split by an administrator in the browser.
+    let client = app.signup("disputer@example.com").await;
+    app.fund(&client.key, "10.00").await;
+    let provider = app.register_agent(None, "did:browser:disputed", json!({"base_price": "10.00"})).await;
+    let task = app.task(&client.key, &provider, json!({"payment_type": "balance"})).await.expect(201);
+    let task_id = task.data()["id"].as_str().unwrap().to_string();
+    app.post(&format!("/api/v1/tasks/{task_id}/complete"), Some(&provider.key), json!({"output": "half done"}))
+        .await
+        .expect(200);
+    let dispute = app
+        .post(&format!("/api/v1/tasks/{task_id}/dispute"), Some(&client.key), json!({"reason": "only half"}))
+        .await
+        .expect(201);
+    let dispute_id = dispute.data()["id"].as_str().unwrap().to_string();
+    app.post(
+        &format!("/api/v1/disputes/{dispute_id}/evidence"),
+        Some(&provider.key),
+        json!({"content": "half was agreed"}),
+    )
+    .await
+    .expect(201);
+    app.admin("root@example.com").await;
+    let s = driver.session(1280).await;
+    s.goto(&app.url("/login")).await;
+    s.fill("#email", "root@example.com").await;
+    s.fill("#password", "administrator password").await;
+    s.click("form[action='/login'] button[type=submit]").await;
+    assert!(s.shows("Admin").await);
+    s.goto(&app.url("/dashboard/admin")).await;
+    assert!(s.shows("half was agreed").await, "both sides' evidence is shown");
+    let form = format!("form[action='/dashboard/admin/disputes/{dispute_id}/resolve']");
+    s.click(&format!("{form} select[name=outcome] option[value=split]")).await;
+    s.fill(&format!("{form} input[name=client_share_bps]"), "3000").await;
+    s.click(&format!("{form} button")).await;
+    assert!(s.shows("No open disputes.").await);
+    assert!(s.source().await.contains("every invariant holds"));
+    s.screenshot("admin-after-split-1280").await;
+    s.close().await;
+    assert_eq!(app.available(&client.key).await, "3.00");
+    assert_eq!(app.available(&provider.key).await, "6.65");
+    app.audit_ok().await;
 }

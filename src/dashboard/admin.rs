@@ -1,0 +1,132 @@
+//! The administrators' page: the ledger audit, open disputes with both sides' evidence and the
+//! three rulings, pending manual deposits and withdrawals, users.
+
+use std::collections::HashMap;
+
+use askama::Template;
+use axum::Form;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+
+use super::pages::message_of;
+use super::{Browser, Nav, internal, render, require_browser};
+use crate::accounts::users::{self, User};
+use crate::error::ApiError;
+use crate::ledger::audit;
+use crate::ledger::deposits::{self, Deposit};
+use crate::ledger::withdrawals::{self, Withdrawal};
+use crate::state::AppState;
+use crate::tasks::disputes::{self, Dispute, ResolveRequest};
+use crate::tasks::model::Actor;
+
+type Fields = HashMap<String, String>;
+
+#[derive(Template)]
+#[template(path = "admin.html")]
+struct AdminPage {
+    nav: Option<Nav>,
+    csrf: String,
+    audit_ok: bool,
+    invariants: Vec<(String, bool)>,
+    disputes: Vec<Dispute>,
+    deposits: Vec<Deposit>,
+    withdrawals: Vec<Withdrawal>,
+    users: Vec<User>,
+    error: Option<String>,
+}
+
+async fn admin_browser(state: &AppState, headers: &HeaderMap) -> Result<Browser, Response> {
+    let b = require_browser(state, headers).await?;
+    if b.user.is_admin { Ok(b) } else { Err((StatusCode::NOT_FOUND, Html("<h1>Not found</h1>")).into_response()) }
+}
+
+async fn render_page(state: &AppState, b: &Browser, error: Option<&ApiError>) -> Response {
+    let db = &state.db;
+    let loaded = async {
+        let report = audit::run(db, state.now()).await?;
+        let open = disputes::list(db, &mut Actor::Admin, Some("open"), 100, 0)
+            .await
+            .map_err(|e| anyhow::anyhow!(message_of(&e)))?;
+        anyhow::Ok((
+            report,
+            open,
+            deposits::list_pending(db, 100).await?,
+            withdrawals::list_pending(db, 100).await?,
+            users::list(db, 100, 0).await?,
+        ))
+    }
+    .await;
+    let (report, open, pending_deposits, pending_withdrawals, all_users) = match loaded {
+        Ok(x) => x,
+        Err(e) => return internal(e),
+    };
+    let page = AdminPage {
+        nav: b.nav("admin"),
+        csrf: b.session.csrf_token.clone(),
+        audit_ok: report.ok,
+        invariants: report.invariants.iter().map(|i| (i.name.replace('_', " "), i.ok)).collect(),
+        disputes: open,
+        deposits: pending_deposits,
+        withdrawals: pending_withdrawals,
+        users: all_users,
+        error: error.map(message_of),
+    };
+    let status = if error.is_some() { StatusCode::UNPROCESSABLE_ENTITY } else { StatusCode::OK };
+    (status, render(page)).into_response()
+}
+
+pub async fn page(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    match admin_browser(&state, &headers).await {
+        Ok(b) => render_page(&state, &b, None).await,
+        Err(r) => r,
+    }
+}
+
+/// `disputes/:id/resolve`, `deposits/:id/confirm`, `withdrawals/:id/complete|fail`.
+pub async fn act(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((kind, id, action)): Path<(String, String, String)>,
+    Form(form): Form<Fields>,
+) -> Response {
+    let b = match admin_browser(&state, &headers).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    if let Err(r) = b.check_csrf(&form) {
+        return r;
+    }
+    let now = state.now();
+    let db = &state.db;
+    let text = |k: &str| form.get(k).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+    let outcome: Result<(), ApiError> = match (kind.as_str(), action.as_str()) {
+        ("disputes", "resolve") => {
+            let share = match text("client_share_bps").map(|s| s.parse::<i64>()) {
+                Some(Ok(v)) => Some(v),
+                Some(Err(_)) => {
+                    return render_page(
+                        &state,
+                        &b,
+                        Some(&ApiError::field("client_share_bps", "must be a whole number")),
+                    )
+                    .await;
+                }
+                None => None,
+            };
+            let outcome = text("outcome");
+            let share = if outcome.as_deref() == Some("split") { share } else { None };
+            disputes::resolve(db, &id, ResolveRequest { outcome, client_share_bps: share, note: text("note") }, now)
+                .await
+                .map(drop)
+        }
+        ("deposits", "confirm") => deposits::confirm(db, &id, now).await.map(drop),
+        ("withdrawals", "complete") => withdrawals::finish(db, &id, true, None, now).await.map(drop),
+        ("withdrawals", "fail") => withdrawals::finish(db, &id, false, text("reason"), now).await.map(drop),
+        _ => return (StatusCode::NOT_FOUND, Html("<h1>Not found</h1>")).into_response(),
+    };
+    match outcome {
+        Ok(()) => Redirect::to("/dashboard/admin").into_response(),
+        Err(e) => render_page(&state, &b, Some(&e)).await,
+    }
+}
