@@ -4,6 +4,7 @@
 mod admin;
 mod money_pages;
 mod pages;
+mod webhook_pages;
 
 use std::collections::HashMap;
 
@@ -40,6 +41,8 @@ pub fn router() -> Router<AppState> {
         .route("/dashboard/tasks/{id}/{action}", post(money_pages::task_action))
         .route("/dashboard/wallet", get(money_pages::wallet))
         .route("/dashboard/wallet/deposit", post(money_pages::deposit))
+        .route("/dashboard/webhooks", get(webhook_pages::page).post(webhook_pages::create))
+        .route("/dashboard/webhooks/{id}/delete", post(webhook_pages::delete))
         .route("/dashboard/admin", get(admin::page))
         .route("/dashboard/admin/{kind}/{id}/{action}", post(admin::act))
         .route("/static/app.css", get(stylesheet))

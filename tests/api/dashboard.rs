@@ -246,3 +246,69 @@ async fn tasks_and_wallet_pages_act_through_the_engine(app: TestApp) {
     let (status, _) = other.post(&format!("/dashboard/admin/deposits/{id}/confirm"), &[("csrf", &other_token)]).await;
     assert_eq!(status, 404);
 }
+
+both_engines!(webhooks_page_shows_the_secret_once);
+async fn webhooks_page_shows_the_secret_once(app: TestApp) {
+    let b = Browser::new(&app);
+    let token = b.sign_up("hooks@example.com").await;
+    let (status, page) = b
+        .post(
+            "/dashboard/webhooks",
+            &[("csrf", &token), ("callback_url", "https://hooks.example.com/x"), ("events", "")],
+        )
+        .await;
+    assert_eq!(status, 200);
+    let secret = shown_key(&page, "whsec_");
+    let (_, reload) = b.get("/dashboard/webhooks").await;
+    assert!(
+        !reload.contains(&secret)
+            && reload.contains("https://hooks.example.com/x")
+            && reload.contains("task.completed")
+    );
+    let (status, page) = b
+        .post("/dashboard/webhooks", &[("csrf", &token), ("callback_url", "ftp://nope"), ("events", "task.exploded")])
+        .await;
+    assert_eq!(status, 422);
+    assert!(page.contains("value=\"ftp://nope\"") && page.contains("unknown event"), "{page}");
+    let id_at = reload.find("/dashboard/webhooks/").unwrap() + "/dashboard/webhooks/".len();
+    let id = reload[id_at..].split('/').next().unwrap().to_string();
+    let (status, page) = b.post(&format!("/dashboard/webhooks/{id}/delete"), &[("csrf", &token)]).await;
+    assert_eq!(status, 200);
+    assert!(page.contains("No webhooks yet."));
+}
+
+both_engines!(logins_are_throttled_per_account_and_ip, |c: &mut agentmarket::Config| c.auth_failures_per_minute = 3);
+async fn logins_are_throttled_per_account_and_ip(app: TestApp) {
+    let b = Browser::new(&app);
+    b.sign_up("locked@example.com").await;
+    let attacker = Browser::new(&app);
+    for _ in 0..3 {
+        let (_, login) = attacker.get("/login").await;
+        let (status, _) = attacker
+            .post(
+                "/login",
+                &[("csrf", &csrf(&login)), ("email", "locked@example.com"), ("password", "guess guess guess")],
+            )
+            .await;
+        assert_eq!(status, 401);
+    }
+    let (_, login) = attacker.get("/login").await;
+    let (status, page) = attacker
+        .post(
+            "/login",
+            &[("csrf", &csrf(&login)), ("email", "locked@example.com"), ("password", "correct horse battery")],
+        )
+        .await;
+    assert_eq!(status, 429, "locked out even with the right password");
+    assert!(page.contains("Too many attempts"));
+    app.clock.advance_secs(301);
+    let (_, login) = attacker.get("/login").await;
+    let (status, page) = attacker
+        .post(
+            "/login",
+            &[("csrf", &csrf(&login)), ("email", "locked@example.com"), ("password", "correct horse battery")],
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert!(page.contains("Welcome"));
+}
