@@ -41,6 +41,7 @@ pub fn router() -> Router<AppState> {
         .route("/dashboard/tasks/{id}/{action}", post(money_pages::task_action))
         .route("/dashboard/wallet", get(money_pages::wallet))
         .route("/dashboard/wallet/deposit", post(money_pages::deposit))
+        .route("/dashboard/wallet/{action}", post(money_pages::wallet_action))
         .route("/dashboard/webhooks", get(webhook_pages::page).post(webhook_pages::create))
         .route("/dashboard/webhooks/{id}/delete", post(webhook_pages::delete))
         .route("/dashboard/admin", get(admin::page))

@@ -218,6 +218,7 @@ struct WalletPage {
     csrf: String,
     wallets: Vec<WalletLine>,
     methods: Vec<&'static str>,
+    addresses: Vec<ledger::withdrawals::WithdrawalAddress>,
     transactions: Vec<TxLine>,
     notice: Option<String>,
     error: Option<String>,
@@ -262,8 +263,13 @@ async fn wallet_page(state: &AppState, b: &Browser, notice: Option<String>, erro
     if state.config.enable_sandbox_deposits {
         methods.insert(0, "sandbox");
     }
+    let addresses = match ledger::withdrawals::list_addresses(&state.db, &principals[0].0).await {
+        Ok(a) => a,
+        Err(e) => return internal(e),
+    };
     let status = if error.is_some() { StatusCode::UNPROCESSABLE_ENTITY } else { StatusCode::OK };
     let page = WalletPage {
+        addresses,
         nav: b.nav("wallet"),
         csrf: b.session.csrf_token.clone(),
         wallets,
@@ -311,6 +317,52 @@ pub async fn deposit(State(state): State<AppState>, headers: HeaderMap, Form(for
         Ok(d) => {
             wallet_page(&state, &b, Some(format!("Deposit of {} USD is pending confirmation.", d.amount)), None).await
         }
+        Err(e) => wallet_page(&state, &b, None, Some(&e)).await,
+    }
+}
+
+/// Saves a payout address or withdraws to one (held at once until an administrator pays out).
+pub async fn wallet_action(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(action): Path<String>,
+    Form(form): Form<Fields>,
+) -> Response {
+    let b = match require_browser(&state, &headers).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    if let Err(r) = b.check_csrf(&form) {
+        return r;
+    }
+    let principal = Principal::User(b.user.id.clone());
+    let text = |k: &str| form.get(k).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+    let done: Result<String, ApiError> = match action.as_str() {
+        "addresses" => {
+            let req = ledger::withdrawals::AddressRequest {
+                currency: text("currency"),
+                network: text("network"),
+                address: text("address"),
+                label: text("label"),
+            };
+            ledger::withdrawals::add_address(&state.db, &principal, req, state.now())
+                .await
+                .map(|a| format!("Address {} saved.", a.address))
+        }
+        "withdraw" => {
+            let req = ledger::withdrawals::WithdrawRequest {
+                amount: text("amount"),
+                currency: Some("USD".into()),
+                withdrawal_address_id: text("withdrawal_address_id"),
+            };
+            ledger::withdrawals::request(&state.db, &principal, req, state.config.min_withdrawal, state.now())
+                .await
+                .map(|w| format!("Withdrawal of {} USD requested; it is pending.", w.amount))
+        }
+        _ => return (StatusCode::NOT_FOUND, internal_page("no such action")).into_response(),
+    };
+    match done {
+        Ok(notice) => wallet_page(&state, &b, Some(notice), None).await,
         Err(e) => wallet_page(&state, &b, None, Some(&e)).await,
     }
 }

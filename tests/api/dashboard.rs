@@ -312,3 +312,40 @@ async fn logins_are_throttled_per_account_and_ip(app: TestApp) {
     assert_eq!(status, 200);
     assert!(page.contains("Welcome"));
 }
+
+both_engines!(withdrawals_from_the_wallet_page_hold_at_once);
+async fn withdrawals_from_the_wallet_page_hold_at_once(app: TestApp) {
+    let b = Browser::new(&app);
+    let token = b.sign_up("payout@example.com").await;
+    b.post("/dashboard/wallet/deposit", &[("csrf", &token), ("amount", "20.00"), ("method", "sandbox")]).await;
+    let (_, page) = b.get("/dashboard/wallet").await;
+    assert!(page.contains("Save a payout address first."));
+    let (status, page) = b
+        .post(
+            "/dashboard/wallet/addresses",
+            &[("csrf", &token), ("currency", "USDC"), ("address", "0xfeed"), ("label", "cold")],
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert!(page.contains("Address 0xfeed saved."));
+    let at = page.find("name=\"withdrawal_address_id\"><option value=\"").unwrap()
+        + "name=\"withdrawal_address_id\"><option value=\"".len();
+    let address = page[at..].split('"').next().unwrap().to_string();
+    let (status, page) = b
+        .post(
+            "/dashboard/wallet/withdraw",
+            &[("csrf", &token), ("amount", "25.00"), ("withdrawal_address_id", &address)],
+        )
+        .await;
+    assert_eq!(status, 422);
+    assert!(page.contains("available balance"), "{page}");
+    let (status, page) = b
+        .post(
+            "/dashboard/wallet/withdraw",
+            &[("csrf", &token), ("amount", "5.00"), ("withdrawal_address_id", &address)],
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert!(page.contains("Withdrawal of 5.00 USD requested"));
+    assert!(page.contains("15.00"), "the amount left available at once");
+}
