@@ -57,6 +57,37 @@ async fn stylesheet() -> Response {
         .into_response()
 }
 
+/// Page links under a list (`?page=N`, 20 rows a page).
+pub struct Pager {
+    pub page: i64,
+    pub has_prev: bool,
+    pub has_next: bool,
+    /// The list's URL up to and including `?` or `&`, ready for `page=`.
+    pub base: String,
+}
+
+pub const PER_PAGE: i64 = 20;
+
+impl Pager {
+    /// Reads `page` (1-based) from the query.
+    pub fn from_query(q: &std::collections::HashMap<String, String>, base: String) -> Pager {
+        let page = q.get("page").and_then(|p| p.parse::<i64>().ok()).filter(|p| *p >= 1).unwrap_or(1);
+        Pager { page, has_prev: page > 1, has_next: false, base }
+    }
+    pub fn offset(&self) -> i64 {
+        (self.page - 1) * PER_PAGE
+    }
+    /// Takes this page out of a whole list, noting whether more follow.
+    pub fn slice<T>(&mut self, all: Vec<T>) -> Vec<T> {
+        let total = all.len() as i64;
+        self.has_next = total > self.offset() + PER_PAGE;
+        all.into_iter().skip(self.offset() as usize).take(PER_PAGE as usize).collect()
+    }
+    pub fn set_total(&mut self, total: i64) {
+        self.has_next = total > self.offset() + PER_PAGE;
+    }
+}
+
 /// What the layout needs about the signed-in user.
 pub struct Nav {
     pub email: String,

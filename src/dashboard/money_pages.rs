@@ -35,6 +35,7 @@ pub struct TaskLine {
 #[template(path = "tasks.html")]
 struct TasksPage {
     nav: Option<Nav>,
+    pager: super::Pager,
     statuses: Vec<String>,
     status: String,
     tasks: Vec<TaskLine>,
@@ -61,8 +62,12 @@ pub async fn tasks(State(state): State<AppState>, headers: HeaderMap, Query(q): 
         status: (!status.is_empty()).then_some(status.as_str()),
         agent_id: None,
     };
-    let rows = match store::list(&state.db, &filter, 100, 0).await {
-        Ok((rows, _)) => rows,
+    let mut pager = super::Pager::from_query(&q, format!("/dashboard/tasks?status={status}&"));
+    let rows = match store::list(&state.db, &filter, super::PER_PAGE, pager.offset()).await {
+        Ok((rows, total)) => {
+            pager.set_total(total);
+            rows
+        }
         Err(e) => return internal(e),
     };
     let tasks = rows
@@ -79,7 +84,7 @@ pub async fn tasks(State(state): State<AppState>, headers: HeaderMap, Query(q): 
         })
         .collect();
     let statuses = ["pending", "claimed", "in_progress", "completed", "failed", "cancelled"].map(String::from).to_vec();
-    render(TasksPage { nav: b.nav("tasks"), statuses, status, tasks })
+    render(TasksPage { nav: b.nav("tasks"), pager, statuses, status, tasks })
 }
 
 pub struct TaskView {
@@ -215,6 +220,7 @@ pub struct TxLine {
 #[template(path = "wallet.html")]
 struct WalletPage {
     nav: Option<Nav>,
+    pager: super::Pager,
     csrf: String,
     wallets: Vec<WalletLine>,
     methods: Vec<&'static str>,
@@ -225,6 +231,16 @@ struct WalletPage {
 }
 
 async fn wallet_page(state: &AppState, b: &Browser, notice: Option<String>, error: Option<&ApiError>) -> Response {
+    wallet_page_at(state, b, super::Pager::from_query(&Fields::new(), "/dashboard/wallet?".into()), notice, error).await
+}
+
+async fn wallet_page_at(
+    state: &AppState,
+    b: &Browser,
+    mut pager: super::Pager,
+    notice: Option<String>,
+    error: Option<&ApiError>,
+) -> Response {
     let mut principals = vec![(Principal::User(b.user.id.clone()), "You".to_string())];
     match crate::agents::store::list_owned(&state.db, &b.user.id).await {
         Ok(agents) => principals.extend(agents.into_iter().map(|a| (Principal::Agent(a.id), a.name))),
@@ -245,20 +261,22 @@ async fn wallet_page(state: &AppState, b: &Browser, notice: Option<String>, erro
             total: bal.total().to_string(),
         });
     }
-    let page = crate::http::pagination::PageRequest { limit: 50, offset: 0 };
-    let transactions = match ledger::statement::list(&state.db, &principals[0].0, None, &page).await {
-        Ok((items, _)) => items
-            .into_iter()
-            .map(|t| TxLine {
-                created_at: t.created_at,
-                kind: t.kind,
-                amount: t.amount.to_string(),
-                status: t.status,
-                task_id: t.task_id,
-            })
-            .collect(),
+    let page = crate::http::pagination::PageRequest { limit: super::PER_PAGE, offset: pager.offset() };
+    let (items, total) = match ledger::statement::list(&state.db, &principals[0].0, None, &page).await {
+        Ok(x) => x,
         Err(e) => return internal(e),
     };
+    pager.set_total(total);
+    let transactions = items
+        .into_iter()
+        .map(|t| TxLine {
+            created_at: t.created_at,
+            kind: t.kind,
+            amount: t.amount.to_string(),
+            status: t.status,
+            task_id: t.task_id,
+        })
+        .collect();
     let mut methods = vec!["manual"];
     if state.config.enable_sandbox_deposits {
         methods.insert(0, "sandbox");
@@ -269,6 +287,7 @@ async fn wallet_page(state: &AppState, b: &Browser, notice: Option<String>, erro
     };
     let status = if error.is_some() { StatusCode::UNPROCESSABLE_ENTITY } else { StatusCode::OK };
     let page = WalletPage {
+        pager,
         addresses,
         nav: b.nav("wallet"),
         csrf: b.session.csrf_token.clone(),
@@ -281,9 +300,11 @@ async fn wallet_page(state: &AppState, b: &Browser, notice: Option<String>, erro
     (status, render(page)).into_response()
 }
 
-pub async fn wallet(State(state): State<AppState>, headers: HeaderMap) -> Response {
+pub async fn wallet(State(state): State<AppState>, headers: HeaderMap, Query(q): Query<Fields>) -> Response {
     match require_browser(&state, &headers).await {
-        Ok(b) => wallet_page(&state, &b, None, None).await,
+        Ok(b) => {
+            wallet_page_at(&state, &b, super::Pager::from_query(&q, "/dashboard/wallet?".into()), None, None).await
+        }
         Err(r) => r,
     }
 }

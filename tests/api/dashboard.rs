@@ -349,3 +349,18 @@ async fn withdrawals_from_the_wallet_page_hold_at_once(app: TestApp) {
     assert!(page.contains("Withdrawal of 5.00 USD requested"));
     assert!(page.contains("15.00"), "the amount left available at once");
 }
+
+both_engines!(long_lists_paginate);
+async fn long_lists_paginate(app: TestApp) {
+    let b = Browser::new(&app);
+    let token = b.sign_up("pages@example.com").await;
+    for _ in 0..21 {
+        b.post("/dashboard/wallet/deposit", &[("csrf", &token), ("amount", "1.00"), ("method", "sandbox")]).await;
+    }
+    let (_, first) = b.get("/dashboard/wallet").await;
+    assert!(first.contains("Older →") && !first.contains("← Newer"));
+    assert_eq!(first.matches(">deposit<").count(), 20);
+    let (_, second) = b.get("/dashboard/wallet?page=2").await;
+    assert!(second.contains("← Newer") && !second.contains("Older →"));
+    assert_eq!(second.matches(">deposit<").count(), 1);
+}
