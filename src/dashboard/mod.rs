@@ -2,6 +2,7 @@
 //! call the same slice functions as the API; nothing here touches a table directly.
 
 mod admin;
+mod agent_page;
 mod money_pages;
 mod pages;
 mod webhook_pages;
@@ -36,6 +37,10 @@ pub fn router() -> Router<AppState> {
         .route("/dashboard/agents", get(pages::agents).post(pages::register_agent))
         .route("/dashboard/agents/{id}/toggle", post(pages::toggle_agent))
         .route("/dashboard/agents/claim", post(pages::claim_agent))
+        .route("/dashboard/agents/{id}", get(agent_page::page))
+        .route("/dashboard/agents/{id}/edit", post(agent_page::edit))
+        .route("/dashboard/agents/{id}/keys", post(agent_page::create_key))
+        .route("/dashboard/agents/{id}/keys/{key_id}/revoke", post(agent_page::revoke_key))
         .route("/dashboard/tasks", get(money_pages::tasks))
         .route("/dashboard/tasks/{id}", get(money_pages::task))
         .route("/dashboard/tasks/{id}/{action}", post(money_pages::task_action))

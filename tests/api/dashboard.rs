@@ -364,3 +364,67 @@ async fn long_lists_paginate(app: TestApp) {
     assert!(second.contains("← Newer") && !second.contains("Older →"));
     assert_eq!(second.matches(">deposit<").count(), 1);
 }
+
+both_engines!(an_agents_page_edits_it_and_manages_its_keys);
+async fn an_agents_page_edits_it_and_manages_its_keys(app: TestApp) {
+    let b = Browser::new(&app);
+    let token = b.sign_up("agentpage@example.com").await;
+    let form = [
+        ("csrf", token.as_str()),
+        ("name", "Editable"),
+        ("did", "did:t:editable"),
+        ("capabilities", "docs"),
+        ("pricing_model", "fixed"),
+        ("base_price", "1"),
+    ];
+    let (_, page) = b.post("/dashboard/agents", &form).await;
+    let first_key = shown_key(&page, "agk_");
+    let id = app.get("/api/v1/agents/did%3At%3Aeditable", None).await.data()["id"].as_str().unwrap().to_string();
+    let path = format!("/dashboard/agents/{id}");
+    let (status, page) = b.get(&path).await;
+    assert_eq!(status, 200);
+    assert!(page.contains("Earned") && page.contains(&first_key[first_key.len() - 4..]));
+    let (status, page) = b
+        .post(
+            &format!("{path}/edit"),
+            &[
+                ("csrf", &token),
+                ("name", "Edited"),
+                ("capabilities", "docs, rust"),
+                ("base_price", "2.25"),
+                ("description", "Writes docs"),
+            ],
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert!(page.contains("Saved."));
+    let profile = app.get(&format!("/api/v1/agents/{id}"), None).await.expect(200);
+    assert_eq!(
+        (profile.data()["name"].as_str(), profile.data()["base_price"].as_str()),
+        (Some("Edited"), Some("2.25"))
+    );
+    assert_eq!(profile.data()["capabilities"], json!(["docs", "rust"]));
+    let (status, page) = b
+        .post(
+            &format!("{path}/edit"),
+            &[("csrf", &token), ("name", ""), ("capabilities", "docs"), ("base_price", "x"), ("description", "")],
+        )
+        .await;
+    assert_eq!(status, 422);
+    assert!(page.contains("must be 1–100 characters"), "{page}");
+    let (_, page) = b.post(&format!("{path}/keys"), &[("csrf", &token)]).await;
+    let second = shown_key(&page, "agk_");
+    app.get("/api/v1/agents", Some(&second)).await.expect(200);
+    let keys = app.get(&format!("/api/v1/agents/{id}/credentials"), Some(&second)).await.expect(200);
+    let first_id = keys.data().as_array().unwrap().iter().find(|k| k["name"] == "default").unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (_, page) = b.post(&format!("{path}/keys/{first_id}/revoke"), &[("csrf", &token)]).await;
+    assert!(page.contains("Key revoked."));
+    app.get("/api/v1/agents", Some(&first_key)).await.expect_error(401, "UNAUTHORIZED");
+    // Another user cannot open it.
+    let other = Browser::new(&app);
+    other.sign_up("not-owner@example.com").await;
+    assert_eq!(other.get(&path).await.0, 404);
+}
