@@ -3,6 +3,8 @@
 
 mod admin;
 mod agent_page;
+mod auth_pages;
+mod key_pages;
 mod money_pages;
 mod pages;
 mod webhook_pages;
@@ -27,13 +29,13 @@ const SESSION_TTL_MS: i64 = 7 * 24 * 3600 * 1000;
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/", get(pages::marketplace))
-        .route("/register", get(pages::register_form).post(pages::register))
-        .route("/login", get(pages::login_form).post(pages::login))
-        .route("/logout", post(pages::logout))
+        .route("/register", get(auth_pages::register_form).post(auth_pages::register))
+        .route("/login", get(auth_pages::login_form).post(auth_pages::login))
+        .route("/logout", post(auth_pages::logout))
         .route("/dashboard", get(pages::overview))
-        .route("/dashboard/api-keys", get(pages::api_keys).post(pages::create_key))
-        .route("/dashboard/api-keys/{id}/revoke", post(pages::revoke_key))
-        .route("/dashboard/api-keys/{id}/roll", post(pages::roll_key))
+        .route("/dashboard/api-keys", get(key_pages::api_keys).post(key_pages::create_key))
+        .route("/dashboard/api-keys/{id}/revoke", post(key_pages::revoke_key))
+        .route("/dashboard/api-keys/{id}/roll", post(key_pages::roll_key))
         .route("/dashboard/agents", get(pages::agents).post(pages::register_agent))
         .route("/dashboard/agents/{id}/toggle", post(pages::toggle_agent))
         .route("/dashboard/agents/claim", post(pages::claim_agent))

@@ -9,28 +9,23 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 
-use super::{
-    Browser, Nav, PRE_CSRF_COOKIE, SESSION_COOKIE, check_token, cookie, internal, render, require_browser, set_cookie,
-};
-use crate::accounts::api_keys::{self, NewKeyRequest};
-use crate::accounts::users::{self, SignUpRequest};
+use super::{Browser, Nav, internal, render, require_browser};
 use crate::agents::{self, model::AgentInput};
 use crate::auth::Caller;
 use crate::auth::caller::{Credential, Scopes, UserCtx};
 use crate::error::ApiError;
-use crate::http::extract::ClientIp;
 use crate::http::pagination::PageRequest;
 use crate::ledger::{self, Principal};
 use crate::state::AppState;
 
-type Fields = HashMap<String, String>;
+pub(super) type Fields = HashMap<String, String>;
 
-fn field(form: &Fields, name: &str) -> String {
+pub(super) fn field(form: &Fields, name: &str) -> String {
     form.get(name).map(|v| v.trim().to_string()).unwrap_or_default()
 }
 
 /// Field errors of a validation failure, by field name.
-fn errors_of(err: &ApiError) -> HashMap<String, String> {
+pub(super) fn errors_of(err: &ApiError) -> HashMap<String, String> {
     match err {
         ApiError::Known { details, .. } => details
             .iter()
@@ -108,170 +103,6 @@ pub async fn marketplace(State(state): State<AppState>, headers: HeaderMap, Quer
 }
 
 #[derive(Template)]
-#[template(path = "register.html")]
-struct RegisterPage {
-    nav: Option<Nav>,
-    csrf: String,
-    name: String,
-    email: String,
-    error: Option<String>,
-    name_error: Option<String>,
-    email_error: Option<String>,
-    password_error: Option<String>,
-}
-
-#[derive(Template)]
-#[template(path = "login.html")]
-struct LoginPage {
-    nav: Option<Nav>,
-    csrf: String,
-    email: String,
-    error: Option<String>,
-}
-
-fn fresh_token() -> String {
-    crate::auth::keys::generate(crate::auth::keys::KeyKind::Session).plaintext.into_inner()[4..].to_string()
-}
-
-/// A page with a pre-session form: sets the double-submit CSRF cookie it carries.
-fn with_pre_csrf(state: &AppState, headers: &HeaderMap, csrf: &str, page: Response) -> Response {
-    let mut page = page;
-    set_cookie(&mut page, headers, state, PRE_CSRF_COOKIE, csrf, 3600);
-    page
-}
-
-pub async fn register_form(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let csrf = fresh_token();
-    let page = RegisterPage {
-        nav: None,
-        csrf: csrf.clone(),
-        name: String::new(),
-        email: String::new(),
-        error: None,
-        name_error: None,
-        email_error: None,
-        password_error: None,
-    };
-    with_pre_csrf(&state, &headers, &csrf, render(page))
-}
-
-pub async fn register(
-    State(state): State<AppState>,
-    ClientIp(ip): ClientIp,
-    headers: HeaderMap,
-    Form(form): Form<Fields>,
-) -> Response {
-    if let Err(r) =
-        check_token(&cookie(&headers, PRE_CSRF_COOKIE).unwrap_or_default(), form.get("csrf").map(String::as_str))
-    {
-        return r;
-    }
-    let (name, email) = (field(&form, "name"), field(&form, "email"));
-    let csrf = fresh_token();
-    let page = |error: Option<String>, errors: HashMap<String, String>| RegisterPage {
-        nav: None,
-        csrf: csrf.clone(),
-        name: name.clone(),
-        email: email.clone(),
-        error,
-        name_error: errors.get("name").cloned(),
-        email_error: errors.get("email").cloned(),
-        password_error: errors.get("password").cloned(),
-    };
-    if !state.limits.signup.hit(&ip.to_string(), state.now()).allowed {
-        return with_pre_csrf(
-            &state,
-            &headers,
-            &csrf,
-            (
-                StatusCode::TOO_MANY_REQUESTS,
-                render(page(Some("Too many sign-ups from here; try again later.".into()), HashMap::new())),
-            )
-                .into_response(),
-        );
-    }
-    let request =
-        SignUpRequest { email: Some(email.clone()), password: form.get("password").cloned(), name: Some(name.clone()) };
-    let outcome = match request.validate() {
-        Ok(signup) => users::register(&state.db, signup, false, state.now()).await,
-        Err(e) => Err(e),
-    };
-    match outcome {
-        Ok((user, _, _)) => super::start_session(&state, &headers, &user.id).await.unwrap_or_else(|r| r),
-        Err(e) => {
-            let mut errors = errors_of(&e);
-            if e.code() == "CONFLICT" {
-                errors.insert("email".into(), "is already registered".into());
-            }
-            let page = render(page(None, errors));
-            with_pre_csrf(&state, &headers, &csrf, (StatusCode::UNPROCESSABLE_ENTITY, page).into_response())
-        }
-    }
-}
-
-pub async fn login_form(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let csrf = fresh_token();
-    with_pre_csrf(
-        &state,
-        &headers,
-        &csrf,
-        render(LoginPage { nav: None, csrf: csrf.clone(), email: String::new(), error: None }),
-    )
-}
-
-pub async fn login(
-    State(state): State<AppState>,
-    ClientIp(ip): ClientIp,
-    headers: HeaderMap,
-    Form(form): Form<Fields>,
-) -> Response {
-    if let Err(r) =
-        check_token(&cookie(&headers, PRE_CSRF_COOKIE).unwrap_or_default(), form.get("csrf").map(String::as_str))
-    {
-        return r;
-    }
-    let email = field(&form, "email").to_lowercase();
-    let now = state.now();
-    let keys = [format!("login-ip:{ip}"), format!("login-account:{email}")];
-    let csrf = fresh_token();
-    let refuse = |status: StatusCode, error: &str| {
-        let page = render(LoginPage { nav: None, csrf: csrf.clone(), email: email.clone(), error: Some(error.into()) });
-        with_pre_csrf(&state, &headers, &csrf, (status, page).into_response())
-    };
-    if keys.iter().any(|k| state.limits.authenticate.locked(k, now).is_some()) {
-        return refuse(StatusCode::TOO_MANY_REQUESTS, "Too many attempts. Try again in a few minutes.");
-    }
-    let password = form.get("password").cloned().unwrap_or_default();
-    match users::verify_password(&state.db, &email, &password).await {
-        Ok(Some(user)) => super::start_session(&state, &headers, &user.id).await.unwrap_or_else(|r| r),
-        Ok(None) => {
-            for k in &keys {
-                state.limits.authenticate.fail(k, now);
-            }
-            // The same answer for an unknown email and a wrong password.
-            refuse(StatusCode::UNAUTHORIZED, "Wrong email or password.")
-        }
-        Err(e) => internal(e),
-    }
-}
-
-pub async fn logout(State(state): State<AppState>, headers: HeaderMap, Form(form): Form<Fields>) -> Response {
-    let b = match require_browser(&state, &headers).await {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
-    if let Err(r) = b.check_csrf(&form) {
-        return r;
-    }
-    if let Err(e) = crate::accounts::browser_sessions::end(&state.db, &b.session.id, state.now()).await {
-        return internal(e);
-    }
-    let mut response = Redirect::to("/").into_response();
-    set_cookie(&mut response, &headers, &state, SESSION_COOKIE, "", 0);
-    response
-}
-
-#[derive(Template)]
 #[template(path = "overview.html")]
 struct Overview {
     nav: Option<Nav>,
@@ -302,162 +133,9 @@ pub async fn overview(State(state): State<AppState>, headers: HeaderMap) -> Resp
     })
 }
 
-pub struct KeyRow {
-    id: String,
-    name: String,
-    prefix: String,
-    last4: String,
-    scopes: String,
-    created_at: String,
-    last_used_at: String,
-    expires_at: String,
-    active: bool,
-}
-
 pub struct NewSecret {
-    name: String,
-    secret: String,
-}
-
-#[derive(Template)]
-#[template(path = "api_keys.html")]
-struct KeysPage {
-    nav: Option<Nav>,
-    csrf: String,
-    keys: Vec<KeyRow>,
-    new_key: Option<NewSecret>,
-    error: Option<String>,
-    form_name: String,
-    form_scopes: String,
-    form_cap: String,
-    name_error: Option<String>,
-    scopes_error: Option<String>,
-    cap_error: Option<String>,
-}
-
-async fn keys_page(
-    state: &AppState,
-    b: &Browser,
-    new_key: Option<NewSecret>,
-    form: &Fields,
-    error: Option<&ApiError>,
-) -> Response {
-    let keys = match api_keys::list(&state.db, &b.user.id).await {
-        Ok(k) => k,
-        Err(e) => return internal(e),
-    };
-    let now = state.now();
-    let errors = error.map(errors_of).unwrap_or_default();
-    let rows = keys
-        .into_iter()
-        .map(|k| {
-            let expired = k.expires_at.as_deref().and_then(crate::clock::parse_rfc3339).is_some_and(|t| t <= now);
-            KeyRow {
-                active: k.revoked_at.is_none() && !expired,
-                id: k.id,
-                name: k.name,
-                prefix: k.prefix,
-                last4: k.last4,
-                scopes: k.scopes.join(", "),
-                created_at: k.created_at,
-                last_used_at: k.last_used_at.unwrap_or_else(|| "never".into()),
-                expires_at: k.expires_at.unwrap_or_else(|| "never".into()),
-            }
-        })
-        .collect();
-    let banner = error.filter(|_| errors.is_empty()).map(message_of);
-    let page = KeysPage {
-        nav: b.nav("api-keys"),
-        csrf: b.session.csrf_token.clone(),
-        keys: rows,
-        new_key,
-        error: banner,
-        form_name: if error.is_some() { field(form, "name") } else { String::new() },
-        form_scopes: if error.is_some() { field(form, "scopes") } else { String::new() },
-        form_cap: if error.is_some() { field(form, "max_price_per_hire") } else { String::new() },
-        name_error: errors.get("name").cloned(),
-        scopes_error: errors.get("scopes").cloned(),
-        cap_error: errors.get("max_price_per_hire").cloned(),
-    };
-    let status = if error.is_some() { StatusCode::UNPROCESSABLE_ENTITY } else { StatusCode::OK };
-    (status, render(page)).into_response()
-}
-
-pub async fn api_keys(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    match require_browser(&state, &headers).await {
-        Ok(b) => keys_page(&state, &b, None, &Fields::new(), None).await,
-        Err(r) => r,
-    }
-}
-
-pub async fn create_key(State(state): State<AppState>, headers: HeaderMap, Form(form): Form<Fields>) -> Response {
-    let b = match require_browser(&state, &headers).await {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
-    if let Err(r) = b.check_csrf(&form) {
-        return r;
-    }
-    let scopes = field(&form, "scopes");
-    let request = NewKeyRequest {
-        name: Some(field(&form, "name")),
-        scopes: (!scopes.is_empty())
-            .then(|| scopes.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect()),
-        expires_at: None,
-        max_price_per_hire: Some(field(&form, "max_price_per_hire")).filter(|s| !s.is_empty()),
-    };
-    let now = state.now();
-    let created = match request.validate(now) {
-        Ok(spec) => api_keys::create(&state.db, &b.user.id, &spec, now).await,
-        Err(e) => Err(e),
-    };
-    match created {
-        Ok((key, secret)) => {
-            keys_page(&state, &b, Some(NewSecret { name: key.name, secret: secret.into_inner() }), &form, None).await
-        }
-        Err(e) => keys_page(&state, &b, None, &form, Some(&e)).await,
-    }
-}
-
-pub async fn revoke_key(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-    Form(form): Form<Fields>,
-) -> Response {
-    let b = match require_browser(&state, &headers).await {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
-    if let Err(r) = b.check_csrf(&form) {
-        return r;
-    }
-    match api_keys::revoke(&state.db, &b.user.id, &id, state.now()).await {
-        Ok(_) => Redirect::to("/dashboard/api-keys").into_response(),
-        Err(e) => keys_page(&state, &b, None, &Fields::new(), Some(&e)).await,
-    }
-}
-
-pub async fn roll_key(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-    Form(form): Form<Fields>,
-) -> Response {
-    let b = match require_browser(&state, &headers).await {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
-    if let Err(r) = b.check_csrf(&form) {
-        return r;
-    }
-    match api_keys::roll(&state.db, &b.user.id, &id, 0, state.now()).await {
-        Ok((key, secret)) => {
-            keys_page(&state, &b, Some(NewSecret { name: key.name, secret: secret.into_inner() }), &Fields::new(), None)
-                .await
-        }
-        Err(e) => keys_page(&state, &b, None, &Fields::new(), Some(&e)).await,
-    }
+    pub(super) name: String,
+    pub(super) secret: String,
 }
 
 pub struct AgentLine {
