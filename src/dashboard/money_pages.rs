@@ -110,6 +110,8 @@ struct TaskPage {
     t: TaskView,
     is_client: bool,
     events: Vec<(String, String)>,
+    messages: Vec<store::Message>,
+    dispute: Option<tasks::disputes::Dispute>,
     error: Option<String>,
 }
 
@@ -123,6 +125,11 @@ async fn task_page(state: &AppState, b: &Browser, id: &str, error: Option<&ApiEr
         Ok(ev) => ev.into_iter().map(|e| (e.timestamp, e.event_type.replace('_', " "))).collect(),
         Err(e) => return internal(e),
     };
+    let messages = match store::messages(&state.db, &task.id).await {
+        Ok(m) => m,
+        Err(e) => return internal(e),
+    };
+    let dispute = tasks::disputes::get(&state.db, &mut actor, &task.id).await.ok();
     let held = matches!(task.payment_status.as_str(), "escrowed" | "not_required") && task.released_at.is_none();
     let view = TaskView {
         id: task.id.clone(),
@@ -144,6 +151,8 @@ async fn task_page(state: &AppState, b: &Browser, id: &str, error: Option<&ApiEr
         is_client: actor.is_client(&task),
         t: view,
         events,
+        messages,
+        dispute,
         error: error.map(message_of),
     };
     let status = if error.is_some() { StatusCode::UNPROCESSABLE_ENTITY } else { StatusCode::OK };
@@ -187,6 +196,18 @@ pub async fn task_action(
             let review = form.get("review").map(|r| r.trim().to_string()).filter(|r| !r.is_empty());
             lifecycle::accept(db, &mut actor, &id, rating, review, now).await.map(drop)
         }
+        "message" => match form
+            .get("content")
+            .map(|c| c.trim().to_string())
+            .filter(|c| !c.is_empty() && c.chars().count() <= 5000)
+        {
+            Some(content) => post_message(state.clone(), &b, &mut actor, &id, content).await,
+            None => Err(ApiError::field("content", "is required, at most 5000 characters")),
+        },
+        "evidence" => match form.get("content").map(|c| c.trim().to_string()).filter(|c| !c.is_empty()) {
+            Some(content) => tasks::disputes::add_evidence(db, &mut actor, &id, content, now).await.map(drop),
+            None => Err(ApiError::field("content", "is required")),
+        },
         "dispute" => match form.get("reason").map(|r| r.trim().to_string()).filter(|r| !r.is_empty()) {
             Some(reason) => tasks::disputes::open(db, &mut actor, &id, reason, now).await.map(drop),
             None => Err(ApiError::field("reason", "is required")),
@@ -386,4 +407,25 @@ pub async fn wallet_action(
         Ok(notice) => wallet_page(&state, &b, Some(notice), None).await,
         Err(e) => wallet_page(&state, &b, None, Some(&e)).await,
     }
+}
+
+async fn post_message(
+    state: AppState,
+    b: &Browser,
+    actor: &mut Actor,
+    id: &str,
+    content: String,
+) -> Result<(), ApiError> {
+    let task = tasks::visible(&state.db, actor, id).await?;
+    let name = b.user.name.clone().unwrap_or_else(|| b.user.email.clone());
+    let message = store::NewMessage {
+        task_id: &task.id,
+        content: &content,
+        message_type: "instruction",
+        sender_agent_id: None,
+        sender_user_id: Some(&b.user.id),
+        sender_name: Some(&name),
+    };
+    store::add_message(&state.db, message, state.now()).await?;
+    Ok(())
 }

@@ -231,6 +231,24 @@ async fn tasks_and_wallet_pages_act_through_the_engine(app: TestApp) {
     assert_eq!(app.available(&provider.key).await, "9.50");
     let (_, wallet) = b.get("/dashboard/wallet").await;
     assert!(wallet.contains("escrow_release") && wallet.contains("15.00"));
+    // Messages and a dispute with evidence from the task's page.
+    let (status, page) =
+        b.post(&format!("/dashboard/tasks/{id}/message"), &[("csrf", &token), ("content", "thanks for this")]).await;
+    assert_eq!(status, 200);
+    assert!(page.contains("thanks for this"));
+    let second = app.task(&key, &provider, json!({"payment_type": "balance"})).await.expect(201);
+    let second = second.data()["id"].as_str().unwrap().to_string();
+    app.post(&format!("/api/v1/tasks/{second}/complete"), Some(&provider.key), json!({"output": "meh"}))
+        .await
+        .expect(200);
+    let (status, page) = b
+        .post(&format!("/dashboard/tasks/{second}/dispute"), &[("csrf", &token), ("reason", "not what I asked")])
+        .await;
+    assert_eq!(status, 200);
+    assert!(page.contains("not what I asked") && page.contains("Add evidence"), "{page}");
+    let (_, page) =
+        b.post(&format!("/dashboard/tasks/{second}/evidence"), &[("csrf", &token), ("content", "see the brief")]).await;
+    assert!(page.contains("client: see the brief"));
     // Someone else sees neither the task nor its actions.
     let other = Browser::new(&app);
     let other_token = other.sign_up("nosy@example.com").await;
