@@ -35,6 +35,8 @@ struct KeysPage {
     form_name: String,
     form_scopes: String,
     form_cap: String,
+    form_expires: String,
+    expires_error: Option<String>,
     name_error: Option<String>,
     scopes_error: Option<String>,
     cap_error: Option<String>,
@@ -80,6 +82,8 @@ async fn keys_page(
         form_name: if error.is_some() { field(form, "name") } else { String::new() },
         form_scopes: if error.is_some() { field(form, "scopes") } else { String::new() },
         form_cap: if error.is_some() { field(form, "max_price_per_hire") } else { String::new() },
+        form_expires: if error.is_some() { field(form, "expires_at") } else { String::new() },
+        expires_error: errors.get("expires_at").cloned(),
         name_error: errors.get("name").cloned(),
         scopes_error: errors.get("scopes").cloned(),
         cap_error: errors.get("max_price_per_hire").cloned(),
@@ -108,7 +112,10 @@ pub async fn create_key(State(state): State<AppState>, headers: HeaderMap, Form(
         name: Some(field(&form, "name")),
         scopes: (!scopes.is_empty())
             .then(|| scopes.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect()),
-        expires_at: None,
+        // A datetime-local field: "2026-12-01T10:00", read as UTC.
+        expires_at: Some(field(&form, "expires_at"))
+            .filter(|e| !e.is_empty())
+            .map(|e| if e.len() == 16 { format!("{e}:00Z") } else { e }),
         max_price_per_hire: Some(field(&form, "max_price_per_hire")).filter(|s| !s.is_empty()),
     };
     let now = state.now();

@@ -89,6 +89,35 @@ async fn a_key_created_in_the_dashboard_is_shown_once_and_works(app: TestApp) {
         .await;
     assert_eq!(status, 422);
     assert!(page.contains("unknown scope") && page.contains("value=\"capped\""), "{page}");
+    // An expiry in the past is refused beside its field; a future one is kept on the key.
+    let (status, page) = b
+        .post(
+            "/dashboard/api-keys",
+            &[
+                ("csrf", &token),
+                ("name", "old"),
+                ("scopes", ""),
+                ("expires_at", "2001-01-01T00:00"),
+                ("max_price_per_hire", ""),
+            ],
+        )
+        .await;
+    assert_eq!(status, 422);
+    assert!(page.contains("must be in the future"));
+    let (status, page) = b
+        .post(
+            "/dashboard/api-keys",
+            &[
+                ("csrf", &token),
+                ("name", "soon"),
+                ("scopes", ""),
+                ("expires_at", "2099-01-01T10:00"),
+                ("max_price_per_hire", ""),
+            ],
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert!(page.contains("2099-01-01T10:00:00Z"), "{page}");
 }
 
 both_engines!(forms_need_their_csrf_token_and_logins_fail_generically);
