@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use askama::Template;
 use axum::Form;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 
@@ -26,6 +26,7 @@ type Fields = HashMap<String, String>;
 #[template(path = "admin.html")]
 struct AdminPage {
     nav: Option<Nav>,
+    pager: super::Pager,
     csrf: String,
     audit_ok: bool,
     invariants: Vec<(String, bool)>,
@@ -42,6 +43,11 @@ async fn admin_browser(state: &AppState, headers: &HeaderMap) -> Result<Browser,
 }
 
 async fn render_page(state: &AppState, b: &Browser, error: Option<&ApiError>) -> Response {
+    render_page_at(state, b, super::Pager::from_query(&Fields::new(), "/dashboard/admin?".into()), error).await
+}
+
+/// The page, with the users list at `pager`'s page.
+async fn render_page_at(state: &AppState, b: &Browser, mut pager: super::Pager, error: Option<&ApiError>) -> Response {
     let db = &state.db;
     let loaded = async {
         let report = audit::run(db, state.now()).await?;
@@ -53,7 +59,7 @@ async fn render_page(state: &AppState, b: &Browser, error: Option<&ApiError>) ->
             open,
             deposits::list_pending(db, 100).await?,
             withdrawals::list_pending(db, 100).await?,
-            users::list(db, 100, 0).await?,
+            users::list(db, super::PER_PAGE + 1, pager.offset()).await?,
         ))
     }
     .await;
@@ -61,7 +67,11 @@ async fn render_page(state: &AppState, b: &Browser, error: Option<&ApiError>) ->
         Ok(x) => x,
         Err(e) => return internal(e),
     };
+    let mut all_users = all_users;
+    pager.has_next = all_users.len() as i64 > super::PER_PAGE;
+    all_users.truncate(super::PER_PAGE as usize);
     let page = AdminPage {
+        pager,
         nav: b.nav("admin"),
         csrf: b.session.csrf_token.clone(),
         audit_ok: report.ok,
@@ -76,9 +86,9 @@ async fn render_page(state: &AppState, b: &Browser, error: Option<&ApiError>) ->
     (status, render(page)).into_response()
 }
 
-pub async fn page(State(state): State<AppState>, headers: HeaderMap) -> Response {
+pub async fn page(State(state): State<AppState>, headers: HeaderMap, Query(q): Query<Fields>) -> Response {
     match admin_browser(&state, &headers).await {
-        Ok(b) => render_page(&state, &b, None).await,
+        Ok(b) => render_page_at(&state, &b, super::Pager::from_query(&q, "/dashboard/admin?".into()), None).await,
         Err(r) => r,
     }
 }

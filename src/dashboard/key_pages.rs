@@ -2,7 +2,7 @@
 
 use askama::Template;
 use axum::Form;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 
@@ -28,6 +28,7 @@ pub struct KeyRow {
 #[template(path = "api_keys.html")]
 struct KeysPage {
     nav: Option<Nav>,
+    pager: super::Pager,
     csrf: String,
     keys: Vec<KeyRow>,
     new_key: Option<NewSecret>,
@@ -49,8 +50,19 @@ async fn keys_page(
     form: &Fields,
     error: Option<&ApiError>,
 ) -> Response {
+    keys_page_at(state, b, super::Pager::from_query(form, "/dashboard/api-keys?".into()), new_key, form, error).await
+}
+
+async fn keys_page_at(
+    state: &AppState,
+    b: &Browser,
+    mut pager: super::Pager,
+    new_key: Option<NewSecret>,
+    form: &Fields,
+    error: Option<&ApiError>,
+) -> Response {
     let keys = match api_keys::list(&state.db, &b.user.id).await {
-        Ok(k) => k,
+        Ok(k) => pager.slice(k),
         Err(e) => return internal(e),
     };
     let now = state.now();
@@ -74,6 +86,7 @@ async fn keys_page(
         .collect();
     let banner = error.filter(|_| errors.is_empty()).map(message_of);
     let page = KeysPage {
+        pager,
         nav: b.nav("api-keys"),
         csrf: b.session.csrf_token.clone(),
         keys: rows,
@@ -92,9 +105,19 @@ async fn keys_page(
     (status, render(page)).into_response()
 }
 
-pub async fn api_keys(State(state): State<AppState>, headers: HeaderMap) -> Response {
+pub async fn api_keys(State(state): State<AppState>, headers: HeaderMap, Query(q): Query<Fields>) -> Response {
     match require_browser(&state, &headers).await {
-        Ok(b) => keys_page(&state, &b, None, &Fields::new(), None).await,
+        Ok(b) => {
+            keys_page_at(
+                &state,
+                &b,
+                super::Pager::from_query(&q, "/dashboard/api-keys?".into()),
+                None,
+                &Fields::new(),
+                None,
+            )
+            .await
+        }
         Err(r) => r,
     }
 }

@@ -160,6 +160,7 @@ pub struct AgentForm {
 #[template(path = "agents.html")]
 struct AgentsPage {
     nav: Option<Nav>,
+    pager: super::Pager,
     csrf: String,
     agents: Vec<AgentLine>,
     new_key: Option<NewSecret>,
@@ -186,13 +187,15 @@ async fn agents_page_with(
     error: Option<&ApiError>,
     notice: Option<String>,
 ) -> Response {
+    let mut pager = super::Pager::from_query(form, "/dashboard/agents?".into());
     let rows = match agents::store::list_owned(&state.db, &b.user.id).await {
-        Ok(r) => r,
+        Ok(r) => pager.slice(r),
         Err(e) => return internal(e),
     };
     let errors = error.map(errors_of).unwrap_or_default();
     let keep = error.is_some();
     let page = AgentsPage {
+        pager,
         nav: b.nav("agents"),
         csrf: b.session.csrf_token.clone(),
         agents: rows
@@ -222,9 +225,9 @@ async fn agents_page_with(
     (status, render(page)).into_response()
 }
 
-pub async fn agents(State(state): State<AppState>, headers: HeaderMap) -> Response {
+pub async fn agents(State(state): State<AppState>, headers: HeaderMap, Query(q): Query<Fields>) -> Response {
     match require_browser(&state, &headers).await {
-        Ok(b) => agents_page(&state, &b, None, &Fields::new(), None).await,
+        Ok(b) => agents_page(&state, &b, None, &q, None).await,
         Err(r) => r,
     }
 }

@@ -475,3 +475,19 @@ async fn an_agents_page_edits_it_and_manages_its_keys(app: TestApp) {
     other.sign_up("not-owner@example.com").await;
     assert_eq!(other.get(&path).await.0, 404);
 }
+
+both_engines!(keys_and_agents_lists_paginate_too);
+async fn keys_and_agents_lists_paginate_too(app: TestApp) {
+    let b = Browser::new(&app);
+    let token = b.sign_up("many@example.com").await;
+    for i in 0..21 {
+        let name = format!("key-{i:02}");
+        b.post("/dashboard/api-keys", &[("csrf", &token), ("name", &name), ("scopes", ""), ("max_price_per_hire", "")])
+            .await;
+    }
+    // 22 keys with the sign-up key: 20 on the first page, 2 on the second.
+    let (_, first) = b.get("/dashboard/api-keys").await;
+    assert!(first.contains("Older →") && first.contains("key-20") && !first.contains(">default<"));
+    let (_, second) = b.get("/dashboard/api-keys?page=2").await;
+    assert!(second.contains(">default<") && second.contains("← Newer") && !second.contains("key-20"));
+}
