@@ -100,13 +100,10 @@ pub async fn act(
     Path((kind, id, action)): Path<(String, String, String)>,
     Form(form): Form<Fields>,
 ) -> Response {
-    let b = match admin_browser(&state, &headers).await {
+    let b = match admin_browser(&state, &headers).await.and_then(|b| b.check_csrf(&form).map(|()| b)) {
         Ok(b) => b,
         Err(r) => return r,
     };
-    if let Err(r) = b.check_csrf(&form) {
-        return r;
-    }
     let now = state.now();
     let db = &state.db;
     let text = |k: &str| form.get(k).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());

@@ -107,19 +107,13 @@ pub async fn page(State(state): State<AppState>, headers: HeaderMap, Path(id): P
     }
 }
 
-async fn browser_with_csrf(state: &AppState, headers: &HeaderMap, form: &Fields) -> Result<Browser, Response> {
-    let b = require_browser(state, headers).await?;
-    b.check_csrf(form)?;
-    Ok(b)
-}
-
 pub async fn edit(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(id): Path<String>,
     Form(form): Form<Fields>,
 ) -> Response {
-    let b = match browser_with_csrf(&state, &headers, &form).await {
+    let b = match super::posting_browser(&state, &headers, &form).await {
         Ok(b) => b,
         Err(r) => return r,
     };
@@ -148,7 +142,7 @@ pub async fn create_key(
     Path(id): Path<String>,
     Form(form): Form<Fields>,
 ) -> Response {
-    let b = match browser_with_csrf(&state, &headers, &form).await {
+    let b = match super::posting_browser(&state, &headers, &form).await {
         Ok(b) => b,
         Err(r) => return r,
     };
@@ -168,7 +162,7 @@ pub async fn revoke_key(
     Path((id, key_id)): Path<(String, String)>,
     Form(form): Form<Fields>,
 ) -> Response {
-    let b = match browser_with_csrf(&state, &headers, &form).await {
+    let b = match super::posting_browser(&state, &headers, &form).await {
         Ok(b) => b,
         Err(r) => return r,
     };

@@ -10,7 +10,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 
 use super::pages::{Fields, errors_of, field};
-use super::{Nav, internal, render, require_browser};
+use super::{Nav, internal, render};
 use super::{PRE_CSRF_COOKIE, SESSION_COOKIE, check_token, cookie, set_cookie};
 use crate::accounts::users::{self, SignUpRequest};
 use crate::http::extract::ClientIp;
@@ -165,13 +165,10 @@ pub async fn login(
 }
 
 pub async fn logout(State(state): State<AppState>, headers: HeaderMap, Form(form): Form<Fields>) -> Response {
-    let b = match require_browser(&state, &headers).await {
+    let b = match super::posting_browser(&state, &headers, &form).await {
         Ok(b) => b,
         Err(r) => return r,
     };
-    if let Err(r) = b.check_csrf(&form) {
-        return r;
-    }
     if let Err(e) = crate::accounts::browser_sessions::end(&state.db, &b.session.id, state.now()).await {
         return internal(e);
     }

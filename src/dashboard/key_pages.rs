@@ -123,13 +123,10 @@ pub async fn api_keys(State(state): State<AppState>, headers: HeaderMap, Query(q
 }
 
 pub async fn create_key(State(state): State<AppState>, headers: HeaderMap, Form(form): Form<Fields>) -> Response {
-    let b = match require_browser(&state, &headers).await {
+    let b = match super::posting_browser(&state, &headers, &form).await {
         Ok(b) => b,
         Err(r) => return r,
     };
-    if let Err(r) = b.check_csrf(&form) {
-        return r;
-    }
     let scopes = field(&form, "scopes");
     let request = NewKeyRequest {
         name: Some(field(&form, "name")),
@@ -160,13 +157,10 @@ pub async fn revoke_key(
     Path(id): Path<String>,
     Form(form): Form<Fields>,
 ) -> Response {
-    let b = match require_browser(&state, &headers).await {
+    let b = match super::posting_browser(&state, &headers, &form).await {
         Ok(b) => b,
         Err(r) => return r,
     };
-    if let Err(r) = b.check_csrf(&form) {
-        return r;
-    }
     match api_keys::revoke(&state.db, &b.user.id, &id, state.now()).await {
         Ok(_) => Redirect::to("/dashboard/api-keys").into_response(),
         Err(e) => keys_page(&state, &b, None, &Fields::new(), Some(&e)).await,
@@ -179,13 +173,10 @@ pub async fn roll_key(
     Path(id): Path<String>,
     Form(form): Form<Fields>,
 ) -> Response {
-    let b = match require_browser(&state, &headers).await {
+    let b = match super::posting_browser(&state, &headers, &form).await {
         Ok(b) => b,
         Err(r) => return r,
     };
-    if let Err(r) = b.check_csrf(&form) {
-        return r;
-    }
     match api_keys::roll(&state.db, &b.user.id, &id, 0, state.now()).await {
         Ok((key, secret)) => {
             keys_page(&state, &b, Some(NewSecret { name: key.name, secret: secret.into_inner() }), &Fields::new(), None)

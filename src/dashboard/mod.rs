@@ -176,6 +176,17 @@ pub async fn browser(state: &AppState, headers: &HeaderMap) -> Result<Option<Bro
     Ok(user.map(|user| Browser { session, user }))
 }
 
+/// The signed-in browser posting a form that carries its CSRF token.
+pub async fn posting_browser(
+    state: &AppState,
+    headers: &HeaderMap,
+    form: &HashMap<String, String>,
+) -> Result<Browser, Response> {
+    let b = require_browser(state, headers).await?;
+    b.check_csrf(form)?;
+    Ok(b)
+}
+
 /// The signed-in browser, or a redirect to the login page.
 pub async fn require_browser(state: &AppState, headers: &HeaderMap) -> Result<Browser, Response> {
     browser(state, headers).await?.ok_or_else(|| Redirect::to("/login").into_response())

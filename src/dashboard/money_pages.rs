@@ -178,13 +178,10 @@ pub async fn task_action(
     Path((id, action)): Path<(String, String)>,
     Form(form): Form<Fields>,
 ) -> Response {
-    let b = match require_browser(&state, &headers).await {
+    let b = match super::posting_browser(&state, &headers, &form).await {
         Ok(b) => b,
         Err(r) => return r,
     };
-    if let Err(r) = b.check_csrf(&form) {
-        return r;
-    }
     let mut actor = Actor::of(&as_caller(&b));
     let now = state.now();
     let db = &state.db;
@@ -331,13 +328,10 @@ pub async fn wallet(State(state): State<AppState>, headers: HeaderMap, Query(q):
 }
 
 pub async fn deposit(State(state): State<AppState>, headers: HeaderMap, Form(form): Form<Fields>) -> Response {
-    let b = match require_browser(&state, &headers).await {
+    let b = match super::posting_browser(&state, &headers, &form).await {
         Ok(b) => b,
         Err(r) => return r,
     };
-    if let Err(r) = b.check_csrf(&form) {
-        return r;
-    }
     let request = ledger::deposits::DepositRequest {
         amount: form.get("amount").cloned(),
         currency: Some("USD".into()),
@@ -370,13 +364,10 @@ pub async fn wallet_action(
     Path(action): Path<String>,
     Form(form): Form<Fields>,
 ) -> Response {
-    let b = match require_browser(&state, &headers).await {
+    let b = match super::posting_browser(&state, &headers, &form).await {
         Ok(b) => b,
         Err(r) => return r,
     };
-    if let Err(r) = b.check_csrf(&form) {
-        return r;
-    }
     let principal = Principal::User(b.user.id.clone());
     let text = |k: &str| form.get(k).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
     let done: Result<String, ApiError> = match action.as_str() {

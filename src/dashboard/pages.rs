@@ -233,13 +233,10 @@ pub async fn agents(State(state): State<AppState>, headers: HeaderMap, Query(q):
 }
 
 pub async fn register_agent(State(state): State<AppState>, headers: HeaderMap, Form(form): Form<Fields>) -> Response {
-    let b = match require_browser(&state, &headers).await {
+    let b = match super::posting_browser(&state, &headers, &form).await {
         Ok(b) => b,
         Err(r) => return r,
     };
-    if let Err(r) = b.check_csrf(&form) {
-        return r;
-    }
     let caps = field(&form, "capabilities");
     let input = AgentInput {
         name: Some(field(&form, "name")),
@@ -279,13 +276,10 @@ pub async fn toggle_agent(
     Path(id): Path<String>,
     Form(form): Form<Fields>,
 ) -> Response {
-    let b = match require_browser(&state, &headers).await {
+    let b = match super::posting_browser(&state, &headers, &form).await {
         Ok(b) => b,
         Err(r) => return r,
     };
-    if let Err(r) = b.check_csrf(&form) {
-        return r;
-    }
     let caller = as_caller(&b);
     let current = match agents::controlled(&state.db, &caller, &id).await {
         Ok(a) => a,
@@ -301,13 +295,10 @@ pub async fn toggle_agent(
 
 /// Claims an autonomous agent into the account with one of its keys (the assign flow).
 pub async fn claim_agent(State(state): State<AppState>, headers: HeaderMap, Form(form): Form<Fields>) -> Response {
-    let b = match require_browser(&state, &headers).await {
+    let b = match super::posting_browser(&state, &headers, &form).await {
         Ok(b) => b,
         Err(r) => return r,
     };
-    if let Err(r) = b.check_csrf(&form) {
-        return r;
-    }
     let item = agents::AssignItem { agent: field(&form, "agent"), api_key: field(&form, "api_key") };
     if item.agent.is_empty() || item.api_key.is_empty() {
         return agents_page(

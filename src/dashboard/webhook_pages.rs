@@ -78,13 +78,10 @@ pub async fn page(State(state): State<AppState>, headers: HeaderMap) -> Response
 }
 
 pub async fn create(State(state): State<AppState>, headers: HeaderMap, Form(form): Form<Fields>) -> Response {
-    let b = match require_browser(&state, &headers).await {
+    let b = match super::posting_browser(&state, &headers, &form).await {
         Ok(b) => b,
         Err(r) => return r,
     };
-    if let Err(r) = b.check_csrf(&form) {
-        return r;
-    }
     let events: Vec<String> = form
         .get("events")
         .map(|e| e.split(',').map(|x| x.trim().to_string()).filter(|x| !x.is_empty()).collect())
@@ -107,13 +104,10 @@ pub async fn delete(
     Path(id): Path<String>,
     Form(form): Form<Fields>,
 ) -> Response {
-    let b = match require_browser(&state, &headers).await {
+    let b = match super::posting_browser(&state, &headers, &form).await {
         Ok(b) => b,
         Err(r) => return r,
     };
-    if let Err(r) = b.check_csrf(&form) {
-        return r;
-    }
     match webhooks::unsubscribe(&state.db, &owner(&b), &id, state.now()).await {
         Ok(_) => Redirect::to("/dashboard/webhooks").into_response(),
         Err(e) => show(&state, &b, None, &Fields::new(), Some(&e)).await,
