@@ -121,8 +121,7 @@ pub async fn edit(
     let input = AgentInput {
         name: text("name"),
         description: text("description"),
-        capabilities: text("capabilities")
-            .map(|c| c.split(',').map(|x| x.trim().to_string()).filter(|x| !x.is_empty()).collect()),
+        capabilities: form.contains_key("capabilities").then(|| super::pages::comma_list(&form, "capabilities")),
         base_price: text("base_price").filter(|p| !p.is_empty()),
         ..AgentInput::default()
     };

@@ -130,8 +130,7 @@ pub async fn create_key(State(state): State<AppState>, headers: HeaderMap, Form(
     let scopes = field(&form, "scopes");
     let request = NewKeyRequest {
         name: Some(field(&form, "name")),
-        scopes: (!scopes.is_empty())
-            .then(|| scopes.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect()),
+        scopes: (!scopes.is_empty()).then(|| super::pages::comma_list(&form, "scopes")),
         // A datetime-local field: "2026-12-01T10:00", read as UTC.
         expires_at: Some(field(&form, "expires_at"))
             .filter(|e| !e.is_empty())

@@ -25,6 +25,13 @@ pub(super) fn field(form: &Fields, name: &str) -> String {
 }
 
 /// Field errors of a validation failure, by field name.
+/// A comma-separated form field as a list, blanks dropped (empty when the field is absent).
+pub(super) fn comma_list(form: &Fields, name: &str) -> Vec<String> {
+    form.get(name)
+        .map(|v| v.split(',').map(|x| x.trim().to_string()).filter(|x| !x.is_empty()).collect())
+        .unwrap_or_default()
+}
+
 pub(super) fn errors_of(err: &ApiError) -> HashMap<String, String> {
     match err {
         ApiError::Known { details, .. } => details
@@ -237,11 +244,10 @@ pub async fn register_agent(State(state): State<AppState>, headers: HeaderMap, F
         Ok(b) => b,
         Err(r) => return r,
     };
-    let caps = field(&form, "capabilities");
     let input = AgentInput {
         name: Some(field(&form, "name")),
         did: Some(field(&form, "did")),
-        capabilities: Some(caps.split(',').map(|c| c.trim().to_string()).filter(|c| !c.is_empty()).collect()),
+        capabilities: Some(comma_list(&form, "capabilities")),
         pricing_model: Some(form.get("pricing_model").cloned().unwrap_or_else(|| "fixed".into())),
         base_price: Some(field(&form, "base_price")).filter(|p| !p.is_empty()),
         ..AgentInput::default()

@@ -82,10 +82,7 @@ pub async fn create(State(state): State<AppState>, headers: HeaderMap, Form(form
         Ok(b) => b,
         Err(r) => return r,
     };
-    let events: Vec<String> = form
-        .get("events")
-        .map(|e| e.split(',').map(|x| x.trim().to_string()).filter(|x| !x.is_empty()).collect())
-        .unwrap_or_default();
+    let events = super::pages::comma_list(&form, "events");
     let events = (!events.is_empty()).then_some(events);
     let created =
         match webhooks::validate(form.get("callback_url").cloned(), events, None, state.config.allow_private_network) {
