@@ -15,6 +15,7 @@ pub mod http;
 pub mod ledger;
 pub mod money;
 pub mod openapi;
+pub mod routes;
 pub mod state;
 pub mod tasks;
 pub mod webhooks;
@@ -26,7 +27,7 @@ use tokio::net::TcpListener;
 
 pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
 pub use config::Config;
-use state::{AppState, Limits};
+use state::AppState;
 
 pub struct App {
     state: AppState,
@@ -43,13 +44,12 @@ impl App {
         let db = db::Db::connect(&config.database_url, config.db_max_connections).await?;
         db.migrate().await?;
         http::metrics_handle();
-        let limits = Arc::new(Limits::from_config(&config));
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(std::time::Duration::from_secs(5))
             .timeout(std::time::Duration::from_secs(10))
             .build()?;
-        Ok(App { state: AppState { db, config: Arc::new(config), clock, limits, http } })
+        Ok(App { state: AppState { db, config: Arc::new(config), clock, http } })
     }
 
     pub fn state(&self) -> &AppState {

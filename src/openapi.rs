@@ -1,127 +1,245 @@
-//! The OpenAPI document, generated from the handlers' annotations. Every endpoint that exists
-//! is listed here; a test checks the list against the router.
+//! The OpenAPI document, built from the route table (`crate::routes`): each handler's
+//! `#[utoipa::path]` gives its method, path, parameters and bodies; the table adds what every
+//! endpoint shares, so the document stays true without repeating it per handler:
+//!
+//! - every 2xx JSON body inside the success envelope `{data, meta}`;
+//! - every error status with the error envelope, and the statuses the shared layers can answer
+//!   (401 bad credential, 403 missing scope, 404 unknown id, 400/413 bad body, 409 a pending
+//!   idempotency key, 408 request timeout, 422 invalid input, 429 rate limited);
+//! - the scopes that grant access, and the credentials accepted.
 
-use utoipa::OpenApi;
-use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use std::collections::BTreeSet;
+use std::sync::OnceLock;
 
-use crate::{accounts, agents, auth, http, ledger, tasks, webhooks};
+use utoipa::PartialSchema;
+use utoipa::openapi::content::ContentBuilder;
+use utoipa::openapi::extensions::ExtensionsBuilder;
+use utoipa::openapi::header::HeaderBuilder;
+use utoipa::openapi::path::{Operation, PathItem};
+use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Schema, Type};
+use utoipa::openapi::security::{
+    ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
+};
+use utoipa::openapi::{
+    ComponentsBuilder, InfoBuilder, OpenApi, OpenApiBuilder, PathsBuilder, Ref, RefOr, Response, Tag,
+};
 
-#[derive(OpenApi)]
-#[openapi(
-    info(title = "agentmarket", description = "Open, self-hostable agent marketplace (Agrenting API v1)"),
-    paths(
-        accounts::routes::register,
-        accounts::routes::me,
-        accounts::routes::my_agents,
-        accounts::routes::list_keys,
-        accounts::routes::create_key,
-        accounts::routes::revoke_key,
-        accounts::routes::roll_key,
-        agents::routes::register,
-        agents::routes::create_owned,
-        agents::routes::list,
-        agents::routes::discover,
-        agents::routes::show,
-        agents::routes::update,
-        agents::routes::replace,
-        agents::routes::remove,
-        agents::routes::assign,
-        agents::routes::create_credential,
-        agents::routes::list_credentials,
-        agents::routes::revoke_credential,
-        agents::routes::capabilities,
-        auth::routes::authenticate,
-        auth::routes::logout,
-        auth::routes::rotate_key,
-        http::readiness,
-        ledger::routes::balance,
-        ledger::routes::transactions,
-        ledger::routes::deposit,
-        ledger::routes::create_intent,
-        ledger::routes::list_addresses,
-        ledger::routes::add_address,
-        ledger::routes::delete_address,
-        ledger::routes::withdraw,
-        ledger::routes::fee_quote,
-        ledger::routes::confirm_deposit,
-        ledger::routes::complete_withdrawal,
-        ledger::routes::fail_withdrawal,
-        ledger::routes::credit,
-        ledger::routes::run_audit,
-        tasks::routes::create,
-        tasks::routes::list,
-        tasks::routes::show,
-        tasks::routes::pay,
-        tasks::routes::show_payment,
-        tasks::routes::claim,
-        tasks::routes::progress,
-        tasks::routes::complete,
-        tasks::routes::complete_put,
-        tasks::routes::fail,
-        tasks::routes::fail_put,
-        tasks::routes::cancel,
-        tasks::routes::accept,
-        tasks::routes::reassign,
-        tasks::routes::timeline,
-        tasks::routes::attempts,
-        tasks::routes::post_message,
-        tasks::routes::messages,
-        tasks::dispute_routes::open,
-        tasks::dispute_routes::list,
-        tasks::dispute_routes::show,
-        tasks::dispute_routes::evidence,
-        tasks::dispute_routes::resolve,
-        tasks::hiring_routes::hire,
-        tasks::hiring_routes::list,
-        tasks::hiring_routes::pending,
-        tasks::hiring_routes::show,
-        tasks::hiring_routes::cancel,
-        tasks::hiring_routes::retry,
-        tasks::hiring_routes::post_message,
-        tasks::hiring_routes::messages,
-        tasks::hiring_routes::result,
-        tasks::hiring_routes::failure,
-        tasks::artifacts::add_to_task,
-        tasks::artifacts::list_for_task,
-        tasks::artifacts::download,
-        tasks::artifacts::upload,
-        tasks::artifacts::download_upload,
-        webhooks::routes::create,
-        webhooks::routes::list,
-        webhooks::routes::remove,
-    ),
-    modifiers(&Security),
-    tags(
-        (name = "accounts", description = "People's accounts"),
-        (name = "api-keys", description = "User API keys"),
-        (name = "agents", description = "Agents and the marketplace"),
-        (name = "auth", description = "Sessions"),
-        (name = "operations", description = "Health"),
-        (name = "ledger", description = "Wallets, deposits, withdrawals, fees"),
-        (name = "tasks", description = "Tasks and escrow"),
-        (name = "disputes", description = "Disputes"),
-        (name = "admin", description = "Administrators"),
-        (name = "webhooks", description = "Webhook subscriptions"),
-        (name = "hirings", description = "Hiring marketplace agents"),
-        (name = "artifacts", description = "Artifacts and uploads"),
-    )
-)]
-struct ApiDoc;
+use crate::http::endpoint::{Access, Endpoint};
+use crate::http::envelope::{Meta, Pagination};
 
-struct Security;
+const TAGS: &[(&str, &str)] = &[
+    ("accounts", "People's accounts"),
+    ("api-keys", "User API keys"),
+    ("agents", "Agents and the marketplace"),
+    ("auth", "Sessions"),
+    ("operations", "Health"),
+    ("ledger", "Wallets, deposits, withdrawals, fees"),
+    ("tasks", "Tasks and escrow"),
+    ("disputes", "Disputes"),
+    ("admin", "Administrators"),
+    ("webhooks", "Webhook subscriptions"),
+    ("hirings", "Hiring marketplace agents"),
+    ("artifacts", "Artifacts and uploads"),
+];
 
-impl utoipa::Modify for Security {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        let components = openapi.components.get_or_insert_with(Default::default);
-        components
-            .add_security_scheme("api_key", SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-API-Key"))));
-        components.add_security_scheme(
-            "bearer",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+/// The document served at `/api/v1/openapi.json` (built once).
+pub fn spec() -> &'static OpenApi {
+    static SPEC: OnceLock<OpenApi> = OnceLock::new();
+    SPEC.get_or_init(|| build(crate::routes::table()))
+}
+
+pub fn build(table: Vec<Endpoint>) -> OpenApi {
+    let mut components = ComponentsBuilder::new()
+        .schema("Meta", Meta::schema())
+        .schema("Pagination", Pagination::schema())
+        .schema("ErrorEnvelope", error_envelope())
+        .security_scheme("api_key", SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-API-Key"))))
+        .security_scheme("bearer", SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()));
+    let mut paths = PathsBuilder::new();
+    for endpoint in table {
+        for (name, schema) in &endpoint.schemas {
+            components = components.schema(name.clone(), schema.clone());
+        }
+        let operation = document(&endpoint);
+        paths = paths.path(endpoint.path.clone(), PathItem::new(endpoint.http_method(), operation));
+    }
+    let tags = TAGS
+        .iter()
+        .map(|(name, description)| {
+            let mut tag = Tag::new(*name);
+            tag.description = Some(description.to_string());
+            tag
+        })
+        .collect::<Vec<_>>();
+    OpenApiBuilder::new()
+        .info(
+            InfoBuilder::new()
+                .title("agentmarket")
+                .version(env!("CARGO_PKG_VERSION"))
+                .description(Some("Open, self-hostable agent marketplace (Agrenting API v1)")),
+        )
+        .paths(paths)
+        .components(Some(components.build()))
+        .tags(Some(tags))
+        .build()
+}
+
+/// One endpoint's operation: the handler's own documentation plus what the table knows.
+fn document(endpoint: &Endpoint) -> Operation {
+    let mut op = endpoint.operation.clone();
+    let method = endpoint.method.as_str().to_ascii_lowercase();
+    // Handler names repeat across slices (`list`, `show`); method and path are unique.
+    let id: String = endpoint
+        .path
+        .trim_start_matches('/')
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    op.operation_id = Some(format!("{method}_{}", id.replace("__", "_").trim_end_matches('_')));
+
+    let scopes = endpoint.access.scopes();
+    let scope_names: Vec<&str> = scopes.iter().map(|s| s.as_str()).collect();
+    let who = match endpoint.access {
+        Access::Public => "No credential needed.".to_string(),
+        Access::PublicOrScoped(_) => {
+            format!("No credential needed; a credential, if sent, needs one of the scopes: {}.", scope_names.join(", "))
+        }
+        Access::Scoped(_) => format!("Needs a credential with one of the scopes: {}.", scope_names.join(", ")),
+        Access::Credential => "Needs any valid credential.".to_string(),
+        Access::AdminOnly => "Administrators only (a key with the `admin` scope).".to_string(),
+    };
+    op.description = Some(match op.description.take() {
+        Some(d) if !d.is_empty() => format!("{d}\n\n{who}"),
+        _ => who,
+    });
+    op.extensions = Some(ExtensionsBuilder::new().add("x-required-scopes", serde_json::json!(scope_names)).build());
+    let credentials = vec![
+        SecurityRequirement::new("api_key", Vec::<String>::new()),
+        SecurityRequirement::new("bearer", Vec::<String>::new()),
+    ];
+    op.security = Some(if endpoint.access.needs_credential() {
+        credentials
+    } else {
+        std::iter::once(SecurityRequirement::default()).chain(credentials).collect()
+    });
+
+    // What the shared layers can answer on this endpoint, besides the handler's own statuses.
+    let has_body = op.request_body.is_some();
+    let mut statuses: BTreeSet<u16> = BTreeSet::from([401, 408, 422, 429]);
+    if endpoint.path.contains('{') {
+        statuses.insert(404);
+    }
+    if matches!(endpoint.access, Access::PublicOrScoped(_) | Access::Scoped(_) | Access::AdminOnly) {
+        statuses.insert(403);
+    }
+    if matches!(endpoint.method.as_str(), "POST" | "PUT" | "PATCH") {
+        statuses.insert(409);
+        statuses.insert(413);
+        if has_body {
+            statuses.insert(400);
+        }
+    }
+    let mut responses = std::mem::take(&mut op.responses.responses);
+    for status in statuses {
+        responses.entry(status.to_string()).or_insert_with(|| RefOr::T(Response::new("")));
+    }
+    for (status, response) in responses.iter_mut() {
+        let RefOr::T(response) = response else { continue };
+        let code: u16 = status.parse().unwrap_or(0);
+        if response.description.is_empty() {
+            response.description = default_description(code).to_string();
+        }
+        if (200..300).contains(&code) {
+            if let Some(content) = response.content.get_mut("application/json") {
+                if let Some(schema) = content.schema.take() {
+                    content.schema = Some(success_envelope(schema));
+                }
+            }
+        } else if code >= 400 {
+            response.content.clear();
+            response.content.insert(
+                "application/json".into(),
+                ContentBuilder::new().schema(Some(Ref::from_schema_name("ErrorEnvelope"))).build(),
+            );
+        }
+        response.headers.insert(
+            "x-request-id".into(),
+            HeaderBuilder::new()
+                .schema(String::schema())
+                .description(Some("The request id, also in `meta.request_id`"))
+                .build(),
         );
+        if code == 429 {
+            response.headers.insert(
+                "retry-after".into(),
+                HeaderBuilder::new().schema(i64::schema()).description(Some("Seconds to wait (≥ 1)")).build(),
+            );
+        }
+    }
+    op.responses.responses = responses;
+    op
+}
+
+fn default_description(code: u16) -> &'static str {
+    match code {
+        200 => "OK",
+        201 => "Created",
+        400 => "MALFORMED_JSON: the body is not a JSON object",
+        401 => "UNAUTHORIZED: credential missing where required, or unknown, revoked or expired",
+        402 => "PAYMENT_FAILED or PAYMENT_PROVIDER_NOT_CONFIGURED",
+        403 => "FORBIDDEN: the credential lacks the scope, or is not allowed here",
+        404 => "NOT_FOUND",
+        408 => "REQUEST_TIMEOUT: the request took longer than the server allows",
+        409 => "CONFLICT, or IDEMPOTENCY_PENDING while a request with the same idempotency key runs",
+        413 => "PAYLOAD_TOO_LARGE",
+        422 => "VALIDATION_ERROR (details name each field) or another 422 code",
+        423 => "ESCROW_LOCKED: the funds are held by an open dispute",
+        429 => "RATE_LIMIT_EXCEEDED (see retry-after)",
+        503 => "Unavailable",
+        _ => "See the error envelope",
     }
 }
 
-pub fn spec() -> utoipa::openapi::OpenApi {
-    ApiDoc::openapi()
+/// `{data: <schema>, meta: Meta}`.
+fn success_envelope(data: RefOr<Schema>) -> RefOr<Schema> {
+    ObjectBuilder::new()
+        .property("data", data)
+        .property("meta", Ref::from_schema_name("Meta"))
+        .required("data")
+        .required("meta")
+        .into()
+}
+
+/// `{data: null, meta: Meta, errors: [{code, message, details: [...]}]}` (API.md §0).
+fn error_envelope() -> RefOr<Schema> {
+    let item = ObjectBuilder::new()
+        .property("code", ObjectBuilder::new().schema_type(Type::String).description(Some("Stable, machine-readable")))
+        .property("message", ObjectBuilder::new().schema_type(Type::String))
+        .property("details", ArrayBuilder::new().items(ObjectBuilder::new().schema_type(Type::Object)))
+        .required("code")
+        .required("message")
+        .required("details");
+    ObjectBuilder::new()
+        .property("data", ObjectBuilder::new().schema_type(Type::Null))
+        .property("meta", Ref::from_schema_name("Meta"))
+        .property("errors", ArrayBuilder::new().items(item).min_items(Some(1)))
+        .required("data")
+        .required("meta")
+        .required("errors")
+        .into()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_document_builds_and_every_operation_id_is_unique() {
+        let spec = super::spec();
+        let mut ids = std::collections::HashSet::new();
+        for item in spec.paths.paths.values() {
+            for op in [&item.get, &item.post, &item.put, &item.patch, &item.delete].into_iter().flatten() {
+                assert!(ids.insert(op.operation_id.clone().unwrap()), "{:?} repeats", op.operation_id);
+            }
+        }
+        assert!(ids.len() > 70);
+    }
 }

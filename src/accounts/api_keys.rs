@@ -4,8 +4,9 @@ use serde::Deserialize;
 use sqlx::FromRow;
 use utoipa::ToSchema;
 
-use crate::auth::caller::{NAMED_SCOPES, Scopes};
+use crate::auth::Caller;
 use crate::auth::keys::{self, KeyInfo, KeyKind, PlainSecret};
+use crate::auth::scope::{Rights, Scopes};
 use crate::clock::{parse_rfc3339, rfc3339, rfc3339_opt};
 use crate::db::{Db, Tx};
 use crate::error::{ApiError, ApiResult, FieldError};
@@ -18,7 +19,7 @@ pub const MAX_ROLL_GRACE_SECS: i64 = 604_800;
 pub struct NewKeyRequest {
     /// 1–64 characters.
     pub name: Option<String>,
-    /// Defaults to `["*"]` (full access).
+    /// Defaults to `["*"]` (full access); `[]` makes a key that can only identify itself.
     pub scopes: Option<Vec<String>>,
     /// RFC 3339, in the future.
     pub expires_at: Option<String>,
@@ -44,21 +45,10 @@ impl NewKeyRequest {
         }
         let scopes = match self.scopes {
             None => Scopes::all(),
-            Some(list) => {
-                let mut clean: Vec<String> = Vec::new();
-                for s in list {
-                    let s = s.trim().to_ascii_lowercase();
-                    if s != "*" && !NAMED_SCOPES.contains(&s.as_str()) {
-                        errors.push(FieldError::new("scopes", format!("unknown scope `{s}`")));
-                    } else if !clean.contains(&s) {
-                        clean.push(s);
-                    }
-                }
-                if clean.is_empty() && !errors.iter().any(|e| e.field == "scopes") {
-                    errors.push(FieldError::new("scopes", "must name at least one scope"));
-                }
-                Scopes(clean)
-            }
+            Some(list) => Scopes::parse_list(&list).unwrap_or_else(|unknown| {
+                errors.push(FieldError::new("scopes", format!("unknown scope `{unknown}`")));
+                Scopes::none()
+            }),
         };
         let expires_at = match self.expires_at.as_deref() {
             None => None,
@@ -91,6 +81,12 @@ impl NewKeyRequest {
     }
 }
 
+impl KeySpec {
+    pub fn rights(&self) -> Rights {
+        Rights { scopes: self.scopes.clone(), max_price_per_hire: self.max_price_per_hire }
+    }
+}
+
 #[derive(Debug, FromRow)]
 struct KeyRow {
     id: String,
@@ -110,9 +106,16 @@ const KEY_COLUMNS: &str =
     "id, user_id, name, prefix, last4, scopes, max_price_per_hire, created_at, last_used_at, expires_at, revoked_at";
 
 impl KeyRow {
+    fn rights(&self) -> Rights {
+        Rights {
+            scopes: Scopes::from_stored(&self.scopes),
+            max_price_per_hire: self.max_price_per_hire.and_then(Amount::from_units),
+        }
+    }
+
     fn info(self) -> KeyInfo {
         KeyInfo {
-            scopes: parse_scopes(&self.scopes).0,
+            scopes: Scopes::from_stored(&self.scopes).names(),
             max_price_per_hire: self.max_price_per_hire.and_then(Amount::from_units),
             created_at: rfc3339(self.created_at),
             last_used_at: rfc3339_opt(self.last_used_at),
@@ -124,10 +127,6 @@ impl KeyRow {
             last4: self.last4,
         }
     }
-}
-
-fn parse_scopes(json: &str) -> Scopes {
-    Scopes(serde_json::from_str(json).unwrap_or_default())
 }
 
 /// A key as the caller resolver sees it.
@@ -166,7 +165,7 @@ const AUTH_SELECT: &str = "SELECT k.id, k.user_id, u.is_admin, k.scopes, k.max_p
 
 fn auth_from(row: AuthRow) -> UserKeyAuth {
     UserKeyAuth {
-        scopes: parse_scopes(&row.scopes),
+        scopes: Scopes::from_stored(&row.scopes),
         max_price_per_hire: row.max_price_per_hire.and_then(Amount::from_units),
         is_admin: row.is_admin != 0,
         id: row.id,
@@ -221,7 +220,7 @@ pub async fn insert(tx: &mut Tx, user_id: &str, spec: &KeySpec, now: i64) -> sql
     .bind(&key.hash)
     .bind(&key.display_prefix)
     .bind(&key.last4)
-    .bind(serde_json::to_string(&spec.scopes.0).unwrap_or_else(|_| "[]".into()))
+    .bind(spec.scopes.to_stored())
     .bind(spec.max_price_per_hire.map(Amount::units))
     .bind(now)
     .bind(spec.expires_at)
@@ -230,23 +229,12 @@ pub async fn insert(tx: &mut Tx, user_id: &str, spec: &KeySpec, now: i64) -> sql
     Ok((row.info(), key.plaintext))
 }
 
-/// A key may only mint keys no more powerful than itself.
-pub fn check_within(parent_scopes: &Scopes, parent_cap: Option<Amount>, spec: &KeySpec) -> ApiResult<()> {
-    // `allows("*")` holds only for a full-access parent, so a scoped key cannot mint `*`.
-    if !spec.scopes.0.iter().all(|s| parent_scopes.allows(s)) {
-        return Err(ApiError::forbidden("a key cannot create a key with scopes it does not have"));
-    }
-    if let Some(cap) = parent_cap {
-        if spec.max_price_per_hire.is_none_or(|c| c > cap) {
-            return Err(ApiError::forbidden("a capped key cannot create a key with a higher max_price_per_hire"));
-        }
-    }
-    Ok(())
-}
-
-pub async fn create(db: &Db, user_id: &str, spec: &KeySpec, now: i64) -> ApiResult<(KeyInfo, PlainSecret)> {
+/// Creates a key for the caller's account; the caller can only mint a key no stronger than itself.
+pub async fn create(db: &Db, by: &Caller, spec: &KeySpec, now: i64) -> ApiResult<(KeyInfo, PlainSecret)> {
+    let user = by.require_user()?;
+    by.may_mint(&spec.rights())?;
     let mut tx = db.begin().await?;
-    let created = insert(&mut tx, user_id, spec, now).await?;
+    let created = insert(&mut tx, &user.id, spec, now).await?;
     tx.commit().await?;
     Ok(created)
 }
@@ -270,10 +258,13 @@ async fn owned_row(tx: &mut Tx, user_id: &str, key_id: &str) -> ApiResult<KeyRow
     row.filter(|r| r.user_id == user_id).ok_or_else(|| ApiError::not_found("API key"))
 }
 
-/// Revokes at once. Revoking an already revoked key returns it unchanged.
-pub async fn revoke(db: &Db, user_id: &str, key_id: &str, now: i64) -> ApiResult<KeyInfo> {
+/// Revokes at once (only keys no stronger than the caller). Revoking an already revoked key
+/// returns it unchanged.
+pub async fn revoke(db: &Db, by: &Caller, key_id: &str, now: i64) -> ApiResult<KeyInfo> {
+    let user_id = by.require_user()?.id.as_str();
     let mut tx = db.begin().await?;
-    owned_row(&mut tx, user_id, key_id).await?;
+    let row = owned_row(&mut tx, user_id, key_id).await?;
+    by.may_manage(&row.rights())?;
     sqlx::query("UPDATE user_api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
         .bind(now)
         .bind(key_id)
@@ -285,24 +276,22 @@ pub async fn revoke(db: &Db, user_id: &str, key_id: &str, now: i64) -> ApiResult
 }
 
 /// Issues a replacement with the same name, scopes and cap. The old key keeps working for
-/// `grace_secs` (0 = revoked now).
-pub async fn roll(
-    db: &Db,
-    user_id: &str,
-    key_id: &str,
-    grace_secs: i64,
-    now: i64,
-) -> ApiResult<(KeyInfo, PlainSecret)> {
+/// `grace_secs` (0 = revoked now). Rolling mints a secret, so the caller must be no weaker than
+/// the key it rolls and must not be a session.
+pub async fn roll(db: &Db, by: &Caller, key_id: &str, grace_secs: i64, now: i64) -> ApiResult<(KeyInfo, PlainSecret)> {
+    let user_id = by.require_user()?.id.as_str();
     let mut tx = db.begin().await?;
     let old = owned_row(&mut tx, user_id, key_id).await?;
+    by.may_mint(&old.rights())?;
     if old.revoked_at.is_some() || old.expires_at.is_some_and(|t| t <= now) {
         return Err(ApiError::invalid_state("a revoked or expired key cannot be rolled", "revoked"));
     }
+    let rights = old.rights();
     let spec = KeySpec {
         name: old.name.clone(),
-        scopes: parse_scopes(&old.scopes),
+        scopes: rights.scopes,
         expires_at: old.expires_at,
-        max_price_per_hire: old.max_price_per_hire.and_then(Amount::from_units),
+        max_price_per_hire: rights.max_price_per_hire,
     };
     if grace_secs == 0 {
         sqlx::query("UPDATE user_api_keys SET revoked_at = $1 WHERE id = $2")

@@ -1,8 +1,6 @@
 //! HTTP for accounts and user API keys: parse, call the slice, shape the answer.
 
-use axum::Router;
 use axum::extract::{Path, State};
-use axum::routing::{delete, get, post};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -13,18 +11,8 @@ use crate::auth::Caller;
 use crate::auth::keys::KeyInfo;
 use crate::error::{ApiError, ApiResult};
 use crate::http::envelope::Api;
-use crate::http::extract::{ClientIp, JsonObject};
+use crate::http::extract::JsonObject;
 use crate::state::AppState;
-
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/accounts/register", post(register))
-        .route("/accounts/me", get(me))
-        .route("/accounts/me/agents", get(my_agents))
-        .route("/api-keys", get(list_keys).post(create_key))
-        .route("/api-keys/{id}", delete(revoke_key))
-        .route("/api-keys/{id}/roll", post(roll_key))
-}
 
 #[derive(Serialize, ToSchema)]
 pub struct SignedUp {
@@ -38,12 +26,8 @@ pub struct SignedUp {
 /// Create an account; its first API key is in the response, once.
 #[utoipa::path(post, path = "/api/v1/accounts/register", tag = "accounts", request_body = SignUpRequest,
     responses((status = 201, body = SignedUp), (status = 409, description = "email taken"), (status = 422), (status = 429)))]
-async fn register(State(state): State<AppState>, ClientIp(ip): ClientIp, body: JsonObject) -> ApiResult<Api<SignedUp>> {
+pub(crate) async fn register(State(state): State<AppState>, body: JsonObject) -> ApiResult<Api<SignedUp>> {
     let signup = body.parse::<SignUpRequest>(Some("user"))?.validate()?;
-    let decision = state.limits.signup.hit(&ip.to_string(), state.now());
-    if !decision.allowed {
-        return Err(ApiError::rate_limited(decision.reset_secs));
-    }
     let (user, key, secret) = users::register(&state.db, signup, false, state.now()).await?;
     Ok(Api::created(SignedUp { user, api_key: secret.into_inner(), key, message: agents::KEY_WARNING }))
 }
@@ -67,9 +51,8 @@ pub struct Me {
 
 /// The account behind the key.
 #[utoipa::path(get, path = "/api/v1/accounts/me", tag = "accounts", responses((status = 200, body = Me), (status = 401), (status = 403)))]
-async fn me(State(state): State<AppState>, caller: Caller) -> ApiResult<Api<Me>> {
+pub(crate) async fn me(State(state): State<AppState>, caller: Caller) -> ApiResult<Api<Me>> {
     let user_ctx = caller.require_user()?;
-    caller.require_scope("account:read")?;
     let user = users::find(&state.db, &user_ctx.id).await?.ok_or_else(|| ApiError::not_found("account"))?;
     let agent_count = agents::count_owned(&state.db, &user.id).await?;
     Ok(Api::ok(Me {
@@ -86,9 +69,11 @@ async fn me(State(state): State<AppState>, caller: Caller) -> ApiResult<Api<Me>>
 /// The user's own agents, drafts included (what the dashboard shows).
 #[utoipa::path(get, path = "/api/v1/accounts/me/agents", tag = "accounts",
     responses((status = 200, body = Vec<agents::model::Agent>), (status = 401), (status = 403)))]
-async fn my_agents(State(state): State<AppState>, caller: Caller) -> ApiResult<Api<Vec<agents::model::Agent>>> {
+pub(crate) async fn my_agents(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> ApiResult<Api<Vec<agents::model::Agent>>> {
     let user = caller.require_user()?;
-    caller.require_scope("agents:read")?;
     let now = state.now();
     let rows = agents::store::list_owned(&state.db, &user.id).await?;
     Ok(Api::ok(rows.iter().map(|a| a.to_agent(now, true)).collect()))
@@ -96,9 +81,8 @@ async fn my_agents(State(state): State<AppState>, caller: Caller) -> ApiResult<A
 
 /// The account's keys. Secrets are never shown again.
 #[utoipa::path(get, path = "/api/v1/api-keys", tag = "api-keys", responses((status = 200, body = Vec<KeyInfo>), (status = 401), (status = 403)))]
-async fn list_keys(State(state): State<AppState>, caller: Caller) -> ApiResult<Api<Vec<KeyInfo>>> {
+pub(crate) async fn list_keys(State(state): State<AppState>, caller: Caller) -> ApiResult<Api<Vec<KeyInfo>>> {
     let user = caller.require_user()?;
-    caller.require_scope("account:read")?;
     Ok(Api::ok(api_keys::list(&state.db, &user.id).await?))
 }
 
@@ -113,23 +97,26 @@ pub struct CreatedKey {
 /// Create a named key, optionally scoped, expiring or capped.
 #[utoipa::path(post, path = "/api/v1/api-keys", tag = "api-keys", request_body = NewKeyRequest,
     responses((status = 201, body = CreatedKey), (status = 401), (status = 403), (status = 422)))]
-async fn create_key(State(state): State<AppState>, caller: Caller, body: JsonObject) -> ApiResult<Api<CreatedKey>> {
-    let user = caller.require_user()?;
-    caller.require_scope("account:write")?;
+pub(crate) async fn create_key(
+    State(state): State<AppState>,
+    caller: Caller,
+    body: JsonObject,
+) -> ApiResult<Api<CreatedKey>> {
     let now = state.now();
     let spec = body.parse::<NewKeyRequest>(Some("key"))?.validate(now)?;
-    api_keys::check_within(&caller.scopes, caller.max_price_per_hire, &spec)?;
-    let (key, secret) = api_keys::create(&state.db, &user.id, &spec, now).await?;
+    let (key, secret) = api_keys::create(&state.db, &caller, &spec, now).await?;
     Ok(Api::created(CreatedKey { key, api_key: secret.into_inner(), message: agents::KEY_WARNING }))
 }
 
 /// Revoke a key at once.
 #[utoipa::path(delete, path = "/api/v1/api-keys/{id}", tag = "api-keys", params(("id" = String, Path)),
     responses((status = 200, body = KeyInfo), (status = 401), (status = 403), (status = 404)))]
-async fn revoke_key(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Api<KeyInfo>> {
-    let user = caller.require_user()?;
-    caller.require_scope("account:write")?;
-    Ok(Api::ok(api_keys::revoke(&state.db, &user.id, &id, state.now()).await?))
+pub(crate) async fn revoke_key(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Api<KeyInfo>> {
+    Ok(Api::ok(api_keys::revoke(&state.db, &caller, &id, state.now()).await?))
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -141,18 +128,16 @@ pub struct RollRequest {
 /// Replace a key with a new secret; the old one may keep working for a grace period.
 #[utoipa::path(post, path = "/api/v1/api-keys/{id}/roll", tag = "api-keys", params(("id" = String, Path)), request_body = RollRequest,
     responses((status = 201, body = CreatedKey), (status = 401), (status = 404), (status = 409), (status = 422)))]
-async fn roll_key(
+pub(crate) async fn roll_key(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
     body: JsonObject,
 ) -> ApiResult<Api<CreatedKey>> {
-    let user = caller.require_user()?;
-    caller.require_scope("account:write")?;
     let grace = body.parse::<RollRequest>(None)?.expires_in_seconds.unwrap_or(0);
     if !(0..=MAX_ROLL_GRACE_SECS).contains(&grace) {
         return Err(ApiError::field("expires_in_seconds", "must be from 0 to 604800"));
     }
-    let (key, secret) = api_keys::roll(&state.db, &user.id, &id, grace, state.now()).await?;
+    let (key, secret) = api_keys::roll(&state.db, &caller, &id, grace, state.now()).await?;
     Ok(Api::created(CreatedKey { key, api_key: secret.into_inner(), message: agents::KEY_WARNING }))
 }

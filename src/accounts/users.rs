@@ -8,8 +8,8 @@ use sqlx::FromRow;
 use utoipa::ToSchema;
 
 use super::api_keys::{self, KeySpec};
-use crate::auth::caller::Scopes;
 use crate::auth::keys::{KeyInfo, PlainSecret};
+use crate::auth::scope::Scopes;
 use crate::clock::rfc3339;
 use crate::db::Db;
 use crate::error::{ApiError, ApiResult, FieldError};

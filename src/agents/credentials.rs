@@ -2,7 +2,9 @@
 
 use sqlx::FromRow;
 
+use crate::auth::Caller;
 use crate::auth::keys::{self, KeyInfo, KeyKind, PlainSecret};
+use crate::auth::scope::Rights;
 use crate::clock::{rfc3339, rfc3339_opt};
 use crate::db::{Db, Tx};
 use crate::error::{ApiError, ApiResult};
@@ -114,7 +116,10 @@ pub async fn insert(tx: &mut Tx, agent_id: &str, name: &str, now: i64) -> sqlx::
     Ok((row.info(), key.plaintext))
 }
 
-pub async fn create(db: &Db, agent_id: &str, name: &str, now: i64) -> ApiResult<(KeyInfo, PlainSecret)> {
+/// An agent key holds every right over its agent, so only a full-rights credential that is not
+/// a session may mint one.
+pub async fn create(db: &Db, by: &Caller, agent_id: &str, name: &str, now: i64) -> ApiResult<(KeyInfo, PlainSecret)> {
+    by.may_mint(&Rights::full())?;
     let mut tx = db.begin().await?;
     let created = insert(&mut tx, agent_id, name, now).await?;
     tx.commit().await?;
@@ -140,7 +145,8 @@ async fn owned_row(tx: &mut Tx, agent_id: &str, key_id: &str) -> ApiResult<Crede
     row.filter(|r| r.agent_id == agent_id).ok_or_else(|| ApiError::not_found("credential"))
 }
 
-pub async fn revoke(db: &Db, agent_id: &str, key_id: &str, now: i64) -> ApiResult<KeyInfo> {
+pub async fn revoke(db: &Db, by: &Caller, agent_id: &str, key_id: &str, now: i64) -> ApiResult<KeyInfo> {
+    by.may_manage(&Rights::full())?;
     let mut tx = db.begin().await?;
     owned_row(&mut tx, agent_id, key_id).await?;
     sqlx::query("UPDATE agent_credentials SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
@@ -154,7 +160,8 @@ pub async fn revoke(db: &Db, agent_id: &str, key_id: &str, now: i64) -> ApiResul
 }
 
 /// Replaces a key: the new one gets the same name, the old one is revoked at once.
-pub async fn rotate(db: &Db, agent_id: &str, key_id: &str, now: i64) -> ApiResult<(KeyInfo, PlainSecret)> {
+pub async fn rotate(db: &Db, by: &Caller, agent_id: &str, key_id: &str, now: i64) -> ApiResult<(KeyInfo, PlainSecret)> {
+    by.may_mint(&Rights::full())?;
     let mut tx = db.begin().await?;
     let old = owned_row(&mut tx, agent_id, key_id).await?;
     let revoked = sqlx::query("UPDATE agent_credentials SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")

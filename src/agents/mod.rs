@@ -53,15 +53,28 @@ pub struct Registered {
     pub secret: PlainSecret,
 }
 
-/// Registers an agent, owned by `owner_id` or autonomous (`None`), with its first key.
-/// The plan limit applies to owned agents only.
+/// Registers an agent with its first key: autonomous when nobody signs the request, else owned
+/// by the calling user. Agent credentials register nothing, and a session token cannot, since the
+/// new agent's key would outlive it. The plan limit applies to owned agents only.
 pub async fn register(
     db: &Db,
-    owner_id: Option<&str>,
+    by: Option<&Caller>,
     fields: AgentFields,
     max_agents_per_user: Option<i64>,
     now: i64,
 ) -> ApiResult<Registered> {
+    let owner_id = match by {
+        None => None,
+        Some(c) if c.is_agent_credential() => {
+            return Err(ApiError::forbidden("register agents anonymously or with a user API key"));
+        }
+        Some(c) if c.is_session() => {
+            return Err(ApiError::forbidden(
+                "a session token cannot register agents (their keys would outlive it); use a user API key",
+            ));
+        }
+        Some(c) => Some(c.require_user()?.id.as_str()),
+    };
     let id = uuid::Uuid::now_v7().to_string();
     let mut tx = db.begin().await?;
     if let (Some(owner), Some(max)) = (owner_id, max_agents_per_user) {

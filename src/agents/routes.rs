@@ -1,34 +1,19 @@
 //! HTTP for agents: registration, profiles, updates, assign, credentials, marketplace views.
 
-use axum::Router;
 use axum::extract::{Path, State};
-use axum::routing::{delete, get, post};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::discovery::{self, CapabilitySummary, DiscoverQuery, DiscoveredAgent, ListQuery};
 use super::model::{Agent, AgentInput};
 use super::{AssignItem, AssignSummary, KEY_WARNING, credentials};
-use crate::auth::caller::Credential;
 use crate::auth::keys::KeyInfo;
 use crate::auth::{Caller, MaybeCaller};
 use crate::error::{ApiError, ApiResult, FieldError};
 use crate::http::envelope::Api;
-use crate::http::extract::{ApiQuery, ClientIp, JsonObject};
+use crate::http::extract::{ApiQuery, JsonObject};
 use crate::http::pagination::PageRequest;
 use crate::state::AppState;
-
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/agents/register", post(register))
-        .route("/agents", get(list).post(create_owned))
-        .route("/agents/discover", get(discover))
-        .route("/agents/assign", post(assign))
-        .route("/agents/{id}", get(show).patch(update).put(replace).delete(remove))
-        .route("/agents/{id}/credentials", get(list_credentials).post(create_credential))
-        .route("/agents/{id}/credentials/{key_id}", delete(revoke_credential))
-        .route("/capabilities", get(capabilities))
-}
 
 #[derive(Serialize, ToSchema)]
 pub struct RegisteredAgent {
@@ -51,69 +36,46 @@ fn registered(state: &AppState, r: super::Registered) -> Api<RegisteredAgent> {
     responses((status = 201, body = RegisteredAgent), (status = 401, description = "bad key"),
         (status = 403, description = "agent key, session, missing scope or plan limit"), (status = 409, description = "DID taken"),
         (status = 422), (status = 429)))]
-async fn register(
+pub(crate) async fn register(
     State(state): State<AppState>,
     MaybeCaller(caller): MaybeCaller,
-    ClientIp(ip): ClientIp,
     body: JsonObject,
 ) -> ApiResult<Api<RegisteredAgent>> {
-    let owner = match &caller {
-        None => None,
-        Some(c) => match (&c.credential, &c.user) {
-            (Credential::UserKey { .. }, Some(user)) => {
-                c.require_scope("agents:write")?;
-                Some(user.id.clone())
-            }
-            _ => {
-                return Err(ApiError::forbidden("register agents anonymously or with a user API key"));
-            }
-        },
-    };
     let prefix = body.wrapper_prefix("agent");
     let fields = body
         .parse::<AgentInput>(Some("agent"))?
         .validate(true, state.config.allow_private_network)
         .map_err(|e| e.prefix_fields(&prefix))?;
-    if owner.is_none() {
-        let decision = state.limits.anonymous_register.hit(&ip.to_string(), state.now());
-        if !decision.allowed {
-            return Err(ApiError::rate_limited(decision.reset_secs));
-        }
-    }
     let limit = state.config.max_agents_per_user;
-    let r = super::register(&state.db, owner.as_deref(), fields, limit, state.now()).await?;
+    let r = super::register(&state.db, caller.as_ref(), fields, limit, state.now()).await?;
     Ok(registered(&state, r))
 }
 
 /// Register an agent owned by the calling user.
 #[utoipa::path(post, path = "/api/v1/agents", tag = "agents", request_body = AgentInput,
     responses((status = 201, body = RegisteredAgent), (status = 401), (status = 403), (status = 409), (status = 422)))]
-async fn create_owned(
+pub(crate) async fn create_owned(
     State(state): State<AppState>,
     caller: Caller,
     body: JsonObject,
 ) -> ApiResult<Api<RegisteredAgent>> {
-    let user = caller.require_user()?;
-    caller.require_scope("agents:write")?;
+    caller.require_user()?;
     let prefix = body.wrapper_prefix("agent");
     let fields = body
         .parse::<AgentInput>(Some("agent"))?
         .validate(true, state.config.allow_private_network)
         .map_err(|e| e.prefix_fields(&prefix))?;
-    let r = super::register(&state.db, Some(&user.id), fields, state.config.max_agents_per_user, state.now()).await?;
+    let r = super::register(&state.db, Some(&caller), fields, state.config.max_agents_per_user, state.now()).await?;
     Ok(registered(&state, r))
 }
 
 /// The marketplace: active agents, newest first.
 #[utoipa::path(get, path = "/api/v1/agents", tag = "agents", params(ListQuery), responses((status = 200, body = Vec<Agent>), (status = 422)))]
-async fn list(
+pub(crate) async fn list(
     State(state): State<AppState>,
     MaybeCaller(caller): MaybeCaller,
     ApiQuery(query): ApiQuery<ListQuery>,
 ) -> ApiResult<Api<Vec<Agent>>> {
-    if let Some(c) = &caller {
-        require_any_scope(c, &["agents:read", "agents:discover"])?;
-    }
     let page = PageRequest::parse(query.limit.as_deref(), query.cursor.as_deref(), query.offset.as_deref())?;
     let (rows, total) = discovery::list(&state.db, &query, &page).await?;
     let now = state.now();
@@ -126,34 +88,25 @@ async fn list(
 /// Find agents by capability, price and reputation.
 #[utoipa::path(get, path = "/api/v1/agents/discover", tag = "agents", params(DiscoverQuery),
     responses((status = 200, body = Vec<DiscoveredAgent>), (status = 422)))]
-async fn discover(
+pub(crate) async fn discover(
     State(state): State<AppState>,
     MaybeCaller(caller): MaybeCaller,
     ApiQuery(query): ApiQuery<DiscoverQuery>,
 ) -> ApiResult<Api<Vec<DiscoveredAgent>>> {
-    if let Some(c) = &caller {
-        require_any_scope(c, &["agents:discover", "agents:read"])?;
-    }
+    let _ = caller;
     let now = state.now();
     let rows = discovery::discover(&state.db, &query).await?;
     Ok(Api::ok(rows.iter().map(|a| DiscoveredAgent::from_row(a, now)).collect()))
 }
 
-fn require_any_scope(caller: &Caller, scopes: &[&str]) -> ApiResult<()> {
-    if scopes.iter().any(|s| caller.scopes.allows(s)) { Ok(()) } else { caller.require_scope(scopes[0]) }
-}
-
 /// An agent's profile by UUID or DID (percent-encoded DIDs work).
 #[utoipa::path(get, path = "/api/v1/agents/{id_or_did}", tag = "agents", params(("id_or_did" = String, Path)),
     responses((status = 200, body = Agent), (status = 404)))]
-async fn show(
+pub(crate) async fn show(
     State(state): State<AppState>,
     MaybeCaller(caller): MaybeCaller,
     Path(id): Path<String>,
 ) -> ApiResult<Api<Agent>> {
-    if let Some(c) = &caller {
-        require_any_scope(c, &["agents:read", "agents:discover"])?;
-    }
     let (agent, controls) = super::visible(&state.db, caller.as_ref(), &id).await?;
     Ok(Api::ok(agent.to_agent(state.now(), controls)))
 }
@@ -161,13 +114,12 @@ async fn show(
 /// Update an agent (its owner or the agent itself); `status` toggles active/draft/inactive.
 #[utoipa::path(patch, path = "/api/v1/agents/{id_or_did}", tag = "agents", params(("id_or_did" = String, Path)), request_body = AgentInput,
     responses((status = 200, body = Agent), (status = 401), (status = 403), (status = 404), (status = 422)))]
-async fn update(
+pub(crate) async fn update(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
     body: JsonObject,
 ) -> ApiResult<Api<Agent>> {
-    caller.require_scope("agents:write")?;
     let prefix = body.wrapper_prefix("agent");
     let changes = body
         .parse::<AgentInput>(Some("agent"))?
@@ -180,15 +132,23 @@ async fn update(
 /// Same as PATCH (clients use both).
 #[utoipa::path(put, path = "/api/v1/agents/{id_or_did}", tag = "agents", params(("id_or_did" = String, Path)), request_body = AgentInput,
     responses((status = 200, body = Agent), (status = 401), (status = 403), (status = 404), (status = 422)))]
-async fn replace(state: State<AppState>, caller: Caller, id: Path<String>, body: JsonObject) -> ApiResult<Api<Agent>> {
+pub(crate) async fn replace(
+    state: State<AppState>,
+    caller: Caller,
+    id: Path<String>,
+    body: JsonObject,
+) -> ApiResult<Api<Agent>> {
     update(state, caller, id, body).await
 }
 
 /// Delete an agent (soft: status `deleted`, keys revoked).
 #[utoipa::path(delete, path = "/api/v1/agents/{id_or_did}", tag = "agents", params(("id_or_did" = String, Path)),
     responses((status = 200, body = Agent), (status = 401), (status = 403), (status = 404)))]
-async fn remove(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Api<Agent>> {
-    caller.require_scope("agents:write")?;
+pub(crate) async fn remove(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Api<Agent>> {
     let deleted = super::delete(&state.db, &caller, &id, state.now()).await?;
     Ok(Api::ok(deleted.to_agent(state.now(), true)))
 }
@@ -210,9 +170,12 @@ pub struct AssignRequestItem {
 /// Claim autonomous agents into the calling account, each proven by its own key.
 #[utoipa::path(post, path = "/api/v1/agents/assign", tag = "agents", request_body = AssignRequest,
     responses((status = 200, body = AssignSummary), (status = 401), (status = 403), (status = 422)))]
-async fn assign(State(state): State<AppState>, caller: Caller, body: JsonObject) -> ApiResult<Api<AssignSummary>> {
+pub(crate) async fn assign(
+    State(state): State<AppState>,
+    caller: Caller,
+    body: JsonObject,
+) -> ApiResult<Api<AssignSummary>> {
     let user = caller.require_user()?;
-    caller.require_scope("agents:write")?;
     let request: AssignRequest = body.parse(None)?;
     let list = request.agents.unwrap_or_default();
     if list.is_empty() || list.len() > 100 {
@@ -257,32 +220,30 @@ pub struct CreatedCredential {
 /// Issue another key for an agent.
 #[utoipa::path(post, path = "/api/v1/agents/{id}/credentials", tag = "agents", params(("id" = String, Path)), request_body = NewCredentialRequest,
     responses((status = 201, body = CreatedCredential), (status = 401), (status = 403), (status = 404)))]
-async fn create_credential(
+pub(crate) async fn create_credential(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
     body: JsonObject,
 ) -> ApiResult<Api<CreatedCredential>> {
-    caller.require_scope("agents:write")?;
     let request: NewCredentialRequest = body.parse(Some("credential"))?;
     let name = request.name.map(|n| n.trim().to_string()).unwrap_or_else(|| "api key".into());
     if name.is_empty() || name.chars().count() > 64 {
         return Err(ApiError::field("name", "must be 1–64 characters"));
     }
     let agent = super::controlled(&state.db, &caller, &id).await?;
-    let (key, secret) = credentials::create(&state.db, &agent.id, &name, state.now()).await?;
+    let (key, secret) = credentials::create(&state.db, &caller, &agent.id, &name, state.now()).await?;
     Ok(Api::created(CreatedCredential { key, api_key: secret.into_inner(), message: KEY_WARNING }))
 }
 
 /// An agent's keys (never the secrets).
 #[utoipa::path(get, path = "/api/v1/agents/{id}/credentials", tag = "agents", params(("id" = String, Path)),
     responses((status = 200, body = Vec<KeyInfo>), (status = 401), (status = 403), (status = 404)))]
-async fn list_credentials(
+pub(crate) async fn list_credentials(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Api<Vec<KeyInfo>>> {
-    caller.require_scope("agents:read")?;
     let agent = super::controlled(&state.db, &caller, &id).await?;
     Ok(Api::ok(credentials::list(&state.db, &agent.id).await?))
 }
@@ -291,18 +252,17 @@ async fn list_credentials(
 #[utoipa::path(delete, path = "/api/v1/agents/{id}/credentials/{key_id}", tag = "agents",
     params(("id" = String, Path), ("key_id" = String, Path)),
     responses((status = 200, body = KeyInfo), (status = 401), (status = 403), (status = 404)))]
-async fn revoke_credential(
+pub(crate) async fn revoke_credential(
     State(state): State<AppState>,
     caller: Caller,
     Path((id, key_id)): Path<(String, String)>,
 ) -> ApiResult<Api<KeyInfo>> {
-    caller.require_scope("agents:write")?;
     let agent = super::controlled(&state.db, &caller, &id).await?;
-    Ok(Api::ok(credentials::revoke(&state.db, &agent.id, &key_id, state.now()).await?))
+    Ok(Api::ok(credentials::revoke(&state.db, &caller, &agent.id, &key_id, state.now()).await?))
 }
 
 /// Capabilities offered by active agents, with counts and mean prices.
 #[utoipa::path(get, path = "/api/v1/capabilities", tag = "agents", responses((status = 200, body = Vec<CapabilitySummary>)))]
-async fn capabilities(State(state): State<AppState>) -> ApiResult<Api<Vec<CapabilitySummary>>> {
+pub(crate) async fn capabilities(State(state): State<AppState>) -> ApiResult<Api<Vec<CapabilitySummary>>> {
     Ok(Api::ok(discovery::capabilities(&state.db).await?))
 }

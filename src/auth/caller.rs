@@ -7,11 +7,13 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::keys::{self, KeyKind};
+use super::scope::{Rights, Scope, Scopes};
 use super::sessions;
 use crate::accounts;
 use crate::agents;
 use crate::error::{ApiError, ApiResult};
 use crate::http::extract::client_ip;
+use crate::http::rate_limit;
 use crate::money::Amount;
 use crate::state::AppState;
 
@@ -21,9 +23,22 @@ const TOUCH_INTERVAL_MS: i64 = 60_000;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Credential {
-    UserKey { key_id: String },
-    AgentKey { key_id: String },
-    Session { session_id: String, key_kind: KeyKind, key_id: String },
+    UserKey {
+        key_id: String,
+    },
+    AgentKey {
+        key_id: String,
+    },
+    /// A session token (`ast_…`) made from a key: it expires, so it never mints a permanent credential.
+    Session {
+        session_id: String,
+        key_kind: KeyKind,
+        key_id: String,
+    },
+    /// A signed-in dashboard browser (password log-in), acting as its user with full rights.
+    Browser {
+        session_id: String,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -59,11 +74,44 @@ impl Caller {
         self.user.is_none()
     }
 
+    /// The key behind the credential (a browser session names itself): rate limits and
+    /// idempotency records are kept per key.
     pub fn key_id(&self) -> &str {
         match &self.credential {
             Credential::UserKey { key_id } | Credential::AgentKey { key_id } | Credential::Session { key_id, .. } => {
                 key_id
             }
+            Credential::Browser { session_id } => session_id,
+        }
+    }
+
+    pub fn is_session(&self) -> bool {
+        matches!(self.credential, Credential::Session { .. })
+    }
+
+    /// The credential's rights: agent keys (and their sessions) hold every scope over their agent.
+    pub fn rights(&self) -> Rights {
+        Rights { scopes: self.scopes.clone(), max_price_per_hire: self.max_price_per_hire }
+    }
+
+    /// A credential may create or roll only credentials no stronger than itself, and a session
+    /// token mints none at all (its expiry must bound what it can do).
+    pub fn may_mint(&self, minted: &Rights) -> ApiResult<()> {
+        if self.is_session() {
+            return Err(ApiError::forbidden(
+                "a session token cannot create or rotate API keys; use the API key itself",
+            ));
+        }
+        self.may_manage(minted)
+    }
+
+    /// A credential may revoke (or otherwise manage) only credentials no stronger than itself.
+    pub fn may_manage(&self, target: &Rights) -> ApiResult<()> {
+        if self.rights().cover(target) {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden("a credential can only manage credentials with no more scopes and no higher max_price_per_hire than its own")
+                .with_details([serde_json::json!({"field": "scopes", "message": "the target credential has rights this one lacks"})]))
         }
     }
 
@@ -72,18 +120,23 @@ impl Caller {
         self.user.as_ref().ok_or_else(|| ApiError::forbidden("this endpoint needs a user API key, not an agent key"))
     }
 
-    pub fn require_scope(&self, scope: &str) -> ApiResult<()> {
-        if self.scopes.allows(scope) {
-            Ok(())
-        } else {
-            Err(ApiError::forbidden(format!("this key lacks the `{scope}` scope"))
-                .with_details([serde_json::json!({"field": "scopes", "required": scope})]))
+    /// 403 unless the credential holds one of `scopes` (the route table declares them).
+    pub fn require_any_scope(&self, scopes: &[Scope]) -> ApiResult<()> {
+        if scopes.iter().any(|s| self.scopes.allows(*s)) {
+            return Ok(());
         }
+        let names: Vec<&str> = scopes.iter().map(|s| s.as_str()).collect();
+        Err(ApiError::forbidden(format!("this key lacks the `{}` scope", names.join("` or `")))
+            .with_details([serde_json::json!({"field": "scopes", "required": names})]))
     }
 
     pub fn require_admin(&self) -> ApiResult<&UserCtx> {
         let user = self.require_user()?;
-        if user.is_admin { Ok(user) } else { Err(ApiError::forbidden("administrators only")) }
+        if !user.is_admin {
+            return Err(ApiError::forbidden("administrators only"));
+        }
+        self.require_any_scope(&[Scope::Admin])?;
+        Ok(user)
     }
 
     /// Whether the caller may manage `agent`: its owner (as a user) or the agent itself.
@@ -91,37 +144,6 @@ impl Caller {
         let as_agent = self.agent.as_ref().is_some_and(|a| a.id == agent_id);
         let as_owner = matches!((&self.user, owner_id), (Some(u), Some(o)) if u.id == o);
         as_agent || as_owner
-    }
-}
-
-/// Scopes of a user key. `*` grants everything; agent keys carry `*` over their own agent.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Scopes(pub Vec<String>);
-
-pub const NAMED_SCOPES: &[&str] = &[
-    "agents:read",
-    "agents:write",
-    "agents:discover",
-    "tasks:read",
-    "tasks:write",
-    "hire:create",
-    "hirings:read",
-    "hirings:cancel",
-    "balance:read",
-    "deposits:create",
-    "withdrawals:create",
-    "webhooks:write",
-    "artifacts:read",
-    "account:read",
-    "account:write",
-];
-
-impl Scopes {
-    pub fn all() -> Scopes {
-        Scopes(vec!["*".into()])
-    }
-    pub fn allows(&self, scope: &str) -> bool {
-        self.0.iter().any(|s| s == "*" || s == scope)
     }
 }
 
@@ -160,41 +182,44 @@ pub fn presented_credential(parts: &Parts) -> Option<String> {
     bearer.or_else(|| header("x-api-key")).or_else(|| header("api-key")).map(|s| s.trim().to_string())
 }
 
-/// Middleware: resolves the credential (if any) into a `Caller` request extension.
+/// Middleware: resolves the credential (if any) into a `Caller` request extension. Failed
+/// `/auth/authenticate` attempts count per client IP in the database; too many lock the IP out.
 pub async fn resolve_caller(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let (mut parts, body) = req.into_parts();
     // Inside the nested `/api/v1` router the path arrives without its prefix.
     let is_authenticate = matches!(parts.uri.path(), "/auth/authenticate" | "/api/v1/auth/authenticate");
     let ip = client_ip(&parts, state.config.trust_forwarded_for).to_string();
+    let subject = format!("authenticate:ip:{ip}");
     if is_authenticate {
-        if let Some(retry) = state.limits.authenticate.locked(&ip, state.now()) {
-            return ApiError::rate_limited(retry).into_response();
+        match rate_limit::locked_out(&state.db, std::slice::from_ref(&subject), state.now()).await {
+            Ok(Some(retry)) => return ApiError::rate_limited(retry).into_response(),
+            Ok(None) => {}
+            Err(e) => return ApiError::from(e).into_response(),
         }
     }
     let outcome = match presented_credential(&parts) {
         None => Ok(None),
         Some(token) => resolve(&state, &token, &parts).await.map(Some),
     };
+    let failed = match &outcome {
+        Ok(caller) => caller.is_none(),
+        Err(err) => err.code() == "UNAUTHORIZED",
+    };
+    if is_authenticate && failed {
+        match rate_limit::record_failure(&state.db, &subject, state.lockout_policy(), state.now()).await {
+            Ok(Some(retry)) => return ApiError::rate_limited(retry).into_response(),
+            Ok(None) => {}
+            Err(e) => return ApiError::from(e).into_response(),
+        }
+    }
     match outcome {
         Ok(caller) => {
-            if is_authenticate && caller.is_none() {
-                if let Some(retry) = state.limits.authenticate.fail(&ip, state.now()) {
-                    return ApiError::rate_limited(retry).into_response();
-                }
-            }
             if let Some(caller) = caller {
                 parts.extensions.insert(caller);
             }
             next.run(Request::from_parts(parts, body)).await
         }
-        Err(err) => {
-            if is_authenticate && err.code() == "UNAUTHORIZED" {
-                if let Some(retry) = state.limits.authenticate.fail(&ip, state.now()) {
-                    return ApiError::rate_limited(retry).into_response();
-                }
-            }
-            err.into_response()
-        }
+        Err(err) => err.into_response(),
     }
 }
 

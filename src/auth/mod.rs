@@ -3,6 +3,7 @@
 pub mod caller;
 pub mod keys;
 pub mod routes;
+pub mod scope;
 pub mod sessions;
 
 pub use caller::{Caller, MaybeCaller};

@@ -1,8 +1,6 @@
 //! HTTP for sessions: authenticate (key → session token), logout, rotate-key.
 
-use axum::Router;
 use axum::extract::State;
-use axum::routing::{delete, post};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -15,13 +13,6 @@ use crate::clock::rfc3339;
 use crate::error::{ApiError, ApiResult};
 use crate::http::envelope::Api;
 use crate::state::AppState;
-
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/auth/authenticate", post(authenticate))
-        .route("/auth/logout", delete(logout))
-        .route("/auth/rotate-key", post(rotate_key))
-}
 
 #[derive(Serialize, ToSchema)]
 pub struct SessionPrincipal {
@@ -46,11 +37,11 @@ pub struct SessionCreated {
 /// minute lock the IP out for five minutes.
 #[utoipa::path(post, path = "/api/v1/auth/authenticate", tag = "auth",
     responses((status = 200, body = SessionCreated), (status = 401), (status = 403), (status = 429)))]
-async fn authenticate(State(state): State<AppState>, caller: Caller) -> ApiResult<Api<SessionCreated>> {
+pub(crate) async fn authenticate(State(state): State<AppState>, caller: Caller) -> ApiResult<Api<SessionCreated>> {
     let (kind, key_id) = match &caller.credential {
         Credential::UserKey { key_id } => (KeyKind::User, key_id.clone()),
         Credential::AgentKey { key_id } => (KeyKind::Agent, key_id.clone()),
-        Credential::Session { .. } => {
+        Credential::Session { .. } | Credential::Browser { .. } => {
             return Err(ApiError::forbidden("authenticate with an API key, not a session token"));
         }
     };
@@ -79,13 +70,14 @@ pub struct LoggedOut {
 
 /// End the presented session; with a key instead, end every session made from that key.
 #[utoipa::path(delete, path = "/api/v1/auth/logout", tag = "auth", responses((status = 200, body = LoggedOut), (status = 401)))]
-async fn logout(State(state): State<AppState>, caller: Caller) -> ApiResult<Api<LoggedOut>> {
+pub(crate) async fn logout(State(state): State<AppState>, caller: Caller) -> ApiResult<Api<LoggedOut>> {
     let now = state.now();
     let revoked_sessions = match &caller.credential {
         Credential::Session { session_id, .. } => sessions::revoke(&state.db, session_id, now).await?,
         Credential::UserKey { key_id } | Credential::AgentKey { key_id } => {
             sessions::revoke_for_key(&state.db, key_id, now).await?
         }
+        Credential::Browser { .. } => 0,
     };
     Ok(Api::ok(LoggedOut { revoked_sessions }))
 }
@@ -101,19 +93,19 @@ pub struct RotatedKey {
 /// Replace the presented key (or the key behind the presented session); the old one stops
 /// working at once, and so do its sessions.
 #[utoipa::path(post, path = "/api/v1/auth/rotate-key", tag = "auth", responses((status = 201, body = RotatedKey), (status = 401)))]
-async fn rotate_key(State(state): State<AppState>, caller: Caller) -> ApiResult<Api<RotatedKey>> {
+pub(crate) async fn rotate_key(State(state): State<AppState>, caller: Caller) -> ApiResult<Api<RotatedKey>> {
     let now = state.now();
     let (kind, key_id) = match &caller.credential {
         Credential::UserKey { key_id } => (KeyKind::User, key_id),
         Credential::AgentKey { key_id } => (KeyKind::Agent, key_id),
         Credential::Session { key_kind, key_id, .. } => (*key_kind, key_id),
+        Credential::Browser { .. } => return Err(ApiError::forbidden("rotate an API key with that key")),
     };
     let (key, secret) = match (kind, &caller.user, &caller.agent) {
-        (KeyKind::User, Some(user), _) => {
-            caller.require_scope("account:write")?;
-            accounts::api_keys::roll(&state.db, &user.id, key_id, 0, now).await?
+        (KeyKind::User, Some(_), _) => accounts::api_keys::roll(&state.db, &caller, key_id, 0, now).await?,
+        (KeyKind::Agent, None, Some(agent)) => {
+            agents::credentials::rotate(&state.db, &caller, &agent.id, key_id, now).await?
         }
-        (KeyKind::Agent, None, Some(agent)) => agents::credentials::rotate(&state.db, &agent.id, key_id, now).await?,
         _ => return Err(ApiError::forbidden("this credential cannot be rotated")),
     };
     sessions::revoke_for_key(&state.db, key_id, now).await?;

@@ -146,7 +146,7 @@ pub async fn create_key(
         Err(r) => return r,
     };
     let created = match agents::controlled(&state.db, &as_caller(&b), &id).await {
-        Ok(agent) => credentials::create(&state.db, &agent.id, "dashboard", state.now()).await,
+        Ok(agent) => credentials::create(&state.db, &as_caller(&b), &agent.id, "dashboard", state.now()).await,
         Err(e) => Err(e),
     };
     match created {
@@ -166,7 +166,7 @@ pub async fn revoke_key(
         Err(r) => return r,
     };
     let revoked = match agents::controlled(&state.db, &as_caller(&b), &id).await {
-        Ok(agent) => credentials::revoke(&state.db, &agent.id, &key_id, state.now()).await.map(drop),
+        Ok(agent) => credentials::revoke(&state.db, &as_caller(&b), &agent.id, &key_id, state.now()).await.map(drop),
         Err(e) => Err(e),
     };
     match revoked {

@@ -14,6 +14,7 @@ use super::{Nav, internal, render};
 use super::{PRE_CSRF_COOKIE, SESSION_COOKIE, check_token, cookie, set_cookie};
 use crate::accounts::users::{self, SignUpRequest};
 use crate::http::extract::ClientIp;
+use crate::http::rate_limit;
 use crate::state::AppState;
 
 #[derive(Template)]
@@ -87,7 +88,12 @@ pub async fn register(
         email_error: errors.get("email").cloned(),
         password_error: errors.get("password").cloned(),
     };
-    if !state.limits.signup.hit(&ip.to_string(), state.now()).allowed {
+    let allowed =
+        match rate_limit::hit(&state.db, &[rate_limit::signup_rule(&state, &ip.to_string())], state.now()).await {
+            Ok(decision) => decision.allowed,
+            Err(e) => return internal(e),
+        };
+    if !allowed {
         return with_pre_csrf(
             &state,
             &headers,
@@ -141,21 +147,27 @@ pub async fn login(
     }
     let email = field(&form, "email").to_lowercase();
     let now = state.now();
-    let keys = [format!("login-ip:{ip}"), format!("login-account:{email}")];
+    // Failures count per client IP and per account at that IP — never per account alone, so
+    // nobody can lock a person out of their account from elsewhere.
+    let subjects = [format!("login:ip:{ip}"), format!("login:account-ip:{email}|{ip}")];
     let csrf = fresh_token();
     let refuse = |status: StatusCode, error: &str| {
         let page = render(LoginPage { nav: None, csrf: csrf.clone(), email: email.clone(), error: Some(error.into()) });
         with_pre_csrf(&state, &headers, &csrf, (status, page).into_response())
     };
-    if keys.iter().any(|k| state.limits.authenticate.locked(k, now).is_some()) {
-        return refuse(StatusCode::TOO_MANY_REQUESTS, "Too many attempts. Try again in a few minutes.");
+    match rate_limit::locked_out(&state.db, &subjects, now).await {
+        Ok(Some(_)) => return refuse(StatusCode::TOO_MANY_REQUESTS, "Too many attempts. Try again in a few minutes."),
+        Ok(None) => {}
+        Err(e) => return internal(e),
     }
     let password = form.get("password").cloned().unwrap_or_default();
     match users::verify_password(&state.db, &email, &password).await {
         Ok(Some(user)) => super::start_session(&state, &headers, &user.id).await.unwrap_or_else(|r| r),
         Ok(None) => {
-            for k in &keys {
-                state.limits.authenticate.fail(k, now);
+            for subject in &subjects {
+                if let Err(e) = rate_limit::record_failure(&state.db, subject, state.lockout_policy(), now).await {
+                    return internal(e);
+                }
             }
             // The same answer for an unknown email and a wrong password.
             refuse(StatusCode::UNAUTHORIZED, "Wrong email or password.")

@@ -6,7 +6,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 
-use super::pages::{Fields, NewSecret, errors_of, field, message_of};
+use super::pages::{Fields, NewSecret, as_caller, errors_of, field, message_of};
 use super::{Browser, Nav, internal, render, require_browser};
 use crate::accounts::api_keys::{self, NewKeyRequest};
 use crate::error::ApiError;
@@ -139,7 +139,7 @@ pub async fn create_key(State(state): State<AppState>, headers: HeaderMap, Form(
     };
     let now = state.now();
     let created = match request.validate(now) {
-        Ok(spec) => api_keys::create(&state.db, &b.user.id, &spec, now).await,
+        Ok(spec) => api_keys::create(&state.db, &as_caller(&b), &spec, now).await,
         Err(e) => Err(e),
     };
     match created {
@@ -160,7 +160,7 @@ pub async fn revoke_key(
         Ok(b) => b,
         Err(r) => return r,
     };
-    match api_keys::revoke(&state.db, &b.user.id, &id, state.now()).await {
+    match api_keys::revoke(&state.db, &as_caller(&b), &id, state.now()).await {
         Ok(_) => Redirect::to("/dashboard/api-keys").into_response(),
         Err(e) => keys_page(&state, &b, None, &Fields::new(), Some(&e)).await,
     }
@@ -176,7 +176,7 @@ pub async fn roll_key(
         Ok(b) => b,
         Err(r) => return r,
     };
-    match api_keys::roll(&state.db, &b.user.id, &id, 0, state.now()).await {
+    match api_keys::roll(&state.db, &as_caller(&b), &id, 0, state.now()).await {
         Ok((key, secret)) => {
             keys_page(&state, &b, Some(NewSecret { name: key.name, secret: secret.into_inner() }), &Fields::new(), None)
                 .await

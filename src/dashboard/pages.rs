@@ -12,7 +12,8 @@ use axum::response::{IntoResponse, Redirect, Response};
 use super::{Browser, Nav, internal, render, require_browser};
 use crate::agents::{self, model::AgentInput};
 use crate::auth::Caller;
-use crate::auth::caller::{Credential, Scopes, UserCtx};
+use crate::auth::caller::{Credential, UserCtx};
+use crate::auth::scope::Scopes;
 use crate::error::ApiError;
 use crate::http::pagination::PageRequest;
 use crate::ledger::{self, Principal};
@@ -54,7 +55,7 @@ pub(super) fn message_of(err: &ApiError) -> String {
 /// The dashboard acts as the signed-in user with full access over their own things.
 pub(super) fn as_caller(b: &Browser) -> Caller {
     Caller {
-        credential: Credential::UserKey { key_id: format!("dashboard:{}", b.session.id) },
+        credential: Credential::Browser { session_id: format!("dashboard:{}", b.session.id) },
         user: Some(UserCtx { id: b.user.id.clone(), is_admin: b.user.is_admin }),
         agent: None,
         scopes: Scopes::all(),
@@ -254,7 +255,8 @@ pub async fn register_agent(State(state): State<AppState>, headers: HeaderMap, F
     };
     let registered = match input.validate(true, state.config.allow_private_network) {
         Ok(fields) => {
-            agents::register(&state.db, Some(&b.user.id), fields, state.config.max_agents_per_user, state.now()).await
+            agents::register(&state.db, Some(&as_caller(&b)), fields, state.config.max_agents_per_user, state.now())
+                .await
         }
         Err(e) => Err(e),
     };

@@ -1,6 +1,7 @@
 //! Shared HTTP pieces and the router: envelopes, extractors, pagination, rate limits, the
 //! middleware stack (request id → trace/metrics → panic guard → credential), health, metrics.
 
+pub mod endpoint;
 pub mod envelope;
 pub mod extract;
 pub mod idempotency;
@@ -24,27 +25,15 @@ use utoipa::ToSchema;
 
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
-use crate::{accounts, agents, auth, ledger, openapi, tasks, webhooks};
+use crate::{auth, openapi};
 use envelope::Api;
 
 pub fn router(state: AppState) -> Router {
-    let api = Router::new()
-        .merge(accounts::routes::router())
-        .merge(agents::routes::router())
-        .merge(auth::routes::router())
-        .merge(ledger::routes::router())
-        .merge(tasks::routes::router())
-        .merge(tasks::dispute_routes::router())
-        .merge(tasks::hiring_routes::router())
-        .merge(tasks::artifacts::router())
-        .merge(webhooks::routes::router())
-        .route("/health/readiness", get(readiness))
+    // The table's routes each run behind their guard (rate limit → access → idempotency); the
+    // caller is resolved first, for every `/api` request.
+    let api = endpoint::router(crate::routes::table(), &state)
         .route("/openapi.json", get(openapi_json))
         .route_layer(middleware::from_fn(remember_route))
-        // Outer layers run first: the caller is resolved, then rate-limited, then idempotency
-        // scopes by it.
-        .layer(middleware::from_fn_with_state(state.clone(), idempotency::idempotency))
-        .layer(middleware::from_fn_with_state(state.clone(), rate_limit::enforce))
         .layer(middleware::from_fn_with_state(state.clone(), auth::caller::resolve_caller));
 
     Router::new()
@@ -116,7 +105,7 @@ pub struct Readiness {
 /// Readiness: the database answers and every migration is applied.
 #[utoipa::path(get, path = "/api/v1/health/readiness", tag = "operations",
     responses((status = 200, body = Readiness), (status = 503, description = "database unreachable or migrations missing")))]
-async fn readiness(State(state): State<AppState>) -> ApiResult<Api<Readiness>> {
+pub(crate) async fn readiness(State(state): State<AppState>) -> ApiResult<Api<Readiness>> {
     if !state.db.ping().await {
         return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "NOT_READY", "the database is unreachable"));
     }
@@ -126,7 +115,7 @@ async fn readiness(State(state): State<AppState>) -> ApiResult<Api<Readiness>> {
     Ok(Api::ok(Readiness { status: "ready", database: "ok", migrations: "applied" }))
 }
 
-async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
+async fn openapi_json() -> Json<&'static utoipa::openapi::OpenApi> {
     Json(openapi::spec())
 }
 

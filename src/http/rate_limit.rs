@@ -1,80 +1,162 @@
-//! In-process rate limiting with time passed in, so tests drive it with a manual clock.
-//! Fixed windows keyed by caller (credential or IP); the authenticate lockout on top.
+//! Rate limits kept in the database, so every server of a deployment counts against one limit
+//! and a restart clears nothing (API.md §8). Time is passed in, so tests drive it with a manual
+//! clock. A counter is a fixed window that starts at its first hit; one statement counts a
+//! request against all its buckets at once.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
+use axum::Extension;
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 
-/// What a limiter says about one request.
+use super::endpoint::Declared;
+use super::extract::client_ip_of;
+use crate::auth::Caller;
+use crate::db::{Arg, Db, SqlBuilder};
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// The rate-limit category an endpoint declares in the route table. Every request also counts
+/// against `general`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    General,
+    /// Money-moving requests: deposits, payment intents, task payments, hires.
+    Financial,
+    Withdrawal,
+    /// Account sign-ups, per client IP.
+    Signup,
+    /// Agent registrations without a credential, per client IP.
+    AnonymousRegister,
+}
+
+/// One counter to bump: its bucket name, its limit and its window.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    pub bucket: String,
+    pub limit: u32,
+    pub window_ms: i64,
+}
+
+impl Rule {
+    pub fn new(bucket: String, limit: u32, window_secs: i64) -> Rule {
+        Rule { bucket, limit: limit.max(1), window_ms: window_secs * 1000 }
+    }
+}
+
+/// What the counters say about one request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Decision {
     pub allowed: bool,
     pub limit: u32,
     pub remaining: u32,
-    /// Seconds until the current window resets (≥ 1).
+    /// Seconds until the reported window resets (≥ 1).
     pub reset_secs: u64,
 }
 
-pub struct WindowLimiter {
-    limit: u32,
-    window_ms: i64,
-    windows: Mutex<HashMap<String, (i64, u32)>>,
+/// Counts one hit on every rule's bucket and returns the tightest answer: a refusing bucket if
+/// any (the one that frees last), else the one with the fewest requests left.
+pub async fn hit(db: &Db, rules: &[Rule], now: i64) -> sqlx::Result<Decision> {
+    let mut q = SqlBuilder::new("INSERT INTO rate_limit_counters (bucket, window_start, window_ms, hits) VALUES ");
+    for (i, rule) in rules.iter().enumerate() {
+        let row = [Arg::Text(rule.bucket.clone()), Arg::Int(now), Arg::Int(rule.window_ms)];
+        q.push(if i == 0 { "(?, ?, ?, 1)" } else { ", (?, ?, ?, 1)" }, row);
+    }
+    // An expired window restarts at this hit; SET expressions all read the row as it was.
+    q.push(
+        " ON CONFLICT (bucket) DO UPDATE SET \
+         hits = CASE WHEN rate_limit_counters.window_start + rate_limit_counters.window_ms <= excluded.window_start \
+                THEN 1 ELSE rate_limit_counters.hits + 1 END, \
+         window_start = CASE WHEN rate_limit_counters.window_start + rate_limit_counters.window_ms <= excluded.window_start \
+                THEN excluded.window_start ELSE rate_limit_counters.window_start END, \
+         window_ms = excluded.window_ms \
+         RETURNING bucket, window_start, hits",
+        [],
+    );
+    let rows: Vec<(String, i64, i64)> = q.query_as().fetch_all(db.pool()).await?;
+    let mut best: Option<Decision> = None;
+    for (bucket, window_start, hits) in rows {
+        let Some(rule) = rules.iter().find(|r| r.bucket == bucket) else { continue };
+        let used = hits.clamp(0, i64::from(u32::MAX)) as u32;
+        let d = Decision {
+            allowed: used <= rule.limit,
+            limit: rule.limit,
+            remaining: rule.limit - used.min(rule.limit),
+            reset_secs: secs_until(window_start + rule.window_ms, now),
+        };
+        best = Some(match best {
+            None => d,
+            Some(b) if !b.allowed && !d.allowed => {
+                if d.reset_secs > b.reset_secs {
+                    d
+                } else {
+                    b
+                }
+            }
+            Some(b) if !b.allowed => b,
+            Some(_) if !d.allowed => d,
+            Some(b) => {
+                if (d.remaining, d.limit) < (b.remaining, b.limit) {
+                    d
+                } else {
+                    b
+                }
+            }
+        });
+    }
+    Ok(best.unwrap_or(Decision { allowed: true, limit: 0, remaining: 0, reset_secs: 1 }))
 }
 
-impl WindowLimiter {
-    pub fn new(limit: u32, window_secs: i64) -> Self {
-        WindowLimiter { limit, window_ms: window_secs * 1000, windows: Mutex::new(HashMap::new()) }
+/// `Some(retry_after_secs)` while any of `subjects` is locked out.
+pub async fn locked_out(db: &Db, subjects: &[String], now: i64) -> sqlx::Result<Option<u64>> {
+    if subjects.is_empty() {
+        return Ok(None);
     }
-
-    /// Counts one request for `key` at `now_ms` and says whether it is within the limit.
-    pub fn hit(&self, key: &str, now_ms: i64) -> Decision {
-        self.hit_scaled(key, now_ms, 1, 1)
-    }
-
-    /// As `hit`, with the limit multiplied by `num / den` (reputation scaling; at least 1).
-    pub fn hit_scaled(&self, key: &str, now_ms: i64, num: u32, den: u32) -> Decision {
-        let limit = (self.limit.saturating_mul(num) / den.max(1)).max(1);
-        let mut windows = self.windows.lock().unwrap_or_else(|p| p.into_inner());
-        if windows.len() > 100_000 {
-            windows.retain(|_, (start, _)| now_ms - *start < self.window_ms);
-        }
-        let entry = windows.entry(key.to_string()).or_insert((now_ms, 0));
-        if now_ms - entry.0 >= self.window_ms {
-            *entry = (now_ms, 0);
-        }
-        let allowed = entry.1 < limit;
-        if allowed {
-            entry.1 += 1;
-        }
-        Decision {
-            allowed,
-            limit,
-            remaining: limit - entry.1.min(limit),
-            reset_secs: secs_until(entry.0 + self.window_ms, now_ms),
-        }
-    }
+    let mut q = SqlBuilder::new("SELECT locked_until FROM rate_limit_lockouts");
+    q.push(" WHERE locked_until > ?", [Arg::Int(now)]);
+    let marks = vec!["?"; subjects.len()].join(", ");
+    q.push(&format!(" AND subject IN ({marks})"), subjects.iter().cloned().map(Arg::Text));
+    let rows: Vec<(i64,)> = q.query_as().fetch_all(db.pool()).await?;
+    Ok(rows.into_iter().map(|(until,)| until).max().map(|until| secs_until(until, now)))
 }
 
-/// The API's rate-limit categories (API.md §8).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Category {
-    General,
-    Financial,
-    Withdrawal,
+/// A failure policy: this many failures within the window lock the subject out for a while.
+#[derive(Debug, Clone, Copy)]
+pub struct LockoutPolicy {
+    pub max_failures: u32,
+    pub window_secs: i64,
+    pub lockout_secs: i64,
 }
 
-/// Which category (besides `general`) a request falls in.
-pub fn category_of(method: &axum::http::Method, path: &str) -> Option<Category> {
-    if method != axum::http::Method::POST {
-        return None;
+/// Records a failure of `subject`; `Some(retry_after_secs)` when it starts a lockout.
+pub async fn record_failure(db: &Db, subject: &str, policy: LockoutPolicy, now: i64) -> sqlx::Result<Option<u64>> {
+    let rule = Rule::new(format!("failures:{subject}"), policy.max_failures, policy.window_secs);
+    let counted = hit(db, std::slice::from_ref(&rule), now).await?;
+    if counted.remaining > 0 {
+        return Ok(None);
     }
-    let path = path.strip_prefix("/api/v1").unwrap_or(path);
-    if path == "/ledger/withdraw" {
-        return Some(Category::Withdrawal);
-    }
-    let financial = matches!(path, "/ledger/deposit" | "/payments/create-intent")
-        || (path.starts_with("/tasks/") && path.ends_with("/payments"))
-        || (path.starts_with("/agents/") && path.ends_with("/hire"));
-    financial.then_some(Category::Financial)
+    let until = now + policy.lockout_secs * 1000;
+    sqlx::query(
+        "INSERT INTO rate_limit_lockouts (subject, locked_until) VALUES ($1, $2) \
+         ON CONFLICT (subject) DO UPDATE SET locked_until = excluded.locked_until",
+    )
+    .bind(subject)
+    .bind(until)
+    .execute(db.pool())
+    .await?;
+    // The failures that caused the lockout are spent: after it, the count starts afresh.
+    sqlx::query("DELETE FROM rate_limit_counters WHERE bucket = $1").bind(&rule.bucket).execute(db.pool()).await?;
+    Ok(Some(secs_until(until, now)))
+}
+
+/// Deletes windows and lockouts that ended before `now` (the sweeper calls this).
+pub async fn purge_expired(db: &Db, now: i64) -> sqlx::Result<u64> {
+    let counters = sqlx::query("DELETE FROM rate_limit_counters WHERE window_start + window_ms <= $1")
+        .bind(now)
+        .execute(db.pool())
+        .await?;
+    let lockouts =
+        sqlx::query("DELETE FROM rate_limit_lockouts WHERE locked_until <= $1").bind(now).execute(db.pool()).await?;
+    Ok(counters.rows_affected() + lockouts.rows_affected())
 }
 
 /// Reputation ≥ 4.5 doubles an agent's limits, below 3.0 halves them: `(num, den)`.
@@ -86,62 +168,76 @@ pub fn reputation_scale(reputation_centi: Option<i64>) -> (u32, u32) {
     }
 }
 
-/// Failed attempts per key in a window; reaching the limit locks the key out for a while.
-pub struct Lockout {
-    max_failures: u32,
-    window_ms: i64,
-    lockout_ms: i64,
-    state: Mutex<HashMap<String, LockState>>,
-}
-
-#[derive(Default)]
-struct LockState {
-    window_start: i64,
-    failures: u32,
-    locked_until: i64,
-}
-
-impl Lockout {
-    pub fn new(max_failures: u32, window_secs: i64, lockout_secs: i64) -> Self {
-        Lockout {
-            max_failures,
-            window_ms: window_secs * 1000,
-            lockout_ms: lockout_secs * 1000,
-            state: Mutex::new(HashMap::new()),
-        }
-    }
-
-    /// `Some(retry_after_secs)` while `key` is locked out.
-    pub fn locked(&self, key: &str, now_ms: i64) -> Option<u64> {
-        let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        state.get(key).filter(|s| s.locked_until > now_ms).map(|s| secs_until(s.locked_until, now_ms))
-    }
-
-    /// Records a failure; returns `Some(retry_after_secs)` if this failure started a lockout.
-    pub fn fail(&self, key: &str, now_ms: i64) -> Option<u64> {
-        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        if state.len() > 100_000 {
-            state.retain(|_, s| s.locked_until > now_ms || now_ms - s.window_start < self.window_ms);
-        }
-        let s = state.entry(key.to_string()).or_default();
-        if now_ms - s.window_start >= self.window_ms {
-            s.window_start = now_ms;
-            s.failures = 0;
-        }
-        s.failures += 1;
-        if s.failures >= self.max_failures {
-            s.locked_until = now_ms + self.lockout_ms;
-            s.failures = 0;
-            s.window_start = now_ms;
-            return Some(secs_until(s.locked_until, now_ms));
-        }
-        None
-    }
-}
-
 fn secs_until(at_ms: i64, now_ms: i64) -> u64 {
     let ms = (at_ms - now_ms).max(0) as u64;
     ms.div_ceil(1000).max(1)
+}
+
+/// The buckets one request counts against, from its declared category: per credential (per
+/// client IP when anonymous), scaled by the acting agent's reputation; sign-ups and anonymous
+/// registrations per IP.
+pub fn rules_for(state: &AppState, limit: Limit, caller: Option<&Caller>, ip: &str) -> Vec<Rule> {
+    let config = &state.config;
+    let subject = match caller {
+        Some(c) => format!("key:{}", c.key_id()),
+        None => format!("ip:{ip}"),
+    };
+    let (num, den) = reputation_scale(caller.and_then(|c| c.agent.as_ref()).map(|a| a.reputation_centi));
+    let scaled = |n: u32| n.saturating_mul(num) / den.max(1);
+    let mut rules = vec![Rule::new(format!("general:{subject}"), scaled(config.rate_general_per_minute), 60)];
+    match limit {
+        Limit::General => {}
+        Limit::Financial => {
+            rules.push(Rule::new(format!("financial:{subject}"), scaled(config.rate_financial_per_minute), 60))
+        }
+        Limit::Withdrawal => {
+            rules.push(Rule::new(format!("withdrawal:{subject}"), scaled(config.rate_withdrawals_per_hour), 3600))
+        }
+        Limit::Signup => rules.push(signup_rule(state, ip)),
+        Limit::AnonymousRegister if caller.is_none() => {
+            rules.push(Rule::new(format!("register:ip:{ip}"), config.register_limit_per_hour, 3600))
+        }
+        Limit::AnonymousRegister => {}
+    }
+    rules
+}
+
+/// Sign-ups per client IP, shared by the API and the dashboard's sign-up form.
+pub fn signup_rule(state: &AppState, ip: &str) -> Rule {
+    Rule::new(format!("signup:ip:{ip}"), state.config.signup_limit_per_hour, 3600)
+}
+
+/// Guard middleware: counts the request against its declared buckets; over a limit → 429
+/// `RATE_LIMIT_EXCEEDED` with `retry-after`. Every answer carries `x-ratelimit-*` for the
+/// tightest bucket. If the counters cannot be reached the request is let through (and logged):
+/// the handler will meet the same database.
+pub async fn enforce(
+    State(state): State<AppState>,
+    Extension(declared): Extension<Declared>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let now = state.now();
+    let ip = client_ip_of(req.headers(), req.extensions(), state.config.trust_forwarded_for).to_string();
+    let rules = rules_for(&state, declared.limit, req.extensions().get::<Caller>(), &ip);
+    let decision = match hit(&state.db, &rules, now).await {
+        Ok(d) => Some(d),
+        Err(e) => {
+            tracing::warn!(error = %e, "rate-limit counters unavailable; request let through");
+            None
+        }
+    };
+    let mut response = match decision {
+        Some(d) if !d.allowed => ApiError::rate_limited(d.reset_secs).into_response(),
+        _ => next.run(req).await,
+    };
+    if let Some(d) = decision {
+        let headers = response.headers_mut();
+        headers.insert("x-ratelimit-limit", d.limit.into());
+        headers.insert("x-ratelimit-remaining", d.remaining.into());
+        headers.insert("x-ratelimit-reset", d.reset_secs.into());
+    }
+    response
 }
 
 #[cfg(test)]
@@ -149,101 +245,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn window_allows_the_limit_then_refuses_until_it_resets() {
-        let limiter = WindowLimiter::new(3, 60);
-        let t0 = 1_000_000;
-        for i in 0..3 {
-            let d = limiter.hit("ip", t0 + i);
-            assert!(d.allowed);
-            assert_eq!(d.remaining, 2 - i as u32);
-        }
-        let refused = limiter.hit("ip", t0 + 10);
-        assert!(!refused.allowed);
-        assert_eq!(refused.reset_secs, 60);
-        assert!(limiter.hit("other", t0 + 10).allowed, "keys are independent");
-        assert!(limiter.hit("ip", t0 + 60_000).allowed, "a new window starts");
-    }
-
-    #[test]
-    fn scaled_limits_and_categories() {
-        let limiter = WindowLimiter::new(4, 60);
-        assert_eq!(limiter.hit_scaled("a", 0, 2, 1).limit, 8);
-        assert_eq!(limiter.hit_scaled("b", 0, 1, 2).limit, 2);
+    fn reputation_scales() {
         assert_eq!(reputation_scale(Some(450)), (2, 1));
         assert_eq!(reputation_scale(Some(299)), (1, 2));
         assert_eq!(reputation_scale(None), (1, 1));
-        let post = axum::http::Method::POST;
-        assert_eq!(category_of(&post, "/ledger/withdraw"), Some(Category::Withdrawal));
-        assert_eq!(category_of(&post, "/tasks/x/payments"), Some(Category::Financial));
-        assert_eq!(category_of(&post, "/api/v1/ledger/deposit"), Some(Category::Financial));
-        assert_eq!(category_of(&axum::http::Method::GET, "/ledger/balance"), None);
-        assert_eq!(category_of(&post, "/tasks"), None);
+        assert_eq!(secs_until(1_500, 1_000), 1);
+        assert_eq!(secs_until(61_000, 1_000), 60);
     }
-
-    #[test]
-    fn lockout_starts_at_the_limit_and_ends_after_its_duration() {
-        let lockout = Lockout::new(3, 60, 300);
-        let t0 = 5_000_000;
-        assert_eq!(lockout.fail("ip", t0), None);
-        assert_eq!(lockout.fail("ip", t0 + 1), None);
-        assert_eq!(lockout.locked("ip", t0 + 2), None);
-        assert_eq!(lockout.fail("ip", t0 + 2), Some(300));
-        assert_eq!(lockout.locked("ip", t0 + 1_000), Some(300));
-        assert_eq!(lockout.locked("ip", t0 + 2 + 299_500), Some(1));
-        assert_eq!(lockout.locked("ip", t0 + 2 + 300_000), None);
-        assert_eq!(lockout.locked("other", t0), None);
-    }
-
-    #[test]
-    fn failures_spread_over_windows_do_not_lock() {
-        let lockout = Lockout::new(3, 60, 300);
-        let t0 = 0;
-        lockout.fail("ip", t0);
-        lockout.fail("ip", t0 + 1);
-        assert_eq!(lockout.fail("ip", t0 + 61_000), None);
-        assert_eq!(lockout.locked("ip", t0 + 61_001), None);
-    }
-}
-
-/// Middleware: every `/api` response carries `x-ratelimit-*` for the tightest category that
-/// applies; over the limit → 429 `RATE_LIMIT_EXCEEDED` with `retry-after`. Counted per credential
-/// (per IP when anonymous) and scaled by the acting agent's reputation.
-pub async fn enforce(
-    axum::extract::State(state): axum::extract::State<crate::state::AppState>,
-    req: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> axum::response::Response {
-    use axum::response::IntoResponse;
-    let now = state.now();
-    let caller = req.extensions().get::<crate::auth::Caller>();
-    let subject = match caller {
-        Some(c) => format!("key:{}", c.key_id()),
-        None => format!(
-            "ip:{}",
-            super::extract::client_ip_of(req.headers(), req.extensions(), state.config.trust_forwarded_for)
-        ),
-    };
-    let (num, den) = reputation_scale(caller.and_then(|c| c.agent.as_ref()).map(|a| a.reputation_centi));
-    let limits = &state.limits;
-    let mut decision = limits.general.hit_scaled(&subject, now, num, den);
-    if decision.allowed {
-        let specific = match category_of(req.method(), req.uri().path()) {
-            Some(Category::Financial) => Some(&limits.financial),
-            Some(Category::Withdrawal) => Some(&limits.withdrawal),
-            _ => None,
-        };
-        if let Some(limiter) = specific {
-            decision = limiter.hit_scaled(&subject, now, num, den);
-        }
-    }
-    let mut response = if decision.allowed {
-        next.run(req).await
-    } else {
-        crate::error::ApiError::rate_limited(decision.reset_secs).into_response()
-    };
-    let headers = response.headers_mut();
-    headers.insert("x-ratelimit-limit", decision.limit.into());
-    headers.insert("x-ratelimit-remaining", decision.remaining.into());
-    headers.insert("x-ratelimit-reset", decision.reset_secs.into());
-    response
 }

@@ -1,9 +1,7 @@
 //! HTTP for wallets: balances, statements, deposits, withdrawals, fee quotes, and the
 //! administrators' confirmations, credits and audit.
 
-use axum::Router;
 use axum::extract::{Path, State};
-use axum::routing::{delete, get, post};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -20,23 +18,6 @@ use crate::http::pagination::PageRequest;
 use crate::money::{Amount, Settlement};
 use crate::state::AppState;
 use crate::{accounts, agents};
-
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/ledger/balance", get(balance))
-        .route("/ledger/transactions", get(transactions))
-        .route("/ledger/deposit", post(deposit))
-        .route("/payments/create-intent", post(create_intent))
-        .route("/withdrawal-addresses", get(list_addresses).post(add_address))
-        .route("/withdrawal-addresses/{id}", delete(delete_address))
-        .route("/ledger/withdraw", post(withdraw))
-        .route("/fees/quote", get(fee_quote))
-        .route("/admin/deposits/{id}/confirm", post(confirm_deposit))
-        .route("/admin/withdrawals/{id}/complete", post(complete_withdrawal))
-        .route("/admin/withdrawals/{id}/fail", post(fail_withdrawal))
-        .route("/admin/credit", post(credit))
-        .route("/admin/ledger/audit", get(run_audit))
-}
 
 /// The wallet the caller acts for: the agent (agent key or `X-Agent-ID`) or the user.
 pub fn principal_of(caller: &Caller) -> ApiResult<Principal> {
@@ -61,8 +42,7 @@ pub struct BalanceView {
 
 /// The acting wallet's balances.
 #[utoipa::path(get, path = "/api/v1/ledger/balance", tag = "ledger", responses((status = 200, body = BalanceView), (status = 401), (status = 403)))]
-async fn balance(State(state): State<AppState>, caller: Caller) -> ApiResult<Api<BalanceView>> {
-    caller.require_scope("balance:read")?;
+pub(crate) async fn balance(State(state): State<AppState>, caller: Caller) -> ApiResult<Api<BalanceView>> {
     let b = balances(&state.db, &principal_of(&caller)?).await?;
     Ok(Api::ok(BalanceView {
         available: b.available,
@@ -76,12 +56,11 @@ async fn balance(State(state): State<AppState>, caller: Caller) -> ApiResult<Api
 /// The acting wallet's transactions, newest first.
 #[utoipa::path(get, path = "/api/v1/ledger/transactions", tag = "ledger", params(statement::ListQuery),
     responses((status = 200, body = Vec<Transaction>), (status = 401), (status = 422)))]
-async fn transactions(
+pub(crate) async fn transactions(
     State(state): State<AppState>,
     caller: Caller,
     ApiQuery(q): ApiQuery<statement::ListQuery>,
 ) -> ApiResult<Api<Vec<Transaction>>> {
-    caller.require_scope("balance:read")?;
     if let Some(kind) = q.kind.as_deref() {
         if !statement::TYPES.contains(&kind) {
             return Err(ApiError::field("type", &format!("must be one of {}", statement::TYPES.join(", "))));
@@ -110,7 +89,11 @@ pub struct DepositCreated {
 /// Add money: `sandbox` (instant, when enabled), `manual` (pending until confirmed).
 #[utoipa::path(post, path = "/api/v1/ledger/deposit", tag = "ledger", request_body = DepositRequest,
     responses((status = 201, body = DepositCreated), (status = 402, description = "PAYMENT_FAILED"), (status = 422)))]
-async fn deposit(State(state): State<AppState>, caller: Caller, body: JsonObject) -> ApiResult<Api<DepositCreated>> {
+pub(crate) async fn deposit(
+    State(state): State<AppState>,
+    caller: Caller,
+    body: JsonObject,
+) -> ApiResult<Api<DepositCreated>> {
     let d = make_deposit(&state, &caller, body).await?;
     Ok(Api::created(DepositCreated {
         transaction_id: d.id,
@@ -124,7 +107,6 @@ async fn deposit(State(state): State<AppState>, caller: Caller, body: JsonObject
 }
 
 async fn make_deposit(state: &AppState, caller: &Caller, body: JsonObject) -> ApiResult<Deposit> {
-    caller.require_scope("deposits:create")?;
     let spec = body.parse::<DepositRequest>(None)?.validate()?;
     deposits::create(&state.db, &principal_of(caller)?, spec, state.config.enable_sandbox_deposits, state.now()).await
 }
@@ -143,7 +125,7 @@ pub struct PaymentIntent {
 /// The same machinery as deposit, in the payment-intent shape (`payment_type` = method).
 #[utoipa::path(post, path = "/api/v1/payments/create-intent", tag = "ledger", request_body = DepositRequest,
     responses((status = 201, body = PaymentIntent), (status = 402), (status = 422)))]
-async fn create_intent(
+pub(crate) async fn create_intent(
     State(state): State<AppState>,
     caller: Caller,
     body: JsonObject,
@@ -154,20 +136,21 @@ async fn create_intent(
 
 /// Saved payout addresses.
 #[utoipa::path(get, path = "/api/v1/withdrawal-addresses", tag = "ledger", responses((status = 200, body = Vec<WithdrawalAddress>)))]
-async fn list_addresses(State(state): State<AppState>, caller: Caller) -> ApiResult<Api<Vec<WithdrawalAddress>>> {
-    caller.require_scope("balance:read")?;
+pub(crate) async fn list_addresses(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> ApiResult<Api<Vec<WithdrawalAddress>>> {
     Ok(Api::ok(withdrawals::list_addresses(&state.db, &principal_of(&caller)?).await?))
 }
 
 /// Save a payout address.
 #[utoipa::path(post, path = "/api/v1/withdrawal-addresses", tag = "ledger", request_body = AddressRequest,
     responses((status = 201, body = WithdrawalAddress), (status = 422)))]
-async fn add_address(
+pub(crate) async fn add_address(
     State(state): State<AppState>,
     caller: Caller,
     body: JsonObject,
 ) -> ApiResult<Api<WithdrawalAddress>> {
-    caller.require_scope("withdrawals:create")?;
     let req: AddressRequest = body.parse(Some("withdrawal_address"))?;
     Ok(Api::created(withdrawals::add_address(&state.db, &principal_of(&caller)?, req, state.now()).await?))
 }
@@ -175,20 +158,22 @@ async fn add_address(
 /// Remove a payout address.
 #[utoipa::path(delete, path = "/api/v1/withdrawal-addresses/{id}", tag = "ledger", params(("id" = String, Path)),
     responses((status = 200, body = WithdrawalAddress), (status = 404)))]
-async fn delete_address(
+pub(crate) async fn delete_address(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Api<WithdrawalAddress>> {
-    caller.require_scope("withdrawals:create")?;
     Ok(Api::ok(withdrawals::delete_address(&state.db, &principal_of(&caller)?, &id, state.now()).await?))
 }
 
 /// Withdraw to a saved address: the amount is held at once; an administrator completes it.
 #[utoipa::path(post, path = "/api/v1/ledger/withdraw", tag = "ledger", request_body = WithdrawRequest,
     responses((status = 201, body = Withdrawal), (status = 404), (status = 422, description = "INVALID_AMOUNT or INSUFFICIENT_BALANCE")))]
-async fn withdraw(State(state): State<AppState>, caller: Caller, body: JsonObject) -> ApiResult<Api<Withdrawal>> {
-    caller.require_scope("withdrawals:create")?;
+pub(crate) async fn withdraw(
+    State(state): State<AppState>,
+    caller: Caller,
+    body: JsonObject,
+) -> ApiResult<Api<Withdrawal>> {
     let req: WithdrawRequest = body.parse(None)?;
     let w =
         withdrawals::request(&state.db, &principal_of(&caller)?, req, state.config.min_withdrawal, state.now()).await?;
@@ -211,7 +196,10 @@ pub struct FeeQuote {
 
 /// What the platform takes from a price, computed by the code that settles.
 #[utoipa::path(get, path = "/api/v1/fees/quote", tag = "ledger", params(QuoteQuery), responses((status = 200, body = FeeQuote), (status = 422)))]
-async fn fee_quote(State(state): State<AppState>, ApiQuery(q): ApiQuery<QuoteQuery>) -> ApiResult<Api<FeeQuote>> {
+pub(crate) async fn fee_quote(
+    State(state): State<AppState>,
+    ApiQuery(q): ApiQuery<QuoteQuery>,
+) -> ApiResult<Api<FeeQuote>> {
     let price = q.price.as_deref().ok_or_else(|| ApiError::invalid_amount("price", "is required"))?;
     let price = Amount::parse(price.trim()).map_err(|e| ApiError::invalid_amount("price", e.to_string()))?;
     let s = Settlement::release(price, state.config.fee_bps);
@@ -221,24 +209,17 @@ async fn fee_quote(State(state): State<AppState>, ApiQuery(q): ApiQuery<QuoteQue
 /// Administrators: confirm a pending manual deposit (credits it once).
 #[utoipa::path(post, path = "/api/v1/admin/deposits/{id}/confirm", tag = "admin", params(("id" = String, Path)),
     responses((status = 200, body = Deposit), (status = 403), (status = 404), (status = 409)))]
-async fn confirm_deposit(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path(id): Path<String>,
-) -> ApiResult<Api<Deposit>> {
-    caller.require_admin()?;
+pub(crate) async fn confirm_deposit(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Api<Deposit>> {
     Ok(Api::ok(deposits::confirm(&state.db, &id, state.now()).await?))
 }
 
 /// Administrators: the payout happened; the held money leaves the system.
 #[utoipa::path(post, path = "/api/v1/admin/withdrawals/{id}/complete", tag = "admin", params(("id" = String, Path)),
     responses((status = 200, body = Withdrawal), (status = 403), (status = 404), (status = 409)))]
-async fn complete_withdrawal(
+pub(crate) async fn complete_withdrawal(
     State(state): State<AppState>,
-    caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Api<Withdrawal>> {
-    caller.require_admin()?;
     Ok(Api::ok(withdrawals::finish(&state.db, &id, true, None, state.now()).await?))
 }
 
@@ -250,13 +231,11 @@ pub struct FailWithdrawal {
 /// Administrators: the payout failed; the held money returns to the wallet.
 #[utoipa::path(post, path = "/api/v1/admin/withdrawals/{id}/fail", tag = "admin", params(("id" = String, Path)), request_body = FailWithdrawal,
     responses((status = 200, body = Withdrawal), (status = 403), (status = 404), (status = 409)))]
-async fn fail_withdrawal(
+pub(crate) async fn fail_withdrawal(
     State(state): State<AppState>,
-    caller: Caller,
     Path(id): Path<String>,
     body: JsonObject,
 ) -> ApiResult<Api<Withdrawal>> {
-    caller.require_admin()?;
     let req: FailWithdrawal = body.parse(None)?;
     Ok(Api::ok(withdrawals::finish(&state.db, &id, false, req.reason, state.now()).await?))
 }
@@ -292,8 +271,7 @@ pub async fn find_principal(db: &crate::db::Db, name: &str) -> ApiResult<Princip
 /// Administrators: credit a wallet (an adjustment from outside).
 #[utoipa::path(post, path = "/api/v1/admin/credit", tag = "admin", request_body = CreditRequest,
     responses((status = 201, body = Credited), (status = 403), (status = 404), (status = 422)))]
-async fn credit(State(state): State<AppState>, caller: Caller, body: JsonObject) -> ApiResult<Api<Credited>> {
-    caller.require_admin()?;
+pub(crate) async fn credit(State(state): State<AppState>, body: JsonObject) -> ApiResult<Api<Credited>> {
     let req: CreditRequest = body.parse(None)?;
     let name = req.principal.ok_or_else(|| ApiError::field("principal", "is required (email, agent id or DID)"))?;
     let amount = positive_amount("amount", req.amount.as_deref())?;
@@ -305,7 +283,6 @@ async fn credit(State(state): State<AppState>, caller: Caller, body: JsonObject)
 
 /// Administrators: check every ledger invariant now.
 #[utoipa::path(get, path = "/api/v1/admin/ledger/audit", tag = "admin", responses((status = 200, body = AuditReport), (status = 403)))]
-async fn run_audit(State(state): State<AppState>, caller: Caller) -> ApiResult<Api<AuditReport>> {
-    caller.require_admin()?;
+pub(crate) async fn run_audit(State(state): State<AppState>) -> ApiResult<Api<AuditReport>> {
     Ok(Api::ok(audit::run(&state.db, state.now()).await?))
 }

@@ -1,11 +1,9 @@
 //! Artifacts (results a provider attaches to a task or hiring) and uploads (documents a client
 //! sends along). Downloads are for the task's participants only.
 
-use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde::{Deserialize, Serialize};
@@ -25,15 +23,6 @@ use crate::state::AppState;
 pub const TYPES: &[&str] = &["code_block", "markdown", "html", "file", "diff", "image", "json", "link", "text"];
 const MAX_PER_REQUEST: usize = 50;
 const MAX_BYTES: usize = 512 * 1024;
-
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/tasks/{id}/artifacts", get(list_for_task).post(add_to_task))
-        .route("/hirings/{id}/artifacts", get(list_for_task).post(add_to_task))
-        .route("/artifacts/{id}/download", get(download))
-        .route("/uploads", post(upload))
-        .route("/uploads/{id}/download", get(download_upload))
-}
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct NewArtifact {
@@ -118,13 +107,12 @@ async fn task_for(state: &AppState, caller: &Caller, id: &str) -> ApiResult<(Act
 /// Provider: attach up to 50 artifacts to a task or hiring.
 #[utoipa::path(post, path = "/api/v1/tasks/{id}/artifacts", tag = "artifacts", params(("id" = String, Path)), request_body = NewArtifacts,
     responses((status = 201, body = Vec<Artifact>), (status = 403), (status = 404), (status = 422)))]
-async fn add_to_task(
+pub(crate) async fn add_to_task(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
     body: JsonObject,
 ) -> ApiResult<Api<Vec<Artifact>>> {
-    caller.require_scope("tasks:write")?;
     let (actor, task) = task_for(&state, &caller, &id).await?;
     if !actor.is_provider(&task) {
         return Err(ApiError::forbidden("only the provider attaches artifacts"));
@@ -204,6 +192,18 @@ async fn add_to_task(
     Ok(Api::created(all.into_iter().filter(|a| ids.contains(&a.id)).collect()))
 }
 
+/// Provider: attach up to 50 artifacts to a hiring (the same as on its task).
+#[utoipa::path(post, path = "/api/v1/hirings/{id}/artifacts", tag = "artifacts", params(("id" = String, Path)), request_body = NewArtifacts,
+    responses((status = 201, body = Vec<Artifact>), (status = 403), (status = 404), (status = 422)))]
+pub(crate) async fn add_to_hiring(
+    state: State<AppState>,
+    caller: Caller,
+    id: Path<String>,
+    body: JsonObject,
+) -> ApiResult<Api<Vec<Artifact>>> {
+    add_to_task(state, caller, id, body).await
+}
+
 pub async fn list(db: &Db, task_id: &str) -> sqlx::Result<Vec<Artifact>> {
     let rows: Vec<Row> = sqlx::query_as(
         "SELECT id, task_id, name, artifact_type, content_type, size_bytes, sha256, created_at FROM artifacts \
@@ -218,13 +218,24 @@ pub async fn list(db: &Db, task_id: &str) -> sqlx::Result<Vec<Artifact>> {
 /// A task's artifacts (metadata; download each with its `download_url`).
 #[utoipa::path(get, path = "/api/v1/tasks/{id}/artifacts", tag = "artifacts", params(("id" = String, Path)),
     responses((status = 200, body = Vec<Artifact>), (status = 404)))]
-async fn list_for_task(
+pub(crate) async fn list_for_task(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Api<Vec<Artifact>>> {
     let (_, task) = task_for(&state, &caller, &id).await?;
     Ok(Api::ok(list(&state.db, &task.id).await?))
+}
+
+/// A hiring's artifacts (metadata; download each with its `download_url`).
+#[utoipa::path(get, path = "/api/v1/hirings/{id}/artifacts", tag = "artifacts", params(("id" = String, Path)),
+    responses((status = 200, body = Vec<Artifact>), (status = 404)))]
+pub(crate) async fn list_for_hiring(
+    state: State<AppState>,
+    caller: Caller,
+    id: Path<String>,
+) -> ApiResult<Api<Vec<Artifact>>> {
+    list_for_task(state, caller, id).await
 }
 
 fn file_response(content_type: &str, name: &str, bytes: Vec<u8>) -> Response {
@@ -240,7 +251,11 @@ fn decode(encoding: &str, content: String) -> Vec<u8> {
 /// Download an artifact's content (the task's participants only).
 #[utoipa::path(get, path = "/api/v1/artifacts/{id}/download", tag = "artifacts", params(("id" = String, Path)),
     responses((status = 200, description = "the file"), (status = 404)))]
-async fn download(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Response> {
+pub(crate) async fn download(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
     let row: Option<(String, String, String, String, String)> =
         sqlx::query_as("SELECT task_id, name, content_type, encoding, content FROM artifacts WHERE id = $1")
             .bind(&id)
@@ -275,7 +290,7 @@ pub struct Upload {
 /// Upload a document (base64 content), optionally for one of your tasks.
 #[utoipa::path(post, path = "/api/v1/uploads", tag = "artifacts", request_body = UploadRequest,
     responses((status = 201, body = Upload), (status = 404), (status = 422)))]
-async fn upload(State(state): State<AppState>, caller: Caller, body: JsonObject) -> ApiResult<Api<Upload>> {
+pub(crate) async fn upload(State(state): State<AppState>, caller: Caller, body: JsonObject) -> ApiResult<Api<Upload>> {
     let req: UploadRequest = body.parse(None)?;
     let mut errors = Vec::new();
     let name = req.name.unwrap_or_default().trim().to_string();
@@ -327,7 +342,11 @@ async fn upload(State(state): State<AppState>, caller: Caller, body: JsonObject)
 /// Download an upload (its owner, or the participants of its task).
 #[utoipa::path(get, path = "/api/v1/uploads/{id}/download", tag = "artifacts", params(("id" = String, Path)),
     responses((status = 200, description = "the file"), (status = 404)))]
-async fn download_upload(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Response> {
+pub(crate) async fn download_upload(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
     let row: Option<(String, Option<String>, String, String, String)> =
         sqlx::query_as("SELECT owner, task_id, name, content_type, content FROM uploads WHERE id = $1")
             .bind(&id)

@@ -1,8 +1,6 @@
 //! HTTP for disputes: open (client), read, evidence (both parties), resolve (administrators).
 
-use axum::Router;
 use axum::extract::{Path, State};
-use axum::routing::{get, post};
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
@@ -13,15 +11,6 @@ use crate::http::envelope::Api;
 use crate::http::extract::{ApiQuery, JsonObject};
 use crate::http::pagination::PageRequest;
 use crate::state::AppState;
-
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/tasks/{id}/dispute", post(open))
-        .route("/disputes", get(list))
-        .route("/disputes/{id}", get(show))
-        .route("/disputes/{id}/evidence", post(evidence))
-        .route("/admin/disputes/{id}/resolve", post(resolve))
-}
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct OpenRequest {
@@ -39,13 +28,12 @@ fn text(field: &str, value: Option<String>, max: usize) -> ApiResult<String> {
 /// Client: dispute a task whose money is still held. Empty or missing output is refunded at once.
 #[utoipa::path(post, path = "/api/v1/tasks/{id}/dispute", tag = "disputes", params(("id" = String, Path)), request_body = OpenRequest,
     responses((status = 201, body = Dispute), (status = 403), (status = 404), (status = 409, description = "DISPUTE_OPEN or CONFLICT")))]
-async fn open(
+pub(crate) async fn open(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
     body: JsonObject,
 ) -> ApiResult<Api<Dispute>> {
-    caller.require_scope("tasks:write")?;
     let mut actor = super::actor(&caller);
     let reason = text("reason", body.parse::<OpenRequest>(None)?.reason, 5000)?;
     Ok(Api::created(disputes::open(&state.db, &mut actor, &id, reason, state.now()).await?))
@@ -62,12 +50,11 @@ pub struct ListQuery {
 
 /// Disputes on the caller's tasks (all of them for administrators).
 #[utoipa::path(get, path = "/api/v1/disputes", tag = "disputes", params(ListQuery), responses((status = 200, body = Vec<Dispute>)))]
-async fn list(
+pub(crate) async fn list(
     State(state): State<AppState>,
     caller: Caller,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> ApiResult<Api<Vec<Dispute>>> {
-    caller.require_scope("tasks:read")?;
     let mut actor = super::actor(&caller);
     let page = PageRequest::parse(q.limit.as_deref(), q.cursor.as_deref(), q.offset.as_deref())?;
     Ok(Api::ok(disputes::list(&state.db, &mut actor, q.status.as_deref(), page.limit, page.offset).await?))
@@ -75,8 +62,11 @@ async fn list(
 
 /// One dispute with its evidence (by dispute id or task id).
 #[utoipa::path(get, path = "/api/v1/disputes/{id}", tag = "disputes", params(("id" = String, Path)), responses((status = 200, body = Dispute), (status = 404)))]
-async fn show(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Api<Dispute>> {
-    caller.require_scope("tasks:read")?;
+pub(crate) async fn show(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Api<Dispute>> {
     let mut actor = super::actor(&caller);
     Ok(Api::ok(disputes::get(&state.db, &mut actor, &id).await?))
 }
@@ -89,13 +79,12 @@ pub struct EvidenceRequest {
 /// Either party (or an administrator) adds evidence while the dispute is open.
 #[utoipa::path(post, path = "/api/v1/disputes/{id}/evidence", tag = "disputes", params(("id" = String, Path)), request_body = EvidenceRequest,
     responses((status = 201, body = Dispute), (status = 404), (status = 409), (status = 422)))]
-async fn evidence(
+pub(crate) async fn evidence(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
     body: JsonObject,
 ) -> ApiResult<Api<Dispute>> {
-    caller.require_scope("tasks:write")?;
     let mut actor = super::actor(&caller);
     let content = text("content", body.parse::<EvidenceRequest>(None)?.content, 10_000)?;
     Ok(Api::created(disputes::add_evidence(&state.db, &mut actor, &id, content, state.now()).await?))
@@ -104,13 +93,11 @@ async fn evidence(
 /// Administrators: rule on a dispute.
 #[utoipa::path(post, path = "/api/v1/admin/disputes/{id}/resolve", tag = "admin", params(("id" = String, Path)), request_body = ResolveRequest,
     responses((status = 200, body = Dispute), (status = 403), (status = 404), (status = 409), (status = 422)))]
-async fn resolve(
+pub(crate) async fn resolve(
     State(state): State<AppState>,
-    caller: Caller,
     Path(id): Path<String>,
     body: JsonObject,
 ) -> ApiResult<Api<Dispute>> {
-    caller.require_admin()?;
     let req: ResolveRequest = body.parse(None)?;
     Ok(Api::ok(disputes::resolve(&state.db, &id, req, state.now()).await?))
 }

@@ -1,9 +1,7 @@
 //! HTTP for hirings: the client side (`/agents/:did/hire`, `/hirings…`) and the agent side
 //! (`/hirings/pending`, result, failure). Every state change goes through the task engine.
 
-use axum::Router;
 use axum::extract::{Path, State};
-use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -16,19 +14,6 @@ use crate::http::envelope::Api;
 use crate::http::extract::{ApiQuery, JsonObject};
 use crate::ledger::routes::principal_of;
 use crate::state::AppState;
-
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/agents/{did}/hire", post(hire))
-        .route("/hirings", get(list))
-        .route("/hirings/pending", get(pending))
-        .route("/hirings/{id}", get(show))
-        .route("/hirings/{id}/cancel", post(cancel))
-        .route("/hirings/{id}/retry", post(retry))
-        .route("/hirings/{id}/messages", get(messages).post(post_message))
-        .route("/hirings/{id}/result", post(result))
-        .route("/hirings/{id}/failure", post(failure))
-}
 
 #[derive(Serialize, ToSchema)]
 pub struct HireConfig {
@@ -59,13 +44,12 @@ async fn hiring_view(state: &AppState, task: &TaskRow) -> ApiResult<Hiring> {
     responses((status = 201, body = Hired), (status = 200, body = Hired, description = "same client_idempotency_key and request"),
         (status = 409, description = "IDEMPOTENCY_CONFLICT"), (status = 422, description = "VALIDATION_ERROR, INVALID_AMOUNT, PRICE_ABOVE_MAX, INSUFFICIENT_BALANCE"),
         (status = 503, description = "AGENT_UNAVAILABLE")))]
-async fn hire(
+pub(crate) async fn hire(
     State(state): State<AppState>,
     caller: Caller,
     Path(did): Path<String>,
     body: JsonObject,
 ) -> ApiResult<Api<Hired>> {
-    caller.require_scope("hire:create")?;
     let actor = Actor::of(&caller);
     let req: HireRequest = body.parse(Some("hiring"))?;
     let (task, created) = hirings::hire(&state, &actor, &did, req).await?;
@@ -100,12 +84,11 @@ pub struct HiringPage {
 
 /// The caller's hirings (`{hirings, total, page, per_page, total_pages}`, as the clients expect).
 #[utoipa::path(get, path = "/api/v1/hirings", tag = "hirings", params(ListQuery), responses((status = 200, body = HiringPage), (status = 422)))]
-async fn list(
+pub(crate) async fn list(
     State(state): State<AppState>,
     caller: Caller,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> ApiResult<Api<HiringPage>> {
-    caller.require_scope("hirings:read")?;
     let per_page =
         crate::http::pagination::parse_limit(q.limit.as_deref()).map_err(|e| ApiError::validation(vec![e]))?;
     let page = match q.page.as_deref().map(str::parse::<i64>) {
@@ -125,7 +108,7 @@ async fn list(
 
 /// Agent side: hirings waiting for the calling agent.
 #[utoipa::path(get, path = "/api/v1/hirings/pending", tag = "hirings", responses((status = 200, body = Vec<Hiring>), (status = 403)))]
-async fn pending(State(state): State<AppState>, caller: Caller) -> ApiResult<Api<Vec<Hiring>>> {
+pub(crate) async fn pending(State(state): State<AppState>, caller: Caller) -> ApiResult<Api<Vec<Hiring>>> {
     let agent = caller.agent.as_ref().ok_or_else(|| ApiError::forbidden("use an agent key (or X-Agent-ID)"))?;
     let mut out = Vec::new();
     for t in store::pending_hirings(&state.db, &agent.id).await? {
@@ -145,8 +128,11 @@ async fn load(state: &AppState, caller: &Caller, id: &str) -> ApiResult<(Actor, 
 
 /// One hiring with its messages, open questions and artifacts.
 #[utoipa::path(get, path = "/api/v1/hirings/{id}", tag = "hirings", params(("id" = String, Path)), responses((status = 200, body = Hiring), (status = 404)))]
-async fn show(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Api<Hiring>> {
-    caller.require_scope("hirings:read")?;
+pub(crate) async fn show(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Api<Hiring>> {
     let (_, task) = load(&state, &caller, &id).await?;
     Ok(Api::ok(hiring_view(&state, &task).await?))
 }
@@ -154,8 +140,11 @@ async fn show(State(state): State<AppState>, caller: Caller, Path(id): Path<Stri
 /// Cancel an unfinished hiring; the escrow is refunded. 409 once it is final.
 #[utoipa::path(post, path = "/api/v1/hirings/{id}/cancel", tag = "hirings", params(("id" = String, Path)),
     responses((status = 200, body = Hiring), (status = 404), (status = 409), (status = 423)))]
-async fn cancel(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Api<Hiring>> {
-    caller.require_scope("hirings:cancel")?;
+pub(crate) async fn cancel(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Api<Hiring>> {
     let (mut actor, task) = load(&state, &caller, &id).await?;
     let task = lifecycle::cancel(&state.db, &mut actor, &task.id, state.now()).await?;
     Ok(Api::ok(hiring_view(&state, &task).await?))
@@ -170,13 +159,12 @@ pub struct RetryRequest {
 /// stays held). A final hiring cannot be retried: hire again.
 #[utoipa::path(post, path = "/api/v1/hirings/{id}/retry", tag = "hirings", params(("id" = String, Path)), request_body = RetryRequest,
     responses((status = 200, body = Hiring), (status = 404), (status = 409)))]
-async fn retry(
+pub(crate) async fn retry(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
     body: JsonObject,
 ) -> ApiResult<Api<Hiring>> {
-    caller.require_scope("hire:create")?;
     let (actor, task) = load(&state, &caller, &id).await?;
     if !actor.is_client(&task) {
         return Err(ApiError::forbidden("only the client may retry a hiring"));
@@ -223,7 +211,7 @@ pub struct HiringMessageRequest {
 /// Talk to the other side of a hiring; an agent's question stays open until answered.
 #[utoipa::path(post, path = "/api/v1/hirings/{id}/messages", tag = "hirings", params(("id" = String, Path)), request_body = HiringMessageRequest,
     responses((status = 201, body = HiringMessage), (status = 404), (status = 422)))]
-async fn post_message(
+pub(crate) async fn post_message(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
@@ -273,7 +261,7 @@ async fn post_message(
 
 /// The hiring's messages (older clients read them here).
 #[utoipa::path(get, path = "/api/v1/hirings/{id}/messages", tag = "hirings", params(("id" = String, Path)), responses((status = 200, body = Vec<HiringMessage>)))]
-async fn messages(
+pub(crate) async fn messages(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
@@ -294,7 +282,7 @@ pub struct ResultRequest {
 /// Agent side: deliver the result (→ completed, settled through the review window).
 #[utoipa::path(post, path = "/api/v1/hirings/{id}/result", tag = "hirings", params(("id" = String, Path)), request_body = ResultRequest,
     responses((status = 200, body = Hiring), (status = 403), (status = 409), (status = 422)))]
-async fn result(
+pub(crate) async fn result(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
@@ -319,7 +307,7 @@ pub struct FailureRequest {
 /// Agent side: give up (→ failed, refunded).
 #[utoipa::path(post, path = "/api/v1/hirings/{id}/failure", tag = "hirings", params(("id" = String, Path)), request_body = FailureRequest,
     responses((status = 200, body = Hiring), (status = 403), (status = 409), (status = 422)))]
-async fn failure(
+pub(crate) async fn failure(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,

@@ -1,8 +1,6 @@
 //! HTTP for tasks: parse, resolve the actor, call the engine, shape the answer.
 
-use axum::Router;
 use axum::extract::{Path, State};
-use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -16,34 +14,15 @@ use crate::http::extract::{ApiQuery, JsonObject};
 use crate::http::pagination::PageRequest;
 use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/tasks", get(list).post(create))
-        .route("/tasks/{id}", get(show))
-        .route("/tasks/{id}/payments", get(show_payment).post(pay))
-        .route("/tasks/{id}/claim", post(claim))
-        .route("/tasks/{id}/progress", post(progress))
-        .route("/tasks/{id}/complete", post(complete).put(complete_put))
-        .route("/tasks/{id}/fail", post(fail).put(fail_put))
-        .route("/tasks/{id}/cancel", post(cancel))
-        .route("/tasks/{id}/accept", post(accept))
-        .route("/tasks/{id}/reassign", post(reassign))
-        .route("/tasks/{id}/timeline", get(timeline))
-        .route("/tasks/{id}/attempts", get(attempts))
-        .route("/tasks/{id}/messages", get(messages).post(post_message))
-}
-
 fn settings(state: &AppState) -> Settings {
     Settings::from_config(&state.config)
 }
 
 fn writer(caller: &Caller) -> ApiResult<super::model::Actor> {
-    caller.require_scope("tasks:write")?;
     Ok(super::actor(caller))
 }
 
 fn reader(caller: &Caller) -> ApiResult<super::model::Actor> {
-    caller.require_scope("tasks:read")?;
     Ok(super::actor(caller))
 }
 
@@ -52,7 +31,7 @@ fn reader(caller: &Caller) -> ApiResult<super::model::Actor> {
     responses((status = 201, body = Task), (status = 401), (status = 403), (status = 404), (status = 402),
         (status = 422, description = "VALIDATION_ERROR, INVALID_AMOUNT, PRICE_ABOVE_MAX or INSUFFICIENT_BALANCE"),
         (status = 503, description = "AGENT_UNAVAILABLE")))]
-async fn create(State(state): State<AppState>, caller: Caller, body: JsonObject) -> ApiResult<Api<Task>> {
+pub(crate) async fn create(State(state): State<AppState>, caller: Caller, body: JsonObject) -> ApiResult<Api<Task>> {
     let actor = writer(&caller)?;
     let req = body.parse::<NewTaskRequest>(Some("task"))?.validate(state.now())?;
     let task = super::create(&state.db, &actor, req, settings(&state), state.now()).await?;
@@ -73,7 +52,7 @@ pub struct ListQuery {
 
 /// Tasks the caller takes part in, newest first.
 #[utoipa::path(get, path = "/api/v1/tasks", tag = "tasks", params(ListQuery), responses((status = 200, body = Vec<Task>), (status = 401), (status = 422)))]
-async fn list(
+pub(crate) async fn list(
     State(state): State<AppState>,
     caller: Caller,
     ApiQuery(q): ApiQuery<ListQuery>,
@@ -104,7 +83,11 @@ async fn list(
 
 /// One task (participants only).
 #[utoipa::path(get, path = "/api/v1/tasks/{id}", tag = "tasks", params(("id" = String, Path)), responses((status = 200, body = Task), (status = 404)))]
-async fn show(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Api<Task>> {
+pub(crate) async fn show(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Api<Task>> {
     let mut actor = reader(&caller)?;
     Ok(Api::ok(super::visible(&state.db, &mut actor, &id).await?.to_task()))
 }
@@ -121,7 +104,7 @@ pub struct PayRequest {
 #[utoipa::path(post, path = "/api/v1/tasks/{id}/payments", tag = "tasks", params(("id" = String, Path)), request_body = PayRequest,
     responses((status = 201, body = Payment), (status = 200, body = Payment, description = "already paid"), (status = 402),
         (status = 409), (status = 422, description = "INSUFFICIENT_BALANCE")))]
-async fn pay(
+pub(crate) async fn pay(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
@@ -136,7 +119,7 @@ async fn pay(
 /// The task's payment (404 when it has none).
 #[utoipa::path(get, path = "/api/v1/tasks/{id}/payments", tag = "tasks", params(("id" = String, Path)),
     responses((status = 200, body = Payment), (status = 404)))]
-async fn show_payment(
+pub(crate) async fn show_payment(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
@@ -153,7 +136,11 @@ async fn show_payment(
 /// Provider: take a funded (or free) pending task.
 #[utoipa::path(post, path = "/api/v1/tasks/{id}/claim", tag = "tasks", params(("id" = String, Path)),
     responses((status = 200, body = Task), (status = 403), (status = 409), (status = 423)))]
-async fn claim(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Api<Task>> {
+pub(crate) async fn claim(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Api<Task>> {
     let mut actor = writer(&caller)?;
     Ok(Api::ok(lifecycle::claim(&state.db, &mut actor, &id, state.now()).await?.to_task()))
 }
@@ -168,7 +155,7 @@ pub struct ProgressRequest {
 /// Provider: report progress (→ `in_progress`).
 #[utoipa::path(post, path = "/api/v1/tasks/{id}/progress", tag = "tasks", params(("id" = String, Path)), request_body = ProgressRequest,
     responses((status = 200, body = Task), (status = 403), (status = 409), (status = 422)))]
-async fn progress(
+pub(crate) async fn progress(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
@@ -202,7 +189,7 @@ pub struct CompleteRequest {
 /// Provider: deliver the output (→ `completed`; the review window starts).
 #[utoipa::path(post, path = "/api/v1/tasks/{id}/complete", tag = "tasks", params(("id" = String, Path)), request_body = CompleteRequest,
     responses((status = 200, body = Task), (status = 403), (status = 409), (status = 422), (status = 423)))]
-async fn complete(
+pub(crate) async fn complete(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
@@ -218,7 +205,7 @@ async fn complete(
 /// Same as POST.
 #[utoipa::path(put, path = "/api/v1/tasks/{id}/complete", tag = "tasks", params(("id" = String, Path)), request_body = CompleteRequest,
     responses((status = 200, body = Task)))]
-async fn complete_put(
+pub(crate) async fn complete_put(
     state: State<AppState>,
     caller: Caller,
     id: Path<String>,
@@ -235,7 +222,7 @@ pub struct FailRequest {
 /// Provider: give up (→ `failed`; the escrow is refunded).
 #[utoipa::path(post, path = "/api/v1/tasks/{id}/fail", tag = "tasks", params(("id" = String, Path)), request_body = FailRequest,
     responses((status = 200, body = Task), (status = 403), (status = 409), (status = 422), (status = 423)))]
-async fn fail(
+pub(crate) async fn fail(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
@@ -254,14 +241,23 @@ async fn fail(
 /// Same as POST.
 #[utoipa::path(put, path = "/api/v1/tasks/{id}/fail", tag = "tasks", params(("id" = String, Path)), request_body = FailRequest,
     responses((status = 200, body = Task)))]
-async fn fail_put(state: State<AppState>, caller: Caller, id: Path<String>, body: JsonObject) -> ApiResult<Api<Task>> {
+pub(crate) async fn fail_put(
+    state: State<AppState>,
+    caller: Caller,
+    id: Path<String>,
+    body: JsonObject,
+) -> ApiResult<Api<Task>> {
     fail(state, caller, id, body).await
 }
 
 /// Client: cancel an unfinished task (the escrow is refunded).
 #[utoipa::path(post, path = "/api/v1/tasks/{id}/cancel", tag = "tasks", params(("id" = String, Path)),
     responses((status = 200, body = Task), (status = 403), (status = 409), (status = 423)))]
-async fn cancel(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Api<Task>> {
+pub(crate) async fn cancel(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Api<Task>> {
     let mut actor = writer(&caller)?;
     Ok(Api::ok(lifecycle::cancel(&state.db, &mut actor, &id, state.now()).await?.to_task()))
 }
@@ -276,7 +272,7 @@ pub struct AcceptRequest {
 /// Client: accept the result and release the payment now.
 #[utoipa::path(post, path = "/api/v1/tasks/{id}/accept", tag = "tasks", params(("id" = String, Path)), request_body = AcceptRequest,
     responses((status = 200, body = Task), (status = 403), (status = 409), (status = 422), (status = 423)))]
-async fn accept(
+pub(crate) async fn accept(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
@@ -318,7 +314,7 @@ pub struct Reassigned {
 /// Client: move an unfinished task to another provider; the escrow stays.
 #[utoipa::path(post, path = "/api/v1/tasks/{id}/reassign", tag = "tasks", params(("id" = String, Path)), request_body = ReassignRequest,
     responses((status = 200, body = Reassigned), (status = 403), (status = 404), (status = 409), (status = 422), (status = 423)))]
-async fn reassign(
+pub(crate) async fn reassign(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
@@ -368,7 +364,11 @@ pub struct Timeline {
 
 /// Everything that happened to the task, oldest first.
 #[utoipa::path(get, path = "/api/v1/tasks/{id}/timeline", tag = "tasks", params(("id" = String, Path)), responses((status = 200, body = Timeline), (status = 404)))]
-async fn timeline(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Api<Timeline>> {
+pub(crate) async fn timeline(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Api<Timeline>> {
     let mut actor = reader(&caller)?;
     let task = super::visible(&state.db, &mut actor, &id).await?;
     Ok(Api::ok(Timeline { events: store::timeline(&state.db, &task.id).await? }))
@@ -381,7 +381,11 @@ pub struct Attempts {
 
 /// Each provider's go at the task.
 #[utoipa::path(get, path = "/api/v1/tasks/{id}/attempts", tag = "tasks", params(("id" = String, Path)), responses((status = 200, body = Attempts), (status = 404)))]
-async fn attempts(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Api<Attempts>> {
+pub(crate) async fn attempts(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Api<Attempts>> {
     let mut actor = reader(&caller)?;
     let task = super::visible(&state.db, &mut actor, &id).await?;
     Ok(Api::ok(Attempts { attempts: store::attempts(&state.db, &task.id).await? }))
@@ -399,7 +403,7 @@ pub struct MessageRequest {
 /// Post a message visible to both parties.
 #[utoipa::path(post, path = "/api/v1/tasks/{id}/messages", tag = "tasks", params(("id" = String, Path)), request_body = MessageRequest,
     responses((status = 201, body = Message), (status = 404), (status = 422)))]
-async fn post_message(
+pub(crate) async fn post_message(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
@@ -446,7 +450,7 @@ async fn post_message(
 
 /// The task's messages, oldest first.
 #[utoipa::path(get, path = "/api/v1/tasks/{id}/messages", tag = "tasks", params(("id" = String, Path)), responses((status = 200, body = Vec<Message>), (status = 404)))]
-async fn messages(
+pub(crate) async fn messages(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,

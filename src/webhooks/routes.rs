@@ -1,8 +1,6 @@
 //! HTTP for webhook subscriptions.
 
-use axum::Router;
 use axum::extract::{Path, State};
-use axum::routing::{delete, get};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -13,10 +11,6 @@ use crate::http::envelope::Api;
 use crate::http::extract::JsonObject;
 use crate::ledger::routes::principal_of;
 use crate::state::AppState;
-
-pub fn router() -> Router<AppState> {
-    Router::new().route("/webhooks", get(list).post(create)).route("/webhooks/{id}", delete(remove))
-}
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct WebhookRequest {
@@ -42,8 +36,11 @@ pub struct WebhookCreated {
 /// Subscribe a URL to events of the acting principal's tasks, payments and agents.
 #[utoipa::path(post, path = "/api/v1/webhooks", tag = "webhooks", request_body = WebhookRequest,
     responses((status = 201, body = WebhookCreated), (status = 401), (status = 403), (status = 422)))]
-async fn create(State(state): State<AppState>, caller: Caller, body: JsonObject) -> ApiResult<Api<WebhookCreated>> {
-    caller.require_scope("webhooks:write")?;
+pub(crate) async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    body: JsonObject,
+) -> ApiResult<Api<WebhookCreated>> {
     let req: WebhookRequest = body.parse(Some("webhook"))?;
     let new = super::validate(
         req.callback_url.or(req.url),
@@ -58,14 +55,17 @@ async fn create(State(state): State<AppState>, caller: Caller, body: JsonObject)
 
 /// The acting principal's subscriptions (never the secrets).
 #[utoipa::path(get, path = "/api/v1/webhooks", tag = "webhooks", responses((status = 200, body = Vec<Webhook>), (status = 401)))]
-async fn list(State(state): State<AppState>, caller: Caller) -> ApiResult<Api<Vec<Webhook>>> {
+pub(crate) async fn list(State(state): State<AppState>, caller: Caller) -> ApiResult<Api<Vec<Webhook>>> {
     Ok(Api::ok(super::list(&state.db, &principal_of(&caller)?.key()).await?))
 }
 
 /// Unsubscribe (200 with the removed subscription; never 204).
 #[utoipa::path(delete, path = "/api/v1/webhooks/{id}", tag = "webhooks", params(("id" = String, Path)),
     responses((status = 200, body = Webhook), (status = 404)))]
-async fn remove(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Api<Webhook>> {
-    caller.require_scope("webhooks:write")?;
+pub(crate) async fn remove(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Api<Webhook>> {
     Ok(Api::ok(super::unsubscribe(&state.db, &principal_of(&caller)?.key(), &id, state.now()).await?))
 }

@@ -188,3 +188,103 @@ async fn last_used_at_is_written_at_most_once_a_minute(app: TestApp) {
     let third = app.get("/api/v1/api-keys", Some(&user.key)).await.expect(200);
     assert_ne!(last_used(&third), t1, "rewritten after a minute");
 }
+
+/// Creates a key with `body` using `parent`; returns (id, secret).
+async fn make_key(app: &TestApp, parent: &str, body: serde_json::Value) -> (String, String) {
+    let r = app.post("/api/v1/api-keys", Some(parent), body).await.expect(201);
+    (r.data()["key"]["id"].as_str().unwrap().to_string(), r.data()["api_key"].as_str().unwrap().to_string())
+}
+
+fn default_key_id(list: &crate::support::Resp) -> String {
+    let keys = list.data().as_array().unwrap();
+    keys.iter().find(|k| k["name"] == "default").unwrap()["id"].as_str().unwrap().to_string()
+}
+
+both_engines!(rolling_or_revoking_a_stronger_key_is_refused);
+async fn rolling_or_revoking_a_stronger_key_is_refused(app: TestApp) {
+    let user = app.signup("escalate@example.com").await;
+    let full_id = default_key_id(&app.get("/api/v1/api-keys", Some(&user.key)).await.expect(200));
+    let (_, writer) = make_key(&app, &user.key, json!({"name": "writer", "scopes": ["account:write"]})).await;
+    let (_, capped) = make_key(&app, &user.key, json!({"name": "capped", "max_price_per_hire": "1.00"})).await;
+    let before = app.get("/api/v1/api-keys", Some(&user.key)).await.expect(200).data().as_array().unwrap().len();
+
+    // A key scoped to account:write cannot roll (or revoke) the full-access key...
+    let roll = format!("/api/v1/api-keys/{full_id}/roll");
+    let refused =
+        app.post(&roll, Some(&writer), json!({"expires_in_seconds": 604800})).await.expect_error(403, "FORBIDDEN");
+    assert!(refused.data().is_null() && !refused.text.contains("ap_"), "no secret in the refusal");
+    app.delete(&format!("/api/v1/api-keys/{full_id}"), Some(&writer)).await.expect_error(403, "FORBIDDEN");
+    // ...nor can a capped key roll an uncapped one.
+    app.post(&roll, Some(&capped), json!({"expires_in_seconds": 604800})).await.expect_error(403, "FORBIDDEN");
+    // Nothing was minted and the full key still works (no grace period started).
+    let after = app.get("/api/v1/api-keys", Some(&user.key)).await.expect(200);
+    assert_eq!(after.data().as_array().unwrap().len(), before, "no key was created");
+    assert!(after.data().as_array().unwrap().iter().all(|k| k["expires_at"].is_null()), "no grace period was set");
+    app.clock.advance_secs(604_801);
+    app.get("/api/v1/accounts/me", Some(&user.key)).await.expect(200);
+
+    // Keys no stronger than the caller can be rolled and revoked by it.
+    let (weaker_id, _) =
+        make_key(&app, &user.key, json!({"name": "weaker", "scopes": ["account:write"], "max_price_per_hire": "1"}))
+            .await;
+    let rolled = app.post(&format!("/api/v1/api-keys/{weaker_id}/roll"), Some(&capped), json!({})).await.expect(201);
+    assert_eq!(rolled.data()["key"]["max_price_per_hire"], "1.00");
+    let rolled_id = rolled.data()["key"]["id"].as_str().unwrap();
+    app.delete(&format!("/api/v1/api-keys/{rolled_id}"), Some(&writer)).await.expect(200);
+}
+
+both_engines!(a_session_token_mints_no_permanent_credential);
+async fn a_session_token_mints_no_permanent_credential(app: TestApp) {
+    let user = app.signup("session-mint@example.com").await;
+    let agent = app.register_agent(Some(&user.key), "did:t:session-mint", json!({})).await;
+    let session = |key: String| {
+        let app = &app;
+        async move {
+            let r = app.post("/api/v1/auth/authenticate", Some(&key), json!({})).await.expect(200);
+            r.data()["token"].as_str().unwrap().to_string()
+        }
+    };
+    let user_session = session(user.key.clone()).await;
+    let agent_session = session(agent.key.clone()).await;
+    let body =
+        json!({"agent": {"name": "n", "did": "did:t:from-session", "capabilities": ["x"], "pricing_model": "fixed"}});
+    for (token, method, path, body) in [
+        (&user_session, "POST", "/api/v1/auth/rotate-key".to_string(), json!({})),
+        (&agent_session, "POST", "/api/v1/auth/rotate-key".to_string(), json!({})),
+        (&user_session, "POST", format!("/api/v1/agents/{}/credentials", agent.id), json!({})),
+        (&agent_session, "POST", format!("/api/v1/agents/{}/credentials", agent.id), json!({})),
+        (&user_session, "POST", "/api/v1/api-keys".to_string(), json!({"name": "from a session"})),
+        (&user_session, "POST", "/api/v1/agents".to_string(), body.clone()),
+    ] {
+        let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let r = app.call(m, &path, Some(token), Some(body)).await;
+        let r = r.expect_error(403, "FORBIDDEN");
+        assert!(!r.text.contains("ap_") && !r.text.contains("agk_"), "{path}: no secret");
+    }
+    // The keys themselves still work, and nothing was minted.
+    assert_eq!(app.get("/api/v1/api-keys", Some(&user.key)).await.expect(200).data().as_array().unwrap().len(), 1);
+    let creds = app.get(&format!("/api/v1/agents/{}/credentials", agent.id), Some(&agent.key)).await.expect(200);
+    assert_eq!(creds.data().as_array().unwrap().len(), 1);
+    app.get("/api/v1/agents/did%3At%3Afrom-session", None).await.expect_error(404, "NOT_FOUND");
+    app.post("/api/v1/auth/rotate-key", Some(&agent.key), json!({})).await.expect(201);
+}
+
+both_engines!(agent_keys_are_minted_only_by_full_rights_credentials);
+async fn agent_keys_are_minted_only_by_full_rights_credentials(app: TestApp) {
+    let user = app.signup("agent-mint@example.com").await;
+    let agent = app.register_agent(Some(&user.key), "did:t:agent-mint", json!({})).await;
+    // An agent key has every right over its agent (its wallet included): a key that may only
+    // write agents must not be able to mint one, nor revoke one.
+    let (_, writer) = make_key(&app, &user.key, json!({"name": "w", "scopes": ["agents:write", "agents:read"]})).await;
+    let path = format!("/api/v1/agents/{}/credentials", agent.id);
+    app.post(&path, Some(&writer), json!({})).await.expect_error(403, "FORBIDDEN");
+    let creds = app.get(&path, Some(&writer)).await.expect(200);
+    let key_id = creds.data()[0]["id"].as_str().unwrap().to_string();
+    app.delete(&format!("{path}/{key_id}"), Some(&writer)).await.expect_error(403, "FORBIDDEN");
+    let (_, capped) = make_key(&app, &user.key, json!({"name": "c", "max_price_per_hire": "3"})).await;
+    app.post(&path, Some(&capped), json!({})).await.expect_error(403, "FORBIDDEN");
+    // The owner's full key and the agent itself may.
+    app.post(&path, Some(&user.key), json!({})).await.expect(201);
+    app.post(&path, Some(&agent.key), json!({})).await.expect(201);
+    app.delete(&format!("{path}/{key_id}"), Some(&user.key)).await.expect(200);
+}

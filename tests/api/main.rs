@@ -2,6 +2,7 @@
 
 mod support;
 
+mod access;
 mod accounts;
 mod agents;
 mod api_keys;
