@@ -18,6 +18,15 @@ impl Browser {
             base: app.base.clone(),
         }
     }
+    /// A browser that comes through the trusted proxy from `ip`.
+    fn from_ip(app: &TestApp, ip: &str) -> Browser {
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert("x-forwarded-for", ip.parse().unwrap());
+        Browser {
+            http: reqwest::Client::builder().no_proxy().cookie_store(true).default_headers(headers).build().unwrap(),
+            base: app.base.clone(),
+        }
+    }
     async fn get(&self, path: &str) -> (u16, String) {
         let r = self.http.get(format!("{}{path}", self.base)).send().await.unwrap();
         (r.status().as_u16(), r.text().await.unwrap())
@@ -357,6 +366,44 @@ async fn logins_are_throttled_per_account_and_ip(app: TestApp) {
         )
         .await;
     assert_eq!(status, 200);
+    assert!(page.contains("Welcome"));
+}
+
+both_engines!(nobody_locks_a_person_out_from_elsewhere, |c: &mut agentmarket::Config| {
+    c.auth_failures_per_minute = 10;
+    c.trust_forwarded_for = true;
+});
+async fn nobody_locks_a_person_out_from_elsewhere(app: TestApp) {
+    let owner = Browser::from_ip(&app, "203.0.113.7");
+    owner.sign_up("owner@example.com").await;
+    let attacker = Browser::from_ip(&app, "198.51.100.9");
+    for _ in 0..10 {
+        let (_, login) = attacker.get("/login").await;
+        attacker
+            .post(
+                "/login",
+                &[("csrf", &csrf(&login)), ("email", "owner@example.com"), ("password", "wrong wrong wrong")],
+            )
+            .await;
+    }
+    let (_, login) = attacker.get("/login").await;
+    let (status, _) = attacker
+        .post(
+            "/login",
+            &[("csrf", &csrf(&login)), ("email", "owner@example.com"), ("password", "correct horse battery")],
+        )
+        .await;
+    assert_eq!(status, 429, "the attacking IP is locked out");
+    // The owner, from their own address, still gets in at once.
+    let owner_again = Browser::from_ip(&app, "203.0.113.7");
+    let (_, login) = owner_again.get("/login").await;
+    let (status, page) = owner_again
+        .post(
+            "/login",
+            &[("csrf", &csrf(&login)), ("email", "owner@example.com"), ("password", "correct horse battery")],
+        )
+        .await;
+    assert_eq!(status, 200, "{page}");
     assert!(page.contains("Welcome"));
 }
 
