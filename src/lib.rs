@@ -18,6 +18,7 @@ pub mod openapi;
 pub mod routes;
 pub mod state;
 pub mod tasks;
+pub mod text;
 pub mod webhooks;
 
 use std::net::SocketAddr;

@@ -1,5 +1,6 @@
 //! The `agentmarket` binary: `serve` (the default), `migrate`, and `admin` tasks.
 
+use agentmarket::text::{Line, Text};
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
@@ -103,9 +104,13 @@ async fn admin(config: &Config, task: Admin) -> anyhow::Result<()> {
     let api = |e: agentmarket::error::ApiError| anyhow::anyhow!("{}: {e}", e.code());
     match task {
         Admin::CreateUser { email, password, name, admin } => {
-            let signup = SignUpRequest { email: Some(email), password: Some(password), name }
-                .validate()
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let signup = SignUpRequest {
+                email: Some(Line::field("email", email).map_err(api)?),
+                password: Some(Text::field("password", password).map_err(api)?),
+                name: name.map(|n| Line::field("name", n)).transpose().map_err(api)?,
+            }
+            .validate()
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
             let (user, _key, secret) =
                 users::register(&db, signup, admin, SystemClock.now_ms()).await.map_err(|e| anyhow::anyhow!("{e}"))?;
             println!("created user {} ({}){}", user.email, user.id, if admin { " as administrator" } else { "" });
@@ -127,7 +132,11 @@ async fn admin(config: &Config, task: Admin) -> anyhow::Result<()> {
             println!("withdrawal {} is {}", w.id, w.status);
         }
         Admin::Resolve { id, outcome, client_share_bps, note } => {
-            let req = tasks::disputes::ResolveRequest { outcome: Some(outcome), client_share_bps, note };
+            let req = tasks::disputes::ResolveRequest {
+                outcome: Some(Line::field("outcome", outcome).map_err(api)?),
+                client_share_bps,
+                note: note.map(|n| Text::field("note", n)).transpose().map_err(api)?,
+            };
             let d = tasks::disputes::resolve(&db, &id, req, now).await.map_err(api)?;
             println!("dispute {} on task {} resolved: {}", d.id, d.task_id, d.outcome.unwrap_or_default());
         }

@@ -11,6 +11,7 @@ use crate::clock::{parse_rfc3339, rfc3339, rfc3339_opt};
 use crate::db::{Db, Tx};
 use crate::error::{ApiError, ApiResult, FieldError};
 use crate::money::Amount;
+use crate::text::Line;
 
 /// Longest grace period for the old key when rolling: one week.
 pub const MAX_ROLL_GRACE_SECS: i64 = 604_800;
@@ -18,13 +19,13 @@ pub const MAX_ROLL_GRACE_SECS: i64 = 604_800;
 #[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct NewKeyRequest {
     /// 1–64 characters.
-    pub name: Option<String>,
+    pub name: Option<Line>,
     /// Defaults to `["*"]` (full access); `[]` makes a key that can only identify itself.
-    pub scopes: Option<Vec<String>>,
+    pub scopes: Option<Vec<Line>>,
     /// RFC 3339, in the future.
-    pub expires_at: Option<String>,
+    pub expires_at: Option<Line>,
     /// Hard cap on the price of any single task or hire this key pays for.
-    pub max_price_per_hire: Option<String>,
+    pub max_price_per_hire: Option<Line>,
 }
 
 /// A validated key specification.

@@ -13,13 +13,14 @@ use crate::auth::scope::Scopes;
 use crate::clock::rfc3339;
 use crate::db::Db;
 use crate::error::{ApiError, ApiResult, FieldError};
+use crate::text::{Line, Text};
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct SignUpRequest {
-    pub email: Option<String>,
+    pub email: Option<Line>,
     /// At least 10 characters.
-    pub password: Option<String>,
-    pub name: Option<String>,
+    pub password: Option<Text>,
+    pub name: Option<Line>,
 }
 
 #[derive(Debug, Clone)]
@@ -36,7 +37,7 @@ impl SignUpRequest {
         if !looks_like_email(&email) {
             errors.push(FieldError::new("email", "must be an email address"));
         }
-        let password = self.password.unwrap_or_default();
+        let password = self.password.map(String::from).unwrap_or_default();
         let len = password.chars().count();
         if !(10..=1024).contains(&len) {
             errors.push(FieldError::new("password", "must be 10–1024 characters"));

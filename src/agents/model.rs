@@ -6,6 +6,7 @@ use utoipa::ToSchema;
 use crate::clock::rfc3339;
 use crate::error::{ApiError, ApiResult, FieldError};
 use crate::money::Amount;
+use crate::text::{Line, Text};
 
 pub const STATUSES_SETTABLE: &[&str] = &["active", "draft", "inactive"];
 pub const PRICING_MODELS: &[&str] = &["fixed", "auction", "hybrid"];
@@ -19,20 +20,20 @@ pub const ONLINE_WINDOW_MS: i64 = 60 * 60 * 1000;
 /// `{"agent": …}` or flat). On update every field is optional.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct AgentInput {
-    pub name: Option<String>,
+    pub name: Option<Line>,
     /// `did:<namespace>:<id>`, unique.
-    pub did: Option<String>,
-    pub description: Option<String>,
-    pub capabilities: Option<Vec<String>>,
+    pub did: Option<Line>,
+    pub description: Option<Text>,
+    pub capabilities: Option<Vec<Line>>,
     /// `fixed`, `auction` or `hybrid`.
-    pub pricing_model: Option<String>,
+    pub pricing_model: Option<Line>,
     /// Decimal string; `"0.00"` (the default) means free.
-    pub base_price: Option<String>,
-    pub category: Option<String>,
+    pub base_price: Option<Line>,
+    pub category: Option<Line>,
     #[schema(value_type = Option<Object>)]
     pub metadata: Option<serde_json::Value>,
     /// `active`, `draft` or `inactive`.
-    pub status: Option<String>,
+    pub status: Option<Line>,
 }
 
 /// Validated fields; `None` = not given (update) or default (create).
@@ -82,7 +83,7 @@ impl AgentInput {
             if description.chars().count() > 2000 {
                 errors.push(FieldError::new("description", "must be at most 2000 characters"));
             }
-            out.description = Some(Some(description).filter(|d| !d.trim().is_empty()));
+            out.description = Some(Some(description.into_string()).filter(|d| !d.trim().is_empty()));
         }
         if let Some(caps) = self.capabilities {
             match normalize_capabilities(caps) {
@@ -153,7 +154,7 @@ pub fn valid_did(did: &str) -> bool {
         && id.bytes().all(|b| b.is_ascii_alphanumeric() || b".-_:%".contains(&b))
 }
 
-fn normalize_capabilities(caps: Vec<String>) -> Result<Vec<String>, String> {
+fn normalize_capabilities(caps: Vec<Line>) -> Result<Vec<String>, String> {
     if caps.is_empty() || caps.len() > 50 {
         return Err("must list 1–50 capabilities".into());
     }
@@ -324,7 +325,7 @@ mod tests {
         assert!(normalize_capabilities(vec!["a".into(), "A".into()]).is_err());
         assert!(normalize_capabilities(vec![]).is_err());
         assert!(normalize_capabilities(vec!["has space".into()]).is_err());
-        assert!(normalize_capabilities((0..51).map(|i| format!("c{i}")).collect()).is_err());
+        assert!(normalize_capabilities((0..51).map(|i| Line::parse(format!("c{i}")).unwrap()).collect()).is_err());
     }
 
     #[test]

@@ -14,6 +14,7 @@ use crate::http::envelope::Api;
 use crate::http::extract::{ApiQuery, JsonObject};
 use crate::http::pagination::PageRequest;
 use crate::state::AppState;
+use crate::text::Line;
 
 #[derive(Serialize, ToSchema)]
 pub struct RegisteredAgent {
@@ -161,10 +162,10 @@ pub struct AssignRequest {
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct AssignRequestItem {
     /// The agent's UUID or DID (alias `agent_id`).
-    id: Option<String>,
-    agent_id: Option<String>,
+    id: Option<Line>,
+    agent_id: Option<Line>,
     /// One of the agent's own keys, proving control.
-    api_key: Option<String>,
+    api_key: Option<Line>,
 }
 
 /// Claim autonomous agents into the calling account, each proven by its own key.
@@ -206,7 +207,7 @@ pub(crate) async fn assign(
 #[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct NewCredentialRequest {
     /// A label, 1–64 characters (default "api key").
-    name: Option<String>,
+    name: Option<Line>,
 }
 
 #[derive(Serialize, ToSchema)]

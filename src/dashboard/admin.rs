@@ -3,8 +3,8 @@
 
 use std::collections::HashMap;
 
+use super::Form;
 use askama::Template;
-use axum::Form;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
@@ -121,11 +121,12 @@ pub async fn act(
                 }
                 None => None,
             };
-            let outcome = text("outcome");
+            let (outcome, note) = match (super::pages::line(&form, "outcome"), super::pages::text(&form, "note")) {
+                (Ok(outcome), Ok(note)) => (outcome, note.filter(|n| !n.is_empty())),
+                (Err(e), _) | (_, Err(e)) => return render_page(&state, &b, Some(&e)).await,
+            };
             let share = if outcome.as_deref() == Some("split") { share } else { None };
-            disputes::resolve(db, &id, ResolveRequest { outcome, client_share_bps: share, note: text("note") }, now)
-                .await
-                .map(drop)
+            disputes::resolve(db, &id, ResolveRequest { outcome, client_share_bps: share, note }, now).await.map(drop)
         }
         ("deposits", "confirm") => deposits::confirm(db, &id, now).await.map(drop),
         ("withdrawals", "complete") => withdrawals::finish(db, &id, true, None, now).await.map(drop),

@@ -2,8 +2,8 @@
 
 use std::collections::HashMap;
 
+use super::Form;
 use askama::Template;
-use axum::Form;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
@@ -117,15 +117,17 @@ pub async fn edit(
         Ok(b) => b,
         Err(r) => return r,
     };
-    let text = |k: &str| form.get(k).map(|v| v.trim().to_string());
-    let input = AgentInput {
-        name: text("name"),
-        description: text("description"),
-        capabilities: form.contains_key("capabilities").then(|| super::pages::comma_list(&form, "capabilities")),
-        base_price: text("base_price").filter(|p| !p.is_empty()),
-        ..AgentInput::default()
+    use super::pages::{line, lines, text};
+    let input = || -> Result<AgentInput, ApiError> {
+        Ok(AgentInput {
+            name: line(&form, "name")?,
+            description: text(&form, "description")?,
+            capabilities: if form.contains_key("capabilities") { Some(lines(&form, "capabilities")?) } else { None },
+            base_price: line(&form, "base_price")?.filter(|p| !p.is_empty()),
+            ..AgentInput::default()
+        })
     };
-    let saved = match input.validate(false, state.config.allow_private_network) {
+    let saved = match input().and_then(|i| i.validate(false, state.config.allow_private_network)) {
         Ok(changes) => agents::update(&state.db, &as_caller(&b), &id, changes, state.now()).await.map(drop),
         Err(e) => Err(e),
     };

@@ -3,19 +3,20 @@
 
 use std::collections::HashMap;
 
+use super::Form;
 use askama::Template;
-use axum::Form;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 
-use super::pages::{Fields, errors_of, field};
+use super::pages::{Fields, errors_of, field, line};
 use super::{Nav, internal, render};
 use super::{PRE_CSRF_COOKIE, SESSION_COOKIE, check_token, cookie, set_cookie};
 use crate::accounts::users::{self, SignUpRequest};
 use crate::http::extract::ClientIp;
 use crate::http::rate_limit;
 use crate::state::AppState;
+use crate::text::Text;
 
 #[derive(Template)]
 #[template(path = "register.html")]
@@ -105,9 +106,14 @@ pub async fn register(
                 .into_response(),
         );
     }
-    let request =
-        SignUpRequest { email: Some(email.clone()), password: form.get("password").cloned(), name: Some(name.clone()) };
-    let outcome = match request.validate() {
+    let request = || -> Result<SignUpRequest, crate::error::ApiError> {
+        Ok(SignUpRequest {
+            email: line(&form, "email")?,
+            password: form.get("password").map(|p| Text::field("password", p.as_str())).transpose()?,
+            name: line(&form, "name")?,
+        })
+    };
+    let outcome = match request().and_then(SignUpRequest::validate) {
         Ok(signup) => users::register(&state.db, signup, false, state.now()).await,
         Err(e) => Err(e),
     };

@@ -1,16 +1,17 @@
 //! The API keys page: list, create (the secret shown once), revoke, roll.
 
+use super::Form;
 use askama::Template;
-use axum::Form;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 
-use super::pages::{Fields, NewSecret, as_caller, errors_of, field, message_of};
+use super::pages::{Fields, NewSecret, as_caller, errors_of, field, line, message_of};
 use super::{Browser, Nav, internal, render, require_browser};
 use crate::accounts::api_keys::{self, NewKeyRequest};
 use crate::error::ApiError;
 use crate::state::AppState;
+use crate::text::Line;
 
 pub struct KeyRow {
     id: String,
@@ -128,17 +129,20 @@ pub async fn create_key(State(state): State<AppState>, headers: HeaderMap, Form(
         Err(r) => return r,
     };
     let scopes = field(&form, "scopes");
-    let request = NewKeyRequest {
-        name: Some(field(&form, "name")),
-        scopes: (!scopes.is_empty()).then(|| super::pages::comma_list(&form, "scopes")),
-        // A datetime-local field: "2026-12-01T10:00", read as UTC.
-        expires_at: Some(field(&form, "expires_at"))
-            .filter(|e| !e.is_empty())
-            .map(|e| if e.len() == 16 { format!("{e}:00Z") } else { e }),
-        max_price_per_hire: Some(field(&form, "max_price_per_hire")).filter(|s| !s.is_empty()),
+    let request = || -> Result<NewKeyRequest, ApiError> {
+        Ok(NewKeyRequest {
+            name: line(&form, "name")?,
+            scopes: if scopes.is_empty() { None } else { Some(super::pages::lines(&form, "scopes")?) },
+            // A datetime-local field: "2026-12-01T10:00", read as UTC.
+            expires_at: match line(&form, "expires_at")?.filter(|e| !e.is_empty()) {
+                Some(e) if e.len() == 16 => Some(Line::field("expires_at", format!("{e}:00Z"))?),
+                other => other,
+            },
+            max_price_per_hire: line(&form, "max_price_per_hire")?.filter(|s| !s.is_empty()),
+        })
     };
     let now = state.now();
-    let created = match request.validate(now) {
+    let created = match request().and_then(|r| r.validate(now)) {
         Ok(spec) => api_keys::create(&state.db, &as_caller(&b), &spec, now).await,
         Err(e) => Err(e),
     };

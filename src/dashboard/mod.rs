@@ -200,6 +200,37 @@ pub async fn start_session(state: &AppState, headers: &HeaderMap, user_id: &str)
     Ok(response)
 }
 
+/// A posted form, every value checked at the edge: a control character other than a newline or
+/// tab (which a person cannot type) is refused before any handler reads the form.
+pub struct Form<T>(pub T);
+
+impl<S: Send + Sync> axum::extract::FromRequest<S> for Form<pages::Fields> {
+    type Rejection = Response;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, Response> {
+        let axum::Form(fields) = axum::Form::<pages::Fields>::from_request(req, state).await.map_err(|e| {
+            (StatusCode::BAD_REQUEST, Html(format!("<h1>Bad request</h1><p>{}</p>", html_escape(&e.body_text()))))
+                .into_response()
+        })?;
+        if let Some(name) = fields
+            .iter()
+            .find(|(k, v)| crate::text::check_text(k).and(crate::text::check_text(v)).is_err())
+            .map(|(k, _)| k)
+        {
+            let message = format!(
+                "<h1>Unprocessable form</h1><p>The field {} holds control characters; remove them and try again.</p>",
+                html_escape(name)
+            );
+            return Err((StatusCode::UNPROCESSABLE_ENTITY, Html(message)).into_response());
+        }
+        Ok(Form(fields))
+    }
+}
+
+fn html_escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
 pub fn internal(err: impl std::fmt::Display) -> Response {
     tracing::error!(error = %err, "dashboard error");
     (StatusCode::INTERNAL_SERVER_ERROR, Html("<h1>Something went wrong</h1><p>Please try again.</p>")).into_response()

@@ -3,13 +3,13 @@
 
 use std::collections::HashMap;
 
+use super::Form;
 use askama::Template;
-use axum::Form;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 
-use super::pages::{as_caller, message_of};
+use super::pages::{as_caller, line, message_of};
 use super::{Browser, Nav, internal, render, require_browser};
 use crate::error::ApiError;
 use crate::ledger::{self, Principal};
@@ -332,14 +332,16 @@ pub async fn deposit(State(state): State<AppState>, headers: HeaderMap, Form(for
         Ok(b) => b,
         Err(r) => return r,
     };
-    let request = ledger::deposits::DepositRequest {
-        amount: form.get("amount").cloned(),
-        currency: Some("USD".into()),
-        payment_method: form.get("method").cloned(),
-        payment_type: None,
+    let request = || -> Result<ledger::deposits::DepositRequest, ApiError> {
+        Ok(ledger::deposits::DepositRequest {
+            amount: line(&form, "amount")?,
+            currency: Some("USD".into()),
+            payment_method: line(&form, "method")?,
+            payment_type: None,
+        })
     };
     let principal = Principal::User(b.user.id.clone());
-    let done = match request.validate() {
+    let done = match request().and_then(|r| r.validate()) {
         Ok(spec) => {
             ledger::deposits::create(&state.db, &principal, spec, state.config.enable_sandbox_deposits, state.now())
                 .await
@@ -369,28 +371,40 @@ pub async fn wallet_action(
         Err(r) => return r,
     };
     let principal = Principal::User(b.user.id.clone());
-    let text = |k: &str| form.get(k).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+    let text = |k: &str| line(&form, k).map(|v| v.filter(|v| !v.is_empty()));
     let done: Result<String, ApiError> = match action.as_str() {
         "addresses" => {
-            let req = ledger::withdrawals::AddressRequest {
-                currency: text("currency"),
-                network: text("network"),
-                address: text("address"),
-                label: text("label"),
+            let req = || -> Result<_, ApiError> {
+                Ok(ledger::withdrawals::AddressRequest {
+                    currency: text("currency")?,
+                    network: text("network")?,
+                    address: text("address")?,
+                    label: text("label")?,
+                })
             };
-            ledger::withdrawals::add_address(&state.db, &principal, req, state.now())
-                .await
-                .map(|a| format!("Address {} saved.", a.address))
+            match req() {
+                Ok(req) => ledger::withdrawals::add_address(&state.db, &principal, req, state.now())
+                    .await
+                    .map(|a| format!("Address {} saved.", a.address)),
+                Err(e) => Err(e),
+            }
         }
         "withdraw" => {
-            let req = ledger::withdrawals::WithdrawRequest {
-                amount: text("amount"),
-                currency: Some("USD".into()),
-                withdrawal_address_id: text("withdrawal_address_id"),
+            let req = || -> Result<_, ApiError> {
+                Ok(ledger::withdrawals::WithdrawRequest {
+                    amount: text("amount")?,
+                    currency: Some("USD".into()),
+                    withdrawal_address_id: text("withdrawal_address_id")?,
+                })
             };
-            ledger::withdrawals::request(&state.db, &principal, req, state.config.min_withdrawal, state.now())
-                .await
-                .map(|w| format!("Withdrawal of {} USD requested; it is pending.", w.amount))
+            match req() {
+                Ok(req) => {
+                    ledger::withdrawals::request(&state.db, &principal, req, state.config.min_withdrawal, state.now())
+                        .await
+                        .map(|w| format!("Withdrawal of {} USD requested; it is pending.", w.amount))
+                }
+                Err(e) => Err(e),
+            }
         }
         _ => return (StatusCode::NOT_FOUND, internal_page("no such action")).into_response(),
     };

@@ -3,8 +3,8 @@
 
 use std::collections::HashMap;
 
+use super::Form;
 use askama::Template;
-use axum::Form;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -18,8 +18,25 @@ use crate::error::ApiError;
 use crate::http::pagination::PageRequest;
 use crate::ledger::{self, Principal};
 use crate::state::AppState;
+use crate::text::{Line, Text};
 
 pub(super) type Fields = HashMap<String, String>;
+
+/// A form field as one line of text, trimmed (`None` when absent); a newline or other control
+/// character is an error on that field, as in the API.
+pub(super) fn line(form: &Fields, name: &str) -> Result<Option<Line>, ApiError> {
+    form.get(name).map(|v| Line::field(name, v.trim())).transpose()
+}
+
+/// A form field as free text (newlines kept), trimmed (`None` when absent).
+pub(super) fn text(form: &Fields, name: &str) -> Result<Option<Text>, ApiError> {
+    form.get(name).map(|v| Text::field(name, v.trim())).transpose()
+}
+
+/// A comma-separated form field as lines (empty when absent).
+pub(super) fn lines(form: &Fields, name: &str) -> Result<Vec<Line>, ApiError> {
+    comma_list(form, name).into_iter().map(|v| Line::field(name, v)).collect()
+}
 
 pub(super) fn field(form: &Fields, name: &str) -> String {
     form.get(name).map(|v| v.trim().to_string()).unwrap_or_default()
@@ -245,15 +262,17 @@ pub async fn register_agent(State(state): State<AppState>, headers: HeaderMap, F
         Ok(b) => b,
         Err(r) => return r,
     };
-    let input = AgentInput {
-        name: Some(field(&form, "name")),
-        did: Some(field(&form, "did")),
-        capabilities: Some(comma_list(&form, "capabilities")),
-        pricing_model: Some(form.get("pricing_model").cloned().unwrap_or_else(|| "fixed".into())),
-        base_price: Some(field(&form, "base_price")).filter(|p| !p.is_empty()),
-        ..AgentInput::default()
+    let input = || -> Result<AgentInput, ApiError> {
+        Ok(AgentInput {
+            name: Some(line(&form, "name")?.unwrap_or_default()),
+            did: Some(line(&form, "did")?.unwrap_or_default()),
+            capabilities: Some(lines(&form, "capabilities")?),
+            pricing_model: Some(line(&form, "pricing_model")?.unwrap_or_else(|| "fixed".into())),
+            base_price: line(&form, "base_price")?.filter(|p| !p.is_empty()),
+            ..AgentInput::default()
+        })
     };
-    let registered = match input.validate(true, state.config.allow_private_network) {
+    let registered = match input().and_then(|i| i.validate(true, state.config.allow_private_network)) {
         Ok(fields) => {
             agents::register(&state.db, Some(&as_caller(&b)), fields, state.config.max_agents_per_user, state.now())
                 .await

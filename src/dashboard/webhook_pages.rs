@@ -2,8 +2,8 @@
 
 use std::collections::HashMap;
 
+use super::Form;
 use askama::Template;
-use axum::Form;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};

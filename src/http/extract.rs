@@ -32,7 +32,12 @@ impl JsonObject {
             return Ok(JsonObject::default());
         }
         match serde_json::from_slice::<serde_json::Value>(bytes) {
-            Ok(serde_json::Value::Object(map)) => Ok(JsonObject(map)),
+            Ok(serde_json::Value::Object(map)) => {
+                // Every string of the body, typed field or free-form JSON, passes the text rule.
+                crate::text::check_json(&serde_json::Value::Object(map.clone()), "")
+                    .map_err(|e| ApiError::validation(vec![e]))?;
+                Ok(JsonObject(map))
+            }
             Ok(_) => Err(ApiError::malformed_json("the request body must be a JSON object")),
             Err(e) => Err(ApiError::malformed_json(format!("the request body is not valid JSON: {e}"))),
         }
@@ -75,15 +80,11 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
         let query = parts.uri.query().unwrap_or("");
-        let deserializer = serde_urlencoded_deserializer(query);
-        match deserializer {
-            Ok(v) => Ok(ApiQuery(v)),
-            Err(msg) => Err(ApiError::validation(vec![FieldError::new("query", msg)])),
-        }
+        serde_urlencoded_deserializer(query).map(ApiQuery).map_err(|e| ApiError::validation(vec![e]))
     }
 }
 
-fn serde_urlencoded_deserializer<T: DeserializeOwned>(query: &str) -> Result<T, String> {
+fn serde_urlencoded_deserializer<T: DeserializeOwned>(query: &str) -> Result<T, FieldError> {
     // Falsy parameters are never sent by the clients, but an empty `?` is; empty values are
     // treated as absent so `?capability=` does not fail a typed field.
     let pairs: Vec<(String, String)> = url::form_urlencoded::parse(query.as_bytes())
@@ -94,8 +95,30 @@ fn serde_urlencoded_deserializer<T: DeserializeOwned>(query: &str) -> Result<T, 
         pairs.into_iter().map(|(k, v)| (k, serde_json::Value::String(v))).collect();
     serde_path_to_error::deserialize(serde_json::Value::Object(map)).map_err(|e| {
         let path = e.path().to_string();
-        format!("{path}: {}", e.into_inner())
+        let field = if path == "." { "query".to_string() } else { path };
+        FieldError::new(field, e.into_inner().to_string())
     })
+}
+
+/// Middleware at the edge: a path segment or query parameter holding a control character (or
+/// a path that is not UTF-8 once decoded) is refused with 422 before anything reads it.
+pub async fn refuse_control_characters(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let uri = req.uri();
+    let path_ok = match percent_encoding::percent_decode_str(uri.path()).decode_utf8() {
+        Ok(path) => crate::text::check_line(&path).map_err(|m| FieldError::new("path", m)),
+        Err(_) => Err(FieldError::new("path", "must be UTF-8 once percent-decoded")),
+    };
+    let query_ok = url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes()).try_for_each(|(k, v)| {
+        crate::text::check_line(&k).and(crate::text::check_line(&v)).map_err(|m| FieldError::new(k.into_owned(), m))
+    });
+    match path_ok.and(query_ok) {
+        Ok(()) => next.run(req).await,
+        Err(e) => ApiError::validation(vec![e]).into_response(),
+    }
 }
 
 /// The caller's IP: the socket peer, or the first `X-Forwarded-For` hop when the server is told

@@ -43,6 +43,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::dashboard::router())
         .fallback(route_not_found)
         .method_not_allowed_fallback(route_not_found)
+        .layer(middleware::from_fn(extract::refuse_control_characters))
         .layer(CatchPanicLayer::custom(|_| ApiError::Internal(anyhow::anyhow!("handler panicked")).into_response()))
         .layer(middleware::from_fn(observe))
         .with_state(state)

@@ -10,17 +10,18 @@ use crate::clock::rfc3339;
 use crate::db::Db;
 use crate::error::{ApiError, ApiResult};
 use crate::money::Amount;
+use crate::text;
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct DepositRequest {
     /// Decimal string, > 0.
-    pub amount: Option<String>,
+    pub amount: Option<text::Line>,
     /// `USD`.
-    pub currency: Option<String>,
+    pub currency: Option<text::Line>,
     /// `sandbox`, `manual`, `crypto` or `nowpayments`.
-    pub payment_method: Option<String>,
+    pub payment_method: Option<text::Line>,
     /// Alias of `payment_method` (`/payments/create-intent`).
-    pub payment_type: Option<String>,
+    pub payment_type: Option<text::Line>,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]

@@ -17,6 +17,7 @@ use crate::http::extract::{ApiQuery, JsonObject};
 use crate::http::pagination::PageRequest;
 use crate::money::{Amount, Settlement};
 use crate::state::AppState;
+use crate::text::{Line, Text};
 use crate::{accounts, agents};
 
 /// The wallet the caller acts for: the agent (agent key or `X-Agent-ID`) or the user.
@@ -225,7 +226,7 @@ pub(crate) async fn complete_withdrawal(
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct FailWithdrawal {
-    reason: Option<String>,
+    reason: Option<Text>,
 }
 
 /// Administrators: the payout failed; the held money returns to the wallet.
@@ -237,15 +238,15 @@ pub(crate) async fn fail_withdrawal(
     body: JsonObject,
 ) -> ApiResult<Api<Withdrawal>> {
     let req: FailWithdrawal = body.parse(None)?;
-    Ok(Api::ok(withdrawals::finish(&state.db, &id, false, req.reason, state.now()).await?))
+    Ok(Api::ok(withdrawals::finish(&state.db, &id, false, req.reason.map(String::from), state.now()).await?))
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct CreditRequest {
     /// A user's email, or an agent's UUID or DID.
-    principal: Option<String>,
-    amount: Option<String>,
-    reason: Option<String>,
+    principal: Option<Line>,
+    amount: Option<Line>,
+    reason: Option<Text>,
 }
 
 #[derive(Serialize, ToSchema)]

@@ -12,15 +12,16 @@ use crate::clock::rfc3339;
 use crate::db::{Db, Tx};
 use crate::error::{ApiError, ApiResult, FieldError};
 use crate::money::Amount;
+use crate::text;
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct AddressRequest {
     /// e.g. `USDT`, `USDC`, `USD`.
-    pub currency: Option<String>,
+    pub currency: Option<text::Line>,
     /// e.g. `TRC20`.
-    pub network: Option<String>,
-    pub address: Option<String>,
-    pub label: Option<String>,
+    pub network: Option<text::Line>,
+    pub address: Option<text::Line>,
+    pub label: Option<text::Line>,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema, sqlx::FromRow)]
@@ -139,9 +140,9 @@ pub async fn delete_address(db: &Db, principal: &Principal, id: &str, now: i64) 
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct WithdrawRequest {
-    pub amount: Option<String>,
-    pub currency: Option<String>,
-    pub withdrawal_address_id: Option<String>,
+    pub amount: Option<text::Line>,
+    pub currency: Option<text::Line>,
+    pub withdrawal_address_id: Option<text::Line>,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -216,7 +217,7 @@ pub async fn request(
     .bind(&id)
     .bind(principal.key())
     .bind(amount.units())
-    .bind(&address_id)
+    .bind(address_id.as_str())
     .bind(now)
     .fetch_one(&mut *tx)
     .await?;

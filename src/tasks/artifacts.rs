@@ -19,6 +19,7 @@ use crate::http::envelope::Api;
 use crate::http::extract::JsonObject;
 use crate::ledger::routes::principal_of;
 use crate::state::AppState;
+use crate::text::{Line, Text};
 
 pub const TYPES: &[&str] = &["code_block", "markdown", "html", "file", "diff", "image", "json", "link", "text"];
 const MAX_PER_REQUEST: usize = 50;
@@ -27,13 +28,13 @@ const MAX_BYTES: usize = 512 * 1024;
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct NewArtifact {
     /// One of code_block, markdown, html, file, diff, image, json, link, text.
-    pub artifact_type: Option<String>,
-    pub name: Option<String>,
+    pub artifact_type: Option<Line>,
+    pub name: Option<Line>,
     /// Text, or base64 when `encoding` is `base64` (binary files and images).
-    pub content: Option<String>,
-    pub content_type: Option<String>,
+    pub content: Option<Text>,
+    pub content_type: Option<Line>,
     /// `utf8` (default) or `base64`.
-    pub encoding: Option<String>,
+    pub encoding: Option<Line>,
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -138,7 +139,7 @@ pub(crate) async fn add_to_task(
         let encoding = a.encoding.unwrap_or_else(|| "utf8".into());
         let content = a.content.unwrap_or_default();
         let bytes = match encoding.as_str() {
-            "utf8" => Some(content.clone().into_bytes()),
+            "utf8" => Some(content.as_bytes().to_vec()),
             "base64" => STANDARD.decode(content.trim()).ok(),
             _ => None,
         };
@@ -154,7 +155,9 @@ pub(crate) async fn add_to_task(
         }
         let content_type = a.content_type.unwrap_or_else(|| default_content_type(&kind).into());
         if let Some(b) = bytes {
-            rows.push((kind, name, content_type, encoding, content, b.len() as i64, hex_sha256(&b)));
+            let (kind, content_type, encoding) =
+                (kind.into_string(), content_type.into_string(), encoding.into_string());
+            rows.push((kind, name, content_type, encoding, content.into_string(), b.len() as i64, hex_sha256(&b)));
         }
     }
     if !errors.is_empty() {
@@ -268,12 +271,12 @@ pub(crate) async fn download(
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct UploadRequest {
-    pub name: Option<String>,
+    pub name: Option<Line>,
     /// Base64.
-    pub content: Option<String>,
-    pub content_type: Option<String>,
-    pub document_type: Option<String>,
-    pub task_id: Option<String>,
+    pub content: Option<Line>,
+    pub content_type: Option<Line>,
+    pub document_type: Option<Line>,
+    pub task_id: Option<Line>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -315,9 +318,9 @@ pub(crate) async fn upload(State(state): State<AppState>, caller: Caller, body: 
         id: uuid::Uuid::now_v7().to_string(),
         name,
         file_url: String::new(),
-        content_type: req.content_type.unwrap_or_else(|| "application/octet-stream".into()),
+        content_type: req.content_type.map(String::from).unwrap_or_else(|| "application/octet-stream".into()),
         file_hash: hex_sha256(&bytes),
-        document_type: req.document_type.unwrap_or_else(|| "document".into()),
+        document_type: req.document_type.map(String::from).unwrap_or_else(|| "document".into()),
         size_bytes: bytes.len() as i64,
     };
     sqlx::query(
@@ -326,7 +329,7 @@ pub(crate) async fn upload(State(state): State<AppState>, caller: Caller, body: 
     )
     .bind(&up.id)
     .bind(principal_of(&caller)?.key())
-    .bind(&req.task_id)
+    .bind(req.task_id.as_deref())
     .bind(&up.name)
     .bind(&up.content_type)
     .bind(&up.document_type)

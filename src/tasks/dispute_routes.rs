@@ -11,13 +11,14 @@ use crate::http::envelope::Api;
 use crate::http::extract::{ApiQuery, JsonObject};
 use crate::http::pagination::PageRequest;
 use crate::state::AppState;
+use crate::text::Text;
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct OpenRequest {
-    pub reason: Option<String>,
+    pub reason: Option<Text>,
 }
 
-fn text(field: &str, value: Option<String>, max: usize) -> ApiResult<String> {
+fn text(field: &str, value: Option<Text>, max: usize) -> ApiResult<String> {
     let v = value.map(|v| v.trim().to_string()).unwrap_or_default();
     if v.is_empty() || v.chars().count() > max {
         return Err(ApiError::field(field, &format!("is required, at most {max} characters")));
@@ -73,7 +74,7 @@ pub(crate) async fn show(
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct EvidenceRequest {
-    pub content: Option<String>,
+    pub content: Option<Text>,
 }
 
 /// Either party (or an administrator) adds evidence while the dispute is open.

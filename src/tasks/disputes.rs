@@ -14,6 +14,7 @@ use crate::clock::{rfc3339, rfc3339_opt};
 use crate::db::{Arg, Db, Tx};
 use crate::error::{ApiError, ApiResult};
 use crate::money::Settlement;
+use crate::text::{Line, Text};
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Evidence {
@@ -220,10 +221,10 @@ async fn finish(
 #[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct ResolveRequest {
     /// `refund`, `release` or `split`.
-    pub outcome: Option<String>,
+    pub outcome: Option<Line>,
     /// For `split`: the client's share of the price in basis points (default 5000).
     pub client_share_bps: Option<i64>,
-    pub note: Option<String>,
+    pub note: Option<Text>,
 }
 
 /// An administrator's ruling (API or CLI).
@@ -241,7 +242,7 @@ pub async fn resolve(db: &Db, id: &str, req: ResolveRequest, now: i64) -> ApiRes
     let row = load_row(db, id).await?.ok_or_else(|| ApiError::not_found("dispute"))?;
     let mut tx = db.begin().await?;
     let task = store::lock(db, &mut tx, &row.task_id).await?.ok_or_else(|| ApiError::not_found("task"))?;
-    finish(&mut tx, &row.id, task, &outcome, share, req.note, now).await?;
+    finish(&mut tx, &row.id, task, &outcome, share, req.note.map(String::from), now).await?;
     tx.commit().await?;
     let row = load_row(db, &row.id).await?.ok_or_else(|| ApiError::not_found("dispute"))?;
     Ok(to_dispute(db, row).await?)

@@ -14,6 +14,7 @@ use crate::http::envelope::Api;
 use crate::http::extract::{ApiQuery, JsonObject};
 use crate::ledger::routes::principal_of;
 use crate::state::AppState;
+use crate::text::{Line, Text};
 
 #[derive(Serialize, ToSchema)]
 pub struct HireConfig {
@@ -152,7 +153,7 @@ pub(crate) async fn cancel(
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct RetryRequest {
-    pub reason: Option<String>,
+    pub reason: Option<Text>,
 }
 
 /// Re-dispatch an unfinished hiring (a new trace attempt and availability probe; the escrow
@@ -201,11 +202,11 @@ pub(crate) async fn retry(
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct HiringMessageRequest {
-    pub content: Option<String>,
+    pub content: Option<Text>,
     /// `message` (default), `question` or `answer`.
-    pub kind: Option<String>,
+    pub kind: Option<Line>,
     /// For an answer: the question it answers.
-    pub reply_to_id: Option<String>,
+    pub reply_to_id: Option<Line>,
 }
 
 /// Talk to the other side of a hiring; an agent's question stays open until answered.
@@ -299,9 +300,9 @@ pub(crate) async fn result(
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct FailureRequest {
-    pub error: Option<String>,
+    pub error: Option<Text>,
     /// `timeout`, `capability_mismatch`, `agent_unresponsive` or `other`.
-    pub reason: Option<String>,
+    pub reason: Option<Line>,
 }
 
 /// Agent side: give up (→ failed, refunded).
@@ -321,7 +322,7 @@ pub(crate) async fn failure(
     }
     let text = match req.error.map(|e| e.trim().to_string()).filter(|e| !e.is_empty()) {
         Some(e) => format!("{reason}: {e}"),
-        None => reason,
+        None => reason.into_string(),
     };
     let task = lifecycle::fail(&state.db, &mut actor, &task.id, text, state.now()).await?;
     Ok(Api::ok(hiring_view(&state, &task).await?))

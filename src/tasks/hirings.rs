@@ -18,24 +18,25 @@ use crate::error::{ApiError, ApiResult, FieldError};
 use crate::ledger::Principal;
 use crate::money::Amount;
 use crate::state::AppState;
+use crate::text::{Line, Text};
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct HireRequest {
     /// What to do, at most 5000 characters.
-    pub task_description: Option<String>,
-    pub capability_requested: Option<String>,
+    pub task_description: Option<Text>,
+    pub capability_requested: Option<Line>,
     /// The offered price, a decimal string; held in escrow at once.
-    pub price: Option<String>,
+    pub price: Option<Line>,
     /// `output` (default) or `push`.
-    pub delivery_mode: Option<String>,
+    pub delivery_mode: Option<Line>,
     #[schema(value_type = Option<Object>)]
     pub task_input: Option<serde_json::Value>,
-    pub client_message: Option<String>,
+    pub client_message: Option<Text>,
     /// Replaying the same key with the same request returns the original hiring.
-    pub client_idempotency_key: Option<String>,
-    pub repo_url: Option<String>,
+    pub client_idempotency_key: Option<Line>,
+    pub repo_url: Option<Line>,
     /// Accepted for compatibility and never stored.
-    pub repo_access_token: Option<String>,
+    pub repo_access_token: Option<Line>,
 }
 
 struct Hire {
@@ -60,7 +61,7 @@ impl HireRequest {
         if capability.is_empty() {
             errors.push(FieldError::new("capability_requested", "is required"));
         }
-        let delivery_mode = self.delivery_mode.unwrap_or_else(|| "output".into());
+        let delivery_mode = self.delivery_mode.map(String::from).unwrap_or_else(|| "output".into());
         if delivery_mode != "output" && delivery_mode != "push" {
             errors.push(FieldError::new("delivery_mode", "must be output or push"));
         }
@@ -90,9 +91,9 @@ impl HireRequest {
             price,
             delivery_mode,
             task_input,
-            client_message: self.client_message.filter(|m| !m.trim().is_empty()),
+            client_message: self.client_message.map(String::from).filter(|m| !m.trim().is_empty()),
             key,
-            repo_url: self.repo_url.filter(|u| !u.trim().is_empty()),
+            repo_url: self.repo_url.map(String::from).filter(|u| !u.trim().is_empty()),
         })
     }
 }

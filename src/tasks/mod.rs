@@ -26,6 +26,7 @@ use crate::error::{ApiError, ApiResult, FieldError};
 use crate::ledger::statement::{self, Line};
 use crate::ledger::{self, Account, Entry, Purpose};
 use crate::money::Amount;
+use crate::text;
 use model::{Actor, Payment, TaskRow};
 
 /// The economic settings a task is created with.
@@ -61,19 +62,19 @@ pub fn agent_unavailable(message: &str) -> ApiError {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct NewTaskRequest {
     /// The provider's UUID or DID.
-    pub provider_agent_id: Option<String>,
+    pub provider_agent_id: Option<text::Line>,
     /// Alias of `provider_agent_id` taking a DID.
-    pub provider_agent_did: Option<String>,
-    pub capability: Option<String>,
+    pub provider_agent_did: Option<text::Line>,
+    pub capability: Option<text::Line>,
     /// An object, or a string (becomes `{"prompt": s}`).
     #[schema(value_type = Object)]
     pub input: Option<serde_json::Value>,
     /// The most the client will pay; the offer for auction and hybrid agents.
-    pub max_price: Option<String>,
+    pub max_price: Option<text::Line>,
     /// `balance` holds the escrow now; anything else waits for `POST /tasks/:id/payments`.
-    pub payment_type: Option<String>,
+    pub payment_type: Option<text::Line>,
     /// RFC 3339; past it an unfinished task is failed and refunded.
-    pub deadline_at: Option<String>,
+    pub deadline_at: Option<text::Line>,
 }
 
 /// Validated task request.

@@ -13,6 +13,7 @@ use crate::http::envelope::Api;
 use crate::http::extract::{ApiQuery, JsonObject};
 use crate::http::pagination::PageRequest;
 use crate::state::AppState;
+use crate::text::{Line, Text};
 
 fn settings(state: &AppState) -> Settings {
     Settings::from_config(&state.config)
@@ -94,10 +95,10 @@ pub(crate) async fn show(
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct PayRequest {
-    pub task_id: Option<String>,
+    pub task_id: Option<Line>,
     /// `balance` (default) or `escrow`; `crypto`/`nowpayments` need a configured provider.
-    pub payment_type: Option<String>,
-    pub crypto_currency: Option<String>,
+    pub payment_type: Option<Line>,
+    pub crypto_currency: Option<Line>,
 }
 
 /// Hold the task's escrow from the client's balance. Already held: 200 with the same payment.
@@ -149,7 +150,7 @@ pub(crate) async fn claim(
 pub struct ProgressRequest {
     /// 0–100.
     pub progress_percent: Option<i64>,
-    pub progress_message: Option<String>,
+    pub progress_message: Option<Text>,
 }
 
 /// Provider: report progress (→ `in_progress`).
@@ -175,7 +176,9 @@ pub(crate) async fn progress(
         return Err(ApiError::validation(errors));
     }
     Ok(Api::ok(
-        lifecycle::progress(&state.db, &mut actor, &id, percent, req.progress_message, state.now()).await?.to_task(),
+        lifecycle::progress(&state.db, &mut actor, &id, percent, req.progress_message.map(String::from), state.now())
+            .await?
+            .to_task(),
     ))
 }
 
@@ -216,7 +219,7 @@ pub(crate) async fn complete_put(
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct FailRequest {
-    pub error_reason: Option<String>,
+    pub error_reason: Option<Text>,
 }
 
 /// Provider: give up (→ `failed`; the escrow is refunded).
@@ -266,7 +269,7 @@ pub(crate) async fn cancel(
 pub struct AcceptRequest {
     /// 1–5.
     pub rating: Option<i64>,
-    pub review: Option<String>,
+    pub review: Option<Text>,
 }
 
 /// Client: accept the result and release the payment now.
@@ -290,14 +293,18 @@ pub(crate) async fn accept(
     if !errors.is_empty() {
         return Err(ApiError::validation(errors));
     }
-    Ok(Api::ok(lifecycle::accept(&state.db, &mut actor, &id, req.rating, req.review, state.now()).await?.to_task()))
+    Ok(Api::ok(
+        lifecycle::accept(&state.db, &mut actor, &id, req.rating, req.review.map(String::from), state.now())
+            .await?
+            .to_task(),
+    ))
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct ReassignRequest {
-    pub provider_agent_id: Option<String>,
-    pub new_provider_agent_did: Option<String>,
-    pub new_agent_id: Option<String>,
+    pub provider_agent_id: Option<Line>,
+    pub new_provider_agent_did: Option<Line>,
+    pub new_agent_id: Option<Line>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -325,7 +332,7 @@ pub(crate) async fn reassign(
     let target =
         req.provider_agent_id.or(req.new_provider_agent_did).or(req.new_agent_id).filter(|t| !t.trim().is_empty());
     let target = match target {
-        Some(t) => t,
+        Some(t) => t.into_string(),
         // None named: the best-reputed active agent offering the capability takes it.
         None => {
             let task = super::visible(&state.db, &mut actor, &id).await?;
@@ -393,11 +400,11 @@ pub(crate) async fn attempts(
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct MessageRequest {
-    pub content: Option<String>,
+    pub content: Option<Text>,
     /// Alias of `content` (older clients).
-    pub message: Option<String>,
+    pub message: Option<Text>,
     /// `instruction`, `feedback` or `question`.
-    pub message_type: Option<String>,
+    pub message_type: Option<Line>,
 }
 
 /// Post a message visible to both parties.

@@ -11,18 +11,19 @@ use crate::http::envelope::Api;
 use crate::http::extract::JsonObject;
 use crate::ledger::routes::principal_of;
 use crate::state::AppState;
+use crate::text::Line;
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct WebhookRequest {
-    pub callback_url: Option<String>,
+    pub callback_url: Option<Line>,
     /// Alias of `callback_url`.
-    pub url: Option<String>,
+    pub url: Option<Line>,
     /// Defaults to the six `task.*` lifecycle events.
-    pub event_types: Option<Vec<String>>,
+    pub event_types: Option<Vec<Line>>,
     /// Alias of `event_types`.
-    pub events: Option<Vec<String>>,
+    pub events: Option<Vec<Line>>,
     /// Your own signing secret (16–256 characters); one is generated otherwise.
-    pub secret: Option<String>,
+    pub secret: Option<Line>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -43,9 +44,9 @@ pub(crate) async fn create(
 ) -> ApiResult<Api<WebhookCreated>> {
     let req: WebhookRequest = body.parse(Some("webhook"))?;
     let new = super::validate(
-        req.callback_url.or(req.url),
-        req.event_types.or(req.events),
-        req.secret,
+        req.callback_url.or(req.url).map(String::from),
+        req.event_types.or(req.events).map(|list| list.into_iter().map(String::from).collect()),
+        req.secret.map(String::from),
         state.config.allow_private_network,
     )?;
     let owner = principal_of(&caller)?.key();

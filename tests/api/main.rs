@@ -23,4 +23,5 @@ mod review_window;
 mod secrets;
 mod sessions;
 mod tasks;
+mod text_input;
 mod webhooks;

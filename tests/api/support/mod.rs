@@ -278,7 +278,7 @@ impl TestApp {
     /// An administrator (made directly in the database, as `agentmarket admin create-user --admin` does).
     pub async fn admin(&self, email: &str) -> User {
         let signup = agentmarket::accounts::users::SignUpRequest {
-            email: Some(email.into()),
+            email: Some(agentmarket::text::Line::parse(email).unwrap()),
             password: Some("administrator password".into()),
             name: None,
         }
