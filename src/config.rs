@@ -81,6 +81,11 @@ pub struct Config {
     #[arg(long, global = true, env = "AGENTMARKET_REVIEW_WINDOW", default_value = "24h", value_parser = parse_duration_secs)]
     pub review_window: u64,
 
+    /// Largest amount any one request may name (a deposit, withdrawal, credit, price or cap), in
+    /// USD; at most 10000000000.00.
+    #[arg(long, global = true, env = "AGENTMARKET_MAX_AMOUNT", default_value = "1000000000.00", value_parser = parse_amount)]
+    pub max_amount: crate::money::Amount,
+
     /// Smallest withdrawal, in USD.
     #[arg(long, global = true, env = "AGENTMARKET_MIN_WITHDRAWAL", default_value = "1.00", value_parser = parse_amount)]
     pub min_withdrawal: crate::money::Amount,

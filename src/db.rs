@@ -111,6 +111,23 @@ impl Db {
     }
 }
 
+/// A sum of an integer money expression that overflows on neither engine: two columns,
+/// `SUM(x / 10⁸)` and `SUM(x % 10⁸)` (integer division and remainder truncate toward zero alike
+/// on SQLite and PostgreSQL), combined exactly by `exact_total`. With every amount bounded
+/// (`money::Amount::CEILING`, `ledger::MAX_BALANCE`), each column stays far inside an `i64` for
+/// any row count this server can store, where a plain `SUM` overflows after a few rows at the
+/// bound (SQLite: an error; PostgreSQL: NUMERIC that no longer casts back to BIGINT).
+pub fn exact_sum(expr: &str) -> String {
+    format!(
+        "CAST(COALESCE(SUM(({expr}) / 100000000), 0) AS BIGINT), CAST(COALESCE(SUM(({expr}) % 100000000), 0) AS BIGINT)"
+    )
+}
+
+/// The value of an `exact_sum` pair.
+pub fn exact_total(high: i64, low: i64) -> i128 {
+    i128::from(high) * 100_000_000 + i128::from(low)
+}
+
 /// A value bound to a dynamically built query.
 #[derive(Debug, Clone)]
 pub enum Arg {

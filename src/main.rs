@@ -117,7 +117,8 @@ async fn admin(config: &Config, task: Admin) -> anyhow::Result<()> {
             println!("API key (shown once): {}", secret.expose());
         }
         Admin::Credit { principal, amount, reason } => {
-            let amount = agentmarket::money::Amount::parse(&amount).map_err(|e| anyhow::anyhow!("amount {e}"))?;
+            let amount = agentmarket::money::Amount::parse_at_most(&amount, config.max_amount)
+                .map_err(|e| anyhow::anyhow!("amount {e}"))?;
             let wallet = ledger::routes::find_principal(&db, &principal).await.map_err(api)?;
             let id = ledger::deposits::credit(&db, &wallet, amount, &reason, now).await.map_err(api)?;
             println!("credited {amount} USD to {wallet} (transaction {id})");

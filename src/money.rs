@@ -19,13 +19,20 @@ pub enum AmountError {
     Negative,
     #[error("has more than 8 decimal places")]
     TooPrecise,
-    #[error("is too large")]
+    #[error("is too large (at most 10000000000.00)")]
     TooLarge,
+    #[error("must be at most {0}")]
+    AboveMaximum(Amount),
 }
 
 impl Amount {
     pub const ZERO: Amount = Amount(0);
     pub const MAX: Amount = Amount(i64::MAX);
+    /// The most any single amount in a request may be: 10,000,000,000.00 USD. The configured
+    /// maximum (`--max-amount`) is at most this. With every balance kept within
+    /// `ledger::MAX_BALANCE` (2^61 units), `balance ± amount` always fits in an `i64`, on
+    /// either engine.
+    pub const CEILING: Amount = Amount(10_000_000_000 * UNITS_PER_USD);
 
     pub fn from_units(units: i64) -> Option<Amount> {
         (units >= 0).then_some(Amount(units))
@@ -38,8 +45,17 @@ impl Amount {
     }
 
     /// Parses `"12"`, `"12.5"`, `"0.00000001"`. Rejects signs, exponents, spaces, empty parts,
-    /// more than 8 decimals and values beyond `i64` units.
+    /// more than 8 decimals and values above `CEILING`.
     pub fn parse(s: &str) -> Result<Amount, AmountError> {
+        Self::parse_unbounded(s).and_then(|a| if a > Amount::CEILING { Err(AmountError::TooLarge) } else { Ok(a) })
+    }
+
+    /// As `parse`, and at most `max` (the configured maximum).
+    pub fn parse_at_most(s: &str, max: Amount) -> Result<Amount, AmountError> {
+        Self::parse(s).and_then(|a| if a > max { Err(AmountError::AboveMaximum(max)) } else { Ok(a) })
+    }
+
+    fn parse_unbounded(s: &str) -> Result<Amount, AmountError> {
         if s.starts_with('-') {
             return Err(AmountError::Negative);
         }
@@ -169,7 +185,7 @@ mod tests {
             ("0.0005", 50_000, "0.0005"),
             ("0.00000001", 1, "0.00000001"),
             ("007.10", 710_000_000, "7.10"),
-            ("92233720368.54775807", i64::MAX, "92233720368.54775807"),
+            ("10000000000", Amount::CEILING.0, "10000000000.00"),
         ] {
             let a = Amount::parse(input).unwrap();
             assert_eq!(a.units(), units, "{input}");
@@ -191,10 +207,21 @@ mod tests {
             ("NaN", AmountError::NotDecimal),
             ("0.000000001", AmountError::TooPrecise),
             ("92233720368.54775808", AmountError::TooLarge),
+            ("92233720368.54775807", AmountError::TooLarge),
+            ("10000000000.00000001", AmountError::TooLarge),
             ("99999999999999999999999", AmountError::TooLarge),
         ] {
             assert_eq!(Amount::parse(input), Err(err), "{input:?}");
         }
+    }
+
+    #[test]
+    fn the_configured_maximum_bounds_parsing() {
+        let max = Amount::parse("1000000000.00").unwrap();
+        assert_eq!(Amount::parse_at_most("1000000000", max), Ok(max));
+        assert_eq!(Amount::parse_at_most("1000000000.00000001", max), Err(AmountError::AboveMaximum(max)));
+        assert_eq!(AmountError::AboveMaximum(max).to_string(), "must be at most 1000000000.00");
+        assert_eq!(Amount::parse_at_most("1e3", max), Err(AmountError::NotDecimal));
     }
 
     #[test]
@@ -242,7 +269,7 @@ mod tests {
         }
 
         #[test]
-        fn format_then_parse_is_identity(units in 0..=i64::MAX) {
+        fn format_then_parse_is_identity(units in 0..=Amount::CEILING.0) {
             let a = Amount(units);
             prop_assert_eq!(Amount::parse(&a.to_string()), Ok(a));
         }

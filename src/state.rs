@@ -21,6 +21,11 @@ impl AppState {
         self.clock.now_ms()
     }
 
+    /// The smallest and largest withdrawal.
+    pub fn withdrawal_bounds(&self) -> (crate::money::Amount, crate::money::Amount) {
+        (self.config.min_withdrawal, self.config.max_amount)
+    }
+
     /// Failed authentications (API key exchange, dashboard log-in) before a lockout.
     pub fn lockout_policy(&self) -> LockoutPolicy {
         LockoutPolicy {

@@ -38,7 +38,7 @@ pub struct KeySpec {
 }
 
 impl NewKeyRequest {
-    pub fn validate(self, now: i64) -> ApiResult<KeySpec> {
+    pub fn validate(self, now: i64, max_amount: Amount) -> ApiResult<KeySpec> {
         let mut errors = Vec::new();
         let name = self.name.as_deref().map(str::trim).unwrap_or("").to_string();
         if name.is_empty() || name.chars().count() > 64 {
@@ -67,7 +67,7 @@ impl NewKeyRequest {
         };
         let max_price_per_hire = match self.max_price_per_hire.as_deref() {
             None => None,
-            Some(s) => match Amount::parse(s) {
+            Some(s) => match Amount::parse_at_most(s, max_amount) {
                 Ok(a) => Some(a),
                 Err(e) => {
                     errors.push(FieldError::new("max_price_per_hire", e.to_string()));

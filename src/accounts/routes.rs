@@ -103,7 +103,7 @@ pub(crate) async fn create_key(
     body: JsonObject,
 ) -> ApiResult<Api<CreatedKey>> {
     let now = state.now();
-    let spec = body.parse::<NewKeyRequest>(Some("key"))?.validate(now)?;
+    let spec = body.parse::<NewKeyRequest>(Some("key"))?.validate(now, state.config.max_amount)?;
     let (key, secret) = api_keys::create(&state.db, &caller, &spec, now).await?;
     Ok(Api::created(CreatedKey { key, api_key: secret.into_inner(), message: agents::KEY_WARNING }))
 }

@@ -190,7 +190,11 @@ pub async fn capabilities(db: &Db) -> ApiResult<Vec<CapabilitySummary>> {
     Ok(rows
         .into_iter()
         .map(|r| CapabilitySummary {
-            avg_price: Amount::from_units((r.price_sum + r.agent_count / 2) / r.agent_count.max(1)).unwrap_or_default(),
+            // The mean of amounts is within their range, so it fits an Amount again.
+            avg_price: i64::try_from((r.price_sum + i128::from(r.agent_count) / 2) / i128::from(r.agent_count.max(1)))
+                .ok()
+                .and_then(Amount::from_units)
+                .unwrap_or_default(),
             name: r.capability,
             agent_count: r.agent_count,
         })

@@ -52,7 +52,8 @@ pub struct AgentFields {
 
 impl AgentInput {
     /// `creating` makes name, did, capabilities and pricing_model required.
-    pub fn validate(self, creating: bool, allow_private_network: bool) -> ApiResult<AgentFields> {
+    pub fn validate(self, creating: bool, config: &crate::config::Config) -> ApiResult<AgentFields> {
+        let allow_private_network = config.allow_private_network;
         let mut errors = Vec::new();
         let mut out = AgentFields::default();
         let required = |field: &str, present: bool, errors: &mut Vec<FieldError>| {
@@ -99,7 +100,7 @@ impl AgentInput {
             out.pricing_model = Some(model);
         }
         if let Some(price) = self.base_price {
-            match Amount::parse(price.trim()) {
+            match Amount::parse_at_most(price.trim(), config.max_amount) {
                 Ok(a) => out.base_price = Some(a),
                 Err(e) => errors.push(FieldError::new("base_price", e.to_string())),
             }

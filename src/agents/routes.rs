@@ -43,10 +43,8 @@ pub(crate) async fn register(
     body: JsonObject,
 ) -> ApiResult<Api<RegisteredAgent>> {
     let prefix = body.wrapper_prefix("agent");
-    let fields = body
-        .parse::<AgentInput>(Some("agent"))?
-        .validate(true, state.config.allow_private_network)
-        .map_err(|e| e.prefix_fields(&prefix))?;
+    let fields =
+        body.parse::<AgentInput>(Some("agent"))?.validate(true, &state.config).map_err(|e| e.prefix_fields(&prefix))?;
     let limit = state.config.max_agents_per_user;
     let r = super::register(&state.db, caller.as_ref(), fields, limit, state.now()).await?;
     Ok(registered(&state, r))
@@ -62,10 +60,8 @@ pub(crate) async fn create_owned(
 ) -> ApiResult<Api<RegisteredAgent>> {
     caller.require_user()?;
     let prefix = body.wrapper_prefix("agent");
-    let fields = body
-        .parse::<AgentInput>(Some("agent"))?
-        .validate(true, state.config.allow_private_network)
-        .map_err(|e| e.prefix_fields(&prefix))?;
+    let fields =
+        body.parse::<AgentInput>(Some("agent"))?.validate(true, &state.config).map_err(|e| e.prefix_fields(&prefix))?;
     let r = super::register(&state.db, Some(&caller), fields, state.config.max_agents_per_user, state.now()).await?;
     Ok(registered(&state, r))
 }
@@ -124,7 +120,7 @@ pub(crate) async fn update(
     let prefix = body.wrapper_prefix("agent");
     let changes = body
         .parse::<AgentInput>(Some("agent"))?
-        .validate(false, state.config.allow_private_network)
+        .validate(false, &state.config)
         .map_err(|e| e.prefix_fields(&prefix))?;
     let updated = super::update(&state.db, &caller, &id, changes, state.now()).await?;
     Ok(Api::ok(updated.to_agent(state.now(), true)))

@@ -152,22 +152,31 @@ pub async fn list_owned(db: &Db, owner_id: &str) -> sqlx::Result<Vec<AgentRow>> 
     .await
 }
 
-#[derive(Debug, sqlx::FromRow)]
+#[derive(Debug)]
 pub struct CapabilityRow {
     pub capability: String,
     pub agent_count: i64,
-    pub price_sum: i64,
+    /// The exact sum of the agents' base prices (it may not fit an `i64`).
+    pub price_sum: i128,
 }
 
 pub async fn capabilities(db: &Db) -> sqlx::Result<Vec<CapabilityRow>> {
-    // SUM of BIGINT is NUMERIC on PostgreSQL, which `Any` cannot decode: cast it back.
-    sqlx::query_as(
-        "SELECT c.capability AS capability, COUNT(*) AS agent_count, CAST(SUM(a.base_price) AS BIGINT) AS price_sum \
+    let rows: Vec<(String, i64, i64, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT c.capability, COUNT(*), {} \
          FROM agent_capabilities c JOIN agents a ON a.id = c.agent_id WHERE a.status = 'active' \
          GROUP BY c.capability ORDER BY COUNT(*) DESC, c.capability",
-    )
+        crate::db::exact_sum("a.base_price")
+    )))
     .fetch_all(db.pool())
-    .await
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(capability, agent_count, high, low)| CapabilityRow {
+            capability,
+            agent_count,
+            price_sum: crate::db::exact_total(high, low),
+        })
+        .collect())
 }
 
 /// Which of `ids` belong to `owner_id` (for deciding who may act on a task).

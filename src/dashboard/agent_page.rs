@@ -127,7 +127,7 @@ pub async fn edit(
             ..AgentInput::default()
         })
     };
-    let saved = match input().and_then(|i| i.validate(false, state.config.allow_private_network)) {
+    let saved = match input().and_then(|i| i.validate(false, &state.config)) {
         Ok(changes) => agents::update(&state.db, &as_caller(&b), &id, changes, state.now()).await.map(drop),
         Err(e) => Err(e),
     };

@@ -142,7 +142,7 @@ pub async fn create_key(State(state): State<AppState>, headers: HeaderMap, Form(
         })
     };
     let now = state.now();
-    let created = match request().and_then(|r| r.validate(now)) {
+    let created = match request().and_then(|r| r.validate(now, state.config.max_amount)) {
         Ok(spec) => api_keys::create(&state.db, &as_caller(&b), &spec, now).await,
         Err(e) => Err(e),
     };

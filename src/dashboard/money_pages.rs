@@ -341,7 +341,7 @@ pub async fn deposit(State(state): State<AppState>, headers: HeaderMap, Form(for
         })
     };
     let principal = Principal::User(b.user.id.clone());
-    let done = match request().and_then(|r| r.validate()) {
+    let done = match request().and_then(|r| r.validate(state.config.max_amount)) {
         Ok(spec) => {
             ledger::deposits::create(&state.db, &principal, spec, state.config.enable_sandbox_deposits, state.now())
                 .await
@@ -399,7 +399,7 @@ pub async fn wallet_action(
             };
             match req() {
                 Ok(req) => {
-                    ledger::withdrawals::request(&state.db, &principal, req, state.config.min_withdrawal, state.now())
+                    ledger::withdrawals::request(&state.db, &principal, req, state.withdrawal_bounds(), state.now())
                         .await
                         .map(|w| format!("Withdrawal of {} USD requested; it is pending.", w.amount))
                 }

@@ -272,7 +272,7 @@ pub async fn register_agent(State(state): State<AppState>, headers: HeaderMap, F
             ..AgentInput::default()
         })
     };
-    let registered = match input().and_then(|i| i.validate(true, state.config.allow_private_network)) {
+    let registered = match input().and_then(|i| i.validate(true, &state.config)) {
         Ok(fields) => {
             agents::register(&state.db, Some(&as_caller(&b)), fields, state.config.max_agents_per_user, state.now())
                 .await

@@ -46,33 +46,47 @@ pub async fn run(db: &Db, now: i64) -> anyhow::Result<AuditReport> {
 }
 
 /// 1. Every journal entry sums to zero, and so do all balances together (`world` carries
-/// deposits minus withdrawals).
+/// deposits minus withdrawals). Sums are exact (`db::exact_sum`): nothing here can overflow.
 async fn entries_balance(db: &Db) -> anyhow::Result<Invariant> {
-    let rows: Vec<(String, i64)> = sqlx::query_as(
-        "SELECT entry_id, CAST(SUM(amount) AS BIGINT) FROM postings GROUP BY entry_id HAVING SUM(amount) <> 0",
-    )
+    // An entry has a handful of postings, each within `Amount::CEILING`: its plain sum fits an
+    // i64, so the filter can use it; the reported sum is exact all the same.
+    let rows: Vec<(String, i64, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT entry_id, {} FROM postings GROUP BY entry_id HAVING SUM(amount) <> 0",
+        crate::db::exact_sum("amount")
+    )))
     .fetch_all(db.pool())
     .await?;
-    let mut v: Vec<Value> = rows.into_iter().map(|(id, sum)| json!({"entry_id": id, "sum": sum})).collect();
-    let (total,): (i64,) = sqlx::query_as("SELECT CAST(COALESCE(SUM(balance), 0) AS BIGINT) FROM ledger_accounts")
-        .fetch_one(db.pool())
-        .await?;
+    let mut v: Vec<Value> = rows
+        .into_iter()
+        .map(|(id, high, low)| json!({"entry_id": id, "sum": crate::db::exact_total(high, low).to_string()}))
+        .collect();
+    let (high, low): (i64, i64) =
+        sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {} FROM ledger_accounts", crate::db::exact_sum("balance"))))
+            .fetch_one(db.pool())
+            .await?;
+    let total = crate::db::exact_total(high, low);
     if total != 0 {
-        v.push(json!({"all_balances_sum": total}));
+        v.push(json!({"all_balances_sum": total.to_string()}));
     }
     Ok(invariant("entries_and_balances_sum_to_zero", v))
 }
 
-/// 2. Each balance equals the sum of its postings, and no wallet is negative.
+/// 2. Each balance equals the sum of its postings, and no wallet is negative. An account's
+/// postings are many (the `world` account has one per deposit), so their sum is taken exactly
+/// and compared in Rust.
 async fn balances_match_postings(db: &Db) -> anyhow::Result<Invariant> {
-    let rows: Vec<(String, i64, i64)> = sqlx::query_as(
-        "SELECT a.id, a.balance, CAST(COALESCE(SUM(p.amount), 0) AS BIGINT) FROM ledger_accounts a \
-         LEFT JOIN postings p ON p.account_id = a.id GROUP BY a.id, a.balance HAVING a.balance <> COALESCE(SUM(p.amount), 0)",
-    )
+    let rows: Vec<(String, i64, i64, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT a.id, a.balance, {} FROM ledger_accounts a LEFT JOIN postings p ON p.account_id = a.id GROUP BY a.id, a.balance",
+        crate::db::exact_sum("p.amount")
+    )))
     .fetch_all(db.pool())
     .await?;
-    let mut v: Vec<Value> =
-        rows.into_iter().map(|(id, bal, sum)| json!({"account": id, "balance": bal, "postings_sum": sum})).collect();
+    let mut v: Vec<Value> = rows
+        .into_iter()
+        .map(|(id, balance, high, low)| (id, balance, crate::db::exact_total(high, low)))
+        .filter(|(_, balance, sum)| i128::from(*balance) != *sum)
+        .map(|(id, balance, sum)| json!({"account": id, "balance": balance, "postings_sum": sum.to_string()}))
+        .collect();
     let negative: Vec<(String, i64)> =
         sqlx::query_as("SELECT id, balance FROM ledger_accounts WHERE balance < 0 AND allow_negative = 0")
             .fetch_all(db.pool())

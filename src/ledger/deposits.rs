@@ -61,10 +61,11 @@ impl From<Row> for Deposit {
     }
 }
 
-/// Parses a positive amount for `field`, as `INVALID_AMOUNT` when it is not one.
-pub fn positive_amount(field: &str, value: Option<&str>) -> ApiResult<Amount> {
+/// Parses a positive amount for `field`, at most `max` (the configured maximum), as
+/// `INVALID_AMOUNT` when it is not one.
+pub fn positive_amount(field: &str, value: Option<&str>, max: Amount) -> ApiResult<Amount> {
     let text = value.ok_or_else(|| ApiError::invalid_amount(field, "is required"))?;
-    let amount = Amount::parse(text.trim()).map_err(|e| ApiError::invalid_amount(field, e.to_string()))?;
+    let amount = Amount::parse_at_most(text.trim(), max).map_err(|e| ApiError::invalid_amount(field, e.to_string()))?;
     if amount.is_zero() {
         return Err(ApiError::invalid_amount(field, "must be greater than zero"));
     }
@@ -85,13 +86,13 @@ pub struct DepositSpec {
 }
 
 impl DepositRequest {
-    pub fn validate(self) -> ApiResult<DepositSpec> {
+    pub fn validate(self, max_amount: Amount) -> ApiResult<DepositSpec> {
         require_usd(self.currency.as_deref())?;
         let method = self.payment_method.or(self.payment_type).unwrap_or_default().trim().to_ascii_lowercase();
         if !["sandbox", "manual", "crypto", "nowpayments"].contains(&method.as_str()) {
             return Err(ApiError::field("payment_method", "must be sandbox, manual, crypto or nowpayments"));
         }
-        let amount = positive_amount("amount", self.amount.as_deref())?;
+        let amount = positive_amount("amount", self.amount.as_deref(), max_amount)?;
         Ok(DepositSpec { amount, method })
     }
 }

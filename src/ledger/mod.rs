@@ -14,6 +14,12 @@ use crate::db::{Arg, SqlBuilder, Tx};
 use crate::error::ApiError;
 use crate::money::Amount;
 
+/// The most any ledger account may hold, and the least the `world` account may (2^61 units,
+/// about 23 billion USD: also the most money the whole deployment can hold). With every single
+/// amount within `Amount::CEILING`, `balance ± amount` and the sum of a wallet's balances
+/// always fit an `i64`; the bound is checked in the same statement that moves the money.
+pub const MAX_BALANCE: i64 = 1 << 61;
+
 /// Who owns a wallet.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Principal {
@@ -122,6 +128,8 @@ pub enum LedgerError {
     AlreadyBooked(String),
     #[error("unbalanced entry")]
     Unbalanced,
+    #[error("{0} would go beyond the most an account can hold")]
+    BalanceLimit(String),
     #[error(transparent)]
     Db(#[from] sqlx::Error),
 }
@@ -136,6 +144,10 @@ impl From<LedgerError> for ApiError {
             ),
             LedgerError::AlreadyBooked(r) => ApiError::conflict(format!("{r} was already processed")),
             LedgerError::Unbalanced => ApiError::Internal(anyhow::anyhow!("unbalanced journal entry")),
+            LedgerError::BalanceLimit(_) => ApiError::invalid_amount(
+                "amount",
+                "would take a balance beyond the most an account can hold (23058430092.13693952)",
+            ),
             LedgerError::Db(e) => e.into(),
         }
     }
@@ -198,10 +210,12 @@ async fn apply(tx: &mut Tx, id: &str, account: &Account, amount: i64, now: i64) 
         return Ok(());
     }
     let (kind, owner, purpose) = account.owner();
-    sqlx::query(
+    // `balance + amount` cannot overflow: |balance| ≤ MAX_BALANCE and |amount| ≤ CEILING.
+    let done = sqlx::query(
         "INSERT INTO ledger_accounts (id, owner_kind, owner_id, purpose, balance, allow_negative, created_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7) \
-         ON CONFLICT (id) DO UPDATE SET balance = ledger_accounts.balance + excluded.balance",
+         ON CONFLICT (id) DO UPDATE SET balance = ledger_accounts.balance + excluded.balance \
+         WHERE ledger_accounts.balance + excluded.balance BETWEEN $8 AND $9",
     )
     .bind(id)
     .bind(kind)
@@ -210,8 +224,13 @@ async fn apply(tx: &mut Tx, id: &str, account: &Account, amount: i64, now: i64) 
     .bind(amount)
     .bind(account.may_go_negative() as i64)
     .bind(now)
+    .bind(-MAX_BALANCE)
+    .bind(MAX_BALANCE)
     .execute(&mut **tx)
     .await?;
+    if done.rows_affected() == 0 || amount.abs() > MAX_BALANCE {
+        return Err(LedgerError::BalanceLimit(id.to_string()));
+    }
     Ok(())
 }
 
@@ -225,6 +244,7 @@ pub struct Balances {
 }
 
 impl Balances {
+    /// Each balance is within `MAX_BALANCE`, so their sum fits an `i64`.
     pub fn total(&self) -> Amount {
         Amount::from_units(self.available.units() + self.escrow.units() + self.pending.units()).unwrap_or(Amount::MAX)
     }

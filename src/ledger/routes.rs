@@ -108,7 +108,7 @@ pub(crate) async fn deposit(
 }
 
 async fn make_deposit(state: &AppState, caller: &Caller, body: JsonObject) -> ApiResult<Deposit> {
-    let spec = body.parse::<DepositRequest>(None)?.validate()?;
+    let spec = body.parse::<DepositRequest>(None)?.validate(state.config.max_amount)?;
     deposits::create(&state.db, &principal_of(caller)?, spec, state.config.enable_sandbox_deposits, state.now()).await
 }
 
@@ -177,7 +177,7 @@ pub(crate) async fn withdraw(
 ) -> ApiResult<Api<Withdrawal>> {
     let req: WithdrawRequest = body.parse(None)?;
     let w =
-        withdrawals::request(&state.db, &principal_of(&caller)?, req, state.config.min_withdrawal, state.now()).await?;
+        withdrawals::request(&state.db, &principal_of(&caller)?, req, state.withdrawal_bounds(), state.now()).await?;
     Ok(Api::created(w))
 }
 
@@ -202,7 +202,8 @@ pub(crate) async fn fee_quote(
     ApiQuery(q): ApiQuery<QuoteQuery>,
 ) -> ApiResult<Api<FeeQuote>> {
     let price = q.price.as_deref().ok_or_else(|| ApiError::invalid_amount("price", "is required"))?;
-    let price = Amount::parse(price.trim()).map_err(|e| ApiError::invalid_amount("price", e.to_string()))?;
+    let price = Amount::parse_at_most(price.trim(), state.config.max_amount)
+        .map_err(|e| ApiError::invalid_amount("price", e.to_string()))?;
     let s = Settlement::release(price, state.config.fee_bps);
     Ok(Api::ok(FeeQuote { price, fee_bps: state.config.fee_bps, fee: s.fee, provider_receives: s.to_provider }))
 }
@@ -275,7 +276,7 @@ pub async fn find_principal(db: &crate::db::Db, name: &str) -> ApiResult<Princip
 pub(crate) async fn credit(State(state): State<AppState>, body: JsonObject) -> ApiResult<Api<Credited>> {
     let req: CreditRequest = body.parse(None)?;
     let name = req.principal.ok_or_else(|| ApiError::field("principal", "is required (email, agent id or DID)"))?;
-    let amount = positive_amount("amount", req.amount.as_deref())?;
+    let amount = positive_amount("amount", req.amount.as_deref(), state.config.max_amount)?;
     let principal = find_principal(&state.db, name.trim()).await?;
     let reason = req.reason.unwrap_or_else(|| "operator credit".into());
     let id = deposits::credit(&state.db, &principal, amount, &reason, state.now()).await?;

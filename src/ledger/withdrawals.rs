@@ -197,11 +197,11 @@ pub async fn request(
     db: &Db,
     principal: &Principal,
     req: WithdrawRequest,
-    minimum: Amount,
+    (minimum, maximum): (Amount, Amount),
     now: i64,
 ) -> ApiResult<Withdrawal> {
     require_usd(req.currency.as_deref())?;
-    let amount = positive_amount("amount", req.amount.as_deref())?;
+    let amount = positive_amount("amount", req.amount.as_deref(), maximum)?;
     if amount < minimum {
         return Err(ApiError::invalid_amount("amount", format!("must be at least {minimum}")));
     }

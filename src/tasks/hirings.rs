@@ -51,7 +51,7 @@ struct Hire {
 }
 
 impl HireRequest {
-    fn validate(self) -> ApiResult<Hire> {
+    fn validate(self, max_amount: Amount) -> ApiResult<Hire> {
         let mut errors = Vec::new();
         let description = self.task_description.unwrap_or_default().trim().to_string();
         if description.is_empty() || description.chars().count() > 5000 {
@@ -84,7 +84,8 @@ impl HireRequest {
             return Err(ApiError::validation(errors));
         }
         let price = self.price.ok_or_else(|| ApiError::invalid_amount("price", "is required"))?;
-        let price = Amount::parse(price.trim()).map_err(|e| ApiError::invalid_amount("price", e.to_string()))?;
+        let price = Amount::parse_at_most(price.trim(), max_amount)
+            .map_err(|e| ApiError::invalid_amount("price", e.to_string()))?;
         Ok(Hire {
             description,
             capability,
@@ -117,7 +118,7 @@ fn idempotency_conflict() -> ApiError {
 pub async fn hire(state: &AppState, actor: &Actor, agent_ref: &str, req: HireRequest) -> ApiResult<(TaskRow, bool)> {
     let caller = actor.caller().ok_or_else(|| ApiError::forbidden("hirings are made by callers"))?;
     let client = actor.paying_principal().ok_or_else(|| ApiError::forbidden("no client identity"))?;
-    let h = req.validate()?;
+    let h = req.validate(state.config.max_amount)?;
     let db = &state.db;
     let now = state.now();
     let agent = agents::store::find(db, agent_ref)

@@ -97,7 +97,7 @@ pub fn normalize_input(value: serde_json::Value) -> Result<serde_json::Value, &'
 }
 
 impl NewTaskRequest {
-    pub fn validate(self, now: i64) -> ApiResult<NewTask> {
+    pub fn validate(self, now: i64, max_amount: Amount) -> ApiResult<NewTask> {
         let mut errors = Vec::new();
         let provider =
             self.provider_agent_id.or(self.provider_agent_did).map(|p| p.trim().to_string()).unwrap_or_default();
@@ -138,7 +138,10 @@ impl NewTaskRequest {
         }
         let max_price = match self.max_price.as_deref() {
             None => None,
-            Some(s) => Some(Amount::parse(s.trim()).map_err(|e| ApiError::invalid_amount("max_price", e.to_string()))?),
+            Some(s) => Some(
+                Amount::parse_at_most(s.trim(), max_amount)
+                    .map_err(|e| ApiError::invalid_amount("max_price", e.to_string()))?,
+            ),
         };
         Ok(NewTask {
             provider,

@@ -34,7 +34,7 @@ fn reader(caller: &Caller) -> ApiResult<super::model::Actor> {
         (status = 503, description = "AGENT_UNAVAILABLE")))]
 pub(crate) async fn create(State(state): State<AppState>, caller: Caller, body: JsonObject) -> ApiResult<Api<Task>> {
     let actor = writer(&caller)?;
-    let req = body.parse::<NewTaskRequest>(Some("task"))?.validate(state.now())?;
+    let req = body.parse::<NewTaskRequest>(Some("task"))?.validate(state.now(), state.config.max_amount)?;
     let task = super::create(&state.db, &actor, req, settings(&state), state.now()).await?;
     Ok(Api::created(task.to_task()))
 }

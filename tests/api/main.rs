@@ -5,6 +5,7 @@ mod support;
 mod access;
 mod accounts;
 mod agents;
+mod amount_bounds;
 mod api_keys;
 mod artifacts;
 mod assign;
