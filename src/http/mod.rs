@@ -7,6 +7,7 @@ pub mod idempotency;
 pub mod outbound;
 pub mod pagination;
 pub mod rate_limit;
+pub mod server;
 
 use std::sync::OnceLock;
 use std::time::Instant;
