@@ -8,6 +8,7 @@ mod api_keys;
 mod artifacts;
 mod assign;
 mod concurrency;
+mod connections;
 mod conventions;
 mod dashboard;
 mod discovery;
