@@ -437,7 +437,7 @@ mod tests {
     async fn phases_and_their_deadlines() {
         let ms = Duration::from_millis;
         let limits =
-            ConnectionLimits { header_read_timeout: Some(ms(200)), idle_timeout: Some(ms(1_000)), max_connections: 1 };
+            ConnectionLimits { header_read_timeout: Some(ms(200)), idle_timeout: Some(ms(3_000)), max_connections: 1 };
         let tracker = Arc::new(Tracker::new());
         assert_eq!(watchdog(&tracker, limits).await, "header_read_timeout");
         assert!(tracker.accepted.elapsed() >= ms(200));
@@ -457,7 +457,7 @@ mod tests {
             _ = byte => unreachable!(),
         }
         let closed_after = idle_from.elapsed();
-        assert!(closed_after >= ms(300) && closed_after < ms(900), "closed {closed_after:?} after the response");
+        assert!(closed_after >= ms(300) && closed_after < ms(2_000), "closed {closed_after:?} after the response");
 
         // A connection shed mid-request closes as soon as it is idle.
         let request = InRequest::begin(tracker.clone());
