@@ -2,6 +2,7 @@
 //! make `agentmarket serve` work with no flags at all (SQLite file in the working directory).
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use clap::{Args, Parser, ValueEnum};
 
@@ -58,6 +59,28 @@ pub struct Config {
     /// Largest accepted request body, in bytes.
     #[arg(long, global = true, env = "AGENTMARKET_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
     pub max_body_bytes: usize,
+
+    /// Longest time a client may take to send a request's head (request line and headers),
+    /// counted from the connection's accept or from the first byte after a response: `10s`,
+    /// `500ms`, `0` (off). A connection still sending its head then is closed.
+    #[arg(long, global = true, env = "AGENTMARKET_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub header_read_timeout: Duration,
+
+    /// How long a keep-alive connection may sit idle between requests before it is closed
+    /// (`60s`, `0` = no limit).
+    #[arg(long, global = true, env = "AGENTMARKET_IDLE_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
+    pub idle_timeout: Duration,
+
+    /// Longest time for one request, reading its body included; then `408 REQUEST_TIMEOUT`
+    /// (`30s`, `0` = no limit).
+    #[arg(long, global = true, env = "AGENTMARKET_REQUEST_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub request_timeout: Duration,
+
+    /// Most client connections open at once. Unset: 10,000, or the open-file limit minus 256
+    /// when that is lower. At the cap, connections idle in keep-alive are closed to make room;
+    /// if none is idle, new connections wait in the listen backlog.
+    #[arg(long, global = true, env = "AGENTMARKET_MAX_CONNECTIONS", value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    pub max_connections: Option<usize>,
 
     /// Take the client IP from the first `X-Forwarded-For` hop (only behind a trusted proxy).
     #[arg(long, global = true, env = "AGENTMARKET_TRUST_FORWARDED_FOR")]
@@ -137,6 +160,21 @@ pub fn parse_duration_secs(s: &str) -> Result<u64, String> {
     n.checked_mul(scale).ok_or_else(|| "duration too long".to_string())
 }
 
+/// `500ms`, `10s`, `2m`, `1h` or plain seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (digits, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = digits.parse().map_err(|_| format!("`{s}` is not a duration such as 10s or 500ms"))?;
+    let ms_per_unit = match unit {
+        "ms" => 1,
+        "" | "s" => 1000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        _ => return Err(format!("`{s}`: the unit must be ms, s, m or h")),
+    };
+    n.checked_mul(ms_per_unit).map(Duration::from_millis).ok_or_else(|| "duration too long".to_string())
+}
+
 fn parse_amount(s: &str) -> Result<crate::money::Amount, String> {
     crate::money::Amount::parse(s).map_err(|e| format!("amount {e}"))
 }
@@ -157,7 +195,9 @@ impl Config {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_duration_secs;
+    use std::time::Duration;
+
+    use super::{parse_duration, parse_duration_secs};
 
     #[test]
     fn durations() {
@@ -167,5 +207,18 @@ mod tests {
         assert_eq!(parse_duration_secs("2d"), Ok(172_800));
         assert!(parse_duration_secs("1w").is_err());
         assert!(parse_duration_secs("h").is_err());
+    }
+
+    #[test]
+    fn durations_in_milliseconds() {
+        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        assert_eq!(parse_duration("30"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
+        assert!(parse_duration("1d").is_err());
+        assert!(parse_duration("ms").is_err());
+        assert!(parse_duration("1.5s").is_err());
     }
 }

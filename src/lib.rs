@@ -21,7 +21,6 @@ pub mod tasks;
 pub mod text;
 pub mod webhooks;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
@@ -61,7 +60,7 @@ impl App {
         http::router(self.state.clone())
     }
 
-    /// Serves until `shutdown` resolves.
+    /// Serves until `shutdown` resolves, then lets requests in flight finish (see `http::server`).
     pub async fn serve(
         self,
         listener: TcpListener,
@@ -80,13 +79,20 @@ impl App {
                 webhooks::worker::run_once(&s).await.map(drop)
             }))
         });
-        let app = self.router().into_make_service_with_connect_info::<SocketAddr>();
-        let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
+        let limits = http::server::ConnectionLimits::from_config(config);
+        tracing::info!(
+            max_connections = limits.max_connections,
+            header_read_timeout = ?limits.header_read_timeout,
+            idle_timeout = ?limits.idle_timeout,
+            request_timeout = ?config.request_timeout,
+            "connection limits"
+        );
+        http::server::serve(listener, self.router(), limits, shutdown).await;
         for worker in [sweeper, deliveries].into_iter().flatten() {
             worker.abort();
         }
         self.state.db.close().await;
-        Ok(served?)
+        Ok(())
     }
 }
 

@@ -1,5 +1,6 @@
 //! Shared HTTP pieces and the router: envelopes, extractors, pagination, rate limits, the
-//! middleware stack (request id → trace/metrics → panic guard → credential), health, metrics.
+//! middleware stack (request id → trace/metrics → request timeout → whole body read → panic
+//! guard → credential), health, metrics, and the server that runs it (`server`).
 
 pub mod endpoint;
 pub mod envelope;
@@ -8,12 +9,14 @@ pub mod idempotency;
 pub mod outbound;
 pub mod pagination;
 pub mod rate_limit;
+pub mod server;
 
 use std::sync::OnceLock;
 use std::time::Instant;
 
+use axum::body::{Body, HttpBody};
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -45,6 +48,8 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(route_not_found)
         .layer(middleware::from_fn(extract::refuse_control_characters))
         .layer(CatchPanicLayer::custom(|_| ApiError::Internal(anyhow::anyhow!("handler panicked")).into_response()))
+        .layer(middleware::from_fn_with_state(state.clone(), read_whole_body))
+        .layer(middleware::from_fn_with_state(state.clone(), request_timeout))
         .layer(middleware::from_fn(observe))
         .with_state(state)
 }
@@ -70,6 +75,54 @@ async fn observe(req: Request, next: Next) -> Response {
     metrics::counter!("agentmarket_http_requests_total", "method" => method.to_string(), "route" => route_label.clone(), "status" => status.to_string()).increment(1);
     metrics::histogram!("agentmarket_http_request_duration_seconds", "method" => method.to_string(), "route" => route_label).record(elapsed.as_secs_f64());
     tracing::info!(request_id = %id, %method, %path, status, latency_ms = elapsed.as_millis() as u64, "request");
+    response
+}
+
+/// The whole request, reading its body included, within `--request-timeout`: else
+/// `408 REQUEST_TIMEOUT`, and the connection closes (its body may be half read). No route
+/// streams today; one that does would need its own, longer deadline here.
+async fn request_timeout(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let limit = state.config.request_timeout;
+    if limit.is_zero() {
+        return next.run(req).await;
+    }
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(response) => response,
+        Err(_) => closing(
+            ApiError::new(StatusCode::REQUEST_TIMEOUT, "REQUEST_TIMEOUT", "the request was not completed in time")
+                .into_response(),
+        ),
+    }
+}
+
+/// Reads the whole request body (at most `--max-body-bytes`) before anything else runs, so an
+/// early answer (401, 404, 429…) never leaves unread bytes behind: hyper would close the
+/// connection instead of keeping it alive for the client's next request.
+async fn read_whole_body(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    if req.body().is_end_stream() {
+        return next.run(req).await;
+    }
+    let limit = state.config.max_body_bytes;
+    let (parts, body) = req.into_parts();
+    let mut chunks = body.into_data_stream();
+    let mut bytes = Vec::new();
+    while let Some(chunk) = futures_util::StreamExt::next(&mut chunks).await {
+        match chunk {
+            Ok(chunk) if bytes.len() + chunk.len() <= limit => bytes.extend_from_slice(&chunk),
+            Ok(_) => return closing(ApiError::payload_too_large().into_response()),
+            Err(_) => {
+                let unreadable =
+                    ApiError::new(StatusCode::BAD_REQUEST, "MALFORMED_REQUEST", "the body could not be read");
+                return closing(unreadable.into_response());
+            }
+        }
+    }
+    next.run(Request::from_parts(parts, Body::from(bytes))).await
+}
+
+/// Asks hyper to close the connection after this response (its request may be half read).
+fn closing(mut response: Response) -> Response {
+    response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
     response
 }
 

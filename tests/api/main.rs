@@ -10,6 +10,7 @@ mod api_keys;
 mod artifacts;
 mod assign;
 mod concurrency;
+mod connections;
 mod conventions;
 mod dashboard;
 mod discovery;
