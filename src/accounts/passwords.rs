@@ -16,9 +16,13 @@
 //! gigabytes after a burst. Before the first hash we pin the threshold with `mallopt`, which
 //! also turns the dynamic adjustment off: every block of 4 MiB or more is mmapped and unmapped on
 //! free, so the memory goes back to the OS when a hash finishes.
+//!
+//! Timing: `verify` does the same work whether or not the account exists (a missing or unreadable
+//! stored hash is replaced by a fixed dummy hash with the same parameters), so response time does
+//! not tell whether an email is registered.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, LazyLock};
+use std::sync::{Arc, LazyLock, OnceLock};
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
@@ -103,15 +107,32 @@ fn hash_now(password: &[u8]) -> anyhow::Result<String> {
     Ok(hash.to_string())
 }
 
+/// A hash of a random password nobody knows, with the current parameters, computed once.
+fn dummy_hash() -> &'static str {
+    static DUMMY: OnceLock<String> = OnceLock::new();
+    DUMMY.get_or_init(|| {
+        let mut random = [0u8; 32];
+        rand::rngs::OsRng.try_fill_bytes(&mut random).expect("the OS random source works");
+        hash_now(&random).expect("hashing a random password works")
+    })
+}
+
 /// Hashes a password into a PHC string (`$argon2id$v=19$m=19456,t=2,p=1$…`).
 pub async fn hash(password: String) -> anyhow::Result<String> {
     bounded(move || hash_now(password.as_bytes())).await?
 }
 
-/// Checks a password against a stored hash; `false` also for a hash that cannot be read.
-pub async fn verify(password: String, stored: String) -> anyhow::Result<bool> {
-    bounded(move || PasswordHash::new(&stored).is_ok_and(|h| argon2().verify_password(password.as_bytes(), &h).is_ok()))
-        .await
+/// Checks a password against a stored hash. `stored = None` (no such account) or a hash that
+/// cannot be read does the same work against the dummy hash and answers `false`.
+pub async fn verify(password: String, stored: Option<String>) -> anyhow::Result<bool> {
+    bounded(move || {
+        let real = stored.as_deref().and_then(|s| PasswordHash::new(s).ok());
+        let known = real.is_some();
+        let hash = real.unwrap_or_else(|| PasswordHash::new(dummy_hash()).expect("the dummy hash parses"));
+        let matches = argon2().verify_password(password.as_bytes(), &hash).is_ok();
+        known && matches
+    })
+    .await
 }
 
 #[cfg(test)]
@@ -129,17 +150,19 @@ mod tests {
         let peak = PEAK.load(Ordering::SeqCst);
         assert!((1..=permits()).contains(&peak), "{peak} hashes ran at once; the bound is {}", permits());
         assert!(hashes.iter().all(|h| h.starts_with("$argon2id$v=19$m=19456,t=2,p=1$")), "{hashes:?}");
-        assert!(verify("password number 3".into(), hashes[3].clone()).await.unwrap());
-        assert!(!verify("password number 4".into(), hashes[3].clone()).await.unwrap());
+        assert!(verify("password number 3".into(), Some(hashes[3].clone())).await.unwrap());
+        assert!(!verify("password number 4".into(), Some(hashes[3].clone())).await.unwrap());
     }
 
     #[tokio::test]
     async fn verify_accepts_the_right_password_only() {
         let stored = hash("correct horse battery".into()).await.unwrap();
-        assert!(verify("correct horse battery".into(), stored.clone()).await.unwrap());
-        assert!(!verify("correct horse battery!".into(), stored.clone()).await.unwrap());
-        assert!(!verify(String::new(), stored).await.unwrap());
-        assert!(!verify("correct horse battery".into(), "not a hash".into()).await.unwrap());
+        assert!(verify("correct horse battery".into(), Some(stored.clone())).await.unwrap());
+        assert!(!verify("correct horse battery!".into(), Some(stored.clone())).await.unwrap());
+        assert!(!verify(String::new(), Some(stored)).await.unwrap());
+        // No account, or an unreadable stored hash: always false, after the same work.
+        assert!(!verify("correct horse battery".into(), None).await.unwrap());
+        assert!(!verify("correct horse battery".into(), Some("not a hash".into())).await.unwrap());
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

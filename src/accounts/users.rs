@@ -139,17 +139,19 @@ pub async fn find_by_email(db: &Db, email: &str) -> sqlx::Result<Option<User>> {
     Ok(row.map(User::from))
 }
 
-/// Checks a password; `None` for a wrong email or password alike.
+/// Checks a password; `None` for a wrong email or password alike, after the same Argon2 work
+/// either way (an unknown email is checked against a dummy hash).
 pub async fn verify_password(db: &Db, email: &str, password: &str) -> anyhow::Result<Option<User>> {
     let row: Option<(String, String)> = sqlx::query_as("SELECT id, password_hash FROM users WHERE email = $1")
         .bind(email.trim().to_lowercase())
         .fetch_optional(db.pool())
         .await?;
-    let Some((id, stored)) = row else {
-        return Ok(None);
-    };
+    let (id, stored) = row.unzip();
     let ok = passwords::verify(password.to_string(), stored).await?;
-    if ok { Ok(find(db, &id).await?) } else { Ok(None) }
+    match id {
+        Some(id) if ok => Ok(find(db, &id).await?),
+        _ => Ok(None),
+    }
 }
 
 /// Serialises concurrent changes that count a user's things (plan limits): locks the user row
