@@ -13,7 +13,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub clock: SharedClock,
     pub limits: Arc<Limits>,
-    /// Outbound HTTP (webhooks, probes): no redirects, short timeouts.
+    /// Outbound HTTP (webhooks, probes): every name resolved once and checked against the outbound
+    /// policy, no proxy, no redirects, short timeouts (`http::outbound::client`).
     pub http: reqwest::Client,
 }
 
