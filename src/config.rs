@@ -86,8 +86,8 @@ pub struct Config {
     #[arg(long, global = true, env = "AGENTMARKET_TRUST_FORWARDED_FOR")]
     pub trust_forwarded_for: bool,
 
-    /// Allow plain-http and private/loopback addresses for agent callbacks and outbound calls.
-    /// For tests and closed networks only.
+    /// Allow plain http, any port, and private, loopback and other non-global addresses for agent
+    /// callbacks and every outbound call. For tests and closed networks only.
     #[arg(long, global = true, env = "AGENTMARKET_ALLOW_PRIVATE_NETWORK")]
     pub allow_private_network: bool,
 

@@ -44,11 +44,7 @@ impl App {
         let db = db::Db::connect(&config.database_url, config.db_max_connections).await?;
         db.migrate().await?;
         http::metrics_handle();
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(std::time::Duration::from_secs(5))
-            .timeout(std::time::Duration::from_secs(10))
-            .build()?;
+        let http = http::outbound::client(config.allow_private_network)?;
         Ok(App { state: AppState { db, config: Arc::new(config), clock, http } })
     }
 

@@ -12,7 +12,8 @@ pub struct AppState {
     pub db: Db,
     pub config: Arc<Config>,
     pub clock: SharedClock,
-    /// Outbound HTTP (webhooks, probes): no redirects, short timeouts.
+    /// Outbound HTTP (webhooks, probes): every name resolved once and checked against the outbound
+    /// policy, no proxy, no redirects, short timeouts (`http::outbound::client`).
     pub http: reqwest::Client,
 }
 

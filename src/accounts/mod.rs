@@ -2,5 +2,6 @@
 
 pub mod api_keys;
 pub mod browser_sessions;
+pub mod passwords;
 pub mod routes;
 pub mod users;

@@ -1,13 +1,12 @@
-//! People's accounts: sign-up (with the first API key), passwords (Argon2id), profile.
+//! People's accounts: sign-up (with the first API key), passwords (Argon2id, see `passwords`),
+//! profile.
 
-use argon2::Argon2;
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use rand::TryRngCore;
 use serde::{Deserialize, Serialize};
 use sqlx::FromRow;
 use utoipa::ToSchema;
 
 use super::api_keys::{self, KeySpec};
+use super::passwords;
 use crate::auth::keys::{KeyInfo, PlainSecret};
 use crate::auth::scope::Scopes;
 use crate::clock::rfc3339;
@@ -91,15 +90,9 @@ impl From<UserRow> for User {
     }
 }
 
+/// Argon2id, bounded and on the blocking pool (see `passwords`).
 pub async fn hash_password(password: String) -> anyhow::Result<String> {
-    tokio::task::spawn_blocking(move || {
-        let mut salt = [0u8; 16];
-        rand::rngs::OsRng.try_fill_bytes(&mut salt)?;
-        let salt = SaltString::encode_b64(&salt).map_err(|e| anyhow::anyhow!("{e}"))?;
-        let hash = Argon2::default().hash_password(password.as_bytes(), &salt).map_err(|e| anyhow::anyhow!("{e}"))?;
-        Ok(hash.to_string())
-    })
-    .await?
+    passwords::hash(password).await
 }
 
 /// Creates the account and its first key (full access) in one transaction.
@@ -147,21 +140,19 @@ pub async fn find_by_email(db: &Db, email: &str) -> sqlx::Result<Option<User>> {
     Ok(row.map(User::from))
 }
 
-/// Checks a password; `None` for a wrong email or password alike.
+/// Checks a password; `None` for a wrong email or password alike, after the same Argon2 work
+/// either way (an unknown email is checked against a dummy hash).
 pub async fn verify_password(db: &Db, email: &str, password: &str) -> anyhow::Result<Option<User>> {
     let row: Option<(String, String)> = sqlx::query_as("SELECT id, password_hash FROM users WHERE email = $1")
         .bind(email.trim().to_lowercase())
         .fetch_optional(db.pool())
         .await?;
-    let Some((id, stored)) = row else {
-        return Ok(None);
-    };
-    let password = password.to_string();
-    let ok = tokio::task::spawn_blocking(move || {
-        PasswordHash::new(&stored).is_ok_and(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
-    })
-    .await?;
-    if ok { Ok(find(db, &id).await?) } else { Ok(None) }
+    let (id, stored) = row.unzip();
+    let ok = passwords::verify(password.to_string(), stored).await?;
+    match id {
+        Some(id) if ok => Ok(find(db, &id).await?),
+        _ => Ok(None),
+    }
 }
 
 /// Serialises concurrent changes that count a user's things (plan limits): locks the user row

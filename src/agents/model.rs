@@ -118,10 +118,10 @@ impl AgentInput {
                     if serde_json::to_vec(&map).map(|v| v.len()).unwrap_or(usize::MAX) > MAX_METADATA_BYTES {
                         errors.push(FieldError::new("metadata", "must be at most 16 KiB of JSON"));
                     }
-                    if let Some(url) = map.get("callback_url") {
-                        if let Err(message) = check_callback_url(url, allow_private_network) {
-                            errors.push(FieldError::new("metadata.callback_url", message));
-                        }
+                    if let Some(url) = map.get("callback_url")
+                        && let Err(message) = check_callback_url(url, allow_private_network)
+                    {
+                        errors.push(FieldError::new("metadata.callback_url", message));
                     }
                     out.metadata = Some(map);
                 }
@@ -176,7 +176,8 @@ fn normalize_capabilities(caps: Vec<Line>) -> Result<Vec<String>, String> {
     Ok(out)
 }
 
-/// Callbacks must be https to a public host, unless the server allows private networks.
+/// Callbacks follow the outbound policy (`http::outbound::check_url`): https on port 443 to a
+/// global host, unless the server allows private networks.
 fn check_callback_url(value: &serde_json::Value, allow_private: bool) -> Result<(), String> {
     let Some(s) = value.as_str() else { return Err("must be a URL string".into()) };
     crate::http::outbound::check_url(s, allow_private).map(|_| ())
@@ -340,6 +341,20 @@ mod tests {
         assert!(check_callback_url(&v("https://[::1]/hook"), false).is_err());
         assert!(check_callback_url(&v("http://127.0.0.1:9/hook"), true).is_ok());
         assert!(check_callback_url(&v("ftp://x.example.com"), true).is_err());
+        let long = format!("https://agent.example.com/{}", "a".repeat(2_049 - "https://agent.example.com/".len()));
+        for bad in [
+            "https://localhost./x",
+            "https://[::7f00:1]/x",
+            "https://[64:ff9b::a9fe:a9fe]/x",
+            "https://[2002:7f00:1::]/x",
+            "https://[fec0::1]/x",
+            "https://198.18.0.1/x",
+            "https://240.0.0.1/x",
+            "https://agent.example.com:8443/x",
+            long.as_str(),
+        ] {
+            assert!(check_callback_url(&v(bad), false).is_err(), "{bad}");
+        }
     }
 
     #[test]

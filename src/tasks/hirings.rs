@@ -126,14 +126,14 @@ pub async fn hire(state: &AppState, actor: &Actor, agent_ref: &str, req: HireReq
         .filter(|a| a.status != "deleted")
         .ok_or_else(|| ApiError::not_found("agent"))?;
     let print = fingerprint(&agent.did, &h);
-    if let Some(key) = &h.key {
-        if let Some(existing) = find_by_key(db, &client, key).await? {
-            return if existing.request_fingerprint.as_deref() == Some(print.as_str()) {
-                Ok((existing, false))
-            } else {
-                Err(idempotency_conflict())
-            };
-        }
+    if let Some(key) = &h.key
+        && let Some(existing) = find_by_key(db, &client, key).await?
+    {
+        return if existing.request_fingerprint.as_deref() == Some(print.as_str()) {
+            Ok((existing, false))
+        } else {
+            Err(idempotency_conflict())
+        };
     }
     if agent.status != "active" {
         return Err(agent_unavailable("the agent is not active"));
@@ -276,10 +276,8 @@ pub async fn probe(state: &AppState, id: &str) -> ApiResult<TaskRow> {
 }
 
 async fn head_ok(state: &AppState, url: &str) -> bool {
-    let Ok(parsed) = url::Url::parse(url) else { return false };
-    if crate::http::outbound::check_resolved(&parsed, state.config.allow_private_network).await.is_err() {
-        return false;
-    }
+    // Names are checked by the client's resolver, against the addresses it connects to.
+    let Ok(parsed) = crate::http::outbound::check_url(url, state.config.allow_private_network) else { return false };
     matches!(state.http.head(parsed).timeout(Duration::from_secs(2)).send().await, Ok(r) if r.status().is_success())
 }
 

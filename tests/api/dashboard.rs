@@ -538,3 +538,37 @@ async fn keys_and_agents_lists_paginate_too(app: TestApp) {
     let (_, second) = b.get("/dashboard/api-keys?page=2").await;
     assert!(second.contains(">default<") && second.contains("← Newer") && !second.contains("key-20"));
 }
+
+both_engines!(a_login_costs_the_same_for_an_unknown_email_as_for_a_wrong_password, |c: &mut agentmarket::Config| {
+    // Enough failures allowed that the throttle never answers instead of the password check.
+    c.auth_failures_per_minute = 1_000;
+});
+async fn a_login_costs_the_same_for_an_unknown_email_as_for_a_wrong_password(app: TestApp) {
+    app.signup("timing@example.com").await;
+    let b = Browser::new(&app);
+    let (_, page) = b.get("/login").await;
+    let mut token = csrf(&page);
+    let mut attempt = async |email: &str| {
+        let started = std::time::Instant::now();
+        let (status, page) =
+            b.post("/login", &[("csrf", &token), ("email", email), ("password", "nope nope nope")]).await;
+        let took = started.elapsed();
+        assert_eq!(status, 401, "{page}");
+        token = csrf(&page);
+        took
+    };
+    // Interleaved, so load on the machine weighs on both alike; the first round warms up.
+    let (mut known, mut unknown) = (Vec::new(), Vec::new());
+    for round in 0..6 {
+        let k = attempt("timing@example.com").await;
+        let u = attempt(&format!("ghost{round}@example.com")).await;
+        if round > 0 {
+            known.push(k);
+            unknown.push(u);
+        }
+    }
+    known.sort();
+    unknown.sort();
+    let (k, u) = (known[known.len() / 2], unknown[unknown.len() / 2]);
+    assert!(u.as_secs_f64() >= 0.5 * k.as_secs_f64(), "median login: known email {k:?}, unknown email {u:?}");
+}

@@ -61,6 +61,47 @@ async fn private_callbacks_are_refused_by_default(app: TestApp) {
     }
 }
 
+/// Hosts and URLs the outbound policy refuses without `--allow-private-network`.
+fn refused_callbacks() -> Vec<String> {
+    let long = format!("https://hooks.example.com/{}", "a".repeat(2_049 - "https://hooks.example.com/".len()));
+    assert_eq!(long.len(), 2_049);
+    [
+        "https://localhost./x",
+        "https://[::7f00:1]/x",
+        "https://[64:ff9b::a9fe:a9fe]/x",
+        "https://[2002:7f00:1::]/x",
+        "https://[fec0::1]/x",
+        "https://198.18.0.1/x",
+        "https://240.0.0.1/x",
+        "https://example.com:8443/x",
+    ]
+    .into_iter()
+    .map(String::from)
+    .chain([long])
+    .collect()
+}
+
+both_engines!(non_global_callbacks_long_urls_and_other_ports_are_refused, |c: &mut agentmarket::Config| {
+    c.allow_private_network = false
+});
+async fn non_global_callbacks_long_urls_and_other_ports_are_refused(app: TestApp) {
+    let user = app.signup("outbound@example.com").await;
+    for url in refused_callbacks() {
+        let r = app.post("/api/v1/webhooks", Some(&user.key), json!({"callback_url": url})).await;
+        let r = r.expect_error(422, "VALIDATION_ERROR");
+        assert_eq!(r.error_fields(), ["callback_url"], "{url}: {}", r.text);
+        let agent = json!({"name": "Hooked", "did": "did:key:hooked", "capabilities": ["code-review"],
+                           "pricing_model": "fixed", "base_price": "1.00", "metadata": {"callback_url": url}});
+        let r = app.post("/api/v1/agents/register", Some(&user.key), agent).await;
+        let r = r.expect_error(422, "VALIDATION_ERROR");
+        assert_eq!(r.error_fields(), ["metadata.callback_url"], "{url}: {}", r.text);
+    }
+    let longest = format!("https://hooks.example.com/{}", "a".repeat(2_048 - "https://hooks.example.com/".len()));
+    for url in ["https://hooks.example.com:443/x", "https://93.184.215.14/x", "https://[2606:4700::1111]/x", &longest] {
+        app.post("/api/v1/webhooks", Some(&user.key), json!({"callback_url": url})).await.expect(201);
+    }
+}
+
 both_engines!(task_events_arrive_signed_after_the_change_is_visible);
 async fn task_events_arrive_signed_after_the_change_is_visible(app: TestApp) {
     let client = app.signup("client@example.com").await;
