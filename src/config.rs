@@ -134,9 +134,36 @@ pub struct Config {
     #[arg(long, global = true, env = "AGENTMARKET_DEFER_HIRING_PROBE")]
     pub defer_hiring_probe: bool,
 
+    /// The key that seals secrets the server must use again (webhook signing secrets), as base64
+    /// of 32 bytes. Every server of a deployment needs the same one. Unset: the key file.
+    #[arg(long, global = true, env = "AGENTMARKET_SECRETS_KEY", hide_env_values = true)]
+    pub secrets_key: Option<Redacted>,
+
+    /// Where the secrets key is kept when `--secrets-key` is not given; created (mode 0600) on
+    /// first start.
+    #[arg(long, global = true, env = "AGENTMARKET_SECRETS_KEY_FILE", default_value = "agentmarket.key")]
+    pub secrets_key_file: std::path::PathBuf,
+
     /// Log format.
     #[arg(long, global = true, env = "AGENTMARKET_LOG_FORMAT", value_enum, default_value_t = LogFormat::Pretty)]
     pub log_format: LogFormat,
+}
+
+/// A configuration value that is a secret: `Debug` never prints it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Redacted(pub String);
+
+impl std::fmt::Debug for Redacted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+impl std::str::FromStr for Redacted {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Redacted(s.to_string()))
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -85,12 +85,16 @@ impl Db {
     }
 
     /// Opens a write transaction. On SQLite it takes the write lock up front (`BEGIN IMMEDIATE`)
-    /// so a read-then-write transaction cannot fail with "database is locked" half-way.
+    /// so a read-then-write transaction cannot fail with "database is locked" half-way. Inside a
+    /// request with an idempotency key, the first write transaction records the key, so the key
+    /// commits (or rolls back) with the work it guards (`http::idempotency`).
     pub async fn begin(&self) -> Result<Tx, sqlx::Error> {
-        match self.engine {
-            Engine::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
-            Engine::Postgres => self.pool.begin().await,
-        }
+        let mut tx = match self.engine {
+            Engine::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Engine::Postgres => self.pool.begin().await?,
+        };
+        crate::http::idempotency::record_in(&mut tx).await?;
+        Ok(tx)
     }
 
     /// Row lock for a `SELECT` inside a write transaction: needed on PostgreSQL, implied on

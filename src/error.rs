@@ -97,12 +97,16 @@ impl ApiError {
         Self::conflict(message).with_details([serde_json::json!({"field": "status", "current": state})])
     }
     pub fn rate_limited(retry_after_secs: u64) -> Self {
-        match Self::new(StatusCode::TOO_MANY_REQUESTS, "RATE_LIMIT_EXCEEDED", "too many requests; retry later") {
-            ApiError::Known { status, code, message, details, .. } => {
-                ApiError::Known { status, code, message, details, retry_after: Some(retry_after_secs.max(1)) }
-            }
-            other => other,
+        Self::new(StatusCode::TOO_MANY_REQUESTS, "RATE_LIMIT_EXCEEDED", "too many requests; retry later")
+            .with_retry_after(retry_after_secs)
+    }
+
+    /// Adds `retry-after` (whole seconds, at least 1).
+    pub fn with_retry_after(mut self, secs: u64) -> Self {
+        if let ApiError::Known { retry_after, .. } = &mut self {
+            *retry_after = Some(secs.max(1));
         }
+        self
     }
     /// `INVALID_AMOUNT` naming the field.
     pub fn invalid_amount(field: &str, message: impl Into<String>) -> Self {
@@ -135,6 +139,10 @@ impl From<sqlx::Error> for ApiError {
             if db.is_unique_violation() {
                 return ApiError::conflict("a resource with this value already exists");
             }
+        }
+        // A concurrent request with the same idempotency key recorded it first (`Db::begin`).
+        if matches!(&err, sqlx::Error::Protocol(m) if m == crate::http::idempotency::KEY_TAKEN) {
+            return crate::http::idempotency::pending();
         }
         ApiError::Internal(err.into())
     }

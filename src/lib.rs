@@ -16,6 +16,7 @@ pub mod ledger;
 pub mod money;
 pub mod openapi;
 pub mod routes;
+pub mod secrets;
 pub mod state;
 pub mod tasks;
 pub mod text;
@@ -41,11 +42,15 @@ impl App {
 
     /// As `build`, with an injected clock (tests move time forward without sleeping).
     pub async fn build_with_clock(config: Config, clock: SharedClock) -> anyhow::Result<App> {
+        let secrets = secrets::load(config.secrets_key.as_ref().map(|k| k.0.as_str()), &config.secrets_key_file)?;
         let db = db::Db::connect(&config.database_url, config.db_max_connections).await?;
         db.migrate().await?;
+        secrets::check_against(&db, &secrets).await?;
+        webhooks::seal_plaintext_secrets(&db, &secrets).await?;
         http::metrics_handle();
         let http = http::outbound::client(config.allow_private_network)?;
-        Ok(App { state: AppState { db, config: Arc::new(config), clock, http } })
+        let secrets = Arc::new(secrets);
+        Ok(App { state: AppState { db, config: Arc::new(config), clock, http, secrets } })
     }
 
     pub fn state(&self) -> &AppState {

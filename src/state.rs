@@ -15,6 +15,8 @@ pub struct AppState {
     /// Outbound HTTP (webhooks, probes): every name resolved once and checked against the outbound
     /// policy, no proxy, no redirects, short timeouts (`http::outbound::client`).
     pub http: reqwest::Client,
+    /// Seals secrets the server must use again (webhook signing secrets).
+    pub secrets: Arc<crate::secrets::SecretsKey>,
 }
 
 impl AppState {

@@ -205,3 +205,62 @@ fn limits_survive_a_crash_on_postgres() {
         limits_survive_a_crash(&url, &dir.path().to_path_buf()).await;
     });
 }
+
+/// Holds a lock that stalls a deposit inside its transaction: the database's write lock
+/// (SQLite), or the ledger's table (PostgreSQL).
+async fn stall(url: &str) -> sqlx::AnyConnection {
+    use sqlx::Connection;
+    sqlx::any::install_default_drivers();
+    let mut conn = sqlx::AnyConnection::connect(url).await.unwrap();
+    let sql = if url.starts_with("sqlite") {
+        "BEGIN IMMEDIATE"
+    } else {
+        "BEGIN; LOCK TABLE ledger_accounts IN ACCESS EXCLUSIVE MODE"
+    };
+    sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&mut conn).await.unwrap();
+    conn
+}
+
+/// A server killed while a request with an idempotency key is in its transaction: nothing
+/// committed, so the retry runs at once on the restarted server, with one effect.
+async fn a_crash_mid_request_leaves_the_key_retryable(url: &str, dir: &PathBuf) {
+    let server = Server::start(url, dir, &["--enable-sandbox-deposits"]);
+    let http = Client::new();
+    let key = http.signup(&server, "crash@example.com").await;
+    let deposit = |base: String| {
+        http.0
+            .post(format!("{base}/api/v1/ledger/deposit"))
+            .header("x-api-key", &key)
+            .header("idempotency-key", "crash-1")
+            .json(&json!({"amount": "4", "currency": "USD", "payment_method": "sandbox"}))
+    };
+    let mut lock = stall(url).await;
+    let in_flight = tokio::spawn(deposit(server.base.clone()).send());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    server.kill();
+    assert!(in_flight.await.unwrap().is_err(), "the request died with its server");
+    sqlx::raw_sql("ROLLBACK").execute(&mut lock).await.unwrap();
+
+    let again = Server::start(url, dir, &["--enable-sandbox-deposits"]);
+    let retried = deposit(again.base.clone()).send().await.unwrap();
+    assert_eq!(retried.status().as_u16(), 201, "{}", retried.text().await.unwrap());
+    let balance =
+        http.call(reqwest::Method::GET, format!("{}/api/v1/ledger/balance", again.base), Some(&key), Value::Null).await;
+    assert_eq!(balance.1["data"]["available"], "4.00", "one effect");
+}
+
+#[test]
+fn a_crash_mid_request_leaves_the_key_retryable_on_sqlite() {
+    run(async {
+        let (url, dir) = sqlite().await;
+        a_crash_mid_request_leaves_the_key_retryable(&url, &dir.path().to_path_buf()).await;
+    });
+}
+
+#[test]
+fn a_crash_mid_request_leaves_the_key_retryable_on_postgres() {
+    run(async {
+        let Some((url, dir, _db)) = postgres().await else { return };
+        a_crash_mid_request_leaves_the_key_retryable(&url, &dir.path().to_path_buf()).await;
+    });
+}

@@ -9,6 +9,7 @@ use super::users::{self, SignUpRequest, User};
 use crate::agents;
 use crate::auth::Caller;
 use crate::auth::keys::KeyInfo;
+use crate::auth::keys::PlainSecret;
 use crate::error::{ApiError, ApiResult};
 use crate::http::envelope::Api;
 use crate::http::extract::JsonObject;
@@ -18,7 +19,7 @@ use crate::state::AppState;
 pub struct SignedUp {
     user: User,
     /// The first API key (full access). Shown once.
-    api_key: String,
+    api_key: PlainSecret,
     key: KeyInfo,
     message: &'static str,
 }
@@ -29,7 +30,7 @@ pub struct SignedUp {
 pub(crate) async fn register(State(state): State<AppState>, body: JsonObject) -> ApiResult<Api<SignedUp>> {
     let signup = body.parse::<SignUpRequest>(Some("user"))?.validate()?;
     let (user, key, secret) = users::register(&state.db, signup, false, state.now()).await?;
-    Ok(Api::created(SignedUp { user, api_key: secret.into_inner(), key, message: agents::KEY_WARNING }))
+    Ok(Api::created(SignedUp { user, api_key: secret, key, message: agents::KEY_WARNING }))
 }
 
 #[derive(Serialize, ToSchema)]
@@ -90,7 +91,7 @@ pub(crate) async fn list_keys(State(state): State<AppState>, caller: Caller) -> 
 pub struct CreatedKey {
     key: KeyInfo,
     /// The secret. Shown once.
-    api_key: String,
+    api_key: PlainSecret,
     message: &'static str,
 }
 
@@ -105,7 +106,7 @@ pub(crate) async fn create_key(
     let now = state.now();
     let spec = body.parse::<NewKeyRequest>(Some("key"))?.validate(now, state.config.max_amount)?;
     let (key, secret) = api_keys::create(&state.db, &caller, &spec, now).await?;
-    Ok(Api::created(CreatedKey { key, api_key: secret.into_inner(), message: agents::KEY_WARNING }))
+    Ok(Api::created(CreatedKey { key, api_key: secret, message: agents::KEY_WARNING }))
 }
 
 /// Revoke a key at once.
@@ -139,5 +140,5 @@ pub(crate) async fn roll_key(
         return Err(ApiError::field("expires_in_seconds", "must be from 0 to 604800"));
     }
     let (key, secret) = api_keys::roll(&state.db, &caller, &id, grace, state.now()).await?;
-    Ok(Api::created(CreatedKey { key, api_key: secret.into_inner(), message: agents::KEY_WARNING }))
+    Ok(Api::created(CreatedKey { key, api_key: secret, message: agents::KEY_WARNING }))
 }

@@ -8,6 +8,7 @@ use super::discovery::{self, CapabilitySummary, DiscoverQuery, DiscoveredAgent, 
 use super::model::{Agent, AgentInput};
 use super::{AssignItem, AssignSummary, KEY_WARNING, credentials};
 use crate::auth::keys::KeyInfo;
+use crate::auth::keys::PlainSecret;
 use crate::auth::{Caller, MaybeCaller};
 use crate::error::{ApiError, ApiResult, FieldError};
 use crate::http::envelope::Api;
@@ -20,14 +21,14 @@ use crate::text::Line;
 pub struct RegisteredAgent {
     agent: Agent,
     /// The agent's own API key (`agk_…`). Shown once.
-    api_key: String,
+    api_key: PlainSecret,
     message: &'static str,
 }
 
 fn registered(state: &AppState, r: super::Registered) -> Api<RegisteredAgent> {
     Api::created(RegisteredAgent {
         agent: r.agent.to_agent(state.now(), true),
-        api_key: r.secret.into_inner(),
+        api_key: r.secret,
         message: KEY_WARNING,
     })
 }
@@ -210,7 +211,7 @@ pub struct NewCredentialRequest {
 pub struct CreatedCredential {
     key: KeyInfo,
     /// The new agent key. Shown once.
-    api_key: String,
+    api_key: PlainSecret,
     message: &'static str,
 }
 
@@ -230,7 +231,7 @@ pub(crate) async fn create_credential(
     }
     let agent = super::controlled(&state.db, &caller, &id).await?;
     let (key, secret) = credentials::create(&state.db, &caller, &agent.id, &name, state.now()).await?;
-    Ok(Api::created(CreatedCredential { key, api_key: secret.into_inner(), message: KEY_WARNING }))
+    Ok(Api::created(CreatedCredential { key, api_key: secret, message: KEY_WARNING }))
 }
 
 /// An agent's keys (never the secrets).

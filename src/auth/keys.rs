@@ -2,6 +2,7 @@
 //! credential is stored; lookups are one indexed equality query on that hash, so no slow
 //! password hashing sits on the request path (the secrets carry ~238 bits of entropy).
 
+use std::cell::Cell;
 use std::fmt;
 
 use rand::TryRngCore;
@@ -42,11 +43,63 @@ impl KeyKind {
     }
 }
 
-/// A plaintext secret. It is handed to the caller once and never logged: `Debug` is redacted.
+/// What a secret reads as wherever it is recorded rather than shown: the idempotency record of
+/// the response that created it, and therefore any replay of that response.
+pub const SHOWN_ONCE: &str = "[shown once: this secret is not kept and cannot be replayed]";
+
+thread_local! {
+    /// Set while a response is serialized for its record instead of for the caller.
+    static RECORDING: Cell<bool> = const { Cell::new(false) };
+    /// Set when a secret was serialized in plain text since the last `take_shown`.
+    static SHOWN: Cell<bool> = const { Cell::new(false) };
+}
+
+/// A plaintext secret. It is handed to the caller once and never logged: `Debug` is redacted,
+/// and serialized inside `recording` it is the `SHOWN_ONCE` marker.
 #[derive(Clone, PartialEq, Eq)]
 pub struct PlainSecret(String);
 
+/// Runs `f` (a serialization) with every `PlainSecret` written as `SHOWN_ONCE`.
+pub fn recording<T>(f: impl FnOnce() -> T) -> T {
+    RECORDING.with(|r| r.set(true));
+    let out = f();
+    RECORDING.with(|r| r.set(false));
+    out
+}
+
+/// Whether a secret was serialized in plain text since the last call (and resets it).
+pub fn take_shown() -> bool {
+    SHOWN.with(|s| s.replace(false))
+}
+
+impl serde::Serialize for PlainSecret {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if RECORDING.with(Cell::get) {
+            s.serialize_str(SHOWN_ONCE)
+        } else {
+            SHOWN.with(|shown| shown.set(true));
+            s.serialize_str(&self.0)
+        }
+    }
+}
+
+impl utoipa::PartialSchema for PlainSecret {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .description(Some("A secret, shown once; a replay of this response carries a marker instead"))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for PlainSecret {}
+
 impl PlainSecret {
+    /// A secret chosen by the client (a webhook signing secret), to be shown back once.
+    pub fn from_client(s: String) -> PlainSecret {
+        PlainSecret(s)
+    }
+
     pub fn expose(&self) -> &str {
         &self.0
     }

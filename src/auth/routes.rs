@@ -9,6 +9,7 @@ use super::keys::{KeyInfo, KeyKind};
 use super::{Caller, sessions};
 use crate::accounts;
 use crate::agents;
+use crate::auth::keys::PlainSecret;
 use crate::clock::rfc3339;
 use crate::error::{ApiError, ApiResult};
 use crate::http::envelope::Api;
@@ -23,9 +24,9 @@ pub struct SessionPrincipal {
 #[derive(Serialize, ToSchema)]
 pub struct SessionCreated {
     /// The session token (`ast_…`), for `Authorization: Bearer`.
-    token: String,
+    token: PlainSecret,
     /// Same as `token`, for clients that read this name.
-    session_token: String,
+    session_token: PlainSecret,
     expires_at: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     agent: Option<SessionPrincipal>,
@@ -58,7 +59,6 @@ pub(crate) async fn authenticate(State(state): State<AppState>, caller: Caller) 
         }
         (None, None) => (None, None),
     };
-    let token = token.into_inner();
     Ok(Api::ok(SessionCreated { session_token: token.clone(), token, expires_at: rfc3339(expires_at), agent, user }))
 }
 
@@ -85,7 +85,7 @@ pub(crate) async fn logout(State(state): State<AppState>, caller: Caller) -> Api
 #[derive(Serialize, ToSchema)]
 pub struct RotatedKey {
     /// The replacement key, of the same kind. Shown once.
-    api_key: String,
+    api_key: PlainSecret,
     key: KeyInfo,
     message: &'static str,
 }
@@ -109,5 +109,5 @@ pub(crate) async fn rotate_key(State(state): State<AppState>, caller: Caller) ->
         _ => return Err(ApiError::forbidden("this credential cannot be rotated")),
     };
     sessions::revoke_for_key(&state.db, key_id, now).await?;
-    Ok(Api::created(RotatedKey { api_key: secret.into_inner(), key, message: agents::KEY_WARNING }))
+    Ok(Api::created(RotatedKey { api_key: secret, key, message: agents::KEY_WARNING }))
 }

@@ -37,6 +37,8 @@ pub async fn create(
 ) -> sqlx::Result<(PlainSecret, i64)> {
     let token = keys::generate(KeyKind::Session);
     let expires_at = now + ttl_ms;
+    // In a transaction, so an idempotency key commits with the session it guards.
+    let mut tx = db.begin().await?;
     sqlx::query(
         "INSERT INTO auth_sessions (id, token_hash, key_kind, key_id, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6)",
     )
@@ -46,8 +48,9 @@ pub async fn create(
     .bind(key_id)
     .bind(now)
     .bind(expires_at)
-    .execute(db.pool())
+    .execute(&mut *tx)
     .await?;
+    tx.commit().await?;
     Ok((token.plaintext, expires_at))
 }
 

@@ -86,11 +86,11 @@ pub async fn create(State(state): State<AppState>, headers: HeaderMap, Form(form
     let events = (!events.is_empty()).then_some(events);
     let created =
         match webhooks::validate(form.get("callback_url").cloned(), events, None, state.config.allow_private_network) {
-            Ok(new) => webhooks::subscribe(&state.db, &owner(&b), new, state.now()).await,
+            Ok(new) => webhooks::subscribe(&state.db, &state.secrets, &owner(&b), new, state.now()).await,
             Err(e) => Err(e),
         };
     match created {
-        Ok((_, secret)) => show(&state, &b, Some(secret), &Fields::new(), None).await,
+        Ok((_, secret)) => show(&state, &b, Some(secret.into_inner()), &Fields::new(), None).await,
         Err(e) => show(&state, &b, None, &form, Some(&e)).await,
     }
 }

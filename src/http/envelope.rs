@@ -71,10 +71,29 @@ impl<T: Serialize> Api<T> {
     }
 }
 
+/// The body to keep in an idempotency record when it differs from the one sent: the secrets a
+/// response shows once are replaced by a marker (`keys::SHOWN_ONCE`).
+#[derive(Clone)]
+pub struct RecordedBody(pub axum::body::Bytes);
+
 impl<T: Serialize> IntoResponse for Api<T> {
     fn into_response(self) -> Response {
         let mut meta = Meta::new(current_request_id());
         meta.pagination = self.pagination;
-        (self.status, axum::Json(Body { data: self.data, meta })).into_response()
+        let body = Body { data: self.data, meta };
+        crate::auth::keys::take_shown();
+        let bytes = match serde_json::to_vec(&body) {
+            Ok(b) => b,
+            Err(e) => return crate::error::ApiError::Internal(e.into()).into_response(),
+        };
+        let recorded = crate::auth::keys::take_shown()
+            .then(|| crate::auth::keys::recording(|| serde_json::to_vec(&body)).ok())
+            .flatten();
+        let mut response =
+            (self.status, [(axum::http::header::CONTENT_TYPE, "application/json")], bytes).into_response();
+        if let Some(recorded) = recorded {
+            response.extensions_mut().insert(RecordedBody(recorded.into()));
+        }
+        response
     }
 }

@@ -1,7 +1,23 @@
-//! `Idempotency-Key` / `X-Idempotency-Key` on POST, PUT and PATCH: the first response is saved
-//! per credential for 24 h and replayed for the same key and request; the same key with another
-//! request is 422 `IDEMPOTENCY_MISMATCH`, and while the first is still running 409
-//! `IDEMPOTENCY_PENDING`. Server errors are not saved, so the request can be retried.
+//! `Idempotency-Key` / `X-Idempotency-Key` on POST, PUT and PATCH (API.md §0), kept 24 h per
+//! credential.
+//!
+//! The key is recorded in the same transaction as the work it guards (as zero-to-production's
+//! idempotency does): the first write transaction a guarded request opens (`Db::begin`) inserts
+//! the key before anything else. If the work rolls back, or the server dies before committing,
+//! the key goes with it and a retry runs at once; if the work commits, so does the key, and a
+//! duplicate can never run it again. The response is then saved on the key and replayed for the
+//! same key and request:
+//!
+//! - same key, same request → the saved status and body (`idempotent-replayed: true`), with every
+//!   secret the response showed replaced by a marker: a secret is shown once, never replayed;
+//! - same key, another request → 422 `IDEMPOTENCY_MISMATCH`;
+//! - same key while the first is still running → 409 `IDEMPOTENCY_PENDING` with `retry-after`;
+//! - a 4xx without effect is saved and replayed too; a 5xx is not saved, so the request can be
+//!   retried — unless its work had committed (then the key answers 409
+//!   `IDEMPOTENCY_OUTCOME_UNKNOWN`: look the result up rather than repeat it).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
@@ -10,15 +26,70 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
 
+use super::envelope::RecordedBody;
 use crate::auth::Caller;
-use crate::db::Db;
+use crate::auth::keys::{KeyKind, SHOWN_ONCE};
+use crate::db::{Db, Tx};
 use crate::error::ApiError;
 use crate::http::extract::client_ip;
 use crate::state::AppState;
 
 const RETENTION_MS: i64 = 24 * 3600 * 1000;
-/// A request still "running" after this long is taken to have died with its server.
-const ABANDONED_MS: i64 = 5 * 60 * 1000;
+
+tokio::task_local! {
+    static CLAIM: Arc<Claim>;
+}
+
+/// The key of the request being served, waiting to be recorded by its first write transaction.
+struct Claim {
+    scope: String,
+    key: String,
+    fingerprint: String,
+    started_at: i64,
+    /// The first write transaction inserted the key (it commits or rolls back with the work).
+    recorded: AtomicBool,
+    /// Another request with the same key got there first.
+    taken: AtomicBool,
+}
+
+/// The error `Db::begin` returns when a concurrent request with the same key recorded it first.
+pub const KEY_TAKEN: &str = "idempotency key taken by a concurrent request";
+
+pub fn pending() -> ApiError {
+    ApiError::new(
+        StatusCode::CONFLICT,
+        "IDEMPOTENCY_PENDING",
+        "a request with this idempotency key is still being processed",
+    )
+    .with_retry_after(1)
+}
+
+/// Called by `Db::begin` as the first statement of every write transaction: inside a guarded
+/// request, the first one records the key. A key already recorded by a concurrent request
+/// fails the transaction with `KEY_TAKEN` (on PostgreSQL after that request commits or rolls
+/// back: the unique index makes it wait).
+pub async fn record_in(tx: &mut Tx) -> sqlx::Result<()> {
+    let Ok(claim) = CLAIM.try_with(Arc::clone) else { return Ok(()) };
+    if claim.recorded.load(Ordering::SeqCst) {
+        return Ok(());
+    }
+    let inserted = sqlx::query(
+        "INSERT INTO idempotency_keys (scope, idem_key, fingerprint, state, created_at) VALUES ($1, $2, $3, 'committing', $4) \
+         ON CONFLICT (scope, idem_key) DO NOTHING",
+    )
+    .bind(&claim.scope)
+    .bind(&claim.key)
+    .bind(&claim.fingerprint)
+    .bind(claim.started_at)
+    .execute(&mut **tx)
+    .await?;
+    if inserted.rows_affected() == 0 {
+        claim.taken.store(true, Ordering::SeqCst);
+        return Err(sqlx::Error::Protocol(KEY_TAKEN.into()));
+    }
+    claim.recorded.store(true, Ordering::SeqCst);
+    Ok(())
+}
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
@@ -52,106 +123,143 @@ pub async fn idempotency(State(state): State<AppState>, req: Request, next: Next
     hasher.update(b"\n");
     hasher.update(&bytes);
     let fingerprint = hex(&hasher.finalize());
-    let key_hash = hex(&Sha256::digest(key.as_bytes()));
+    let key = hex(&Sha256::digest(key.as_bytes()));
+    let now = state.now();
 
-    match claim(&state.db, &scope, &key_hash, &fingerprint, state.now()).await {
-        Ok(Claim::Ours) => {}
-        Ok(Claim::Replay(status, body)) => return replay(status, body),
-        Ok(Claim::Refused(err)) => return err.into_response(),
-        Err(e) => return ApiError::Internal(e.into()).into_response(),
+    // A request still running can hold a recorded key for at most the request timeout.
+    let in_flight_ms = state.config.request_timeout.as_millis() as i64 + 5_000;
+    match lookup(&state.db, &scope, &key, &fingerprint, now, in_flight_ms).await {
+        Ok(None) => {}
+        Ok(Some(answer)) => return answer,
+        Err(e) => return ApiError::from(e).into_response(),
     }
-    let response = next.run(Request::from_parts(parts, Body::from(bytes))).await;
+    let claim = Arc::new(Claim {
+        scope,
+        key,
+        fingerprint,
+        started_at: now,
+        recorded: AtomicBool::new(false),
+        taken: AtomicBool::new(false),
+    });
+    let response = CLAIM.scope(claim.clone(), next.run(Request::from_parts(parts, Body::from(bytes)))).await;
     let (res_parts, res_body) = response.into_parts();
-    let res_bytes = axum::body::to_bytes(res_body, usize::MAX).await.unwrap_or_default();
-    let saved = if res_parts.status.is_server_error() {
-        forget(&state.db, &scope, &key_hash).await
-    } else {
-        save(&state.db, &scope, &key_hash, res_parts.status.as_u16(), &res_bytes).await
-    };
-    if let Err(e) = saved {
-        tracing::warn!(error = %e, "could not save an idempotent response");
+    let sent = axum::body::to_bytes(res_body, usize::MAX).await.unwrap_or_default();
+    let status = res_parts.status;
+    let recorded = claim.recorded.load(Ordering::SeqCst);
+    // A duplicate that lost the race answers 409 and records nothing; a server error is kept
+    // retryable unless its work committed (the key then stays, answering that the outcome is
+    // unknown).
+    if !claim.taken.load(Ordering::SeqCst) && !status.is_server_error() {
+        let body = res_parts.extensions.get::<RecordedBody>().map(|r| r.0.clone()).unwrap_or_else(|| sent.clone());
+        if let Err(e) = save(&state.db, &claim, recorded, status.as_u16(), &without_secrets(&body)).await {
+            tracing::warn!(error = %e, "could not save an idempotent response");
+        }
     }
-    Response::from_parts(res_parts, Body::from(res_bytes))
+    Response::from_parts(res_parts, Body::from(sent))
 }
 
-enum Claim {
-    Ours,
-    Replay(u16, String),
-    Refused(ApiError),
-}
-
-async fn claim(db: &Db, scope: &str, key: &str, fingerprint: &str, now: i64) -> sqlx::Result<Claim> {
-    for _ in 0..2 {
-        let inserted = sqlx::query(
-            "INSERT INTO idempotency_keys (scope, idem_key, fingerprint, state, created_at) VALUES ($1, $2, $3, 'pending', $4) \
-             ON CONFLICT (scope, idem_key) DO NOTHING",
-        )
-        .bind(scope)
-        .bind(key)
-        .bind(fingerprint)
-        .bind(now)
-        .execute(db.pool())
-        .await?;
-        if inserted.rows_affected() == 1 {
-            return Ok(Claim::Ours);
-        }
-        let row: Option<(String, String, Option<i64>, Option<String>, i64)> = sqlx::query_as(
-            "SELECT fingerprint, state, status_code, response_body, created_at FROM idempotency_keys WHERE scope = $1 AND idem_key = $2",
-        )
-        .bind(scope)
-        .bind(key)
-        .fetch_optional(db.pool())
-        .await?;
-        let Some((stored_fingerprint, state, status, body, created_at)) = row else { continue };
-        let expired = now - created_at >= RETENTION_MS || (state == "pending" && now - created_at >= ABANDONED_MS);
-        if expired {
-            sqlx::query("DELETE FROM idempotency_keys WHERE scope = $1 AND idem_key = $2 AND created_at = $3")
-                .bind(scope)
-                .bind(key)
-                .bind(created_at)
-                .execute(db.pool())
-                .await?;
-            continue;
-        }
-        if stored_fingerprint != fingerprint {
-            return Ok(Claim::Refused(ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "IDEMPOTENCY_MISMATCH",
-                "this idempotency key was used with a different request",
-            )));
-        }
-        return Ok(match (state.as_str(), status, body) {
-            ("completed", Some(status), Some(body)) => Claim::Replay(status as u16, body),
-            _ => Claim::Refused(ApiError::new(
-                StatusCode::CONFLICT,
-                "IDEMPOTENCY_PENDING",
-                "a request with this idempotency key is still being processed",
-            )),
-        });
-    }
-    Ok(Claim::Refused(ApiError::new(StatusCode::CONFLICT, "IDEMPOTENCY_PENDING", "retry shortly")))
-}
-
-async fn save(db: &Db, scope: &str, key: &str, status: u16, body: &Bytes) -> sqlx::Result<()> {
-    sqlx::query(
-        "UPDATE idempotency_keys SET state = 'completed', status_code = $1, response_body = $2 WHERE scope = $3 AND idem_key = $4",
+/// What an earlier request with this key says: nothing (run it), or the answer to give.
+async fn lookup(
+    db: &Db,
+    scope: &str,
+    key: &str,
+    fingerprint: &str,
+    now: i64,
+    in_flight_ms: i64,
+) -> sqlx::Result<Option<Response>> {
+    let row: Option<(String, String, Option<i64>, Option<String>, i64)> = sqlx::query_as(
+        "SELECT fingerprint, state, status_code, response_body, created_at FROM idempotency_keys WHERE scope = $1 AND idem_key = $2",
     )
-    .bind(status as i64)
-    .bind(String::from_utf8_lossy(body).into_owned())
     .bind(scope)
     .bind(key)
+    .fetch_optional(db.pool())
+    .await?;
+    let Some((stored_fingerprint, state, status, body, created_at)) = row else { return Ok(None) };
+    if now - created_at >= RETENTION_MS {
+        sqlx::query("DELETE FROM idempotency_keys WHERE scope = $1 AND idem_key = $2 AND created_at = $3")
+            .bind(scope)
+            .bind(key)
+            .bind(created_at)
+            .execute(db.pool())
+            .await?;
+        return Ok(None);
+    }
+    if stored_fingerprint != fingerprint {
+        let err = ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "IDEMPOTENCY_MISMATCH",
+            "this idempotency key was used with a different request",
+        );
+        return Ok(Some(err.into_response()));
+    }
+    Ok(Some(match (state.as_str(), status, body) {
+        ("completed", Some(status), Some(body)) => replay(status as u16, body),
+        _ if now - created_at < in_flight_ms => pending().into_response(),
+        _ => ApiError::new(
+            StatusCode::CONFLICT,
+            "IDEMPOTENCY_OUTCOME_UNKNOWN",
+            "the request with this idempotency key was carried out but its response was not recorded; \
+             look the result up instead of repeating the request",
+        )
+        .into_response(),
+    }))
+}
+
+/// Saves the answer on the key: on the row the work committed, or (when nothing was recorded, or
+/// the work rolled back) on a new row.
+async fn save(db: &Db, claim: &Claim, recorded: bool, status: u16, body: &Bytes) -> sqlx::Result<()> {
+    let text = String::from_utf8_lossy(body).into_owned();
+    if recorded {
+        let done = sqlx::query(
+            "UPDATE idempotency_keys SET state = 'completed', status_code = $1, response_body = $2 \
+             WHERE scope = $3 AND idem_key = $4 AND state = 'committing'",
+        )
+        .bind(status as i64)
+        .bind(&text)
+        .bind(&claim.scope)
+        .bind(&claim.key)
+        .execute(db.pool())
+        .await?;
+        if done.rows_affected() == 1 {
+            return Ok(());
+        }
+    }
+    sqlx::query(
+        "INSERT INTO idempotency_keys (scope, idem_key, fingerprint, state, status_code, response_body, created_at) \
+         VALUES ($1, $2, $3, 'completed', $4, $5, $6) ON CONFLICT (scope, idem_key) DO NOTHING",
+    )
+    .bind(&claim.scope)
+    .bind(&claim.key)
+    .bind(&claim.fingerprint)
+    .bind(status as i64)
+    .bind(&text)
+    .bind(claim.started_at)
     .execute(db.pool())
     .await?;
     Ok(())
 }
 
-async fn forget(db: &Db, scope: &str, key: &str) -> sqlx::Result<()> {
-    sqlx::query("DELETE FROM idempotency_keys WHERE scope = $1 AND idem_key = $2")
-        .bind(scope)
-        .bind(key)
-        .execute(db.pool())
-        .await?;
-    Ok(())
+/// A safety net under the typed redaction: any string in the body that is one of our
+/// credentials or signing secrets is replaced by the marker before the body is stored.
+fn without_secrets(body: &Bytes) -> Bytes {
+    let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(body) else { return body.clone() };
+    if redact(&mut value) {
+        serde_json::to_vec(&value).map(Bytes::from).unwrap_or_else(|_| body.clone())
+    } else {
+        body.clone()
+    }
+}
+
+fn redact(value: &mut serde_json::Value) -> bool {
+    match value {
+        serde_json::Value::String(s) if KeyKind::of(s).is_some() || s.starts_with("whsec_") => {
+            *s = SHOWN_ONCE.to_string();
+            true
+        }
+        serde_json::Value::Array(items) => items.iter_mut().fold(false, |acc, v| redact(v) | acc),
+        serde_json::Value::Object(map) => map.values_mut().fold(false, |acc, v| redact(v) | acc),
+        _ => false,
+    }
 }
 
 fn replay(status: u16, body: String) -> Response {
@@ -170,4 +278,19 @@ pub async fn purge_expired(db: &Db, now: i64) -> sqlx::Result<u64> {
         .execute(db.pool())
         .await?;
     Ok(done.rows_affected())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stored_bodies_never_hold_a_credential() {
+        let key = crate::auth::keys::generate(KeyKind::Agent).plaintext.into_inner();
+        let body = serde_json::json!({"data": {"api_key": key, "nested": [{"t": "whsec_abc"}], "name": "ok"}});
+        let stored = without_secrets(&Bytes::from(serde_json::to_vec(&body).unwrap()));
+        let text = String::from_utf8(stored.to_vec()).unwrap();
+        assert!(!text.contains(&key) && !text.contains("whsec_abc"), "{text}");
+        assert!(text.contains(SHOWN_ONCE) && text.contains("\"name\":\"ok\""));
+    }
 }

@@ -29,6 +29,11 @@ pub struct AuditReport {
     pub invariants: Vec<Invariant>,
 }
 
+/// An exact sum in units: a JSON number when it fits an i64, else its decimal string.
+fn units(sum: i128) -> Value {
+    i64::try_from(sum).map(Value::from).unwrap_or_else(|_| Value::String(sum.to_string()))
+}
+
 fn invariant(name: &'static str, mut violations: Vec<Value>) -> Invariant {
     violations.truncate(MAX_VIOLATIONS);
     Invariant { name, ok: violations.is_empty(), violations }
@@ -58,7 +63,7 @@ async fn entries_balance(db: &Db) -> anyhow::Result<Invariant> {
     .await?;
     let mut v: Vec<Value> = rows
         .into_iter()
-        .map(|(id, high, low)| json!({"entry_id": id, "sum": crate::db::exact_total(high, low).to_string()}))
+        .map(|(id, high, low)| json!({"entry_id": id, "sum": units(crate::db::exact_total(high, low))}))
         .collect();
     let (high, low): (i64, i64) =
         sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {} FROM ledger_accounts", crate::db::exact_sum("balance"))))
@@ -66,7 +71,7 @@ async fn entries_balance(db: &Db) -> anyhow::Result<Invariant> {
             .await?;
     let total = crate::db::exact_total(high, low);
     if total != 0 {
-        v.push(json!({"all_balances_sum": total.to_string()}));
+        v.push(json!({"all_balances_sum": units(total)}));
     }
     Ok(invariant("entries_and_balances_sum_to_zero", v))
 }
@@ -85,7 +90,7 @@ async fn balances_match_postings(db: &Db) -> anyhow::Result<Invariant> {
         .into_iter()
         .map(|(id, balance, high, low)| (id, balance, crate::db::exact_total(high, low)))
         .filter(|(_, balance, sum)| i128::from(*balance) != *sum)
-        .map(|(id, balance, sum)| json!({"account": id, "balance": balance, "postings_sum": sum.to_string()}))
+        .map(|(id, balance, sum)| json!({"account": id, "balance": balance, "postings_sum": units(sum)}))
         .collect();
     let negative: Vec<(String, i64)> =
         sqlx::query_as("SELECT id, balance FROM ledger_accounts WHERE balance < 0 AND allow_negative = 0")

@@ -92,6 +92,7 @@ pub async fn add_address(
     now: i64,
 ) -> ApiResult<WithdrawalAddress> {
     let (currency, network, address, label) = req.validate()?;
+    let mut tx = db.begin().await?;
     let row: AddressRow = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "INSERT INTO withdrawal_addresses (id, principal, currency, network, address, label, created_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {ADDRESS_COLUMNS}"
@@ -103,8 +104,9 @@ pub async fn add_address(
     .bind(address)
     .bind(label)
     .bind(now)
-    .fetch_one(db.pool())
+    .fetch_one(&mut *tx)
     .await?;
+    tx.commit().await?;
     Ok(row.into())
 }
 
@@ -130,11 +132,13 @@ async fn own_address(db: &Db, principal: &Principal, id: &str) -> ApiResult<Addr
 
 pub async fn delete_address(db: &Db, principal: &Principal, id: &str, now: i64) -> ApiResult<WithdrawalAddress> {
     let row = own_address(db, principal, id).await?;
+    let mut tx = db.begin().await?;
     sqlx::query("UPDATE withdrawal_addresses SET deleted_at = $1 WHERE id = $2")
         .bind(now)
         .bind(id)
-        .execute(db.pool())
+        .execute(&mut *tx)
         .await?;
+    tx.commit().await?;
     Ok(row.into())
 }
 

@@ -190,7 +190,9 @@ pub(crate) async fn add_to_task(
             values,
         );
     }
-    q.query().execute(state.db.pool()).await?;
+    let mut tx = state.db.begin().await?;
+    q.query().execute(&mut *tx).await?;
+    tx.commit().await?;
     let all = list(&state.db, &task.id).await?;
     Ok(Api::created(all.into_iter().filter(|a| ids.contains(&a.id)).collect()))
 }
@@ -323,6 +325,7 @@ pub(crate) async fn upload(State(state): State<AppState>, caller: Caller, body: 
         document_type: req.document_type.map(String::from).unwrap_or_else(|| "document".into()),
         size_bytes: bytes.len() as i64,
     };
+    let mut tx = state.db.begin().await?;
     sqlx::query(
         "INSERT INTO uploads (id, owner, task_id, name, content_type, document_type, content, size_bytes, sha256, created_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
@@ -337,8 +340,9 @@ pub(crate) async fn upload(State(state): State<AppState>, caller: Caller, body: 
     .bind(up.size_bytes)
     .bind(&up.file_hash)
     .bind(state.now())
-    .execute(state.db.pool())
+    .execute(&mut *tx)
     .await?;
+    tx.commit().await?;
     Ok(Api::created(Upload { file_url: format!("/api/v1/uploads/{}/download", up.id), ..up }))
 }
 

@@ -256,6 +256,7 @@ pub struct NewMessage<'a> {
 }
 
 pub async fn add_message(db: &Db, m: NewMessage<'_>, now: i64) -> sqlx::Result<Message> {
+    let mut tx = db.begin().await?;
     let row: MessageRow = sqlx::query_as(
         "INSERT INTO task_messages (id, task_id, content, message_type, sender_agent_id, sender_user_id, sender_name, created_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
@@ -269,8 +270,9 @@ pub async fn add_message(db: &Db, m: NewMessage<'_>, now: i64) -> sqlx::Result<M
     .bind(m.sender_user_id)
     .bind(m.sender_name)
     .bind(now)
-    .fetch_one(db.pool())
+    .fetch_one(&mut *tx)
     .await?;
+    tx.commit().await?;
     Ok(message(row))
 }
 

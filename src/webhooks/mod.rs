@@ -11,9 +11,11 @@ pub mod worker;
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::auth::keys::PlainSecret;
 use crate::clock::{rfc3339, rfc3339_opt};
 use crate::db::{Arg, Db, SqlBuilder, Tx};
 use crate::error::{ApiError, ApiResult, FieldError};
+use crate::secrets::SecretsKey;
 
 pub const EVENTS: &[&str] = &[
     "task.created",
@@ -116,25 +118,56 @@ pub fn validate(
     }
 }
 
-/// Creates a subscription; returns it with its signing secret (shown once).
-pub async fn subscribe(db: &Db, owner: &str, new: NewWebhook, now: i64) -> ApiResult<(Webhook, String)> {
+/// Creates a subscription; returns it with its signing secret (shown once, stored sealed).
+pub async fn subscribe(
+    db: &Db,
+    key: &SecretsKey,
+    owner: &str,
+    new: NewWebhook,
+    now: i64,
+) -> ApiResult<(Webhook, PlainSecret)> {
     let secret = new.secret.unwrap_or_else(|| {
         let key = crate::auth::keys::generate(crate::auth::keys::KeyKind::Session);
         format!("whsec_{}", &key.plaintext.expose()[4..])
     });
+    let id = uuid::Uuid::now_v7().to_string();
+    let mut tx = db.begin().await?;
     let row: Row = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "INSERT INTO webhook_subscriptions (id, owner, callback_url, event_types, secret, status, created_at) \
          VALUES ($1, $2, $3, $4, $5, 'active', $6) RETURNING {COLUMNS}"
     )))
-    .bind(uuid::Uuid::now_v7().to_string())
+    .bind(&id)
     .bind(owner)
     .bind(&new.callback_url)
     .bind(format!(",{},", new.events.join(",")))
-    .bind(&secret)
+    .bind(key.seal(&secret, &id))
     .bind(now)
-    .fetch_one(db.pool())
+    .fetch_one(&mut *tx)
     .await?;
-    Ok((row.into(), secret))
+    tx.commit().await?;
+    Ok((row.into(), PlainSecret::from_client(secret)))
+}
+
+/// The signing secret of a subscription, opened with the server's key.
+pub fn open_secret(key: &SecretsKey, subscription_id: &str, stored: &str) -> anyhow::Result<String> {
+    key.open(stored, subscription_id)
+}
+
+/// Seals signing secrets stored in plain text before sealing existed (run at start).
+pub async fn seal_plaintext_secrets(db: &Db, key: &SecretsKey) -> anyhow::Result<u64> {
+    let rows: Vec<(String, String)> =
+        sqlx::query_as("SELECT id, secret FROM webhook_subscriptions WHERE secret NOT LIKE 'sealed.%'")
+            .fetch_all(db.pool())
+            .await?;
+    for (id, secret) in &rows {
+        sqlx::query("UPDATE webhook_subscriptions SET secret = $1 WHERE id = $2 AND secret = $3")
+            .bind(key.seal(secret, id))
+            .bind(id)
+            .bind(secret)
+            .execute(db.pool())
+            .await?;
+    }
+    Ok(rows.len() as u64)
 }
 
 pub async fn list(db: &Db, owner: &str) -> sqlx::Result<Vec<Webhook>> {

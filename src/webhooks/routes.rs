@@ -6,6 +6,7 @@ use utoipa::ToSchema;
 
 use super::Webhook;
 use crate::auth::Caller;
+use crate::auth::keys::PlainSecret;
 use crate::error::ApiResult;
 use crate::http::envelope::Api;
 use crate::http::extract::JsonObject;
@@ -31,7 +32,7 @@ pub struct WebhookCreated {
     #[serde(flatten)]
     webhook: Webhook,
     /// The signing secret (HMAC-SHA256 key). Shown once.
-    secret_key: String,
+    secret_key: PlainSecret,
 }
 
 /// Subscribe a URL to events of the acting principal's tasks, payments and agents.
@@ -50,7 +51,7 @@ pub(crate) async fn create(
         state.config.allow_private_network,
     )?;
     let owner = principal_of(&caller)?.key();
-    let (webhook, secret_key) = super::subscribe(&state.db, &owner, new, state.now()).await?;
+    let (webhook, secret_key) = super::subscribe(&state.db, &state.secrets, &owner, new, state.now()).await?;
     Ok(Api::created(WebhookCreated { webhook, secret_key }))
 }
 

@@ -86,7 +86,10 @@ async fn deliver(state: &AppState, d: Due, now: i64) -> anyhow::Result<Outcome> 
         return Ok(Outcome::Dead);
     };
     let _ = status;
-    let result = send(state, &url, &secret, &d, now).await;
+    let result = match super::open_secret(&state.secrets, &d.subscription_id, &secret) {
+        Ok(secret) => send(state, &url, &secret, &d, now).await,
+        Err(e) => Err((None, format!("the signing secret cannot be opened: {e}"))),
+    };
     let attempts = d.attempts + 1;
     match result {
         Ok(code) => {

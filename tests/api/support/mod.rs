@@ -130,6 +130,9 @@ impl TestApp {
         config.sweep_interval_secs = 0;
         config.webhook_interval_ms = 0;
         config.defer_hiring_probe = true;
+        // Each test its own sealing key, never a key file in the working directory.
+        config.secrets_key =
+            Some(agentmarket::config::Redacted(agentmarket::secrets::SecretsKey::generate().to_base64()));
         let (database_url, dir, pg) = match engine {
             Engine::Sqlite => {
                 let dir = tempfile::tempdir().expect("temp dir");
