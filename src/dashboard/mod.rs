@@ -78,7 +78,9 @@ pub const PER_PAGE: i64 = 20;
 impl Pager {
     /// Reads `page` (1-based) from the query.
     pub fn from_query(q: &std::collections::HashMap<String, String>, base: String) -> Pager {
-        let page = q.get("page").and_then(|p| p.parse::<i64>().ok()).filter(|p| *p >= 1).unwrap_or(1);
+        // Out of range (or not a number): the first page.
+        let page =
+            crate::http::pagination::page_offset(q.get("page").map(String::as_str), PER_PAGE).map_or(1, |(p, _)| p);
         Pager { page, has_prev: page > 1, has_next: false, base }
     }
     pub fn offset(&self) -> i64 {

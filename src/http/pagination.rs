@@ -9,6 +9,9 @@ use crate::error::{ApiError, ApiResult, FieldError};
 
 pub const DEFAULT_LIMIT: i64 = 20;
 pub const MAX_LIMIT: i64 = 100;
+/// The deepest an offset (or page number × page size) may reach: far past any list a person
+/// pages through, and far from where `OFFSET` arithmetic could overflow.
+pub const MAX_OFFSET: i64 = 1_000_000_000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PageRequest {
@@ -34,14 +37,14 @@ impl PageRequest {
             DEFAULT_LIMIT
         });
         let offset = match (cursor, offset) {
-            (Some(c), _) => decode_cursor(c).unwrap_or_else(|| {
+            (Some(c), _) => decode_cursor(c).filter(|n| *n <= MAX_OFFSET).unwrap_or_else(|| {
                 errors.push(FieldError::new("cursor", "is not a cursor this server issued"));
                 0
             }),
             (None, Some(o)) => match o.trim().parse::<i64>() {
-                Ok(n) if n >= 0 => n,
+                Ok(n) if (0..=MAX_OFFSET).contains(&n) => n,
                 _ => {
-                    errors.push(FieldError::new("offset", "must be a non-negative integer"));
+                    errors.push(FieldError::new("offset", "must be an integer from 0 to 1000000000"));
                     0
                 }
             },
@@ -54,6 +57,19 @@ impl PageRequest {
         let next = self.offset + returned as i64;
         let has_more = next < total_count;
         Pagination { total_count, cursor: has_more.then(|| encode_cursor(next)), has_more }
+    }
+}
+
+/// The offset of a 1-based page of `per_page` rows, or an error naming `page`.
+pub fn page_offset(page: Option<&str>, per_page: i64) -> Result<(i64, i64), FieldError> {
+    let page = match page.map(|p| p.trim().parse::<i64>()) {
+        None => 1,
+        Some(Ok(p)) if p >= 1 => p,
+        _ => return Err(FieldError::new("page", "must be an integer ≥ 1")),
+    };
+    match (page - 1).checked_mul(per_page) {
+        Some(offset) if offset <= MAX_OFFSET => Ok((page, offset)),
+        _ => Err(FieldError::new("page", "is beyond the last page this server serves")),
     }
 }
 
@@ -84,5 +100,10 @@ mod tests {
         assert!(PageRequest::parse(Some("0"), None, None).is_err());
         assert!(PageRequest::parse(Some("101"), None, None).is_err());
         assert!(PageRequest::parse(None, None, Some("-1")).is_err());
+        assert!(PageRequest::parse(None, None, Some("100000000000000000")).is_err());
+        assert!(PageRequest::parse(None, Some(&encode_cursor(i64::MAX)), None).is_err());
+        assert_eq!(page_offset(Some("3"), 20), Ok((3, 40)));
+        assert!(page_offset(Some("100000000000000000"), 100).is_err(), "no overflow, no negative OFFSET");
+        assert!(page_offset(Some("0"), 20).is_err());
     }
 }

@@ -92,14 +92,10 @@ pub(crate) async fn list(
 ) -> ApiResult<Api<HiringPage>> {
     let per_page =
         crate::http::pagination::parse_limit(q.limit.as_deref()).map_err(|e| ApiError::validation(vec![e]))?;
-    let page = match q.page.as_deref().map(str::parse::<i64>) {
-        None => 1,
-        Some(Ok(p)) if p >= 1 => p,
-        _ => return Err(ApiError::validation(vec![FieldError::new("page", "must be an integer ≥ 1")])),
-    };
+    let (page, offset) =
+        crate::http::pagination::page_offset(q.page.as_deref(), per_page).map_err(|e| ApiError::validation(vec![e]))?;
     let client = principal_of(&caller)?.key();
-    let (rows, total) =
-        store::list_hirings(&state.db, &client, q.status.as_deref(), per_page, (page - 1) * per_page).await?;
+    let (rows, total) = store::list_hirings(&state.db, &client, q.status.as_deref(), per_page, offset).await?;
     let mut hirings = Vec::with_capacity(rows.len());
     for t in &rows {
         hirings.push(hiring_view(&state, t).await?);

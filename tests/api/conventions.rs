@@ -111,3 +111,20 @@ async fn an_empty_body_with_a_json_content_type_is_accepted(app: TestApp) {
     let r = app.send(req).await.expect(201);
     assert!(r.data()["api_key"].as_str().unwrap().starts_with("ap_"));
 }
+
+both_engines!(page_numbers_and_offsets_are_bounded_on_every_list);
+async fn page_numbers_and_offsets_are_bounded_on_every_list(app: TestApp) {
+    let user = app.signup("pages@example.com").await;
+    let huge = "100000000000000000";
+    let r =
+        app.get(&format!("/api/v1/hirings?page={huge}"), Some(&user.key)).await.expect_error(422, "VALIDATION_ERROR");
+    assert_eq!(r.error_fields(), ["page"]);
+    for path in ["/api/v1/tasks", "/api/v1/agents", "/api/v1/ledger/transactions", "/api/v1/disputes"] {
+        let r = app.get(&format!("{path}?offset={huge}"), Some(&user.key)).await.expect_error(422, "VALIDATION_ERROR");
+        assert_eq!(r.error_fields(), ["offset"], "{path}");
+        app.get(&format!("{path}?limit=101"), Some(&user.key)).await.expect_error(422, "VALIDATION_ERROR");
+        app.get(&format!("{path}?offset=1000000000"), Some(&user.key)).await.expect(200);
+    }
+    let last = app.get("/api/v1/hirings?page=10000000&limit=100", Some(&user.key)).await.expect(200);
+    assert_eq!(last.data()["hirings"], serde_json::json!([]));
+}
