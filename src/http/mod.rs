@@ -43,7 +43,7 @@ pub fn router(state: AppState) -> Router {
         .nest("/api/v1", api)
         .route("/healthz", get(liveness))
         .route("/metrics", get(metrics_text))
-        .merge(crate::dashboard::router())
+        .merge(crate::dashboard::router(state.clone()))
         .fallback(route_not_found)
         .method_not_allowed_fallback(route_not_found)
         .layer(middleware::from_fn(extract::refuse_control_characters))
@@ -71,6 +71,8 @@ async fn observe(req: Request, next: Next) -> Response {
     if let Ok(v) = HeaderValue::from_str(&id) {
         response.headers_mut().insert("x-request-id", v);
     }
+    // A downloaded artifact is served with its own content type; never let a browser sniff another.
+    response.headers_mut().insert("x-content-type-options", HeaderValue::from_static("nosniff"));
     let route_label = response.extensions().get::<RouteLabel>().map(|r| r.0.clone()).unwrap_or_else(|| "other".into());
     metrics::counter!("agentmarket_http_requests_total", "method" => method.to_string(), "route" => route_label.clone(), "status" => status.to_string()).increment(1);
     metrics::histogram!("agentmarket_http_request_duration_seconds", "method" => method.to_string(), "route" => route_label).record(elapsed.as_secs_f64());

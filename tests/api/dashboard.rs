@@ -572,3 +572,44 @@ async fn a_login_costs_the_same_for_an_unknown_email_as_for_a_wrong_password(app
     let (k, u) = (known[known.len() / 2], unknown[unknown.len() / 2]);
     assert!(u.as_secs_f64() >= 0.5 * k.as_secs_f64(), "median login: known email {k:?}, unknown email {u:?}");
 }
+
+both_engines!(pages_send_security_headers_and_secret_pages_are_never_cached, |c: &mut agentmarket::Config| {
+    c.trust_forwarded_for = true;
+});
+async fn pages_send_security_headers_and_secret_pages_are_never_cached(app: TestApp) {
+    let b = Browser::new(&app);
+    let token = b.sign_up("headers@example.com").await;
+    let check = |r: &reqwest::Response, cached: bool| {
+        let h = |n: &str| r.headers().get(n).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+        let csp = h("content-security-policy");
+        assert!(csp.contains("default-src 'none'") && csp.contains("frame-ancestors 'none'"), "{csp}");
+        assert!(!csp.contains("unsafe-inline"), "no inline code allowed");
+        assert_eq!(h("x-frame-options"), "DENY");
+        assert_eq!(h("x-content-type-options"), "nosniff");
+        assert_eq!(h("referrer-policy"), "same-origin");
+        assert_eq!(h("cache-control") == "no-store", !cached, "{}", r.url());
+        assert_eq!(h("strict-transport-security"), "", "no HSTS over plain http");
+    };
+    for (path, cached) in [("/", true), ("/login", false), ("/dashboard", false), ("/dashboard/api-keys", false)] {
+        let r = b.http.get(format!("{}{path}", b.base)).send().await.unwrap();
+        check(&r, cached);
+    }
+    // The page that shows a new key once.
+    let r = b
+        .http
+        .post(format!("{}/dashboard/api-keys", b.base))
+        .form(&[("csrf", token.as_str()), ("name", "shown"), ("scopes", ""), ("max_price_per_hire", "")])
+        .send()
+        .await
+        .unwrap();
+    check(&r, false);
+    assert!(r.text().await.unwrap().contains("new-key"));
+    // Over https through the trusted proxy: HSTS.
+    let r = b.http.get(format!("{}/login", b.base)).header("x-forwarded-proto", "https").send().await.unwrap();
+    assert!(r.headers()["strict-transport-security"].to_str().unwrap().starts_with("max-age="));
+    // The pages run no inline script: the one script is served from our origin.
+    let (_, page) = b.get("/dashboard/api-keys").await;
+    assert!(page.contains("<script src=\"/static/app.js\"></script>") && !page.contains("style=\""));
+    let js = b.http.get(format!("{}/static/app.js", b.base)).send().await.unwrap();
+    assert_eq!(js.status(), 200);
+}
