@@ -243,3 +243,68 @@ mod tests {
         assert!(ids.len() > 70);
     }
 }
+
+/// `#[schema(schema_with = …)]` helpers for request fields that take one of a few values, so
+/// the document says what the server accepts (and generated requests reach the server's logic).
+pub mod choice {
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Type};
+    use utoipa::openapi::{Object, RefOr, Schema};
+
+    fn one_of(values: &[&str]) -> Object {
+        ObjectBuilder::new().schema_type(Type::String).enum_values(Some(values.iter().copied())).build()
+    }
+
+    pub fn deposit_method() -> Object {
+        one_of(&["sandbox", "manual", "crypto", "nowpayments"])
+    }
+    pub fn usd() -> Object {
+        one_of(&["USD"])
+    }
+    pub fn task_payment() -> Object {
+        one_of(&["balance", "escrow", "crypto", "nowpayments"])
+    }
+    pub fn delivery_mode() -> Object {
+        one_of(&["output", "push"])
+    }
+    pub fn pricing_model() -> Object {
+        one_of(&["fixed", "auction", "hybrid"])
+    }
+    pub fn agent_status() -> Object {
+        one_of(&["active", "draft", "inactive"])
+    }
+    pub fn message_type() -> Object {
+        one_of(&["instruction", "feedback", "question"])
+    }
+    pub fn hiring_message_kind() -> Object {
+        one_of(&["message", "question", "answer"])
+    }
+    pub fn failure_reason() -> Object {
+        one_of(&["timeout", "capability_mismatch", "agent_unresponsive", "other"])
+    }
+    pub fn ruling() -> Object {
+        one_of(&["refund", "release", "split"])
+    }
+    pub fn artifact_type() -> Object {
+        one_of(crate::tasks::artifacts::TYPES)
+    }
+    pub fn encoding() -> Object {
+        one_of(&["utf8", "base64"])
+    }
+    /// A decimal amount in USD (at most 8 decimals).
+    pub fn amount() -> Object {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .pattern(Some(r"^\d{1,11}(\.\d{1,8})?$"))
+            .description(Some("USD as a decimal string, at most 8 decimals"))
+            .examples(["10.00"])
+            .build()
+    }
+    pub fn scopes() -> RefOr<Schema> {
+        let mut names: Vec<&str> = crate::auth::scope::Scope::ALL.iter().map(|s| s.as_str()).collect();
+        names.push("*");
+        ArrayBuilder::new().items(one_of(&names)).build().into()
+    }
+    pub fn events() -> RefOr<Schema> {
+        ArrayBuilder::new().items(one_of(crate::webhooks::EVENTS)).min_items(Some(1)).build().into()
+    }
+}

@@ -19,12 +19,16 @@ pub const MAX_ROLL_GRACE_SECS: i64 = 604_800;
 #[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct NewKeyRequest {
     /// 1–64 characters.
+    #[schema(required = true, min_length = 1, max_length = 64)]
     pub name: Option<Line>,
     /// Defaults to `["*"]` (full access); `[]` makes a key that can only identify itself.
+    #[schema(schema_with = crate::openapi::choice::scopes)]
     pub scopes: Option<Vec<Line>>,
     /// RFC 3339, in the future.
+    #[schema(format = DateTime)]
     pub expires_at: Option<Line>,
     /// Hard cap on the price of any single task or hire this key pays for.
+    #[schema(schema_with = crate::openapi::choice::amount)]
     pub max_price_per_hire: Option<Line>,
 }
 

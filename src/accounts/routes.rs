@@ -123,6 +123,7 @@ pub(crate) async fn revoke_key(
 #[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct RollRequest {
     /// How long the old key keeps working, 0–604800 seconds (default 0 = revoked now).
+    #[schema(minimum = 0, maximum = 604800)]
     expires_in_seconds: Option<i64>,
 }
 

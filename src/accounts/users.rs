@@ -16,9 +16,12 @@ use crate::text::{Line, Text};
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct SignUpRequest {
+    #[schema(required = true, format = Email)]
     pub email: Option<Line>,
     /// At least 10 characters.
+    #[schema(required = true, min_length = 10, max_length = 1024)]
     pub password: Option<Text>,
+    #[schema(max_length = 100)]
     pub name: Option<Line>,
 }
 

@@ -20,19 +20,25 @@ pub const ONLINE_WINDOW_MS: i64 = 60 * 60 * 1000;
 /// `{"agent": …}` or flat). On update every field is optional.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct AgentInput {
+    #[schema(min_length = 1, max_length = 100)]
     pub name: Option<Line>,
     /// `did:<namespace>:<id>`, unique.
     pub did: Option<Line>,
+    #[schema(max_length = 2000)]
     pub description: Option<Text>,
     pub capabilities: Option<Vec<Line>>,
     /// `fixed`, `auction` or `hybrid`.
+    #[schema(schema_with = crate::openapi::choice::pricing_model)]
     pub pricing_model: Option<Line>,
     /// Decimal string; `"0.00"` (the default) means free.
+    #[schema(schema_with = crate::openapi::choice::amount)]
     pub base_price: Option<Line>,
+    #[schema(max_length = 64)]
     pub category: Option<Line>,
     #[schema(value_type = Option<Object>)]
     pub metadata: Option<serde_json::Value>,
     /// `active`, `draft` or `inactive`.
+    #[schema(schema_with = crate::openapi::choice::agent_status)]
     pub status: Option<Line>,
 }
 

@@ -15,12 +15,16 @@ use crate::text;
 #[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct DepositRequest {
     /// Decimal string, > 0.
+    #[schema(required = true, schema_with = crate::openapi::choice::amount)]
     pub amount: Option<text::Line>,
     /// `USD`.
+    #[schema(schema_with = crate::openapi::choice::usd)]
     pub currency: Option<text::Line>,
     /// `sandbox`, `manual`, `crypto` or `nowpayments`.
+    #[schema(schema_with = crate::openapi::choice::deposit_method)]
     pub payment_method: Option<text::Line>,
     /// Alias of `payment_method` (`/payments/create-intent`).
+    #[schema(schema_with = crate::openapi::choice::deposit_method)]
     pub payment_type: Option<text::Line>,
 }
 

@@ -245,7 +245,9 @@ pub(crate) async fn fail_withdrawal(
 #[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct CreditRequest {
     /// A user's email, or an agent's UUID or DID.
+    #[schema(required = true, min_length = 1)]
     principal: Option<Line>,
+    #[schema(required = true, schema_with = crate::openapi::choice::amount)]
     amount: Option<Line>,
     reason: Option<Text>,
 }

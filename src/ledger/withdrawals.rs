@@ -17,9 +17,11 @@ use crate::text;
 #[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct AddressRequest {
     /// e.g. `USDT`, `USDC`, `USD`.
+    #[schema(required = true, min_length = 1)]
     pub currency: Option<text::Line>,
     /// e.g. `TRC20`.
     pub network: Option<text::Line>,
+    #[schema(required = true, min_length = 1)]
     pub address: Option<text::Line>,
     pub label: Option<text::Line>,
 }
@@ -144,8 +146,11 @@ pub async fn delete_address(db: &Db, principal: &Principal, id: &str, now: i64) 
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct WithdrawRequest {
+    #[schema(required = true, schema_with = crate::openapi::choice::amount)]
     pub amount: Option<text::Line>,
+    #[schema(schema_with = crate::openapi::choice::usd)]
     pub currency: Option<text::Line>,
+    #[schema(required = true)]
     pub withdrawal_address_id: Option<text::Line>,
 }
 

@@ -28,17 +28,21 @@ const MAX_BYTES: usize = 512 * 1024;
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct NewArtifact {
     /// One of code_block, markdown, html, file, diff, image, json, link, text.
+    #[schema(required = true, schema_with = crate::openapi::choice::artifact_type)]
     pub artifact_type: Option<Line>,
+    #[schema(required = true, min_length = 1, max_length = 255)]
     pub name: Option<Line>,
     /// Text, or base64 when `encoding` is `base64` (binary files and images).
     pub content: Option<Text>,
     pub content_type: Option<Line>,
     /// `utf8` (default) or `base64`.
+    #[schema(schema_with = crate::openapi::choice::encoding)]
     pub encoding: Option<Line>,
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct NewArtifacts {
+    #[schema(required = true, min_items = 1, max_items = 50)]
     pub artifacts: Option<Vec<NewArtifact>>,
 }
 
@@ -273,8 +277,10 @@ pub(crate) async fn download(
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct UploadRequest {
+    #[schema(required = true, min_length = 1, max_length = 255)]
     pub name: Option<Line>,
     /// Base64.
+    #[schema(required = true, content_encoding = "base64")]
     pub content: Option<Line>,
     pub content_type: Option<Line>,
     pub document_type: Option<Line>,

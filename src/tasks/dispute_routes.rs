@@ -15,6 +15,7 @@ use crate::text::Text;
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct OpenRequest {
+    #[schema(required = true, min_length = 1, max_length = 5000)]
     pub reason: Option<Text>,
 }
 
@@ -74,6 +75,7 @@ pub(crate) async fn show(
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct EvidenceRequest {
+    #[schema(required = true, min_length = 1, max_length = 10000)]
     pub content: Option<Text>,
 }
 

@@ -221,8 +221,10 @@ async fn finish(
 #[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct ResolveRequest {
     /// `refund`, `release` or `split`.
+    #[schema(required = true, schema_with = crate::openapi::choice::ruling)]
     pub outcome: Option<Line>,
     /// For `split`: the client's share of the price in basis points (default 5000).
+    #[schema(minimum = 0, maximum = 10000)]
     pub client_share_bps: Option<i64>,
     pub note: Option<Text>,
 }

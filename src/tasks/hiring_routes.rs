@@ -200,6 +200,7 @@ pub(crate) async fn retry(
 pub struct HiringMessageRequest {
     pub content: Option<Text>,
     /// `message` (default), `question` or `answer`.
+    #[schema(schema_with = crate::openapi::choice::hiring_message_kind)]
     pub kind: Option<Line>,
     /// For an answer: the question it answers.
     pub reply_to_id: Option<Line>,
@@ -298,6 +299,7 @@ pub(crate) async fn result(
 pub struct FailureRequest {
     pub error: Option<Text>,
     /// `timeout`, `capability_mismatch`, `agent_unresponsive` or `other`.
+    #[schema(schema_with = crate::openapi::choice::failure_reason)]
     pub reason: Option<Line>,
 }
 

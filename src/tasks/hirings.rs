@@ -23,11 +23,15 @@ use crate::text::{Line, Text};
 #[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct HireRequest {
     /// What to do, at most 5000 characters.
+    #[schema(required = true, min_length = 1, max_length = 5000)]
     pub task_description: Option<Text>,
+    #[schema(required = true, min_length = 1)]
     pub capability_requested: Option<Line>,
     /// The offered price, a decimal string; held in escrow at once.
+    #[schema(required = true, schema_with = crate::openapi::choice::amount)]
     pub price: Option<Line>,
     /// `output` (default) or `push`.
+    #[schema(schema_with = crate::openapi::choice::delivery_mode)]
     pub delivery_mode: Option<Line>,
     #[schema(value_type = Option<Object>)]
     pub task_input: Option<serde_json::Value>,

@@ -65,15 +65,19 @@ pub struct NewTaskRequest {
     pub provider_agent_id: Option<text::Line>,
     /// Alias of `provider_agent_id` taking a DID.
     pub provider_agent_did: Option<text::Line>,
+    #[schema(required = true, min_length = 1)]
     pub capability: Option<text::Line>,
     /// An object, or a string (becomes `{"prompt": s}`).
     #[schema(value_type = Object)]
     pub input: Option<serde_json::Value>,
     /// The most the client will pay; the offer for auction and hybrid agents.
+    #[schema(schema_with = crate::openapi::choice::amount)]
     pub max_price: Option<text::Line>,
     /// `balance` holds the escrow now; anything else waits for `POST /tasks/:id/payments`.
+    #[schema(schema_with = crate::openapi::choice::task_payment)]
     pub payment_type: Option<text::Line>,
     /// RFC 3339; past it an unfinished task is failed and refunded.
+    #[schema(format = DateTime)]
     pub deadline_at: Option<text::Line>,
 }
 

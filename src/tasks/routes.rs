@@ -97,6 +97,7 @@ pub(crate) async fn show(
 pub struct PayRequest {
     pub task_id: Option<Line>,
     /// `balance` (default) or `escrow`; `crypto`/`nowpayments` need a configured provider.
+    #[schema(schema_with = crate::openapi::choice::task_payment)]
     pub payment_type: Option<Line>,
     pub crypto_currency: Option<Line>,
 }
@@ -149,6 +150,7 @@ pub(crate) async fn claim(
 #[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct ProgressRequest {
     /// 0–100.
+    #[schema(required = true, minimum = 0, maximum = 100)]
     pub progress_percent: Option<i64>,
     pub progress_message: Option<Text>,
 }
@@ -219,6 +221,7 @@ pub(crate) async fn complete_put(
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct FailRequest {
+    #[schema(required = true, min_length = 1, max_length = 2000)]
     pub error_reason: Option<Text>,
 }
 
@@ -268,6 +271,7 @@ pub(crate) async fn cancel(
 #[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct AcceptRequest {
     /// 1–5.
+    #[schema(minimum = 1, maximum = 5)]
     pub rating: Option<i64>,
     pub review: Option<Text>,
 }
@@ -404,6 +408,7 @@ pub struct MessageRequest {
     /// Alias of `content` (older clients).
     pub message: Option<Text>,
     /// `instruction`, `feedback` or `question`.
+    #[schema(schema_with = crate::openapi::choice::message_type)]
     pub message_type: Option<Line>,
 }
 

@@ -20,10 +20,13 @@ pub struct WebhookRequest {
     /// Alias of `callback_url`.
     pub url: Option<Line>,
     /// Defaults to the six `task.*` lifecycle events.
+    #[schema(schema_with = crate::openapi::choice::events)]
     pub event_types: Option<Vec<Line>>,
     /// Alias of `event_types`.
+    #[schema(schema_with = crate::openapi::choice::events)]
     pub events: Option<Vec<Line>>,
     /// Your own signing secret (16–256 characters); one is generated otherwise.
+    #[schema(min_length = 16, max_length = 256)]
     pub secret: Option<Line>,
 }
 
