@@ -63,10 +63,10 @@ impl ApiError {
     pub fn prefix_fields(mut self, prefix: &str) -> Self {
         if let ApiError::Known { code: "VALIDATION_ERROR", details, .. } = &mut self {
             for d in details.iter_mut() {
-                if let Some(serde_json::Value::String(f)) = d.get_mut("field") {
-                    if !f.starts_with(prefix) {
-                        *f = format!("{prefix}{f}");
-                    }
+                if let Some(serde_json::Value::String(f)) = d.get_mut("field")
+                    && !f.starts_with(prefix)
+                {
+                    *f = format!("{prefix}{f}");
                 }
             }
         }
@@ -135,10 +135,10 @@ impl ApiError {
 impl From<sqlx::Error> for ApiError {
     fn from(err: sqlx::Error) -> Self {
         // A unique violation that reaches here was not translated by a slice: still a 409, not a 500.
-        if let sqlx::Error::Database(db) = &err {
-            if db.is_unique_violation() {
-                return ApiError::conflict("a resource with this value already exists");
-            }
+        if let sqlx::Error::Database(db) = &err
+            && db.is_unique_violation()
+        {
+            return ApiError::conflict("a resource with this value already exists");
         }
         // A concurrent request with the same idempotency key recorded it first (`Db::begin`).
         if matches!(&err, sqlx::Error::Protocol(m) if m == crate::http::idempotency::KEY_TAKEN) {

@@ -150,10 +150,10 @@ fn document(endpoint: &Endpoint) -> Operation {
             response.description = default_description(code).to_string();
         }
         if (200..300).contains(&code) {
-            if let Some(content) = response.content.get_mut("application/json") {
-                if let Some(schema) = content.schema.take() {
-                    content.schema = Some(success_envelope(schema));
-                }
+            if let Some(content) = response.content.get_mut("application/json")
+                && let Some(schema) = content.schema.take()
+            {
+                content.schema = Some(success_envelope(schema));
             }
         } else if code >= 400 {
             response.content.clear();

@@ -6,7 +6,7 @@
 mod pg;
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -170,7 +170,7 @@ fn two_servers_on_one_postgres_share_the_authentication_lockout_and_registration
 }
 
 /// Limits and lockouts are still in force after the server is killed and started again.
-async fn limits_survive_a_crash(url: &str, dir: &PathBuf) {
+async fn limits_survive_a_crash(url: &str, dir: &Path) {
     let args = ["--rate-general-per-minute", "4", "--auth-failures-per-minute", "2"];
     let server = Server::start(url, dir, &args);
     let http = Client::new();
@@ -194,7 +194,7 @@ async fn limits_survive_a_crash(url: &str, dir: &PathBuf) {
 fn limits_survive_a_crash_on_sqlite() {
     run(async {
         let (url, dir) = sqlite().await;
-        limits_survive_a_crash(&url, &dir.path().to_path_buf()).await;
+        limits_survive_a_crash(&url, dir.path()).await;
     });
 }
 
@@ -202,7 +202,7 @@ fn limits_survive_a_crash_on_sqlite() {
 fn limits_survive_a_crash_on_postgres() {
     run(async {
         let Some((url, dir, _db)) = postgres().await else { return };
-        limits_survive_a_crash(&url, &dir.path().to_path_buf()).await;
+        limits_survive_a_crash(&url, dir.path()).await;
     });
 }
 
@@ -223,7 +223,7 @@ async fn stall(url: &str) -> sqlx::AnyConnection {
 
 /// A server killed while a request with an idempotency key is in its transaction: nothing
 /// committed, so the retry runs at once on the restarted server, with one effect.
-async fn a_crash_mid_request_leaves_the_key_retryable(url: &str, dir: &PathBuf) {
+async fn a_crash_mid_request_leaves_the_key_retryable(url: &str, dir: &Path) {
     let server = Server::start(url, dir, &["--enable-sandbox-deposits"]);
     let http = Client::new();
     let key = http.signup(&server, "crash@example.com").await;
@@ -253,7 +253,7 @@ async fn a_crash_mid_request_leaves_the_key_retryable(url: &str, dir: &PathBuf) 
 fn a_crash_mid_request_leaves_the_key_retryable_on_sqlite() {
     run(async {
         let (url, dir) = sqlite().await;
-        a_crash_mid_request_leaves_the_key_retryable(&url, &dir.path().to_path_buf()).await;
+        a_crash_mid_request_leaves_the_key_retryable(&url, dir.path()).await;
     });
 }
 
@@ -261,6 +261,6 @@ fn a_crash_mid_request_leaves_the_key_retryable_on_sqlite() {
 fn a_crash_mid_request_leaves_the_key_retryable_on_postgres() {
     run(async {
         let Some((url, dir, _db)) = postgres().await else { return };
-        a_crash_mid_request_leaves_the_key_retryable(&url, &dir.path().to_path_buf()).await;
+        a_crash_mid_request_leaves_the_key_retryable(&url, dir.path()).await;
     });
 }

@@ -31,7 +31,7 @@ pub async fn list(db: &Db, query: &ListQuery, page: &PageRequest) -> ApiResult<(
         );
     }
     if let Some(q) = query.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
-        let pattern = format!("%{}%", q.to_lowercase().replace('\\', "").replace('%', "").replace('_', ""));
+        let pattern = format!("%{}%", q.to_lowercase().replace(['\\', '%', '_'], ""));
         filter.push(
             " AND (LOWER(a.name) LIKE ? OR LOWER(COALESCE(a.description, '')) LIKE ?)",
             [Arg::Text(pattern.clone()), Arg::Text(pattern)],

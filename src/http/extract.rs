@@ -143,15 +143,14 @@ pub fn client_ip_of(
     extensions: &axum::http::Extensions,
     trust_forwarded_for: bool,
 ) -> IpAddr {
-    if trust_forwarded_for {
-        if let Some(ip) = headers
+    if trust_forwarded_for
+        && let Some(ip) = headers
             .get("x-forwarded-for")
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.split(',').next())
             .and_then(|v| v.trim().parse().ok())
-        {
-            return ip;
-        }
+    {
+        return ip;
     }
     extensions.get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(addr)| addr.ip()).unwrap_or(IpAddr::from([0, 0, 0, 0]))
 }

@@ -158,6 +158,9 @@ pub async fn idempotency(State(state): State<AppState>, req: Request, next: Next
     Response::from_parts(res_parts, Body::from(sent))
 }
 
+/// A recorded key: fingerprint, state, saved status and body, and when it was first used.
+type StoredKey = (String, String, Option<i64>, Option<String>, i64);
+
 /// What an earlier request with this key says: nothing (run it), or the answer to give.
 async fn lookup(
     db: &Db,
@@ -167,7 +170,7 @@ async fn lookup(
     now: i64,
     in_flight_ms: i64,
 ) -> sqlx::Result<Option<Response>> {
-    let row: Option<(String, String, Option<i64>, Option<String>, i64)> = sqlx::query_as(
+    let row: Option<StoredKey> = sqlx::query_as(
         "SELECT fingerprint, state, status_code, response_body, created_at FROM idempotency_keys WHERE scope = $1 AND idem_key = $2",
     )
     .bind(scope)

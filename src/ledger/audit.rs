@@ -51,7 +51,7 @@ pub async fn run(db: &Db, now: i64) -> anyhow::Result<AuditReport> {
 }
 
 /// 1. Every journal entry sums to zero, and so do all balances together (`world` carries
-/// deposits minus withdrawals). Sums are exact (`db::exact_sum`): nothing here can overflow.
+///    deposits minus withdrawals). Sums are exact (`db::exact_sum`): nothing here can overflow.
 async fn entries_balance(db: &Db) -> anyhow::Result<Invariant> {
     // An entry has a handful of postings, each within `Amount::CEILING`: its plain sum fits an
     // i64, so the filter can use it; the reported sum is exact all the same.
@@ -77,8 +77,8 @@ async fn entries_balance(db: &Db) -> anyhow::Result<Invariant> {
 }
 
 /// 2. Each balance equals the sum of its postings, and no wallet is negative. An account's
-/// postings are many (the `world` account has one per deposit), so their sum is taken exactly
-/// and compared in Rust.
+///    postings are many (the `world` account has one per deposit), so their sum is taken exactly
+///    and compared in Rust.
 async fn balances_match_postings(db: &Db) -> anyhow::Result<Invariant> {
     let rows: Vec<(String, i64, i64, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT a.id, a.balance, {} FROM ledger_accounts a LEFT JOIN postings p ON p.account_id = a.id GROUP BY a.id, a.balance",
@@ -108,7 +108,7 @@ struct TaskMoney {
 }
 
 /// 3. Per task: held = released to the provider + fee + refunded, exactly; money still held
-/// only while the task's payment is held.
+///    only while the task's payment is held.
 async fn task_escrow_conserved(db: &Db) -> anyhow::Result<Invariant> {
     let rows: Vec<(String, i64, i64, i64)> = sqlx::query_as(
         "SELECT e.task_id, \
@@ -157,7 +157,7 @@ async fn settled_at_most_once(db: &Db) -> anyhow::Result<Invariant> {
 }
 
 /// 5. Every business event has exactly one effect: completed deposits one credit, pending none;
-/// each withdrawal one hold, and one final entry once processed.
+///    each withdrawal one hold, and one final entry once processed.
 async fn one_effect_per_event(db: &Db) -> anyhow::Result<Invariant> {
     let mut v = Vec::new();
     let deposits: Vec<(String, String, i64)> = sqlx::query_as(

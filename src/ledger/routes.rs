@@ -62,10 +62,10 @@ pub(crate) async fn transactions(
     caller: Caller,
     ApiQuery(q): ApiQuery<statement::ListQuery>,
 ) -> ApiResult<Api<Vec<Transaction>>> {
-    if let Some(kind) = q.kind.as_deref() {
-        if !statement::TYPES.contains(&kind) {
-            return Err(ApiError::field("type", &format!("must be one of {}", statement::TYPES.join(", "))));
-        }
+    if let Some(kind) = q.kind.as_deref()
+        && !statement::TYPES.contains(&kind)
+    {
+        return Err(ApiError::field("type", &format!("must be one of {}", statement::TYPES.join(", "))));
     }
     let page = PageRequest::parse(q.limit.as_deref(), q.cursor.as_deref(), q.offset.as_deref())?;
     let (items, total) = statement::list(&state.db, &principal_of(&caller)?, q.kind.as_deref(), &page).await?;

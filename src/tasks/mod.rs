@@ -124,10 +124,10 @@ impl NewTaskRequest {
             }
         };
         let payment_type = self.payment_type.map(|p| p.trim().to_ascii_lowercase());
-        if let Some(p) = &payment_type {
-            if !["balance", "escrow", "crypto", "nowpayments"].contains(&p.as_str()) {
-                errors.push(FieldError::new("payment_type", "must be balance, escrow, crypto or nowpayments"));
-            }
+        if let Some(p) = &payment_type
+            && !["balance", "escrow", "crypto", "nowpayments"].contains(&p.as_str())
+        {
+            errors.push(FieldError::new("payment_type", "must be balance, escrow, crypto or nowpayments"));
         }
         let deadline_at = match self.deadline_at.as_deref().map(parse_rfc3339) {
             None => None,

@@ -25,7 +25,7 @@ async fn the_sweeper_releases_after_the_review_window(app: TestApp) {
     assert_eq!(app.balance(&provider.key).await.2, "10.00");
     app.clock.advance_secs(1);
     let report = app.sweep().await;
-    assert_eq!(report.released, [id.clone()]);
+    assert_eq!(report.released, std::slice::from_ref(&id));
     assert_eq!(app.available(&provider.key).await, "9.50");
     assert!(app.sweep().await.released.is_empty(), "released once");
     let t = app.get(&format!("/api/v1/tasks/{id}"), Some(&client.key)).await.expect(200);
@@ -93,7 +93,7 @@ async fn overdue_tasks_are_failed_and_refunded(app: TestApp) {
     assert!(app.sweep().await.expired.is_empty());
     app.clock.advance_secs(1);
     let report = app.sweep().await;
-    assert_eq!(report.expired, [overdue.clone()]);
+    assert_eq!(report.expired, std::slice::from_ref(&overdue));
     let t = app.get(&format!("/api/v1/tasks/{overdue}"), Some(&client.key)).await.expect(200);
     assert_eq!((t.data()["status"].as_str(), t.data()["payment_status"].as_str()), (Some("failed"), Some("refunded")));
     assert_eq!(t.data()["error_reason"], "the deadline passed");

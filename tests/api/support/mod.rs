@@ -316,14 +316,10 @@ impl TestApp {
     }
 
     /// Runs the full ledger audit and fails the test with its report if an invariant breaks.
-    #[track_caller]
-    pub fn audit_ok(&self) -> impl std::future::Future<Output = ()> + '_ {
-        async move {
-            let report =
-                agentmarket::ledger::audit::run(&self.state.db, self.state.now()).await.expect("the audit runs");
-            assert!(report.ok, "ledger audit failed: {}", serde_json::to_string_pretty(&report).unwrap());
-            assert_eq!(report.invariants.len(), 5);
-        }
+    pub async fn audit_ok(&self) {
+        let report = agentmarket::ledger::audit::run(&self.state.db, self.state.now()).await.expect("the audit runs");
+        assert!(report.ok, "ledger audit failed: {}", serde_json::to_string_pretty(&report).unwrap());
+        assert_eq!(report.invariants.len(), 5);
     }
 
     /// One webhook delivery pass at the injected clock's time.
