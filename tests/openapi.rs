@@ -51,8 +51,11 @@ async fn run_against(engine: Engine) {
     let Some(app) = TestApp::spawn(engine, |c| c.auth_failures_per_minute = 1_000_000).await else { return };
     let admin = app.admin("schemathesis@example.com").await;
     let secs: u64 = std::env::var("AGENTMARKET_SCHEMATHESIS_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(150);
+    // Schemathesis keeps a cache in its working directory: a temporary one, not the checkout.
+    let workdir = tempfile::tempdir().unwrap();
     let mut cmd = Command::new(st);
-    cmd.arg("run")
+    cmd.current_dir(workdir.path())
+        .arg("run")
         .arg(app.url("/api/v1/openapi.json"))
         .args(["--url", &app.base])
         .args(["-H", &format!("X-API-Key: {}", admin.key)])
