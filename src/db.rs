@@ -115,6 +115,12 @@ impl Db {
     }
 }
 
+/// `FOR UPDATE` for a `SELECT` inside `tx` on PostgreSQL; on SQLite a write transaction holds
+/// the database's write lock already (`BEGIN IMMEDIATE`).
+pub fn for_update_in(tx: &Tx) -> &'static str {
+    if tx.backend_name() == "PostgreSQL" { " FOR UPDATE" } else { "" }
+}
+
 /// A sum of an integer money expression that overflows on neither engine: two columns,
 /// `SUM(x / 10⁸)` and `SUM(x % 10⁸)` (integer division and remainder truncate toward zero alike
 /// on SQLite and PostgreSQL), combined exactly by `exact_total`. With every amount bounded

@@ -50,7 +50,11 @@ impl App {
         http::metrics_handle();
         let http = http::outbound::client(config.allow_private_network)?;
         let secrets = Arc::new(secrets);
-        Ok(App { state: AppState { db, config: Arc::new(config), clock, http, secrets } })
+        // SQLite has one writer, so one committer; on PostgreSQL a second overlaps one batch's
+        // commit with the next one's work.
+        let committers = if db.engine() == db::Engine::Sqlite { 1 } else { 2 };
+        let engine = tasks::engine::Engine::start(db.clone(), clock.clone(), committers);
+        Ok(App { state: AppState { db, config: Arc::new(config), clock, http, secrets, engine } })
     }
 
     pub fn state(&self) -> &AppState {

@@ -138,7 +138,8 @@ async fn admin(config: &Config, task: Admin) -> anyhow::Result<()> {
                 client_share_bps,
                 note: note.map(|n| Text::field("note", n)).transpose().map_err(api)?,
             };
-            let d = tasks::disputes::resolve(&db, &id, req, now).await.map_err(api)?;
+            let engine = tasks::engine::Engine::start(db.clone(), std::sync::Arc::new(SystemClock), 1);
+            let d = tasks::disputes::resolve(&db, &engine, &id, req).await.map_err(api)?;
             println!("dispute {} on task {} resolved: {}", d.id, d.task_id, d.outcome.unwrap_or_default());
         }
         Admin::Audit => {

@@ -17,6 +17,8 @@ pub struct AppState {
     pub http: reqwest::Client,
     /// Seals secrets the server must use again (webhook signing secrets).
     pub secrets: Arc<crate::secrets::SecretsKey>,
+    /// The task engine: every change to a task or hiring goes through it.
+    pub engine: crate::tasks::engine::Engine,
 }
 
 impl AppState {

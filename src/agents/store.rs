@@ -207,21 +207,77 @@ pub struct Outcome {
     pub rating: Option<i64>,
 }
 
-pub async fn record_outcome(tx: &mut Tx, agent_id: &str, o: Outcome, now: i64) -> sqlx::Result<()> {
-    sqlx::query(
-        "UPDATE agents SET tasks_completed = tasks_completed + $1, tasks_failed = tasks_failed + $2, \
-         reputation_centi = CASE WHEN reputation_centi + $3 > 500 THEN 500 WHEN reputation_centi + $3 < 0 THEN 0 \
-         ELSE reputation_centi + $3 END, rating_sum = rating_sum + $4, rating_count = rating_count + $5, updated_at = $6 \
-         WHERE id = $7",
-    )
-    .bind(o.completed)
-    .bind(o.failed)
-    .bind(o.reputation_centi)
-    .bind(o.rating.unwrap_or(0))
-    .bind(o.rating.is_some() as i64)
-    .bind(now)
-    .bind(agent_id)
-    .execute(&mut **tx)
-    .await?;
+/// The agents named by these UUIDs or DIDs, in one query (the task engine's batches).
+pub async fn find_many(tx: &mut Tx, refs: &[String]) -> sqlx::Result<Vec<AgentRow>> {
+    if refs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut q = SqlBuilder::new(&format!("SELECT {AGENT_COLUMNS} FROM agents WHERE id IN ("));
+    for (i, r) in refs.iter().enumerate() {
+        q.push(if i == 0 { "?" } else { ", ?" }, [Arg::Text(r.clone())]);
+    }
+    q.push(") OR did IN (", []);
+    for (i, r) in refs.iter().enumerate() {
+        q.push(if i == 0 { "?" } else { ", ?" }, [Arg::Text(r.clone())]);
+    }
+    q.push(")", []);
+    q.query_as().fetch_all(&mut **tx).await
+}
+
+/// Several agents' outcomes in one statement: each agent's changes are summed, the reputation
+/// kept within 0–5 (at a bound, the sum of one batch is clamped once, not after each outcome).
+pub async fn record_outcomes(tx: &mut Tx, outcomes: &[(String, Outcome)], now: i64) -> sqlx::Result<()> {
+    #[derive(Default)]
+    struct Sum {
+        completed: i64,
+        failed: i64,
+        reputation_centi: i64,
+        rating_sum: i64,
+        rating_count: i64,
+    }
+    let mut summed: std::collections::BTreeMap<&str, Sum> = std::collections::BTreeMap::new();
+    for (agent, o) in outcomes {
+        let s = summed.entry(agent.as_str()).or_default();
+        s.completed += o.completed;
+        s.failed += o.failed;
+        s.reputation_centi += o.reputation_centi;
+        if let Some(r) = o.rating {
+            s.rating_sum += r;
+            s.rating_count += 1;
+        }
+    }
+    if summed.is_empty() {
+        return Ok(());
+    }
+    let case = |q: &mut SqlBuilder, value: fn(&Sum) -> i64| {
+        q.push("(CASE id", []);
+        for (agent, s) in &summed {
+            q.push(" WHEN ? THEN ?", [Arg::Text(agent.to_string()), Arg::Int(value(s))]);
+        }
+        q.push(" ELSE 0 END)", []);
+    };
+    let mut q = SqlBuilder::new("UPDATE agents SET tasks_completed = tasks_completed + ");
+    case(&mut q, |s| s.completed);
+    q.push(", tasks_failed = tasks_failed + ", []);
+    case(&mut q, |s| s.failed);
+    q.push(", rating_sum = rating_sum + ", []);
+    case(&mut q, |s| s.rating_sum);
+    q.push(", rating_count = rating_count + ", []);
+    case(&mut q, |s| s.rating_count);
+    q.push(", reputation_centi = CASE WHEN reputation_centi + ", []);
+    case(&mut q, |s| s.reputation_centi);
+    q.push(" > 500 THEN 500 WHEN reputation_centi + ", []);
+    case(&mut q, |s| s.reputation_centi);
+    q.push(" < 0 THEN 0 ELSE reputation_centi + ", []);
+    case(&mut q, |s| s.reputation_centi);
+    q.push(" END", []);
+    // The rows are locked in id order first, so two batches changing the same agents on
+    // PostgreSQL wait for each other instead of deadlocking.
+    q.push(", updated_at = ? WHERE id IN (SELECT id FROM agents WHERE id IN (", [Arg::Int(now)]);
+    for (i, agent) in summed.keys().enumerate() {
+        q.push(if i == 0 { "?" } else { ", ?" }, [Arg::Text(agent.to_string())]);
+    }
+    q.push(&format!(") ORDER BY id{})", crate::db::for_update_in(tx)), []);
+    q.query().execute(&mut **tx).await?;
     Ok(())
 }

@@ -15,8 +15,9 @@ use crate::error::ApiError;
 use crate::ledger::{self, Principal};
 use crate::money::Amount;
 use crate::state::AppState;
-use crate::tasks::model::{ACTIVE, Actor};
-use crate::tasks::{self, lifecycle, store};
+use crate::tasks::engine::{Command, can};
+use crate::tasks::model::Actor;
+use crate::tasks::{self, store};
 
 type Fields = HashMap<String, String>;
 
@@ -79,11 +80,11 @@ pub async fn tasks(State(state): State<AppState>, headers: HeaderMap, Query(q): 
             provider: t.provider_agent_did.clone(),
             role: if owned.contains(&t.provider_agent_id) { "provider" } else { "client" },
             price: t.price().to_string(),
-            status: t.status.clone(),
-            payment_status: t.payment_status.clone(),
+            status: t.status.to_string(),
+            payment_status: t.payment_status.to_string(),
         })
         .collect();
-    let statuses = ["pending", "claimed", "in_progress", "completed", "failed", "cancelled"].map(String::from).to_vec();
+    let statuses = tasks::model::Status::names().into_iter().map(String::from).collect();
     render(TasksPage { nav: b.nav("tasks"), pager, statuses, status, tasks })
 }
 
@@ -97,6 +98,7 @@ pub struct TaskView {
     capability: String,
     provider: String,
     output: String,
+    payable: bool,
     cancellable: bool,
     acceptable: bool,
     disputable: bool,
@@ -130,20 +132,24 @@ async fn task_page(state: &AppState, b: &Browser, id: &str, error: Option<&ApiEr
         Err(e) => return internal(e),
     };
     let dispute = tasks::disputes::get(&state.db, &mut actor, &task.id).await.ok();
-    let held = matches!(task.payment_status.as_str(), "escrowed" | "not_required") && task.released_at.is_none();
+    // The buttons ask the engine's own rules whether the command would be accepted now.
+    let (roles, now) = (actor.roles(&task), state.now());
+    let may = |command: Command| can(&task, roles, &command, now);
+    let open_dispute = Command::OpenDispute { dispute_id: String::new(), reason: String::new(), existing: dispute.is_some() };
     let view = TaskView {
         id: task.id.clone(),
         short_id: short(&task.id),
-        status: task.status.clone(),
-        payment_status: task.payment_status.clone(),
+        status: task.status.to_string(),
+        payment_status: task.payment_status.to_string(),
         price: task.price().to_string(),
         fee: Amount::from_units(task.fee).unwrap_or_default().to_string(),
         capability: task.capability.clone(),
         provider: task.provider_agent_did.clone(),
         output: task.output.clone().unwrap_or_default(),
-        cancellable: ACTIVE.contains(&task.status.as_str()) && task.payment_status != "disputed",
-        acceptable: task.status == "completed" && held,
-        disputable: matches!(task.status.as_str(), "claimed" | "in_progress" | "completed") && held,
+        payable: may(Command::pay()),
+        cancellable: may(Command::Cancel),
+        acceptable: may(Command::Accept { rating: None, review: None }),
+        disputable: may(open_dispute),
     };
     let page = TaskPage {
         nav: b.nav("tasks"),
@@ -184,31 +190,26 @@ pub async fn task_action(
     };
     let mut actor = Actor::of(&as_caller(&b));
     let now = state.now();
-    let db = &state.db;
+    let (db, engine) = (&state.db, &state.engine);
+    let field = |k: &str| form.get(k).map(|v| v.to_string());
     let outcome: Result<(), ApiError> = match action.as_str() {
-        "pay" => tasks::pay(db, &mut actor, &id, None, now).await.map(drop),
-        "cancel" => lifecycle::cancel(db, &mut actor, &id, now).await.map(drop),
+        "pay" => tasks::pay(engine, &actor, &id, None).await.map(drop),
+        "cancel" => engine.act(&actor, &id, Command::Cancel).await.map(drop),
         "accept" => {
-            let rating = form.get("rating").and_then(|r| r.parse::<i64>().ok()).filter(|r| (1..=5).contains(r));
+            // An empty rating or review is "none"; anything else is checked as the API checks it.
+            let rating = match form.get("rating").map(|r| r.trim()).filter(|r| !r.is_empty()) {
+                None => Ok(None),
+                Some(r) => r.parse::<i64>().map(Some).map_err(|_| ApiError::field("rating", "must be from 1 to 5")),
+            };
             let review = form.get("review").map(|r| r.trim().to_string()).filter(|r| !r.is_empty());
-            lifecycle::accept(db, &mut actor, &id, rating, review, now).await.map(drop)
+            match rating.and_then(|rating| Command::accept(rating, review)) {
+                Ok(command) => engine.act(&actor, &id, command).await.map(drop),
+                Err(e) => Err(e),
+            }
         }
-        "message" => match form
-            .get("content")
-            .map(|c| c.trim().to_string())
-            .filter(|c| !c.is_empty() && c.chars().count() <= 5000)
-        {
-            Some(content) => post_message(state.clone(), &b, &mut actor, &id, content).await,
-            None => Err(ApiError::field("content", "is required, at most 5000 characters")),
-        },
-        "evidence" => match form.get("content").map(|c| c.trim().to_string()).filter(|c| !c.is_empty()) {
-            Some(content) => tasks::disputes::add_evidence(db, &mut actor, &id, content, now).await.map(drop),
-            None => Err(ApiError::field("content", "is required")),
-        },
-        "dispute" => match form.get("reason").map(|r| r.trim().to_string()).filter(|r| !r.is_empty()) {
-            Some(reason) => tasks::disputes::open(db, &mut actor, &id, reason, now).await.map(drop),
-            None => Err(ApiError::field("reason", "is required")),
-        },
+        "message" => tasks::post_message(db, &mut actor, &id, field("content"), None, now).await.map(drop),
+        "evidence" => tasks::disputes::add_evidence(db, &mut actor, &id, field("content"), now).await.map(drop),
+        "dispute" => tasks::disputes::open(db, engine, &actor, &id, field("reason")).await.map(drop),
         _ => return (StatusCode::NOT_FOUND, internal_page("no such action")).into_response(),
     };
     match outcome {
@@ -414,23 +415,3 @@ pub async fn wallet_action(
     }
 }
 
-async fn post_message(
-    state: AppState,
-    b: &Browser,
-    actor: &mut Actor,
-    id: &str,
-    content: String,
-) -> Result<(), ApiError> {
-    let task = tasks::visible(&state.db, actor, id).await?;
-    let name = b.user.name.clone().unwrap_or_else(|| b.user.email.clone());
-    let message = store::NewMessage {
-        task_id: &task.id,
-        content: &content,
-        message_type: "instruction",
-        sender_agent_id: None,
-        sender_user_id: Some(&b.user.id),
-        sender_name: Some(&name),
-    };
-    store::add_message(&state.db, message, state.now()).await?;
-    Ok(())
-}

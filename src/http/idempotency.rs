@@ -41,7 +41,7 @@ tokio::task_local! {
 }
 
 /// The key of the request being served, waiting to be recorded by its first write transaction.
-struct Claim {
+pub(crate) struct Claim {
     scope: String,
     key: String,
     fingerprint: String,
@@ -89,6 +89,47 @@ pub async fn record_in(tx: &mut Tx) -> sqlx::Result<()> {
     }
     claim.recorded.store(true, Ordering::SeqCst);
     Ok(())
+}
+
+/// The idempotency key of the request this task serves, if any (the task engine records it in
+/// the batch transaction that carries the request's command).
+pub(crate) fn current_claim() -> Option<Arc<Claim>> {
+    CLAIM.try_with(Arc::clone).ok().filter(|c| !c.recorded.load(Ordering::SeqCst))
+}
+
+/// Records several requests' keys in `tx` with one statement; returns, per claim, whether it
+/// was recorded (`false`: a concurrent request with the same key got there first).
+pub(crate) async fn record_claims(tx: &mut Tx, claims: &[Arc<Claim>]) -> sqlx::Result<Vec<bool>> {
+    if claims.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut q = crate::db::SqlBuilder::new(
+        "INSERT INTO idempotency_keys (scope, idem_key, fingerprint, state, created_at) VALUES ",
+    );
+    for (i, c) in claims.iter().enumerate() {
+        let row = [
+            crate::db::Arg::Text(c.scope.clone()),
+            crate::db::Arg::Text(c.key.clone()),
+            crate::db::Arg::Text(c.fingerprint.clone()),
+            crate::db::Arg::Int(c.started_at),
+        ];
+        q.push(if i == 0 { "(?, ?, ?, 'committing', ?)" } else { ", (?, ?, ?, 'committing', ?)" }, row);
+    }
+    q.push(" ON CONFLICT (scope, idem_key) DO NOTHING RETURNING scope, idem_key", []);
+    let inserted: Vec<(String, String)> = q.query_as().fetch_all(&mut **tx).await?;
+    Ok(claims.iter().map(|c| inserted.iter().any(|(s, k)| *s == c.scope && *k == c.key)).collect())
+}
+
+impl Claim {
+    /// The batch that recorded this key committed.
+    pub(crate) fn committed(&self) {
+        self.recorded.store(true, Ordering::SeqCst);
+    }
+
+    /// A concurrent request with this key recorded it first.
+    pub(crate) fn lost(&self) {
+        self.taken.store(true, Ordering::SeqCst);
+    }
 }
 
 fn hex(bytes: &[u8]) -> String {

@@ -3,6 +3,7 @@
 //! Balances are columns updated conditionally (`… WHERE balance >= $1`), never read-then-written.
 
 pub mod audit;
+pub mod book;
 pub mod deposits;
 pub mod routes;
 pub mod statement;
@@ -10,7 +11,9 @@ pub mod withdrawals;
 
 use std::fmt;
 
-use crate::db::{Arg, SqlBuilder, Tx};
+pub use book::Book;
+
+use crate::db::Tx;
 use crate::error::ApiError;
 use crate::money::Amount;
 
@@ -52,7 +55,7 @@ impl fmt::Display for Principal {
 }
 
 /// The purpose of a wallet account.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Purpose {
     /// Spendable.
     Available,
@@ -75,12 +78,16 @@ impl Purpose {
     }
 }
 
+/// Shards of the platform's fee income: settlements book their fee to one of these (chosen by
+/// the task), so concurrent settlements do not all wait on one row.
+pub const FEE_SHARDS: u8 = 16;
+
 /// A ledger account.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Account {
     Wallet(Principal, Purpose),
-    /// The platform's fee income.
-    Fees,
+    /// One shard of the platform's fee income.
+    Fees(u8),
     /// Everything outside the system: deposits come from it, withdrawals go to it. Its balance is
     /// minus the money inside.
     World,
@@ -90,7 +97,7 @@ impl Account {
     pub fn id(&self) -> String {
         match self {
             Account::Wallet(p, purpose) => format!("{p}:{}", purpose.name()),
-            Account::Fees => "platform:fees".into(),
+            Account::Fees(shard) => format!("platform:fees:{shard:02}"),
             Account::World => "world".into(),
         }
     }
@@ -99,7 +106,7 @@ impl Account {
         match self {
             Account::Wallet(Principal::User(id), purpose) => ("user".into(), id.clone(), purpose.name()),
             Account::Wallet(Principal::Agent(id), purpose) => ("agent".into(), id.clone(), purpose.name()),
-            Account::Fees => ("platform".into(), String::new(), "fees"),
+            Account::Fees(_) => ("platform".into(), String::new(), "fees"),
             Account::World => ("world".into(), String::new(), "world"),
         }
     }
@@ -107,10 +114,16 @@ impl Account {
     fn may_go_negative(&self) -> bool {
         matches!(self, Account::World)
     }
+
+    /// The fee shard a task's settlement books to.
+    pub fn fees_for(task_id: &str) -> Account {
+        let hash = task_id.bytes().fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)));
+        Account::Fees((hash % u32::from(FEE_SHARDS)) as u8)
+    }
 }
 
 /// One business event to book.
-#[derive(Debug)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Entry {
     pub kind: &'static str,
     /// Unique per event (`task:<id>:settle`): a second booking of the same event fails.
@@ -153,85 +166,13 @@ impl From<LedgerError> for ApiError {
     }
 }
 
-/// Books `entry` inside `tx`. Debits that would take a wallet below zero fail the whole entry
-/// with `Insufficient`; the caller's transaction must then be rolled back (dropping it does).
+/// Books `entry` inside `tx`: a book of one entry (the same write path as a batch of task
+/// settlements). Debits that would take a wallet below zero fail the whole entry with
+/// `Insufficient`; the caller's transaction must then be rolled back (dropping it does).
 pub async fn post(tx: &mut Tx, entry: Entry, now: i64) -> Result<String, LedgerError> {
-    if entry.postings.iter().map(|(_, a)| *a as i128).sum::<i128>() != 0 {
-        return Err(LedgerError::Unbalanced);
-    }
-    let entry_id = uuid::Uuid::now_v7().to_string();
-    let inserted = sqlx::query(
-        "INSERT INTO journal_entries (id, kind, reference, task_id, memo, created_at) VALUES ($1, $2, $3, $4, $5, $6) \
-         ON CONFLICT (reference) DO NOTHING",
-    )
-    .bind(&entry_id)
-    .bind(entry.kind)
-    .bind(&entry.reference)
-    .bind(&entry.task_id)
-    .bind(&entry.memo)
-    .bind(now)
-    .execute(&mut **tx)
-    .await?;
-    if inserted.rows_affected() == 0 {
-        return Err(LedgerError::AlreadyBooked(entry.reference));
-    }
-    // A fixed order of row updates keeps concurrent PostgreSQL transactions from deadlocking.
-    let mut postings: Vec<(String, Account, i64)> =
-        entry.postings.into_iter().filter(|(_, a)| *a != 0).map(|(acc, a)| (acc.id(), acc, a)).collect();
-    postings.sort_by(|a, b| a.0.cmp(&b.0));
-    let mut insert = SqlBuilder::new("INSERT INTO postings (id, entry_id, account_id, amount, created_at) VALUES ");
-    for (i, (id, account, amount)) in postings.iter().enumerate() {
-        apply(tx, id, account, *amount, now).await?;
-        let row = [
-            Arg::Text(uuid::Uuid::now_v7().to_string()),
-            Arg::Text(entry_id.clone()),
-            Arg::Text(id.clone()),
-            Arg::Int(*amount),
-            Arg::Int(now),
-        ];
-        insert.push(if i == 0 { "(?, ?, ?, ?, ?)" } else { ", (?, ?, ?, ?, ?)" }, row);
-    }
-    if !postings.is_empty() {
-        insert.query().execute(&mut **tx).await?;
-    }
-    Ok(entry_id)
-}
-
-async fn apply(tx: &mut Tx, id: &str, account: &Account, amount: i64, now: i64) -> Result<(), LedgerError> {
-    if amount < 0 && !account.may_go_negative() {
-        let done = sqlx::query("UPDATE ledger_accounts SET balance = balance - $1 WHERE id = $2 AND balance >= $1")
-            .bind(-amount)
-            .bind(id)
-            .execute(&mut **tx)
-            .await?;
-        if done.rows_affected() == 0 {
-            return Err(LedgerError::Insufficient(id.to_string()));
-        }
-        return Ok(());
-    }
-    let (kind, owner, purpose) = account.owner();
-    // `balance + amount` cannot overflow: |balance| ≤ MAX_BALANCE and |amount| ≤ CEILING.
-    let done = sqlx::query(
-        "INSERT INTO ledger_accounts (id, owner_kind, owner_id, purpose, balance, allow_negative, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7) \
-         ON CONFLICT (id) DO UPDATE SET balance = ledger_accounts.balance + excluded.balance \
-         WHERE ledger_accounts.balance + excluded.balance BETWEEN $8 AND $9",
-    )
-    .bind(id)
-    .bind(kind)
-    .bind(owner)
-    .bind(purpose)
-    .bind(amount)
-    .bind(account.may_go_negative() as i64)
-    .bind(now)
-    .bind(-MAX_BALANCE)
-    .bind(MAX_BALANCE)
-    .execute(&mut **tx)
-    .await?;
-    if done.rows_affected() == 0 || amount.abs() > MAX_BALANCE {
-        return Err(LedgerError::BalanceLimit(id.to_string()));
-    }
-    Ok(())
+    let mut book = Book::load(tx, entry.postings.iter().map(|(a, _)| a)).await?;
+    book.post(entry)?;
+    Ok(book.write(tx, now).await?.pop().unwrap_or_default())
 }
 
 /// A wallet's balances.
@@ -274,10 +215,14 @@ pub async fn balances(db: &crate::db::Db, principal: &Principal) -> sqlx::Result
     Ok(b)
 }
 
-/// The platform's fee income so far.
+/// The platform's fee income so far (every shard, and the single account of older databases).
 pub async fn fees_collected(db: &crate::db::Db) -> sqlx::Result<Amount> {
-    let row: Option<(i64,)> = sqlx::query_as("SELECT balance FROM ledger_accounts WHERE id = 'platform:fees'")
-        .fetch_optional(db.pool())
-        .await?;
-    Ok(row.and_then(|(b,)| Amount::from_units(b)).unwrap_or_default())
+    let (high, low): (i64, i64) = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {} FROM ledger_accounts WHERE owner_kind = 'platform' AND purpose = 'fees'",
+        crate::db::exact_sum("balance")
+    )))
+    .fetch_one(db.pool())
+    .await?;
+    let total = crate::db::exact_total(high, low);
+    Ok(i64::try_from(total).ok().and_then(Amount::from_units).unwrap_or(Amount::MAX))
 }

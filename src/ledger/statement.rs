@@ -67,6 +67,34 @@ pub async fn record_all(tx: &mut Tx, lines: Vec<Line<'_>>, now: i64) -> sqlx::Re
     Ok(ids)
 }
 
+/// A completed line about a task (the engine writes a batch of these with its entries).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Item {
+    pub principal: Principal,
+    pub kind: &'static str,
+    pub amount: Amount,
+    pub task_id: String,
+    pub description: String,
+}
+
+/// Writes completed task lines in one statement.
+pub async fn record_items(tx: &mut Tx, items: &[Item], now: i64) -> sqlx::Result<()> {
+    let lines = items
+        .iter()
+        .map(|i| Line {
+            id: None,
+            principal: &i.principal,
+            kind: i.kind,
+            amount: i.amount,
+            status: "completed",
+            task_id: Some(&i.task_id),
+            reference: None,
+            description: i.description.clone(),
+        })
+        .collect();
+    record_all(tx, lines, now).await.map(drop)
+}
+
 /// Moves a pending line (deposit, withdrawal) to its final status.
 pub async fn set_status(tx: &mut Tx, id: &str, status: &str, now: i64) -> sqlx::Result<()> {
     sqlx::query("UPDATE wallet_transactions SET status = $1, updated_at = $2 WHERE id = $3")

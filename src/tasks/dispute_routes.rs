@@ -6,7 +6,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::disputes::{self, Dispute, ResolveRequest};
 use crate::auth::Caller;
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiResult;
 use crate::http::envelope::Api;
 use crate::http::extract::{ApiQuery, JsonObject};
 use crate::http::pagination::PageRequest;
@@ -19,14 +19,6 @@ pub struct OpenRequest {
     pub reason: Option<Text>,
 }
 
-fn text(field: &str, value: Option<Text>, max: usize) -> ApiResult<String> {
-    let v = value.map(|v| v.trim().to_string()).unwrap_or_default();
-    if v.is_empty() || v.chars().count() > max {
-        return Err(ApiError::field(field, &format!("is required, at most {max} characters")));
-    }
-    Ok(v)
-}
-
 /// Client: dispute a task whose money is still held. Empty or missing output is refunded at once.
 #[utoipa::path(post, path = "/api/v1/tasks/{id}/dispute", tag = "disputes", params(("id" = String, Path)), request_body = OpenRequest,
     responses((status = 201, body = Dispute), (status = 403), (status = 404), (status = 409, description = "DISPUTE_OPEN or CONFLICT")))]
@@ -36,9 +28,8 @@ pub(crate) async fn open(
     Path(id): Path<String>,
     body: JsonObject,
 ) -> ApiResult<Api<Dispute>> {
-    let mut actor = super::actor(&caller);
-    let reason = text("reason", body.parse::<OpenRequest>(None)?.reason, 5000)?;
-    Ok(Api::created(disputes::open(&state.db, &mut actor, &id, reason, state.now()).await?))
+    let reason = body.parse::<OpenRequest>(None)?.reason.map(String::from);
+    Ok(Api::created(disputes::open(&state.db, &state.engine, &super::actor(&caller), &id, reason).await?))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -89,7 +80,7 @@ pub(crate) async fn evidence(
     body: JsonObject,
 ) -> ApiResult<Api<Dispute>> {
     let mut actor = super::actor(&caller);
-    let content = text("content", body.parse::<EvidenceRequest>(None)?.content, 10_000)?;
+    let content = body.parse::<EvidenceRequest>(None)?.content.map(String::from);
     Ok(Api::created(disputes::add_evidence(&state.db, &mut actor, &id, content, state.now()).await?))
 }
 
@@ -102,5 +93,5 @@ pub(crate) async fn resolve(
     body: JsonObject,
 ) -> ApiResult<Api<Dispute>> {
     let req: ResolveRequest = body.parse(None)?;
-    Ok(Api::ok(disputes::resolve(&state.db, &id, req, state.now()).await?))
+    Ok(Api::ok(disputes::resolve(&state.db, &state.engine, &id, req).await?))
 }

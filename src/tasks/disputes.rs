@@ -5,15 +5,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::ToSchema;
 
-use super::lifecycle::settle;
-use super::model::{Actor, TaskRow};
+use super::engine::{Command, Engine};
+use super::model::Actor;
 use super::store;
-use crate::agents;
-use crate::agents::store::Outcome;
 use crate::clock::{rfc3339, rfc3339_opt};
 use crate::db::{Arg, Db, Tx};
 use crate::error::{ApiError, ApiResult};
-use crate::money::Settlement;
 use crate::text::{Line, Text};
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -94,128 +91,13 @@ async fn load_row(db: &Db, id: &str) -> sqlx::Result<Option<Row>> {
         .await
 }
 
-fn dispute_open() -> ApiError {
-    ApiError::new(axum::http::StatusCode::CONFLICT, "DISPUTE_OPEN", "a dispute is already open on this task")
-}
-
-fn empty_output(task: &TaskRow) -> bool {
-    match task.output.as_deref().map(serde_json::from_str::<serde_json::Value>) {
-        None => true,
-        Some(Ok(serde_json::Value::Null)) => true,
-        Some(Ok(serde_json::Value::String(s))) => s.trim().is_empty(),
-        Some(Ok(serde_json::Value::Object(m))) => m.is_empty(),
-        Some(Ok(serde_json::Value::Array(a))) => a.is_empty(),
-        _ => false,
-    }
-}
-
-/// Opens a dispute. A completed task with an empty output is refunded in full at once (tier 1);
-/// anything else waits for an administrator with the money frozen.
-pub async fn open(db: &Db, actor: &mut Actor, task_id: &str, reason: String, now: i64) -> ApiResult<Dispute> {
-    let mut tx = db.begin().await?;
-    let task = store::lock(db, &mut tx, task_id).await?.ok_or_else(|| ApiError::not_found("task"))?;
-    actor.learn_ownership(&mut tx, &task).await?;
-    if !actor.is_participant(&task) {
-        return Err(ApiError::not_found("task"));
-    }
-    if !actor.is_client(&task) {
-        return Err(ApiError::forbidden("only the client may open a dispute"));
-    }
-    let existing: Option<(String,)> =
-        sqlx::query_as("SELECT status FROM disputes WHERE task_id = $1").bind(task_id).fetch_optional(&mut *tx).await?;
-    if existing.is_some() || task.payment_status == "disputed" {
-        return Err(dispute_open());
-    }
-    let disputable = matches!(task.status.as_str(), "claimed" | "in_progress" | "completed")
-        && task.released_at.is_none()
-        && matches!(task.payment_status.as_str(), "escrowed" | "not_required");
-    if !disputable {
-        return Err(ApiError::invalid_state("only a task whose money is still held can be disputed", &task.status));
-    }
-    let id = uuid::Uuid::now_v7().to_string();
-    sqlx::query(
-        "INSERT INTO disputes (id, task_id, status, reason, opened_at) VALUES ($1, $2, 'open', $3, $4) ON CONFLICT (task_id) DO NOTHING",
-    )
-    .bind(&id)
-    .bind(task_id)
-    .bind(&reason)
-    .bind(now)
-    .execute(&mut *tx)
-    .await
-    .map_err(ApiError::from)
-    .and_then(|r| if r.rows_affected() == 1 { Ok(()) } else { Err(dispute_open()) })?;
-    store::event(&mut tx, task_id, "dispute_opened", None, json!({"dispute_id": id, "reason": reason}), now).await?;
-    let tier1 = task.status == "completed" && empty_output(&task);
-    let set = "payment_status = 'disputed', updated_at = ?";
-    let task = match task.payment_status.as_str() {
-        "escrowed" => {
-            store::update_if(&mut tx, task_id, &[], &["escrowed"], set, vec![Arg::Int(now)]).await?.unwrap_or(task)
-        }
-        _ => task,
-    };
-    super::notify(&mut tx, &task, "task.disputed", now).await?;
-    if tier1 {
-        finish(&mut tx, &id, task, "refund", None, Some("tier 1: the task produced no output".into()), now).await?;
-    }
-    tx.commit().await?;
-    let row = load_row(db, &id).await?.ok_or_else(|| ApiError::not_found("dispute"))?;
+/// Opens a dispute through the engine. A completed task with an empty output is refunded in
+/// full at once (tier 1); anything else waits for an administrator with the money frozen.
+pub async fn open(db: &Db, engine: &Engine, actor: &Actor, task_id: &str, reason: Option<String>) -> ApiResult<Dispute> {
+    let command = Command::open_dispute(reason)?;
+    engine.act(actor, task_id, command).await?;
+    let row = load_row(db, task_id).await?.ok_or_else(|| ApiError::not_found("dispute"))?;
     Ok(to_dispute(db, row).await?)
-}
-
-/// Applies an outcome: moves the money, adjusts the provider's reputation, closes the dispute.
-#[allow(clippy::too_many_arguments)]
-async fn finish(
-    tx: &mut Tx,
-    dispute_id: &str,
-    task: TaskRow,
-    outcome: &str,
-    client_share_bps: Option<i64>,
-    note: Option<String>,
-    now: i64,
-) -> ApiResult<()> {
-    let price = task.price();
-    let (settlement, payment_status, outcome_stats) = match outcome {
-        "refund" => {
-            (Settlement::refund(price), "refunded", Outcome { failed: 1, reputation_centi: -15, ..Outcome::default() })
-        }
-        "release" => (
-            Settlement::release(price, task.fee_bps),
-            "released",
-            Outcome { completed: 1, reputation_centi: 10, ..Outcome::default() },
-        ),
-        _ => (
-            Settlement::split(price, task.fee_bps, client_share_bps.unwrap_or(5000)),
-            "split",
-            Outcome { completed: 1, reputation_centi: -5, ..Outcome::default() },
-        ),
-    };
-    let done = sqlx::query(
-        "UPDATE disputes SET status = 'resolved', outcome = $1, client_share_bps = $2, note = $3, resolved_at = $4 \
-         WHERE id = $5 AND status = 'open'",
-    )
-    .bind(outcome)
-    .bind(client_share_bps)
-    .bind(&note)
-    .bind(now)
-    .bind(dispute_id)
-    .execute(&mut **tx)
-    .await?;
-    if done.rows_affected() == 0 {
-        return Err(ApiError::invalid_state("this dispute is already resolved", "resolved"));
-    }
-    // The money first, from where it is now (the client's escrow or the provider's pending).
-    if task.funds_held() {
-        settle(tx, task.clone(), settlement, payment_status, now).await?;
-    }
-    // An unfinished task ends with the ruling: cancelled when refunded, completed otherwise.
-    let ended = if task.status == "completed" || outcome != "refund" { "completed" } else { "cancelled" };
-    let set = "status = ?, completed_at = COALESCE(completed_at, ?), updated_at = ?";
-    store::update_if(tx, &task.id, &[], &[], set, vec![Arg::Text(ended.into()), Arg::Int(now), Arg::Int(now)]).await?;
-    agents::store::record_outcome(tx, &task.provider_agent_id, outcome_stats, now).await?;
-    let details =
-        json!({"dispute_id": dispute_id, "outcome": outcome, "client_share_bps": client_share_bps, "note": note});
-    store::event(tx, &task.id, "dispute_resolved", None, details, now).await?;
-    Ok(())
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -229,23 +111,11 @@ pub struct ResolveRequest {
     pub note: Option<Text>,
 }
 
-/// An administrator's ruling (API or CLI).
-pub async fn resolve(db: &Db, id: &str, req: ResolveRequest, now: i64) -> ApiResult<Dispute> {
-    let outcome = req.outcome.unwrap_or_default().trim().to_ascii_lowercase();
-    if !["refund", "release", "split"].contains(&outcome.as_str()) {
-        return Err(ApiError::field("outcome", "must be refund, release or split"));
-    }
-    let share = match (outcome.as_str(), req.client_share_bps) {
-        ("split", None) => Some(5000),
-        ("split", Some(bps)) if (0..=10_000).contains(&bps) => Some(bps),
-        ("split", Some(_)) => return Err(ApiError::field("client_share_bps", "must be from 0 to 10000")),
-        _ => None,
-    };
+/// An administrator's ruling (API, dashboard or CLI), decided by the engine.
+pub async fn resolve(db: &Db, engine: &Engine, id: &str, req: ResolveRequest) -> ApiResult<Dispute> {
+    let command = Command::rule(req.outcome.as_deref(), req.client_share_bps, req.note.map(String::from))?;
     let row = load_row(db, id).await?.ok_or_else(|| ApiError::not_found("dispute"))?;
-    let mut tx = db.begin().await?;
-    let task = store::lock(db, &mut tx, &row.task_id).await?.ok_or_else(|| ApiError::not_found("task"))?;
-    finish(&mut tx, &row.id, task, &outcome, share, req.note.map(String::from), now).await?;
-    tx.commit().await?;
+    engine.act(&Actor::Admin, &row.task_id, command).await?;
     let row = load_row(db, &row.id).await?.ok_or_else(|| ApiError::not_found("dispute"))?;
     Ok(to_dispute(db, row).await?)
 }
@@ -261,7 +131,13 @@ pub async fn get(db: &Db, actor: &mut Actor, id: &str) -> ApiResult<Dispute> {
     Ok(to_dispute(db, row).await?)
 }
 
-pub async fn add_evidence(db: &Db, actor: &mut Actor, id: &str, content: String, now: i64) -> ApiResult<Dispute> {
+/// Evidence from either party (or an administrator) while the dispute is open: `content`
+/// 1–10,000 characters.
+pub async fn add_evidence(db: &Db, actor: &mut Actor, id: &str, content: Option<String>, now: i64) -> ApiResult<Dispute> {
+    let content = content.map(|c| c.trim().to_string()).unwrap_or_default();
+    if content.is_empty() || content.chars().count() > 10_000 {
+        return Err(ApiError::field("content", "is required, at most 10000 characters"));
+    }
     let row = load_row(db, id).await?.ok_or_else(|| ApiError::not_found("dispute"))?;
     let task = store::find(db, &row.task_id).await?.ok_or_else(|| ApiError::not_found("dispute"))?;
     actor.learn_ownership(&mut *db.pool().acquire().await?, &task).await?;
@@ -328,4 +204,64 @@ pub async fn list(
         disputes.push(to_dispute(db, row).await?);
     }
     Ok(disputes)
+}
+
+/// The disputes of these tasks as `(task id, dispute id, open)`, read inside the engine's batch.
+pub(crate) async fn of_tasks(tx: &mut Tx, task_ids: &[String]) -> sqlx::Result<Vec<(String, String, bool)>> {
+    if task_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut q = crate::db::SqlBuilder::new("SELECT task_id, id, status FROM disputes WHERE task_id IN (");
+    for (i, id) in task_ids.iter().enumerate() {
+        q.push(if i == 0 { "?" } else { ", ?" }, [Arg::Text(id.clone())]);
+    }
+    q.push(")", []);
+    let rows: Vec<(String, String, String)> = q.query_as().fetch_all(&mut **tx).await?;
+    Ok(rows.into_iter().map(|(task, id, status)| (task, id, status == "open")).collect())
+}
+
+/// Writes a batch's dispute changes (openings and rulings).
+pub(crate) async fn write_changes(
+    tx: &mut Tx,
+    changes: &[(String, super::engine::effects::DisputeChange)],
+    now: i64,
+) -> sqlx::Result<()> {
+    use super::engine::effects::DisputeChange;
+    for (task_id, change) in changes {
+        let (id, reason, ruling) = match change {
+            DisputeChange::Open { id, reason } => (id, Some(reason), None),
+            DisputeChange::OpenResolved { id, reason, outcome, client_share_bps, note } => {
+                (id, Some(reason), Some((outcome, client_share_bps, note)))
+            }
+            DisputeChange::Resolve { id, outcome, client_share_bps, note } => (id, None, Some((outcome, client_share_bps, note))),
+        };
+        if let Some(reason) = reason {
+            sqlx::query("INSERT INTO disputes (id, task_id, status, reason, opened_at) VALUES ($1, $2, 'open', $3, $4)")
+                .bind(id)
+                .bind(task_id)
+                .bind(reason)
+                .bind(now)
+                .execute(&mut **tx)
+                .await?;
+        }
+        if let Some((outcome, share, note)) = ruling {
+            let resolved = sqlx::query(
+                "UPDATE disputes SET status = 'resolved', outcome = $1, client_share_bps = $2, note = $3, resolved_at = $4 \
+                 WHERE id = $5 AND status = 'open'",
+            )
+            .bind(outcome.as_str())
+            .bind(*share)
+            .bind(note)
+            .bind(now)
+            .bind(id)
+            .execute(&mut **tx)
+            .await?;
+            // The task's lock orders rulings; a dispute resolved meanwhile means the batch read
+            // stale state and must be decided again.
+            if resolved.rows_affected() != 1 {
+                return Err(sqlx::Error::Protocol(format!("dispute {id} changed under its task's lock")));
+            }
+        }
+    }
+    Ok(())
 }

@@ -5,9 +5,10 @@ use axum::extract::{Path, State};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use super::engine::Command;
 use super::hirings::{self, HireRequest, Hiring, HiringMessage};
-use super::model::{Actor, TaskRow};
-use super::{Settings, lifecycle, store};
+use super::model::{Actor, HiringStatus, TaskRow};
+use super::{Settings, store};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, FieldError};
 use crate::http::envelope::Api;
@@ -51,9 +52,8 @@ pub(crate) async fn hire(
     Path(did): Path<String>,
     body: JsonObject,
 ) -> ApiResult<Api<Hired>> {
-    let actor = Actor::of(&caller);
     let req: HireRequest = body.parse(Some("hiring"))?;
-    let (task, created) = hirings::hire(&state, &actor, &did, req).await?;
+    let (task, created) = hirings::hire(&state, &caller, &did, req).await?;
     let hiring = hiring_view(&state, &task).await?;
     let config = HireConfig {
         agent_did: hiring.agent_did.clone(),
@@ -94,8 +94,14 @@ pub(crate) async fn list(
         crate::http::pagination::parse_limit(q.limit.as_deref()).map_err(|e| ApiError::validation(vec![e]))?;
     let (page, offset) =
         crate::http::pagination::page_offset(q.page.as_deref(), per_page).map_err(|e| ApiError::validation(vec![e]))?;
+    let status = match q.status.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        None => None,
+        Some(s) => Some(HiringStatus::parse(s).ok_or_else(|| {
+            ApiError::field("status", &format!("must be one of {}", HiringStatus::names().join(", ")))
+        })?),
+    };
     let client = principal_of(&caller)?.key();
-    let (rows, total) = store::list_hirings(&state.db, &client, q.status.as_deref(), per_page, offset).await?;
+    let (rows, total) = store::list_hirings(&state.db, &client, status, per_page, offset).await?;
     let mut hirings = Vec::with_capacity(rows.len());
     for t in &rows {
         hirings.push(hiring_view(&state, t).await?);
@@ -142,8 +148,8 @@ pub(crate) async fn cancel(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Api<Hiring>> {
-    let (mut actor, task) = load(&state, &caller, &id).await?;
-    let task = lifecycle::cancel(&state.db, &mut actor, &task.id, state.now()).await?;
+    let (actor, task) = load(&state, &caller, &id).await?;
+    let task = state.engine.act(&actor, &task.id, Command::Cancel).await?.task;
     Ok(Api::ok(hiring_view(&state, &task).await?))
 }
 
@@ -163,35 +169,8 @@ pub(crate) async fn retry(
     body: JsonObject,
 ) -> ApiResult<Api<Hiring>> {
     let (actor, task) = load(&state, &caller, &id).await?;
-    if !actor.is_client(&task) {
-        return Err(ApiError::forbidden("only the client may retry a hiring"));
-    }
-    let reason = body.parse::<RetryRequest>(None)?.reason;
-    let now = state.now();
-    let mut tx = state.db.begin().await?;
-    let set = "status = 'pending', claimed_at = NULL, trace_attempt = trace_attempt + 1, updated_at = ?";
-    let retried = store::update_if(
-        &mut tx,
-        &task.id,
-        &["pending", "claimed", "in_progress"],
-        &["escrowed", "not_required"],
-        set,
-        vec![crate::db::Arg::Int(now)],
-    )
-    .await?
-    .ok_or_else(|| {
-        ApiError::invalid_state("a final hiring cannot be retried; hire again", hirings::hiring_status(&task))
-    })?;
-    store::event(
-        &mut tx,
-        &task.id,
-        "hiring_retried",
-        None,
-        serde_json::json!({"reason": reason, "trace_attempt": retried.trace_attempt}),
-        now,
-    )
-    .await?;
-    tx.commit().await?;
+    let reason = body.parse::<RetryRequest>(None)?.reason.map(String::from);
+    let retried = state.engine.act(&actor, &task.id, Command::Retry { reason }).await?.task;
     let task = if state.config.defer_hiring_probe { retried } else { hirings::probe(&state, &task.id).await? };
     Ok(Api::ok(hiring_view(&state, &task).await?))
 }
@@ -286,12 +265,10 @@ pub(crate) async fn result(
     Path(id): Path<String>,
     body: JsonObject,
 ) -> ApiResult<Api<Hiring>> {
-    let (mut actor, task) = load(&state, &caller, &id).await?;
+    let (actor, task) = load(&state, &caller, &id).await?;
     let req: ResultRequest = body.parse(None)?;
-    let output =
-        req.output.or(req.result).filter(|o| !o.is_null()).ok_or_else(|| ApiError::field("output", "is required"))?;
-    let settings = Settings::from_config(&state.config);
-    let task = lifecycle::complete(&state.db, &mut actor, &task.id, output, settings, state.now()).await?;
+    let command = Command::complete(req.output.or(req.result), Settings::from_config(&state.config).review_window_ms)?;
+    let task = state.engine.act(&actor, &task.id, command).await?.task;
     Ok(Api::ok(hiring_view(&state, &task).await?))
 }
 
@@ -312,7 +289,7 @@ pub(crate) async fn failure(
     Path(id): Path<String>,
     body: JsonObject,
 ) -> ApiResult<Api<Hiring>> {
-    let (mut actor, task) = load(&state, &caller, &id).await?;
+    let (actor, task) = load(&state, &caller, &id).await?;
     let req: FailureRequest = body.parse(None)?;
     let reason = req.reason.unwrap_or_else(|| "other".into());
     if !["timeout", "capability_mismatch", "agent_unresponsive", "other"].contains(&reason.as_str()) {
@@ -322,6 +299,6 @@ pub(crate) async fn failure(
         Some(e) => format!("{reason}: {e}"),
         None => reason.into_string(),
     };
-    let task = lifecycle::fail(&state.db, &mut actor, &task.id, text, state.now()).await?;
+    let task = state.engine.act(&actor, &task.id, Command::fail(Some(text))?).await?.task;
     Ok(Api::ok(hiring_view(&state, &task).await?))
 }

@@ -6,16 +6,16 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 
-use super::model::{Actor, NewTaskRow, TaskRow};
-use super::{Settings, agent_unavailable, hold, lifecycle, notify, store};
+use super::engine::{Command, Create, HireParts, Pricing, Reply};
+use super::model::{Actor, Status, TaskRow};
+use super::{Settings, store};
 use crate::agents;
+use crate::auth::Caller;
 use crate::clock::{rfc3339, rfc3339_opt};
-use crate::db::{Arg, Db};
+use crate::db::Db;
 use crate::error::{ApiError, ApiResult, FieldError};
-use crate::ledger::Principal;
 use crate::money::Amount;
 use crate::state::AppState;
 use crate::text::{Line, Text};
@@ -103,129 +103,59 @@ impl HireRequest {
     }
 }
 
-fn fingerprint(did: &str, h: &Hire) -> String {
-    let canonical =
-        json!([did, h.description, h.capability, h.price, h.delivery_mode, h.task_input, h.client_message, h.repo_url]);
-    Sha256::digest(canonical.to_string().as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn idempotency_conflict() -> ApiError {
-    ApiError::new(
-        axum::http::StatusCode::CONFLICT,
-        "IDEMPOTENCY_CONFLICT",
-        "this client_idempotency_key was used for a different hiring request",
-    )
+impl Hire {
+    /// The fields that make two hirings the same request (the engine adds the agent's DID).
+    fn request(&self) -> Vec<serde_json::Value> {
+        vec![
+            json!(self.description),
+            json!(self.capability),
+            json!(self.price),
+            json!(self.delivery_mode),
+            self.task_input.clone(),
+            json!(self.client_message),
+            json!(self.repo_url),
+        ]
+    }
 }
 
 /// Hires `agent`: holds the price in escrow at once and queues the hiring. The same client
 /// idempotency key with the same request returns the original (`false` = nothing new).
-pub async fn hire(state: &AppState, actor: &Actor, agent_ref: &str, req: HireRequest) -> ApiResult<(TaskRow, bool)> {
-    let caller = actor.caller().ok_or_else(|| ApiError::forbidden("hirings are made by callers"))?;
-    let client = actor.paying_principal().ok_or_else(|| ApiError::forbidden("no client identity"))?;
+pub async fn hire(state: &AppState, caller: &Caller, agent_ref: &str, req: HireRequest) -> ApiResult<(TaskRow, bool)> {
+    let client = Actor::of(caller).paying_principal().ok_or_else(|| ApiError::forbidden("no client identity"))?;
     let h = req.validate(state.config.max_amount)?;
-    let db = &state.db;
-    let now = state.now();
-    let agent = agents::store::find(db, agent_ref)
-        .await?
-        .filter(|a| a.status != "deleted")
-        .ok_or_else(|| ApiError::not_found("agent"))?;
-    let print = fingerprint(&agent.did, &h);
-    if let Some(key) = &h.key
-        && let Some(existing) = find_by_key(db, &client, key).await?
-    {
-        return if existing.request_fingerprint.as_deref() == Some(print.as_str()) {
-            Ok((existing, false))
-        } else {
-            Err(idempotency_conflict())
-        };
-    }
-    if agent.status != "active" {
-        return Err(agent_unavailable("the agent is not active"));
-    }
-    if caller.agent.as_ref().is_some_and(|a| a.id == agent.id) {
-        return Err(ApiError::field("agent", "an agent cannot hire itself"));
-    }
-    if !agent.capabilities().contains(&h.capability) {
-        return Err(ApiError::field("capability_requested", "is not one this agent offers"));
-    }
-    let base = Amount::from_units(agent.base_price).unwrap_or_default();
-    if agent.pricing_model != "auction" && h.price < base {
-        return Err(ApiError::invalid_amount("price", format!("is below this agent's price {base}")));
-    }
-    if let Some(cap) = caller.max_price_per_hire.filter(|c| h.price > *c) {
-        return Err(ApiError::new(
-            axum::http::StatusCode::UNPROCESSABLE_ENTITY,
-            "PRICE_ABOVE_MAX",
-            format!("the price {} is above this key's max_price_per_hire {cap}", h.price),
-        ));
-    }
+    let request = h.request();
     let settings = Settings::from_config(&state.config);
-    let task = TaskRow {
-        kind: "hiring".into(),
-        task_description: Some(h.description.clone()),
-        delivery_mode: Some(h.delivery_mode.clone()),
-        repo_url: h.repo_url.clone(),
-        client_idempotency_key: h.key.clone(),
-        request_fingerprint: Some(print.clone()),
-        ..TaskRow::new(NewTaskRow {
-            caller,
-            client: &client,
-            provider_id: &agent.id,
-            provider_did: &agent.did,
-            capability: h.capability.clone(),
-            input: json!({"task_description": h.description, "task_input": h.task_input}).to_string(),
-            price: h.price,
-            fee_bps: settings.fee_bps,
-            pay_now: true,
-            deadline_at: None,
-            now,
-        })
+    let create = Create {
+        caller: caller.clone(),
+        client,
+        provider_ref: agent_ref.to_string(),
+        capability: h.capability.clone(),
+        input: json!({"task_description": h.description, "task_input": h.task_input}).to_string(),
+        pricing: Pricing::Offer(h.price),
+        pay_now: true,
+        unsupported_payment: false,
+        deadline_at: None,
+        fee_bps: settings.fee_bps,
+        hire: Some(HireParts {
+            description: h.description,
+            delivery_mode: h.delivery_mode,
+            repo_url: h.repo_url,
+            key: h.key,
+            request,
+            client_message: h.client_message,
+        }),
     };
-    let id = task.id.clone();
-    let paid = task.payment_status == "escrowed";
-    let mut tx = db.begin().await?;
-    if !store::insert(&mut tx, &task).await? {
-        // A concurrent request with the same key won the race.
-        drop(tx);
-        let existing =
-            find_by_key(db, &client, h.key.as_deref().unwrap_or_default()).await?.ok_or_else(idempotency_conflict)?;
-        return if existing.request_fingerprint.as_deref() == Some(print.as_str()) {
-            Ok((existing, false))
-        } else {
-            Err(idempotency_conflict())
-        };
-    }
-    store::event(&mut tx, &id, "task_created", None, json!({"provider_agent_id": agent.id, "kind": "hiring"}), now)
-        .await?;
-    if paid {
-        hold(&mut tx, &task, now).await?;
-    }
-    if let Some(message) = &h.client_message {
-        let sender = caller.user.as_ref().map(|u| u.id.as_str());
-        store::add_message_in(&mut tx, &id, message, "instruction", "message", None, sender, None, now).await?;
-    }
-    notify(&mut tx, &task, "task.created", now).await?;
-    tx.commit().await?;
-    if !state.config.defer_hiring_probe {
-        let (state, id) = (state.clone(), id.clone());
+    let done = state.engine.create(create).await?;
+    let created = done.reply == Reply::Changed;
+    if created && !state.config.defer_hiring_probe {
+        let (state, id) = (state.clone(), done.task.id.clone());
         tokio::spawn(async move {
             if let Err(e) = probe(&state, &id).await {
                 tracing::warn!(hiring = %id, error = %e, "availability probe failed");
             }
         });
     }
-    Ok((task, true))
-}
-
-async fn find_by_key(db: &Db, client: &Principal, key: &str) -> sqlx::Result<Option<TaskRow>> {
-    sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {} FROM tasks WHERE client_principal = $1 AND client_idempotency_key = $2",
-        super::model::TASK_COLUMNS
-    )))
-    .bind(client.key())
-    .bind(key)
-    .fetch_optional(db.pool())
-    .await
+    Ok((done.task, created))
 }
 
 /// Decides a queued hiring: `HEAD metadata.callback_url` within 2 s (any 2xx = available), or,
@@ -241,42 +171,7 @@ pub async fn probe(state: &AppState, id: &str) -> ApiResult<TaskRow> {
         Some(url) => head_ok(state, url).await,
         None => agent.last_seen_at.is_some_and(|t| now - t <= agents::model::ONLINE_WINDOW_MS),
     };
-    if !available {
-        return lifecycle::fail(
-            &state.db,
-            &mut Actor::System,
-            id,
-            "agent_unresponsive: the agent did not answer the availability probe".into(),
-            now,
-        )
-        .await;
-    }
-    let mut tx = state.db.begin().await?;
-    let set = "status = 'in_progress', claimed_at = ?, updated_at = ?";
-    let started = store::update_if(
-        &mut tx,
-        id,
-        &["pending"],
-        &["escrowed", "not_required"],
-        set,
-        vec![Arg::Int(now), Arg::Int(now)],
-    )
-    .await?;
-    let Some(started) = started else {
-        return store::find(&state.db, id).await?.ok_or_else(|| ApiError::not_found("hiring"));
-    };
-    store::event(
-        &mut tx,
-        id,
-        "task_claimed",
-        None,
-        json!({"provider_agent_id": started.provider_agent_id, "probe": "available"}),
-        now,
-    )
-    .await?;
-    notify(&mut tx, &started, "task.in_progress", now).await?;
-    tx.commit().await?;
-    Ok(started)
+    Ok(state.engine.act(&Actor::System, id, Command::Probe { available }).await?.task)
 }
 
 async fn head_ok(state: &AppState, url: &str) -> bool {
@@ -284,24 +179,6 @@ async fn head_ok(state: &AppState, url: &str) -> bool {
     let Ok(parsed) = crate::http::outbound::check_url(url, state.config.allow_private_network) else { return false };
     matches!(state.http.head(parsed).timeout(Duration::from_secs(2)).send().await, Ok(r) if r.status().is_success())
 }
-
-/// The hiring status the clients know, from the task's state.
-pub fn hiring_status(t: &TaskRow) -> &'static str {
-    if t.payment_status == "disputed" {
-        return "disputed";
-    }
-    match (t.status.as_str(), t.payment_status.as_str()) {
-        ("pending", "unpaid") => "pending_payment",
-        ("pending", _) => "queued",
-        ("claimed" | "in_progress", _) => "in_progress",
-        ("completed", _) => "completed",
-        ("failed", _) => "failed",
-        ("cancelled", _) => "cancelled",
-        _ => "queued",
-    }
-}
-
-pub const TERMINAL: &[&str] = &["completed", "failed", "cancelled", "disputed", "refunded"];
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct HiringAgent {
@@ -408,11 +285,11 @@ pub async fn view(db: &Db, t: &TaskRow) -> ApiResult<Hiring> {
         .map(|m| Question { question_id: m.id.clone(), content: m.content.clone(), asked_at: m.created_at.clone() })
         .collect();
     let input: serde_json::Value = serde_json::from_str(&t.input).unwrap_or_default();
-    let status = hiring_status(t);
+    let status = t.hiring_status();
     Ok(Hiring {
         id: t.id.clone(),
-        status: status.into(),
-        is_final: TERMINAL.contains(&status),
+        status: status.as_str().into(),
+        is_final: status.is_final(),
         dispatch_id: format!("{}:{}", t.id, t.trace_attempt),
         trace_attempt: t.trace_attempt,
         agent_id: t.provider_agent_id.clone(),
@@ -430,7 +307,7 @@ pub async fn view(db: &Db, t: &TaskRow) -> ApiResult<Hiring> {
             status: a.status,
         }),
         price: t.price(),
-        payment_status: t.payment_status.clone(),
+        payment_status: t.payment_status.as_str().into(),
         capability_requested: t.capability.clone(),
         task_description: t.task_description.clone(),
         delivery_mode: t.delivery_mode.clone(),
@@ -450,7 +327,7 @@ pub async fn view(db: &Db, t: &TaskRow) -> ApiResult<Hiring> {
             .collect(),
         started_at: rfc3339_opt(t.claimed_at),
         completed_at: rfc3339_opt(t.completed_at),
-        failed_at: (t.status == "failed").then(|| rfc3339(t.updated_at)),
+        failed_at: (t.status == Status::Failed).then(|| rfc3339(t.updated_at)),
         deadline_at: rfc3339_opt(t.deadline_at),
         created_at: rfc3339(t.created_at),
         updated_at: rfc3339(t.updated_at),

@@ -1,13 +1,12 @@
-//! Tasks: one state machine for `/tasks` and (later) `/hirings`. A transition is one database
-//! transaction that changes the task row conditionally, books the ledger entry and appends the
-//! timeline event, all or nothing.
+//! Tasks and hirings: the request shapes, reads, and the engine (`engine`) through which every
+//! change goes.
 
 pub mod artifacts;
 pub mod dispute_routes;
 pub mod disputes;
+pub mod engine;
 pub mod hiring_routes;
 pub mod hirings;
-pub mod lifecycle;
 pub mod model;
 pub mod routes;
 pub mod store;
@@ -21,10 +20,8 @@ use utoipa::ToSchema;
 use crate::agents;
 use crate::auth::Caller;
 use crate::clock::parse_rfc3339;
-use crate::db::{Db, Tx};
+use crate::db::Db;
 use crate::error::{ApiError, ApiResult, FieldError};
-use crate::ledger::statement::{self, Line};
-use crate::ledger::{self, Account, Entry, Purpose};
 use crate::money::Amount;
 use crate::text;
 use model::{Actor, Payment, TaskRow};
@@ -45,14 +42,6 @@ impl Settings {
 /// The actor for a caller (ownership is learnt per task).
 pub fn actor(caller: &Caller) -> Actor {
     Actor::of(caller)
-}
-
-pub fn escrow_locked() -> ApiError {
-    ApiError::new(StatusCode::LOCKED, "ESCROW_LOCKED", "the funds are held by an open dispute")
-}
-
-fn price_above_max(message: String) -> ApiError {
-    ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "PRICE_ABOVE_MAX", message)
 }
 
 pub fn agent_unavailable(message: &str) -> ApiError {
@@ -159,183 +148,27 @@ impl NewTaskRequest {
     }
 }
 
-/// The price the client pays, by the provider's pricing model and the client's limits.
-pub fn resolve_price(
-    provider: &agents::model::AgentRow,
-    max_price: Option<Amount>,
-    key_cap: Option<Amount>,
-) -> ApiResult<Amount> {
-    let base = Amount::from_units(provider.base_price).unwrap_or_default();
-    let price = match provider.pricing_model.as_str() {
-        "fixed" => {
-            if let Some(max) = max_price.filter(|m| base > *m) {
-                return Err(price_above_max(format!("the agent charges {base}, above your max_price {max}")));
-            }
-            base
-        }
-        model => match max_price {
-            Some(offer) if model == "hybrid" && offer < base => {
-                return Err(ApiError::invalid_amount("max_price", format!("is below this agent's base price {base}")));
-            }
-            Some(offer) => offer,
-            None if base.is_zero() => Amount::ZERO,
-            None => return Err(ApiError::invalid_amount("max_price", format!("is required: this is a {model} agent"))),
-        },
-    };
-    if let Some(cap) = key_cap.filter(|c| price > *c) {
-        return Err(price_above_max(format!("the price {price} is above this key's max_price_per_hire {cap}")));
-    }
-    Ok(price)
-}
-
-/// Creates a task; with `payment_type: "balance"` its escrow is held in the same transaction.
-pub async fn create(db: &Db, actor: &Actor, req: NewTask, settings: Settings, now: i64) -> ApiResult<TaskRow> {
-    let caller = actor.caller().ok_or_else(|| ApiError::forbidden("tasks are created by callers"))?;
-    let client = actor.paying_principal().ok_or_else(|| ApiError::forbidden("no client identity"))?;
-    let provider = agents::store::find(db, &req.provider)
-        .await?
-        .filter(|a| a.status != "deleted")
-        .ok_or_else(|| ApiError::not_found("provider agent"))?;
-    if provider.status != "active" {
-        return Err(agent_unavailable("the provider agent is not active"));
-    }
-    if caller.agent.as_ref().is_some_and(|a| a.id == provider.id) {
-        return Err(ApiError::field("provider_agent_id", "an agent cannot hire itself"));
-    }
-    if !provider.capabilities().contains(&req.capability) {
-        return Err(ApiError::field("capability", "is not one this agent offers"));
-    }
-    let price = resolve_price(&provider, req.max_price, caller.max_price_per_hire)?;
-    if req.payment_type.as_deref().is_some_and(|p| p == "crypto" || p == "nowpayments") && !price.is_zero() {
-        return Err(ApiError::payment_failed(
-            "the crypto payment provider is not configured; use payment_type balance",
-        ));
-    }
-    let hold_now = req.pay_now && !price.is_zero();
-    let task = TaskRow::new(model::NewTaskRow {
-        caller,
-        client: &client,
-        provider_id: &provider.id,
-        provider_did: &provider.did,
+/// Creates a task through the engine; with `payment_type: "balance"` its escrow is held in the
+/// same transaction.
+pub async fn create(engine: &engine::Engine, caller: &Caller, req: NewTask, settings: Settings) -> ApiResult<TaskRow> {
+    let client = Actor::of(caller).paying_principal().ok_or_else(|| ApiError::forbidden("no client identity"))?;
+    let unsupported_payment = req.payment_type.as_deref().is_some_and(|p| p == "crypto" || p == "nowpayments");
+    let create = engine::Create {
+        caller: caller.clone(),
+        client,
+        provider_ref: req.provider,
         capability: req.capability,
         input: req.input.to_string(),
-        price,
-        fee_bps: settings.fee_bps,
-        pay_now: hold_now,
+        pricing: engine::Pricing::Model { max_price: req.max_price },
+        pay_now: req.pay_now,
+        unsupported_payment,
         deadline_at: req.deadline_at,
-        now,
-    });
-    let id = task.id.clone();
-    let mut tx = db.begin().await?;
-    store::insert(&mut tx, &task).await?;
-    let details = serde_json::json!({"price": price, "provider_agent_id": provider.id, "capability": task.capability});
-    store::event(&mut tx, &id, "task_created", None, details, now).await?;
-    if hold_now {
-        hold(&mut tx, &task, now).await?;
-    }
-    notify(&mut tx, &task, "task.created", now).await?;
-    tx.commit().await?;
-    metrics::counter!("agentmarket_tasks_created_total", "paid" => (!price.is_zero()).to_string()).increment(1);
-    Ok(task)
-}
-
-/// Books the escrow hold: client available → client escrow.
-pub(crate) async fn hold(tx: &mut Tx, task: &TaskRow, now: i64) -> ApiResult<()> {
-    let client = task.client();
-    ledger::post(
-        tx,
-        Entry {
-            kind: "escrow_hold",
-            reference: format!("task:{}:hold", task.id),
-            task_id: Some(task.id.clone()),
-            memo: None,
-            postings: vec![
-                (Account::Wallet(client.clone(), Purpose::Available), -task.price),
-                (Account::Wallet(client.clone(), Purpose::Escrow), task.price),
-            ],
-        },
-        now,
-    )
-    .await?;
-    statement::record(
-        tx,
-        Line {
-            id: None,
-            principal: &client,
-            kind: "escrow_hold",
-            amount: task.price(),
-            status: "completed",
-            task_id: Some(&task.id),
-            reference: None,
-            description: format!("escrow for task {}", task.id),
-        },
-        now,
-    )
-    .await?;
-    store::event(tx, &task.id, "payment_escrowed", None, serde_json::json!({"amount": task.price()}), now).await?;
-    Ok(())
-}
-
-/// Whose webhooks hear about a task: the paying principal (and the user behind an acting agent)
-/// and the provider agent.
-fn recipients(task: &TaskRow) -> Vec<String> {
-    let mut owners = vec![task.client().key(), task.provider().key()];
-    if let Some(user) = &task.client_user_id {
-        let key = ledger::Principal::User(user.clone()).key();
-        if !owners.contains(&key) {
-            owners.push(key);
-        }
-    }
-    owners
-}
-
-/// The flat payload the Agrenting receivers read.
-pub fn webhook_payload(task: &TaskRow, event: &str) -> serde_json::Value {
-    let t = task.to_task();
-    serde_json::json!({
-        "event": event,
-        "task_id": t.id,
-        "status": t.status,
-        "payment_status": t.payment_status,
-        "output": t.output,
-        "output_sha256": t.output_sha256,
-        "error_reason": t.error_reason,
-        "progress_percent": t.progress_percent,
-        "progress_message": t.progress_message,
-        "price": t.price,
-        "fee": t.fee,
-        "currency": t.currency,
-        "capability": t.capability,
-        "provider_agent_id": t.provider_agent_id,
-        "provider_agent_did": t.provider_agent_did,
-        "client_agent_id": t.client_agent_id,
-        "client_user_id": t.client_user_id,
-        "created_at": t.created_at,
-        "updated_at": t.updated_at,
-        "completed_at": t.completed_at,
-        "released_at": t.released_at,
-    })
-}
-
-/// Queues `event` about `task` in the transaction that changed it (and the `hiring.*` twin for
-/// hirings).
-pub async fn notify(tx: &mut Tx, task: &TaskRow, event: &str, now: i64) -> sqlx::Result<()> {
-    let owners = recipients(task);
-    crate::webhooks::emit(tx, &owners, event, Some(&task.id), webhook_payload(task, event), now).await?;
-    let twin = match event {
-        "task.created" => Some("hiring.created"),
-        "task.completed" => Some("hiring.completed"),
-        "task.failed" => Some("hiring.failed"),
-        "task.cancelled" => Some("hiring.cancelled"),
-        _ => None,
+        fee_bps: settings.fee_bps,
+        hire: None,
     };
-    if let (Some(twin), "hiring") = (twin, task.kind.as_str()) {
-        let mut payload = webhook_payload(task, twin);
-        payload["hiring_id"] = serde_json::Value::String(task.id.clone());
-        payload["hiring_status"] = serde_json::Value::String(hirings::hiring_status(task).into());
-        crate::webhooks::emit(tx, &owners, twin, Some(&task.id), payload, now).await?;
-    }
-    Ok(())
+    let done = engine.create(create).await?;
+    metrics::counter!("agentmarket_tasks_created_total", "paid" => (done.task.price > 0).to_string()).increment(1);
+    Ok(done.task)
 }
 
 /// Loads a task the actor may see: participants and administrators; 404 for anyone else.
@@ -349,51 +182,67 @@ pub async fn visible(db: &Db, actor: &mut Actor, id: &str) -> ApiResult<TaskRow>
 /// Holds the escrow for an unpaid task. A task already paid returns its payment unchanged
 /// (`false`: nothing new happened), never a second hold.
 pub async fn pay(
-    db: &Db,
-    actor: &mut Actor,
+    engine: &engine::Engine,
+    actor: &Actor,
     id: &str,
     payment_type: Option<&str>,
-    now: i64,
 ) -> ApiResult<(Payment, bool)> {
-    let task = visible(db, actor, id).await?;
-    if !actor.is_client(&task) {
-        return Err(ApiError::forbidden("only the client pays for a task"));
-    }
-    if let Some(existing) = task.payment() {
-        return Ok((existing, false));
-    }
-    if task.payment_status == "not_required" {
-        return Ok((free_payment(&task), false));
-    }
     if payment_type.is_some_and(|p| p == "crypto" || p == "nowpayments") {
         return Err(ApiError::payment_failed(
             "the crypto payment provider is not configured; use payment_type balance",
         ));
     }
-    let mut tx = db.begin().await?;
-    let payment_id = uuid::Uuid::now_v7().to_string();
-    let applied = store::update_if(
-        &mut tx,
-        id,
-        model::ACTIVE,
-        &["unpaid"],
-        "payment_status = 'escrowed', payment_id = ?, payment_type = 'balance', payment_created_at = ?, updated_at = ?",
-        vec![crate::db::Arg::Text(payment_id), crate::db::Arg::Int(now), crate::db::Arg::Int(now)],
-    )
-    .await?;
-    let Some(locked) = applied else {
-        drop(tx);
-        // Someone paid it meanwhile (return that payment) or it ended unpaid.
-        let now_task = store::find(db, id).await?.ok_or_else(|| ApiError::not_found("task"))?;
-        return match now_task.payment() {
-            Some(p) => Ok((p, false)),
-            None => Err(ApiError::invalid_state("this task can no longer be paid", &now_task.status)),
-        };
+    let done = engine.act(actor, id, engine::Command::pay()).await?;
+    let task = done.task;
+    let payment = match task.payment() {
+        Some(p) => p,
+        None => free_payment(&task),
     };
-    hold(&mut tx, &locked, now).await?;
-    tx.commit().await?;
-    metrics::counter!("agentmarket_escrow_holds_total").increment(1);
-    Ok((locked.payment().expect("just paid"), true))
+    Ok((payment, done.reply == engine::Reply::Changed))
+}
+
+/// Posts a message visible to both parties of a task the actor takes part in (the API and the
+/// dashboard): `content` 1–5000 characters, `message_type` instruction (default), feedback or
+/// question.
+pub async fn post_message(
+    db: &Db,
+    actor: &mut Actor,
+    task_id: &str,
+    content: Option<String>,
+    message_type: Option<String>,
+    now: i64,
+) -> ApiResult<store::Message> {
+    let task = visible(db, actor, task_id).await?;
+    let content = content.map(|c| c.trim().to_string()).unwrap_or_default();
+    let mut errors = Vec::new();
+    if content.is_empty() || content.chars().count() > 5000 {
+        errors.push(FieldError::new("content", "is required, at most 5000 characters"));
+    }
+    let kind = message_type.map(|k| k.trim().to_ascii_lowercase()).unwrap_or_else(|| "instruction".into());
+    if !["instruction", "feedback", "question"].contains(&kind.as_str()) {
+        errors.push(FieldError::new("message_type", "must be instruction, feedback or question"));
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::validation(errors));
+    }
+    let caller = actor.caller().ok_or_else(|| ApiError::forbidden("messages come from a caller"))?;
+    let (agent_id, user_id, name) = match (&caller.agent, &caller.user) {
+        (Some(a), _) => (Some(a.id.clone()), None, agents::find_ref(db, &a.id).await?.map(|r| r.name)),
+        (None, Some(u)) => {
+            let user = crate::accounts::users::find(db, &u.id).await?;
+            (None, Some(u.id.clone()), user.map(|u| u.name.unwrap_or(u.email)))
+        }
+        (None, None) => (None, None, None),
+    };
+    let message = store::NewMessage {
+        task_id: &task.id,
+        content: &content,
+        message_type: &kind,
+        sender_agent_id: agent_id.as_deref(),
+        sender_user_id: user_id.as_deref(),
+        sender_name: name.as_deref(),
+    };
+    Ok(store::add_message(db, message, now).await?)
 }
 
 /// The payment view of a free task.

@@ -10,14 +10,16 @@ use crate::clock::{rfc3339, rfc3339_opt};
 use crate::ledger::Principal;
 use crate::money::Amount;
 
-/// `pending → claimed → in_progress → completed`, or `failed` / `cancelled`.
-pub const ACTIVE: &[&str] = &["pending", "claimed", "in_progress"];
+pub use super::engine::Roles;
+pub use super::engine::state::{HiringStatus, PaymentStatus, Status};
 
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct TaskRow {
     pub id: String,
-    pub status: String,
-    pub payment_status: String,
+    #[sqlx(try_from = "String")]
+    pub status: Status,
+    #[sqlx(try_from = "String")]
+    pub payment_status: PaymentStatus,
     pub client_user_id: Option<String>,
     pub client_agent_id: Option<String>,
     pub provider_agent_id: String,
@@ -84,15 +86,14 @@ impl TaskRow {
         let hold = n.pay_now && !n.price.is_zero();
         TaskRow {
             id: uuid::Uuid::now_v7().to_string(),
-            status: "pending".into(),
+            status: Status::Pending,
             payment_status: if n.price.is_zero() {
-                "not_required"
+                PaymentStatus::NotRequired
             } else if hold {
-                "escrowed"
+                PaymentStatus::Escrowed
             } else {
-                "unpaid"
-            }
-            .into(),
+                PaymentStatus::Unpaid
+            },
             client_user_id: n.caller.user.as_ref().map(|u| u.id.clone()),
             client_agent_id: match n.client {
                 Principal::Agent(a) => Some(a.clone()),
@@ -153,7 +154,11 @@ impl TaskRow {
 
     /// Money is held for this task (in the client's escrow or the provider's pending).
     pub fn funds_held(&self) -> bool {
-        matches!(self.payment_status.as_str(), "escrowed" | "disputed") && self.price > 0
+        self.payment_status.holds_money() && self.price > 0
+    }
+
+    pub fn hiring_status(&self) -> HiringStatus {
+        HiringStatus::of(self.status, self.payment_status)
     }
 
     /// After completion the held money sits in the provider's `pending`; before, in the
@@ -166,8 +171,8 @@ impl TaskRow {
         let parse = |s: &str| serde_json::from_str(s).unwrap_or(serde_json::Value::String(s.to_string()));
         Task {
             id: self.id.clone(),
-            status: self.status.clone(),
-            payment_status: self.payment_status.clone(),
+            status: self.status.as_str().to_string(),
+            payment_status: self.payment_status.as_str().to_string(),
             client_agent_id: self.client_agent_id.clone(),
             client_user_id: self.client_user_id.clone(),
             provider_agent_id: self.provider_agent_id.clone(),
@@ -201,7 +206,7 @@ impl TaskRow {
             task_id: self.id.clone(),
             amount: self.price(),
             currency: "USD",
-            status: self.payment_status.clone(),
+            status: self.payment_status.as_str().to_string(),
             payment_type: self.payment_type.clone().unwrap_or_else(|| "balance".into()),
             escrow_held: self.funds_held(),
             created_at: rfc3339(self.payment_created_at.unwrap_or(self.created_at)),
@@ -334,5 +339,30 @@ impl Actor {
 
     pub fn is_participant(&self, task: &TaskRow) -> bool {
         self.is_client(task) || self.is_provider(task)
+    }
+
+    /// Who this actor is to `task`, for the engine (ownership learnt first).
+    pub fn roles(&self, task: &TaskRow) -> Roles {
+        match self {
+            Actor::System => Roles::SYSTEM,
+            Actor::Admin => Roles::ADMIN,
+            Actor::Caller { .. } => Roles {
+                client: self.is_client(task),
+                provider: self.is_provider(task),
+                admin: self.is_admin(),
+                system: false,
+            },
+        }
+    }
+
+    /// Records which of `agents` the calling user owns (the engine reads the agents itself).
+    pub fn learn_owned<'a>(&mut self, agents: impl IntoIterator<Item = &'a crate::agents::model::AgentRow>) {
+        let Actor::Caller { caller, owned_agents } = self else { return };
+        let Some(user) = &caller.user else { return };
+        for agent in agents {
+            if agent.owner_id.as_deref() == Some(user.id.as_str()) {
+                owned_agents.insert(agent.id.clone());
+            }
+        }
     }
 }

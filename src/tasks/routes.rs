@@ -4,11 +4,12 @@ use axum::extract::{Path, State};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::model::{Payment, Task};
-use super::store::{self, Attempt, Message, NewMessage, TimelineEvent};
-use super::{NewTaskRequest, Settings, lifecycle};
+use super::model::{Payment, PaymentStatus, Task};
+use super::store::{self, Attempt, Message, TimelineEvent};
+use super::engine::{Command, Reply};
+use super::{NewTaskRequest, Settings};
 use crate::auth::Caller;
-use crate::error::{ApiError, ApiResult, FieldError};
+use crate::error::{ApiError, ApiResult};
 use crate::http::envelope::Api;
 use crate::http::extract::{ApiQuery, JsonObject};
 use crate::http::pagination::PageRequest;
@@ -33,9 +34,8 @@ fn reader(caller: &Caller) -> ApiResult<super::model::Actor> {
         (status = 422, description = "VALIDATION_ERROR, INVALID_AMOUNT, PRICE_ABOVE_MAX or INSUFFICIENT_BALANCE"),
         (status = 503, description = "AGENT_UNAVAILABLE")))]
 pub(crate) async fn create(State(state): State<AppState>, caller: Caller, body: JsonObject) -> ApiResult<Api<Task>> {
-    let actor = writer(&caller)?;
     let req = body.parse::<NewTaskRequest>(Some("task"))?.validate(state.now(), state.config.max_amount)?;
-    let task = super::create(&state.db, &actor, req, settings(&state), state.now()).await?;
+    let task = super::create(&state.engine, &caller, req, settings(&state)).await?;
     Ok(Api::created(task.to_task()))
 }
 
@@ -112,9 +112,9 @@ pub(crate) async fn pay(
     Path(id): Path<String>,
     body: JsonObject,
 ) -> ApiResult<Api<Payment>> {
-    let mut actor = writer(&caller)?;
+    let actor = writer(&caller)?;
     let req: PayRequest = body.parse(None)?;
-    let (payment, created) = super::pay(&state.db, &mut actor, &id, req.payment_type.as_deref(), state.now()).await?;
+    let (payment, created) = super::pay(&state.engine, &actor, &id, req.payment_type.as_deref()).await?;
     Ok(if created { Api::created(payment) } else { Api::ok(payment) })
 }
 
@@ -130,7 +130,7 @@ pub(crate) async fn show_payment(
     let task = super::visible(&state.db, &mut actor, &id).await?;
     match task.payment() {
         Some(p) => Ok(Api::ok(p)),
-        None if task.payment_status == "not_required" => Ok(Api::ok(super::free_payment(&task))),
+        None if task.payment_status == PaymentStatus::NotRequired => Ok(Api::ok(super::free_payment(&task))),
         None => Err(ApiError::not_found("payment")),
     }
 }
@@ -143,8 +143,8 @@ pub(crate) async fn claim(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Api<Task>> {
-    let mut actor = writer(&caller)?;
-    Ok(Api::ok(lifecycle::claim(&state.db, &mut actor, &id, state.now()).await?.to_task()))
+    let actor = writer(&caller)?;
+    Ok(Api::ok(state.engine.act(&actor, &id, Command::Claim).await?.task.to_task()))
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -164,24 +164,10 @@ pub(crate) async fn progress(
     Path(id): Path<String>,
     body: JsonObject,
 ) -> ApiResult<Api<Task>> {
-    let mut actor = writer(&caller)?;
+    let actor = writer(&caller)?;
     let req: ProgressRequest = body.parse(None)?;
-    let mut errors = Vec::new();
-    let percent = req.progress_percent.unwrap_or(-1);
-    if !(0..=100).contains(&percent) {
-        errors.push(FieldError::new("progress_percent", "is required, an integer from 0 to 100"));
-    }
-    if req.progress_message.as_ref().is_some_and(|m| m.chars().count() > 1000) {
-        errors.push(FieldError::new("progress_message", "must be at most 1000 characters"));
-    }
-    if !errors.is_empty() {
-        return Err(ApiError::validation(errors));
-    }
-    Ok(Api::ok(
-        lifecycle::progress(&state.db, &mut actor, &id, percent, req.progress_message.map(String::from), state.now())
-            .await?
-            .to_task(),
-    ))
+    let command = Command::progress(req.progress_percent, req.progress_message.map(String::from))?;
+    Ok(Api::ok(state.engine.act(&actor, &id, command).await?.task.to_task()))
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -200,11 +186,10 @@ pub(crate) async fn complete(
     Path(id): Path<String>,
     body: JsonObject,
 ) -> ApiResult<Api<Task>> {
-    let mut actor = writer(&caller)?;
+    let actor = writer(&caller)?;
     let req: CompleteRequest = body.parse(None)?;
-    let output = req.output.filter(|o| !o.is_null()).ok_or_else(|| ApiError::field("output", "is required"))?;
-    let task = lifecycle::complete(&state.db, &mut actor, &id, output, settings(&state), state.now()).await?;
-    Ok(Api::ok(task.to_task()))
+    let command = Command::complete(req.output, settings(&state).review_window_ms)?;
+    Ok(Api::ok(state.engine.act(&actor, &id, command).await?.task.to_task()))
 }
 
 /// Same as POST.
@@ -234,14 +219,10 @@ pub(crate) async fn fail(
     Path(id): Path<String>,
     body: JsonObject,
 ) -> ApiResult<Api<Task>> {
-    let mut actor = writer(&caller)?;
+    let actor = writer(&caller)?;
     let req: FailRequest = body.parse(None)?;
-    let reason = req.error_reason.map(|r| r.trim().to_string()).filter(|r| !r.is_empty());
-    let reason = reason.ok_or_else(|| ApiError::field("error_reason", "is required"))?;
-    if reason.chars().count() > 2000 {
-        return Err(ApiError::field("error_reason", "must be at most 2000 characters"));
-    }
-    Ok(Api::ok(lifecycle::fail(&state.db, &mut actor, &id, reason, state.now()).await?.to_task()))
+    let command = Command::fail(req.error_reason.map(String::from))?;
+    Ok(Api::ok(state.engine.act(&actor, &id, command).await?.task.to_task()))
 }
 
 /// Same as POST.
@@ -264,8 +245,8 @@ pub(crate) async fn cancel(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Api<Task>> {
-    let mut actor = writer(&caller)?;
-    Ok(Api::ok(lifecycle::cancel(&state.db, &mut actor, &id, state.now()).await?.to_task()))
+    let actor = writer(&caller)?;
+    Ok(Api::ok(state.engine.act(&actor, &id, Command::Cancel).await?.task.to_task()))
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -285,23 +266,10 @@ pub(crate) async fn accept(
     Path(id): Path<String>,
     body: JsonObject,
 ) -> ApiResult<Api<Task>> {
-    let mut actor = writer(&caller)?;
+    let actor = writer(&caller)?;
     let req: AcceptRequest = body.parse(None)?;
-    let mut errors = Vec::new();
-    if req.rating.is_some_and(|r| !(1..=5).contains(&r)) {
-        errors.push(FieldError::new("rating", "must be from 1 to 5"));
-    }
-    if req.review.as_ref().is_some_and(|r| r.chars().count() > 2000) {
-        errors.push(FieldError::new("review", "must be at most 2000 characters"));
-    }
-    if !errors.is_empty() {
-        return Err(ApiError::validation(errors));
-    }
-    Ok(Api::ok(
-        lifecycle::accept(&state.db, &mut actor, &id, req.rating, req.review.map(String::from), state.now())
-            .await?
-            .to_task(),
-    ))
+    let command = Command::accept(req.rating, req.review.map(String::from))?;
+    Ok(Api::ok(state.engine.act(&actor, &id, command).await?.task.to_task()))
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -356,8 +324,12 @@ pub(crate) async fn reassign(
                 .ok_or_else(|| super::agent_unavailable("no other active agent offers this capability"))?
         }
     };
-    let (task, previous_did) = lifecycle::reassign(&state.db, &mut actor, &id, target.trim(), state.now()).await?;
-    let task = task.to_task();
+    let done = state.engine.act(&actor, &id, Command::reassign(target.trim().to_string())).await?;
+    let previous_did = match done.reply {
+        Reply::Reassigned { previous_did } => previous_did,
+        _ => done.task.provider_agent_did.clone(),
+    };
+    let task = done.task.to_task();
     Ok(Api::ok(Reassigned {
         task_id: task.id.clone(),
         previous_agent_did: previous_did,
@@ -422,41 +394,10 @@ pub(crate) async fn post_message(
     body: JsonObject,
 ) -> ApiResult<Api<Message>> {
     let mut actor = writer(&caller)?;
-    let task = super::visible(&state.db, &mut actor, &id).await?;
     let req: MessageRequest = body.parse(None)?;
-    let content = req.content.or(req.message).map(|c| c.trim().to_string()).unwrap_or_default();
-    let mut errors = Vec::new();
-    if content.is_empty() || content.chars().count() > 5000 {
-        errors.push(FieldError::new("content", "is required, at most 5000 characters"));
-    }
-    let kind = req.message_type.unwrap_or_else(|| "instruction".into()).to_ascii_lowercase();
-    if !["instruction", "feedback", "question"].contains(&kind.as_str()) {
-        errors.push(FieldError::new("message_type", "must be instruction, feedback or question"));
-    }
-    if !errors.is_empty() {
-        return Err(ApiError::validation(errors));
-    }
-    let (agent_id, user_id, name) = match (&caller.agent, &caller.user) {
-        (Some(a), _) => (Some(a.id.clone()), None, crate::agents::find_ref(&state.db, &a.id).await?.map(|r| r.name)),
-        (None, Some(u)) => {
-            let user = crate::accounts::users::find(&state.db, &u.id).await?;
-            (None, Some(u.id.clone()), user.map(|u| u.name.unwrap_or(u.email)))
-        }
-        (None, None) => (None, None, None),
-    };
-    let message = store::add_message(
-        &state.db,
-        NewMessage {
-            task_id: &task.id,
-            content: &content,
-            message_type: &kind,
-            sender_agent_id: agent_id.as_deref(),
-            sender_user_id: user_id.as_deref(),
-            sender_name: name.as_deref(),
-        },
-        state.now(),
-    )
-    .await?;
+    let content = req.content.or(req.message).map(String::from);
+    let message =
+        super::post_message(&state.db, &mut actor, &id, content, req.message_type.map(String::from), state.now()).await?;
     Ok(Api::created(message))
 }
 

@@ -4,90 +4,15 @@
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::model::{TASK_COLUMNS, TaskRow};
+use super::model::{HiringStatus, TASK_COLUMNS, TaskRow};
 use crate::clock::rfc3339;
 use crate::db::{Arg, Db, SqlBuilder, Tx};
-
-/// Inserts a task; `false` when a hiring with the same client idempotency key exists already.
-pub async fn insert(tx: &mut Tx, t: &TaskRow) -> sqlx::Result<bool> {
-    let done = sqlx::query(
-        "INSERT INTO tasks (id, status, payment_status, client_user_id, client_agent_id, provider_agent_id, provider_agent_did, \
-         capability, input, price, fee_bps, fee, currency, deadline_at, payment_id, payment_type, payment_created_at, created_at, \
-         updated_at, kind, client_principal, task_description, delivery_mode, repo_url, client_idempotency_key, request_fingerprint) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $18, $19, $20, $21, $22, $23, $24, $25) \
-         ON CONFLICT (client_principal, client_idempotency_key) DO NOTHING",
-    )
-    .bind(&t.id)
-    .bind(&t.status)
-    .bind(&t.payment_status)
-    .bind(&t.client_user_id)
-    .bind(&t.client_agent_id)
-    .bind(&t.provider_agent_id)
-    .bind(&t.provider_agent_did)
-    .bind(&t.capability)
-    .bind(&t.input)
-    .bind(t.price)
-    .bind(t.fee_bps)
-    .bind(t.fee)
-    .bind(&t.currency)
-    .bind(t.deadline_at)
-    .bind(&t.payment_id)
-    .bind(&t.payment_type)
-    .bind(t.payment_created_at)
-    .bind(t.created_at)
-    .bind(&t.kind)
-    .bind(&t.client_principal)
-    .bind(&t.task_description)
-    .bind(&t.delivery_mode)
-    .bind(&t.repo_url)
-    .bind(&t.client_idempotency_key)
-    .bind(&t.request_fingerprint)
-    .execute(&mut **tx)
-    .await?;
-    Ok(done.rows_affected() == 1)
-}
 
 pub async fn find(db: &Db, id: &str) -> sqlx::Result<Option<TaskRow>> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {TASK_COLUMNS} FROM tasks WHERE id = $1")))
         .bind(id)
         .fetch_optional(db.pool())
         .await
-}
-
-/// Reads the task inside a write transaction, locking its row on PostgreSQL.
-pub async fn lock(db: &Db, tx: &mut Tx, id: &str) -> sqlx::Result<Option<TaskRow>> {
-    sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {TASK_COLUMNS} FROM tasks WHERE id = $1{}", db.for_update())))
-        .bind(id)
-        .fetch_optional(&mut **tx)
-        .await
-}
-
-/// A conditional state change: `SET …` applies only while the task is still in one of
-/// `from_status` with `from_payment` (empty = any); returns the updated row, or `None` when the
-/// task was no longer in that state.
-pub async fn update_if(
-    tx: &mut Tx,
-    id: &str,
-    from_status: &[&str],
-    from_payment: &[&str],
-    set: &str,
-    args: Vec<Arg>,
-) -> sqlx::Result<Option<TaskRow>> {
-    let mut q = SqlBuilder::new("UPDATE tasks SET ");
-    q.push(set, args);
-    q.push(" WHERE id = ?", [Arg::Text(id.to_string())]);
-    push_in(&mut q, "status", from_status);
-    push_in(&mut q, "payment_status", from_payment);
-    q.push(&format!(" RETURNING {TASK_COLUMNS}"), []);
-    q.query_as().fetch_optional(&mut **tx).await
-}
-
-fn push_in(q: &mut SqlBuilder, column: &str, values: &[&str]) {
-    if values.is_empty() {
-        return;
-    }
-    let marks = vec!["?"; values.len()].join(", ");
-    q.push(&format!(" AND {column} IN ({marks})"), values.iter().map(|v| Arg::Text(v.to_string())));
 }
 
 pub async fn event(
@@ -437,23 +362,13 @@ pub async fn hiring_messages(db: &Db, task_id: &str) -> sqlx::Result<Vec<Message
 pub async fn list_hirings(
     db: &Db,
     client: &str,
-    status: Option<&str>,
+    status: Option<HiringStatus>,
     limit: i64,
     offset: i64,
 ) -> sqlx::Result<(Vec<TaskRow>, i64)> {
     let mut q = SqlBuilder::new(" FROM tasks WHERE kind = 'hiring'");
     q.push(" AND client_principal = ?", [Arg::Text(client.to_string())]);
-    let condition = match status {
-        Some("queued") => Some("status = 'pending' AND payment_status <> 'unpaid'"),
-        Some("pending_payment") => Some("status = 'pending' AND payment_status = 'unpaid'"),
-        Some("in_progress") => Some("status IN ('claimed', 'in_progress') AND payment_status <> 'disputed'"),
-        Some("completed") => Some("status = 'completed' AND payment_status <> 'disputed'"),
-        Some("failed") => Some("status = 'failed'"),
-        Some("cancelled") => Some("status = 'cancelled'"),
-        Some("disputed") => Some("payment_status = 'disputed'"),
-        Some("refunded") => Some("payment_status = 'refunded'"),
-        _ => None,
-    };
+    let condition = status.map(HiringStatus::sql_condition);
     if let Some(c) = condition {
         q.push(&format!(" AND {c}"), []);
     }
@@ -473,4 +388,145 @@ pub async fn pending_hirings(db: &Db, agent_id: &str) -> sqlx::Result<Vec<TaskRo
     .bind(agent_id)
     .fetch_all(db.pool())
     .await
+}
+
+/// Locks and reads the tasks of a batch (ordered by id, so concurrent batches never deadlock).
+pub async fn lock_many(tx: &mut Tx, ids: &[String]) -> sqlx::Result<Vec<TaskRow>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut q = SqlBuilder::new(&format!("SELECT {TASK_COLUMNS} FROM tasks WHERE id IN ("));
+    for (i, id) in ids.iter().enumerate() {
+        q.push(if i == 0 { "?" } else { ", ?" }, [Arg::Text(id.clone())]);
+    }
+    q.push(&format!(") ORDER BY id{}", crate::db::for_update_in(tx)), []);
+    q.query_as().fetch_all(&mut **tx).await
+}
+
+/// The hirings already made with these `(client principal, client idempotency key)` pairs.
+pub async fn find_by_keys(tx: &mut Tx, keys: &[(String, String)]) -> sqlx::Result<Vec<TaskRow>> {
+    if keys.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut q = SqlBuilder::new(&format!("SELECT {TASK_COLUMNS} FROM tasks WHERE "));
+    for (i, (principal, key)) in keys.iter().enumerate() {
+        q.push(
+            if i == 0 { "(client_principal = ? AND client_idempotency_key = ?)" } else { " OR (client_principal = ? AND client_idempotency_key = ?)" },
+            [Arg::Text(principal.clone()), Arg::Text(key.clone())],
+        );
+    }
+    q.query_as().fetch_all(&mut **tx).await
+}
+
+/// Inserts new tasks in one statement; returns the ids inserted (a hiring whose client
+/// idempotency key another transaction used meanwhile is left out).
+pub async fn insert_many(tx: &mut Tx, tasks: &[&TaskRow]) -> sqlx::Result<Vec<String>> {
+    if tasks.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut q = SqlBuilder::new(
+        "INSERT INTO tasks (id, status, payment_status, client_user_id, client_agent_id, provider_agent_id, provider_agent_did, \
+         capability, input, price, fee_bps, fee, currency, deadline_at, payment_id, payment_type, payment_created_at, created_at, \
+         updated_at, kind, client_principal, task_description, delivery_mode, repo_url, client_idempotency_key, request_fingerprint) VALUES ",
+    );
+    let text = |v: &Option<String>| v.clone().map(Arg::Text).unwrap_or(Arg::NullText);
+    let int = |v: Option<i64>| v.map(Arg::Int).unwrap_or(Arg::NullInt);
+    for (i, t) in tasks.iter().enumerate() {
+        let row = [
+            Arg::Text(t.id.clone()),
+            Arg::Text(t.status.as_str().into()),
+            Arg::Text(t.payment_status.as_str().into()),
+            text(&t.client_user_id),
+            text(&t.client_agent_id),
+            Arg::Text(t.provider_agent_id.clone()),
+            Arg::Text(t.provider_agent_did.clone()),
+            Arg::Text(t.capability.clone()),
+            Arg::Text(t.input.clone()),
+            Arg::Int(t.price),
+            Arg::Int(t.fee_bps),
+            Arg::Int(t.fee),
+            Arg::Text(t.currency.clone()),
+            int(t.deadline_at),
+            text(&t.payment_id),
+            text(&t.payment_type),
+            int(t.payment_created_at),
+            Arg::Int(t.created_at),
+            Arg::Int(t.updated_at),
+            Arg::Text(t.kind.clone()),
+            Arg::Text(t.client_principal.clone()),
+            text(&t.task_description),
+            text(&t.delivery_mode),
+            text(&t.repo_url),
+            text(&t.client_idempotency_key),
+            text(&t.request_fingerprint),
+        ];
+        let marks = format!("({})", vec!["?"; row.len()].join(", "));
+        q.push(&if i == 0 { marks } else { format!(", {marks}") }, row);
+    }
+    q.push(" ON CONFLICT (client_principal, client_idempotency_key) DO NOTHING RETURNING id", []);
+    let rows: Vec<(String,)> = q.query_as().fetch_all(&mut **tx).await?;
+    Ok(rows.into_iter().map(|(id,)| id).collect())
+}
+
+/// Writes what changed between `before` (as locked) and `after`, conditionally on the task
+/// still being in `before`'s state; `false` if it was not (the batch is then retried).
+pub async fn update_changed(tx: &mut Tx, before: &TaskRow, after: &TaskRow) -> sqlx::Result<bool> {
+    let mut q = SqlBuilder::new("UPDATE tasks SET ");
+    q.push("updated_at = ?", [Arg::Int(after.updated_at)]);
+    let text = |v: &Option<String>| v.clone().map(Arg::Text).unwrap_or(Arg::NullText);
+    let int = |v: Option<i64>| v.map(Arg::Int).unwrap_or(Arg::NullInt);
+    macro_rules! changed {
+        ($field:ident, $arg:expr) => {
+            if before.$field != after.$field {
+                q.push(concat!(", ", stringify!($field), " = ?"), [$arg]);
+            }
+        };
+    }
+    changed!(status, Arg::Text(after.status.as_str().into()));
+    changed!(payment_status, Arg::Text(after.payment_status.as_str().into()));
+    changed!(provider_agent_id, Arg::Text(after.provider_agent_id.clone()));
+    changed!(provider_agent_did, Arg::Text(after.provider_agent_did.clone()));
+    changed!(output, text(&after.output));
+    changed!(output_sha256, text(&after.output_sha256));
+    changed!(error_reason, text(&after.error_reason));
+    changed!(progress_percent, Arg::Int(after.progress_percent));
+    changed!(progress_message, text(&after.progress_message));
+    changed!(review_until, int(after.review_until));
+    changed!(payment_id, text(&after.payment_id));
+    changed!(payment_type, text(&after.payment_type));
+    changed!(payment_created_at, int(after.payment_created_at));
+    changed!(rating, int(after.rating));
+    changed!(review, text(&after.review));
+    changed!(claimed_at, int(after.claimed_at));
+    changed!(completed_at, int(after.completed_at));
+    changed!(released_at, int(after.released_at));
+    changed!(trace_attempt, Arg::Int(after.trace_attempt));
+    q.push(" WHERE id = ?", [Arg::Text(before.id.clone())]);
+    q.push(" AND status = ?", [Arg::Text(before.status.as_str().into())]);
+    q.push(" AND payment_status = ?", [Arg::Text(before.payment_status.as_str().into())]);
+    Ok(q.query().execute(&mut **tx).await?.rows_affected() == 1)
+}
+
+/// Appends timeline events in one statement, in the order given.
+pub async fn insert_events(tx: &mut Tx, events: &[super::engine::effects::Event], now: i64) -> sqlx::Result<()> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let mut q = SqlBuilder::new(
+        "INSERT INTO task_events (id, task_id, event_type, progress_percent, progress_message, details, created_at) VALUES ",
+    );
+    for (i, e) in events.iter().enumerate() {
+        let row = [
+            Arg::Text(uuid::Uuid::now_v7().to_string()),
+            Arg::Text(e.task_id.clone()),
+            Arg::Text(e.event_type.to_string()),
+            e.progress.as_ref().map(|p| Arg::Int(p.0)).unwrap_or(Arg::NullInt),
+            e.progress.as_ref().and_then(|p| p.1.clone()).map(Arg::Text).unwrap_or(Arg::NullText),
+            Arg::Text(e.details.to_string()),
+            Arg::Int(now),
+        ];
+        q.push(if i == 0 { "(?, ?, ?, ?, ?, ?, ?)" } else { ", (?, ?, ?, ?, ?, ?, ?)" }, row);
+    }
+    q.query().execute(&mut **tx).await?;
+    Ok(())
 }

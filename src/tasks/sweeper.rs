@@ -1,8 +1,10 @@
 //! Time-based transitions: releasing tasks whose review window passed and failing (with a
-//! refund) tasks past their deadline; also drops idempotency records past their 24 hours. It uses the same conditional transitions as the API, so
-//! any number of server processes may sweep at once: each task changes exactly once.
+//! refund) tasks past their deadline, as engine commands (`ReleaseDue`, `ExpireDue`) decided on
+//! the locked task, so any number of server processes may sweep at once and each task changes
+//! exactly once; also drops idempotency records past their 24 hours.
 
-use super::lifecycle;
+use super::engine::{Command, Reply};
+use super::model::Actor;
 use super::store;
 use crate::state::AppState;
 
@@ -20,18 +22,19 @@ pub async fn run_once(state: &AppState) -> anyhow::Result<SweepReport> {
     let now = state.now();
     let (release, expire) = store::due(&state.db, now, BATCH).await?;
     let mut report = SweepReport::default();
-    for id in release {
-        match lifecycle::release_due(&state.db, &id, now).await {
-            Ok(Some(_)) => report.released.push(id),
-            Ok(None) => {}
-            Err(e) => tracing::warn!(task_id = %id, error = %e, "could not release a reviewed task"),
-        }
-    }
-    for id in expire {
-        match lifecycle::expire_due(&state.db, &id, now).await {
-            Ok(Some(_)) => report.expired.push(id),
-            Ok(None) => {}
-            Err(e) => tracing::warn!(task_id = %id, error = %e, "could not expire an overdue task"),
+    // Submitted together, the commands share the engine's batches.
+    let due = release.into_iter().map(|id| (id, Command::ReleaseDue)).chain(expire.into_iter().map(|id| (id, Command::ExpireDue)));
+    let answers = futures_util::future::join_all(due.map(|(id, command)| async move {
+        let expiring = matches!(command, Command::ExpireDue);
+        (id.clone(), expiring, state.engine.act(&Actor::System, &id, command).await)
+    }))
+    .await;
+    for (id, expiring, answer) in answers {
+        match answer {
+            Ok(done) if done.reply == Reply::Changed && expiring => report.expired.push(id),
+            Ok(done) if done.reply == Reply::Changed => report.released.push(id),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(task_id = %id, error = %e, "the sweeper could not settle a due task"),
         }
     }
     match crate::http::idempotency::purge_expired(&state.db, now).await {

@@ -233,3 +233,59 @@ pub async fn emit(
     insert.query().execute(&mut **tx).await?;
     Ok(())
 }
+
+/// One webhook for `emit_all`.
+pub struct Outgoing<'a> {
+    pub owners: &'a [String],
+    pub event: &'a str,
+    pub task_id: Option<&'a str>,
+    pub payload: &'a serde_json::Value,
+}
+
+/// Queues many webhooks inside `tx` with two statements: the subscriptions of every owner
+/// named, then one row per (webhook, subscription that wants its event), in the order given.
+pub async fn emit_all(tx: &mut Tx, outgoing: &[Outgoing<'_>], now: i64) -> sqlx::Result<()> {
+    let mut owners: Vec<&String> = outgoing.iter().flat_map(|o| o.owners.iter()).collect();
+    owners.sort();
+    owners.dedup();
+    if owners.is_empty() {
+        return Ok(());
+    }
+    let mut q = SqlBuilder::new("SELECT id, owner, event_types FROM webhook_subscriptions WHERE status = 'active'");
+    let marks = vec!["?"; owners.len()].join(", ");
+    q.push(&format!(" AND owner IN ({marks})"), owners.iter().map(|o| Arg::Text((*o).clone())));
+    q.push(" ORDER BY id", []);
+    let subscriptions: Vec<(String, String, String)> = q.query_as().fetch_all(&mut **tx).await?;
+    if subscriptions.is_empty() {
+        return Ok(());
+    }
+    let mut insert = SqlBuilder::new(
+        "INSERT INTO webhook_deliveries (id, subscription_id, event, task_id, payload, status, next_attempt_at, created_at) VALUES ",
+    );
+    let mut any = false;
+    for o in outgoing {
+        let wanted = format!(",{},", o.event);
+        let body = o.payload.to_string();
+        for (id, owner, events) in &subscriptions {
+            if !o.owners.contains(owner) || !events.contains(&wanted) {
+                continue;
+            }
+            let row = [
+                Arg::Text(uuid::Uuid::now_v7().to_string()),
+                Arg::Text(id.clone()),
+                Arg::Text(o.event.to_string()),
+                o.task_id.map(|t| Arg::Text(t.to_string())).unwrap_or(Arg::NullText),
+                Arg::Text(body.clone()),
+                Arg::Text("pending".into()),
+                Arg::Int(now),
+                Arg::Int(now),
+            ];
+            insert.push(if any { ", (?, ?, ?, ?, ?, ?, ?, ?)" } else { "(?, ?, ?, ?, ?, ?, ?, ?)" }, row);
+            any = true;
+        }
+    }
+    if any {
+        insert.query().execute(&mut **tx).await?;
+    }
+    Ok(())
+}

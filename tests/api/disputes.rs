@@ -203,7 +203,7 @@ async fn disputes_on_unfinished_tasks_and_the_cli_ruling(app: TestApp) {
         client_share_bps: None,
         note: None,
     };
-    let resolved = agentmarket::tasks::disputes::resolve(&app.state.db, &c.task, req, app.state.now()).await.unwrap();
+    let resolved = agentmarket::tasks::disputes::resolve(&app.state.db, &app.state.engine, &c.task, req).await.unwrap();
     assert_eq!(resolved.client_share_bps, Some(5000));
     assert_eq!(app.available(&c.client.key).await, "95.00");
     assert_eq!(app.available(&c.provider.key).await, "4.75");

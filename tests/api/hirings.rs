@@ -52,7 +52,7 @@ async fn a_hiring_holds_escrow_probes_the_agent_and_settles(app: TestApp) {
 
     // The probe: HEAD on the callback answers 200 → in progress.
     let probed = app.probe(&id).await;
-    assert_eq!(probed.status, "in_progress");
+    assert_eq!(probed.status.as_str(), "in_progress");
     assert_eq!(callback.received().len(), 0, "a HEAD probe carries no body to the receiver's POST route");
     let pending = app.get("/api/v1/hirings/pending", Some(&agent.key)).await.expect(200);
     assert_eq!(pending.data()[0]["id"], id.as_str());
@@ -142,7 +142,7 @@ async fn an_unavailable_agent_fails_the_hiring_with_a_refund(app: TestApp) {
     let r =
         app.post(&format!("/api/v1/agents/{}/hire", poller.did), Some(&user.key), hire_body(None)).await.expect(201);
     let id = r.data()["hiring"]["id"].as_str().unwrap().to_string();
-    assert_eq!(app.probe(&id).await.status, "in_progress");
+    assert_eq!(app.probe(&id).await.status.as_str(), "in_progress");
     app.audit_ok().await;
 }
 
