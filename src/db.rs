@@ -106,6 +106,70 @@ impl Db {
         }
     }
 
+    /// Makes the database refuse any value of `table.column` outside `values` (a state enum's
+    /// names, so the list has one source: the Rust type). PostgreSQL gets a CHECK constraint,
+    /// SQLite (which cannot add one to an existing table) a pair of triggers. Each is named
+    /// after a hash of the list and replaced only when the list changes; several servers
+    /// starting at once take turns on an advisory lock.
+    pub async fn ensure_one_of(&self, table: &str, column: &str, values: &[&str]) -> anyhow::Result<()> {
+        use sha2::Digest;
+        let safe = |s: &str| s.chars().all(|c| c.is_ascii_lowercase() || c == '_');
+        anyhow::ensure!(safe(table) && safe(column) && values.iter().all(|v| safe(v)), "unexpected identifier");
+        let list = values.iter().map(|v| format!("'{v}'")).collect::<Vec<_>>().join(", ");
+        let digest = sha2::Sha256::digest(list.as_bytes());
+        let prefix = format!("{table}_{column}_one_of_");
+        let name = format!("{prefix}{:02x}{:02x}{:02x}{:02x}", digest[0], digest[1], digest[2], digest[3]);
+        let mut tx = self.pool.begin().await?;
+        let existing: Vec<(String,)> = match self.engine {
+            Engine::Postgres => {
+                sqlx::query("SELECT pg_advisory_xact_lock(7232091)").execute(&mut *tx).await?;
+                sqlx::query_as(
+                    "SELECT conname::text FROM pg_constraint WHERE conrelid = $1::regclass AND conname::text LIKE $2",
+                )
+                .bind(table)
+                .bind(format!("{prefix}%"))
+                .fetch_all(&mut *tx)
+                .await?
+            }
+            Engine::Sqlite => {
+                sqlx::query_as("SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = $1 AND name LIKE $2")
+                    .bind(table)
+                    .bind(format!("{prefix}%"))
+                    .fetch_all(&mut *tx)
+                    .await?
+            }
+        };
+        if existing.iter().any(|(n,)| n.starts_with(&name)) {
+            return Ok(());
+        }
+        for (old,) in &existing {
+            let drop = match self.engine {
+                Engine::Postgres => format!("ALTER TABLE {table} DROP CONSTRAINT {old}"),
+                Engine::Sqlite => format!("DROP TRIGGER {old}"),
+            };
+            sqlx::query(sqlx::AssertSqlSafe(drop)).execute(&mut *tx).await?;
+        }
+        let message = format!("{table}.{column} must be one of {}", values.join(", "));
+        let statements = match self.engine {
+            Engine::Postgres => vec![format!("ALTER TABLE {table} ADD CONSTRAINT {name} CHECK ({column} IN ({list}))")],
+            Engine::Sqlite => vec![
+                format!(
+                    "CREATE TRIGGER {name}_insert BEFORE INSERT ON {table} WHEN NEW.{column} NOT IN ({list}) \
+                     BEGIN SELECT RAISE(ABORT, '{message}'); END"
+                ),
+                format!(
+                    "CREATE TRIGGER {name}_update BEFORE UPDATE OF {column} ON {table} WHEN NEW.{column} NOT IN ({list}) \
+                     BEGIN SELECT RAISE(ABORT, '{message}'); END"
+                ),
+            ],
+        };
+        for statement in statements {
+            sqlx::query(sqlx::AssertSqlSafe(statement)).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
     pub async fn ping(&self) -> bool {
         sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
     }

@@ -30,6 +30,13 @@ pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
 pub use config::Config;
 use state::AppState;
 
+/// Brings the schema up to date: the migrations, then the constraints built from the code's
+/// own types (the task states).
+pub async fn migrate(db: &db::Db) -> anyhow::Result<()> {
+    db.migrate().await?;
+    tasks::store::ensure_states(db).await
+}
+
 pub struct App {
     state: AppState,
 }
@@ -44,7 +51,7 @@ impl App {
     pub async fn build_with_clock(config: Config, clock: SharedClock) -> anyhow::Result<App> {
         let secrets = secrets::load(config.secrets_key.as_ref().map(|k| k.0.as_str()), &config.secrets_key_file)?;
         let db = db::Db::connect(&config.database_url, config.db_max_connections).await?;
-        db.migrate().await?;
+        migrate(&db).await?;
         secrets::check_against(&db, &secrets).await?;
         webhooks::seal_plaintext_secrets(&db, &secrets).await?;
         http::metrics_handle();

@@ -89,7 +89,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Serve => serve(cli.config).await,
         Command::Migrate => {
             let db = db::Db::connect(&cli.config.database_url, 1).await?;
-            db.migrate().await?;
+            agentmarket::migrate(&db).await?;
             println!("migrations applied");
             Ok(())
         }
@@ -99,7 +99,7 @@ async fn main() -> anyhow::Result<()> {
 
 async fn admin(config: &Config, task: Admin) -> anyhow::Result<()> {
     let db = db::Db::connect(&config.database_url, 2).await?;
-    db.migrate().await?;
+    agentmarket::migrate(&db).await?;
     let now = SystemClock.now_ms();
     let api = |e: agentmarket::error::ApiError| anyhow::anyhow!("{}: {e}", e.code());
     match task {

@@ -8,6 +8,12 @@ use super::model::{HiringStatus, TASK_COLUMNS, TaskRow};
 use crate::clock::rfc3339;
 use crate::db::{Arg, Db, SqlBuilder, Tx};
 
+/// The database refuses a task state the engine does not know (`Status`, `PaymentStatus`).
+pub async fn ensure_states(db: &Db) -> anyhow::Result<()> {
+    db.ensure_one_of("tasks", "status", &super::model::Status::names()).await?;
+    db.ensure_one_of("tasks", "payment_status", &super::model::PaymentStatus::names()).await
+}
+
 pub async fn find(db: &Db, id: &str) -> sqlx::Result<Option<TaskRow>> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {TASK_COLUMNS} FROM tasks WHERE id = $1")))
         .bind(id)
