@@ -19,6 +19,10 @@ pub enum Engine {
 #[derive(Clone)]
 pub struct Db {
     pool: AnyPool,
+    /// Where writes go. On SQLite, one connection: the file has one writer at a time, and
+    /// writers queued here wait their turn in order instead of polling the file lock with
+    /// `busy_timeout`'s back-off. On PostgreSQL, the same pool as reads.
+    writer: AnyPool,
     engine: Engine,
 }
 
@@ -39,26 +43,36 @@ impl Db {
             .context("invalid database URL")?
             .log_statements(tracing::log::LevelFilter::Trace)
             .log_slow_statements(tracing::log::LevelFilter::Warn, Duration::from_millis(500));
-        let mut pool = AnyPoolOptions::new().max_connections(max_connections).acquire_timeout(Duration::from_secs(30));
-        if engine == Engine::Sqlite {
-            pool = pool.after_connect(|conn, _meta| {
+        let pool_options = |max: u32| {
+            let pool = AnyPoolOptions::new().max_connections(max).acquire_timeout(Duration::from_secs(30));
+            if engine != Engine::Sqlite {
+                return pool;
+            }
+            pool.after_connect(|conn, _meta| {
                 Box::pin(async move {
-                    // WAL lets readers run beside the one writer; busy_timeout makes writers
-                    // queue instead of failing; foreign keys are off by default in SQLite.
+                    // WAL lets readers run beside the one writer; busy_timeout covers other
+                    // processes on the same file; foreign keys are off by default in SQLite.
                     conn.execute("PRAGMA journal_mode = WAL").await?;
                     conn.execute("PRAGMA busy_timeout = 30000").await?;
                     conn.execute("PRAGMA foreign_keys = ON").await?;
                     conn.execute("PRAGMA synchronous = NORMAL").await?;
                     Ok(())
                 })
-            });
-        }
-        let pool = pool.connect_with(options).await.context("cannot connect to the database")?;
-        Ok(Db { pool, engine })
+            })
+        };
+        let pool = pool_options(max_connections)
+            .connect_with(options.clone())
+            .await
+            .context("cannot connect to the database")?;
+        let writer = match engine {
+            Engine::Sqlite => pool_options(1).connect_with(options).await.context("cannot connect to the database")?,
+            Engine::Postgres => pool.clone(),
+        };
+        Ok(Db { pool, writer, engine })
     }
 
     pub async fn migrate(&self) -> anyhow::Result<()> {
-        MIGRATOR.run(&self.pool).await.context("migrations failed")?;
+        MIGRATOR.run(&self.writer).await.context("migrations failed")?;
         Ok(())
     }
 
@@ -76,8 +90,14 @@ impl Db {
         Ok(MIGRATOR.iter().all(|m| applied.iter().any(|(v,)| *v == m.version)))
     }
 
+    /// For reads (and, on PostgreSQL, writes too).
     pub fn pool(&self) -> &AnyPool {
         &self.pool
+    }
+
+    /// For a write outside `begin()` (one statement in its own transaction).
+    pub fn writer(&self) -> &AnyPool {
+        &self.writer
     }
 
     pub fn engine(&self) -> Engine {
@@ -90,8 +110,8 @@ impl Db {
     /// commits (or rolls back) with the work it guards (`http::idempotency`).
     pub async fn begin(&self) -> Result<Tx, sqlx::Error> {
         let mut tx = match self.engine {
-            Engine::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
-            Engine::Postgres => self.pool.begin().await?,
+            Engine::Sqlite => self.writer.begin_with("BEGIN IMMEDIATE").await?,
+            Engine::Postgres => self.writer.begin().await?,
         };
         crate::http::idempotency::record_in(&mut tx).await?;
         Ok(tx)
@@ -119,7 +139,7 @@ impl Db {
         let digest = sha2::Sha256::digest(list.as_bytes());
         let prefix = format!("{table}_{column}_one_of_");
         let name = format!("{prefix}{:02x}{:02x}{:02x}{:02x}", digest[0], digest[1], digest[2], digest[3]);
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         let existing: Vec<(String,)> = match self.engine {
             Engine::Postgres => {
                 sqlx::query("SELECT pg_advisory_xact_lock(7232091)").execute(&mut *tx).await?;
@@ -175,6 +195,7 @@ impl Db {
     }
 
     pub async fn close(&self) {
+        self.writer.close().await;
         self.pool.close().await;
     }
 }

@@ -133,7 +133,7 @@ pub async fn check_against(db: &Db, key: &SecretsKey) -> anyhow::Result<()> {
         "INSERT INTO server_settings (name, value) VALUES ('secrets_key_check', $1) ON CONFLICT (name) DO NOTHING",
     )
     .bind(&check)
-    .execute(db.pool())
+    .execute(db.writer())
     .await?;
     let (stored,): (String,) = sqlx::query_as("SELECT value FROM server_settings WHERE name = 'secrets_key_check'")
         .fetch_one(db.pool())

@@ -204,7 +204,7 @@ pub async fn touch(db: &Db, id: &str, now: i64) {
     )
     .bind(now)
     .bind(id)
-    .execute(db.pool())
+    .execute(db.writer())
     .await;
     if let Err(e) = result {
         tracing::warn!(error = %e, "could not record key use");

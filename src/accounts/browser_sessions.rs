@@ -52,7 +52,7 @@ pub async fn end(db: &Db, id: &str, now: i64) -> sqlx::Result<()> {
     sqlx::query("UPDATE dashboard_sessions SET revoked_at = $1 WHERE id = $2")
         .bind(now)
         .bind(id)
-        .execute(db.pool())
+        .execute(db.writer())
         .await?;
     Ok(())
 }

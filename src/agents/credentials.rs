@@ -84,12 +84,12 @@ pub async fn touch(db: &Db, id: &str, agent_id: &str, now: i64) {
         sqlx::query("UPDATE agent_credentials SET last_used_at = $1 WHERE id = $2")
             .bind(now)
             .bind(id)
-            .execute(db.pool())
+            .execute(db.writer())
             .await?;
         sqlx::query("UPDATE agents SET last_seen_at = $1 WHERE id = $2")
             .bind(now)
             .bind(agent_id)
-            .execute(db.pool())
+            .execute(db.writer())
             .await
     }
     .await;

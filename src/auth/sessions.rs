@@ -76,7 +76,7 @@ pub async fn revoke(db: &Db, session_id: &str, now: i64) -> sqlx::Result<u64> {
     let done = sqlx::query("UPDATE auth_sessions SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
         .bind(now)
         .bind(session_id)
-        .execute(db.pool())
+        .execute(db.writer())
         .await?;
     Ok(done.rows_affected())
 }
@@ -85,7 +85,7 @@ pub async fn revoke_for_key(db: &Db, key_id: &str, now: i64) -> sqlx::Result<u64
     let done = sqlx::query("UPDATE auth_sessions SET revoked_at = $1 WHERE key_id = $2 AND revoked_at IS NULL")
         .bind(now)
         .bind(key_id)
-        .execute(db.pool())
+        .execute(db.writer())
         .await?;
     Ok(done.rows_affected())
 }

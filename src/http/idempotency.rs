@@ -224,7 +224,7 @@ async fn lookup(
             .bind(scope)
             .bind(key)
             .bind(created_at)
-            .execute(db.pool())
+            .execute(db.writer())
             .await?;
         return Ok(None);
     }
@@ -262,7 +262,7 @@ async fn save(db: &Db, claim: &Claim, recorded: bool, status: u16, body: &Bytes)
         .bind(&text)
         .bind(&claim.scope)
         .bind(&claim.key)
-        .execute(db.pool())
+        .execute(db.writer())
         .await?;
         if done.rows_affected() == 1 {
             return Ok(());
@@ -278,7 +278,7 @@ async fn save(db: &Db, claim: &Claim, recorded: bool, status: u16, body: &Bytes)
     .bind(status as i64)
     .bind(&text)
     .bind(claim.started_at)
-    .execute(db.pool())
+    .execute(db.writer())
     .await?;
     Ok(())
 }
@@ -319,7 +319,7 @@ fn replay(status: u16, body: String) -> Response {
 pub async fn purge_expired(db: &Db, now: i64) -> sqlx::Result<u64> {
     let done = sqlx::query("DELETE FROM idempotency_keys WHERE created_at < $1")
         .bind(now - RETENTION_MS)
-        .execute(db.pool())
+        .execute(db.writer())
         .await?;
     Ok(done.rows_affected())
 }

@@ -72,7 +72,7 @@ pub async fn hit(db: &Db, rules: &[Rule], now: i64) -> sqlx::Result<Decision> {
          RETURNING bucket, window_start, hits",
         [],
     );
-    let rows: Vec<(String, i64, i64)> = q.query_as().fetch_all(db.pool()).await?;
+    let rows: Vec<(String, i64, i64)> = q.query_as().fetch_all(db.writer()).await?;
     let mut best: Option<Decision> = None;
     for (bucket, window_start, hits) in rows {
         let Some(rule) = rules.iter().find(|r| r.bucket == bucket) else { continue };
@@ -141,10 +141,10 @@ pub async fn record_failure(db: &Db, subject: &str, policy: LockoutPolicy, now: 
     )
     .bind(subject)
     .bind(until)
-    .execute(db.pool())
+    .execute(db.writer())
     .await?;
     // The failures that caused the lockout are spent: after it, the count starts afresh.
-    sqlx::query("DELETE FROM rate_limit_counters WHERE bucket = $1").bind(&rule.bucket).execute(db.pool()).await?;
+    sqlx::query("DELETE FROM rate_limit_counters WHERE bucket = $1").bind(&rule.bucket).execute(db.writer()).await?;
     Ok(Some(secs_until(until, now)))
 }
 
@@ -152,10 +152,10 @@ pub async fn record_failure(db: &Db, subject: &str, policy: LockoutPolicy, now: 
 pub async fn purge_expired(db: &Db, now: i64) -> sqlx::Result<u64> {
     let counters = sqlx::query("DELETE FROM rate_limit_counters WHERE window_start + window_ms <= $1")
         .bind(now)
-        .execute(db.pool())
+        .execute(db.writer())
         .await?;
     let lockouts =
-        sqlx::query("DELETE FROM rate_limit_lockouts WHERE locked_until <= $1").bind(now).execute(db.pool()).await?;
+        sqlx::query("DELETE FROM rate_limit_lockouts WHERE locked_until <= $1").bind(now).execute(db.writer()).await?;
     Ok(counters.rows_affected() + lockouts.rows_affected())
 }
 

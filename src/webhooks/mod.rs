@@ -164,7 +164,7 @@ pub async fn seal_plaintext_secrets(db: &Db, key: &SecretsKey) -> anyhow::Result
             .bind(key.seal(secret, id))
             .bind(id)
             .bind(secret)
-            .execute(db.pool())
+            .execute(db.writer())
             .await?;
     }
     Ok(rows.len() as u64)
@@ -188,7 +188,7 @@ pub async fn unsubscribe(db: &Db, owner: &str, id: &str, now: i64) -> ApiResult<
     .bind(now)
     .bind(id)
     .bind(owner)
-    .fetch_optional(db.pool())
+    .fetch_optional(db.writer())
     .await?;
     row.map(Webhook::from).ok_or_else(|| ApiError::not_found("webhook"))
 }

@@ -52,7 +52,7 @@ pub async fn run_once(state: &AppState) -> anyhow::Result<DeliveryReport> {
     .bind(now + LEASE_MS)
     .bind(now)
     .bind(BATCH)
-    .fetch_all(state.db.pool())
+    .fetch_all(state.db.writer())
     .await?;
     let mut report = DeliveryReport::default();
     let sends = due.into_iter().map(|d| deliver(state, d, now));
@@ -81,7 +81,7 @@ async fn deliver(state: &AppState, d: Due, now: i64) -> anyhow::Result<Outcome> 
     let Some((url, secret, status)) = sub.filter(|s| s.2 == "active") else {
         sqlx::query("UPDATE webhook_deliveries SET status = 'cancelled', locked_until = NULL WHERE id = $1")
             .bind(&d.id)
-            .execute(state.db.pool())
+            .execute(state.db.writer())
             .await?;
         return Ok(Outcome::Dead);
     };
@@ -101,14 +101,14 @@ async fn deliver(state: &AppState, d: Due, now: i64) -> anyhow::Result<Outcome> 
             .bind(code as i64)
             .bind(now)
             .bind(&d.id)
-            .execute(state.db.pool())
+            .execute(state.db.writer())
             .await?;
             sqlx::query(
                 "UPDATE webhook_subscriptions SET last_delivery_at = $1, consecutive_failures = 0 WHERE id = $2",
             )
             .bind(now)
             .bind(&d.subscription_id)
-            .execute(state.db.pool())
+            .execute(state.db.writer())
             .await?;
             metrics::counter!("agentmarket_webhook_deliveries_total", "result" => "delivered").increment(1);
             Ok(Outcome::Delivered)
@@ -125,7 +125,7 @@ async fn deliver(state: &AppState, d: Due, now: i64) -> anyhow::Result<Outcome> 
             .bind(&error)
             .bind(now + backoff_ms(attempts))
             .bind(&d.id)
-            .execute(state.db.pool())
+            .execute(state.db.writer())
             .await?;
             sqlx::query(
                 "UPDATE webhook_subscriptions SET failure_count = failure_count + 1, consecutive_failures = consecutive_failures + 1, \
@@ -135,7 +135,7 @@ async fn deliver(state: &AppState, d: Due, now: i64) -> anyhow::Result<Outcome> 
             .bind(now)
             .bind(state.config.webhook_disable_after as i64)
             .bind(&d.subscription_id)
-            .execute(state.db.pool())
+            .execute(state.db.writer())
             .await?;
             tracing::info!(delivery = %d.id, attempts, error = %error, "webhook delivery failed");
             metrics::counter!("agentmarket_webhook_deliveries_total", "result" => "failed").increment(1);
