@@ -6,11 +6,12 @@
 use serde_json::json;
 
 use super::command::{Command, Ruling};
+use super::draft::Draft;
 use super::effects::{Effects, Outcome};
 use super::state::{PaymentStatus, Status};
 use crate::error::{ApiError, ApiResult};
 use crate::ledger::{Account, Entry, Purpose};
-use crate::money::{Amount, Settlement};
+use crate::money::Settlement;
 use crate::tasks::model::TaskRow;
 
 /// Who the actor is to this task. A user may be both (owning the agents on both sides).
@@ -75,6 +76,10 @@ fn provider_only(roles: Roles) -> ApiResult<()> {
 
 fn client_only(roles: Roles) -> ApiResult<()> {
     if roles.client { Ok(()) } else { Err(ApiError::forbidden("only the client may do this")) }
+}
+
+fn system_only(roles: Roles) -> ApiResult<()> {
+    if roles.system { Ok(()) } else { Err(ApiError::forbidden("only the server does this")) }
 }
 
 fn not_locked(task: &TaskRow) -> ApiResult<()> {
@@ -215,6 +220,7 @@ pub fn decide(task: &TaskRow, roles: Roles, command: &Command, now: i64) -> ApiR
             Reply::Changed
         }
         Command::ReleaseDue => {
+            system_only(roles)?;
             if !(awaiting_release(task) && task.review_until.is_some_and(|t| t <= now)) {
                 return Ok(d.unchanged());
             }
@@ -223,6 +229,7 @@ pub fn decide(task: &TaskRow, roles: Roles, command: &Command, now: i64) -> ApiR
             Reply::Changed
         }
         Command::ExpireDue => {
+            system_only(roles)?;
             let due = task.status.is_active()
                 && task.payment_status != PaymentStatus::Disputed
                 && task.deadline_at.is_some_and(|t| t <= now);
@@ -266,6 +273,11 @@ pub fn decide(task: &TaskRow, roles: Roles, command: &Command, now: i64) -> ApiR
             Reply::Reassigned { previous_did: task.provider_agent_did.clone() }
         }
         Command::Probe { available } => {
+            system_only(roles)?;
+            // Only a queued hiring waits for its probe; anything else moved on meanwhile.
+            if !(task.status == Status::Pending && task.payment_status.is_funded()) {
+                return Ok(d.unchanged());
+            }
             if !available {
                 return decide(
                     task,
@@ -273,9 +285,6 @@ pub fn decide(task: &TaskRow, roles: Roles, command: &Command, now: i64) -> ApiR
                     &Command::Fail { reason: "agent_unresponsive: the agent did not answer the availability probe".into() },
                     now,
                 );
-            }
-            if !(task.status == Status::Pending && task.payment_status.is_funded()) {
-                return Ok(d.unchanged());
             }
             d.task.status = Status::InProgress;
             d.task.claimed_at = Some(now);
@@ -325,8 +334,8 @@ pub fn decide(task: &TaskRow, roles: Roles, command: &Command, now: i64) -> ApiR
             d.event("dispute_opened", None, json!({"dispute_id": dispute_id, "reason": reason}));
             if task.payment_status == PaymentStatus::Escrowed {
                 d.task.payment_status = PaymentStatus::Disputed;
-                d.touch();
             }
+            d.touch();
             d.webhook("task.disputed");
             // Tier 1: a completed task without output is refunded in full at once.
             if task.status == Status::Completed && empty_output(task) {
@@ -340,6 +349,10 @@ pub fn decide(task: &TaskRow, roles: Roles, command: &Command, now: i64) -> ApiR
             }
             if !open {
                 return Err(ApiError::invalid_state("this dispute is already resolved", "resolved"));
+            }
+            // An open dispute freezes a paid task's money; a free task has none to freeze.
+            if !matches!(task.payment_status, PaymentStatus::Disputed | PaymentStatus::NotRequired) {
+                return Err(ApiError::invalid_state("the task's money is not under dispute", task.payment_status.as_str()));
             }
             d.rule(dispute_id, *outcome, *client_share_bps, note.clone());
             Reply::Changed
@@ -370,174 +383,3 @@ pub fn can(task: &TaskRow, roles: Roles, command: &Command, now: i64) -> bool {
     matches!(decide(task, roles, command, now), Ok(Decision { reply: Reply::Changed | Reply::Reassigned { .. }, .. }))
 }
 
-/// The task being changed and the effects gathered so far.
-struct Draft {
-    task: TaskRow,
-    effects: Effects,
-    now: i64,
-}
-
-impl Draft {
-    fn unchanged(self) -> Decision {
-        Decision { task: self.task, effects: Effects::default(), reply: Reply::Unchanged }
-    }
-
-    fn touch(&mut self) {
-        self.task.updated_at = self.now;
-    }
-
-    fn event(&mut self, event_type: &'static str, progress: Option<(i64, Option<String>)>, details: serde_json::Value) {
-        self.effects.event(&self.task.id, event_type, progress, details);
-    }
-
-    /// Queues `event` with the task as it is at this point.
-    fn webhook(&mut self, event: &'static str) {
-        self.effects.webhook(&self.task, event);
-    }
-
-    fn outcome(&mut self, o: Outcome) {
-        self.effects.outcome = Some((self.task.provider_agent_id.clone(), o));
-    }
-
-    /// Books the escrow hold: client available → client escrow.
-    fn hold(&mut self) {
-        let task = &self.task;
-        let client = task.client();
-        self.effects.entries.push(Entry {
-            kind: "escrow_hold",
-            reference: format!("task:{}:hold", task.id),
-            task_id: Some(task.id.clone()),
-            memo: None,
-            postings: vec![
-                (Account::Wallet(client.clone(), Purpose::Available), -task.price),
-                (Account::Wallet(client.clone(), Purpose::Escrow), task.price),
-            ],
-        });
-        self.effects.line(&client, "escrow_hold", task.price(), &task.id, format!("escrow for task {}", task.id));
-        let amount = task.price();
-        self.event("payment_escrowed", None, json!({"amount": amount}));
-    }
-
-    /// Pays a completed task out: the provider gets price − fee, the platform the fee.
-    fn release(&mut self, rating: Option<i64>, why: &str) {
-        self.outcome(Outcome { completed: 1, rating, ..Outcome::default() });
-        if self.task.payment_status == PaymentStatus::NotRequired {
-            self.task.released_at = Some(self.now);
-            self.touch();
-            self.event("task_released", None, json!({"reason": why}));
-            return;
-        }
-        let settlement = Settlement::release(self.task.price(), self.task.fee_bps);
-        self.settle(settlement, PaymentStatus::Released);
-    }
-
-    /// Moves the held money where `settlement` says, once (`task:<id>:settle` is unique).
-    fn settle(&mut self, settlement: Settlement, payment_status: PaymentStatus) {
-        let task = &self.task;
-        let (client, provider) = (task.client(), task.provider());
-        let source = if task.funds_in_pending() {
-            Account::Wallet(provider.clone(), Purpose::Pending)
-        } else {
-            Account::Wallet(client.clone(), Purpose::Escrow)
-        };
-        self.effects.entries.push(Entry {
-            kind: match payment_status {
-                PaymentStatus::Released => "escrow_release",
-                PaymentStatus::Refunded => "escrow_refund",
-                _ => "escrow_split",
-            },
-            reference: format!("task:{}:settle", task.id),
-            task_id: Some(task.id.clone()),
-            memo: None,
-            postings: vec![
-                (source, -settlement.held.units()),
-                (Account::Wallet(provider.clone(), Purpose::Available), settlement.to_provider.units()),
-                (Account::fees_for(&task.id), settlement.fee.units()),
-                (Account::Wallet(client.clone(), Purpose::Available), settlement.to_client.units()),
-            ],
-        });
-        let id = task.id.clone();
-        if !settlement.to_client.is_zero() {
-            self.effects.line(&client, "escrow_refund", settlement.to_client, &id, format!("refund for task {id}"));
-        }
-        let paid_out = settlement.held.units() - settlement.to_client.units();
-        if paid_out > 0 {
-            let amount = Amount::from_units(paid_out).unwrap_or_default();
-            self.effects.line(&client, "escrow_release", amount, &id, format!("paid for task {id}"));
-            self.effects.line(&provider, "earning", settlement.to_provider, &id, format!("earning for task {id}"));
-            if !settlement.fee.is_zero() {
-                let fee_bps = task.fee_bps;
-                let text = format!("{fee_bps} bps platform fee on task {id}");
-                self.effects.line(&provider, "platform_fee", settlement.fee, &id, text);
-            }
-        }
-        self.task.payment_status = payment_status;
-        self.task.released_at = Some(self.now);
-        self.touch();
-        let event = if payment_status == PaymentStatus::Refunded { "payment_refunded" } else { "payment_released" };
-        let details =
-            json!({"to_provider": settlement.to_provider, "fee": settlement.fee, "to_client": settlement.to_client});
-        self.event(event, None, details);
-        if payment_status != PaymentStatus::Refunded {
-            self.webhook("payment.confirmed");
-        }
-    }
-
-    /// A dispute ruling: the money, the task's end, the provider's reputation, the dispute.
-    fn rule(&mut self, dispute_id: &str, outcome: Ruling, client_share_bps: Option<i64>, note: Option<String>) {
-        let price = self.task.price();
-        let (settlement, payment_status, stats) = match outcome {
-            Ruling::Refund => (
-                Settlement::refund(price),
-                PaymentStatus::Refunded,
-                Outcome { failed: 1, reputation_centi: -15, ..Outcome::default() },
-            ),
-            Ruling::Release => (
-                Settlement::release(price, self.task.fee_bps),
-                PaymentStatus::Released,
-                Outcome { completed: 1, reputation_centi: 10, ..Outcome::default() },
-            ),
-            Ruling::Split => (
-                Settlement::split(price, self.task.fee_bps, client_share_bps.unwrap_or(5000)),
-                PaymentStatus::Split,
-                Outcome { completed: 1, reputation_centi: -5, ..Outcome::default() },
-            ),
-        };
-        self.effects.dispute = match self.effects.dispute.take() {
-            // Opened and ruled at once (tier 1): the opening row is written resolved.
-            Some(super::effects::DisputeChange::Open { id, reason }) => Some(super::effects::DisputeChange::OpenResolved {
-                id,
-                reason,
-                outcome,
-                client_share_bps,
-                note: note.clone(),
-            }),
-            _ => Some(super::effects::DisputeChange::Resolve {
-                id: dispute_id.to_string(),
-                outcome,
-                client_share_bps,
-                note: note.clone(),
-            }),
-        };
-        if self.task.funds_held() {
-            self.settle(settlement, payment_status);
-        }
-        // An unfinished task ends with the ruling: cancelled when refunded, completed otherwise.
-        let was = self.task.status;
-        let ended = if was == Status::Completed || outcome != Ruling::Refund { Status::Completed } else { Status::Cancelled };
-        self.task.status = ended;
-        self.task.completed_at = self.task.completed_at.or(Some(self.now));
-        self.touch();
-        self.outcome(stats);
-        let details = json!({"dispute_id": dispute_id, "outcome": outcome.as_str(), "client_share_bps": client_share_bps,
-                             "note": note});
-        self.event("dispute_resolved", None, details);
-        // Both sides hear how it ended: a refund cancels the deal, a release or split of
-        // unfinished work completes it.
-        if outcome == Ruling::Refund {
-            self.webhook("task.cancelled");
-        } else if was != Status::Completed {
-            self.webhook("task.completed");
-        }
-    }
-}

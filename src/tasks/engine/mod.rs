@@ -17,8 +17,13 @@ pub mod batch;
 pub mod command;
 pub mod create;
 pub mod decide;
+mod draft;
 pub mod effects;
 pub mod state;
+#[cfg(test)]
+mod table_tests;
+#[cfg(test)]
+mod money_tests;
 
 use std::sync::Arc;
 
