@@ -155,3 +155,39 @@ fn a_crash_mid_request_leaves_the_key_retryable_on_postgres() {
         a_crash_mid_request_leaves_the_key_retryable(&url, dir.path()).await;
     });
 }
+
+/// Each server trusts a verified key for at most 2 s (`--key-cache-ttl-ms`): a key revoked on
+/// one server is refused by the server that revoked it at once, and by the other within 2 s.
+#[test]
+fn a_key_revoked_on_one_server_is_refused_by_the_other_within_two_seconds() {
+    run(async {
+        let Some((url, dir, _db)) = postgres().await else { return };
+        let (a, b) = (Server::start(&url, dir.path(), &[]), Server::start(&url, dir.path(), &[]));
+        let http = Client::new();
+        let owner = http.signup(&a, "revoke@example.com").await;
+        let (status, r) = http.post(&a, "/api/v1/api-keys", Some(&owner), json!({"name": "short-lived"})).await;
+        assert_eq!(status, 201, "{r}");
+        let (id, key) =
+            (r["data"]["key"]["id"].as_str().unwrap().to_string(), r["data"]["api_key"].as_str().unwrap().to_string());
+        // Both servers have verified (and cached) the key.
+        assert_eq!(http.get(&a, "/api/v1/accounts/me", Some(&key)).await, 200);
+        assert_eq!(http.get(&b, "/api/v1/accounts/me", Some(&key)).await, 200);
+
+        let (status, r) = http
+            .call(reqwest::Method::DELETE, format!("{}/api/v1/api-keys/{id}", b.base), Some(&owner), Value::Null)
+            .await;
+        assert_eq!(status, 200, "{r}");
+        let revoked = std::time::Instant::now();
+        assert_eq!(http.get(&b, "/api/v1/accounts/me", Some(&key)).await, 401, "refused at once where it was revoked");
+        loop {
+            let status = http.get(&a, "/api/v1/accounts/me", Some(&key)).await;
+            if status == 401 {
+                break;
+            }
+            assert_eq!(status, 200);
+            assert!(revoked.elapsed() < Duration::from_millis(2_500), "still accepted after {:?}", revoked.elapsed());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(http.get(&a, "/api/v1/accounts/me", Some(&owner)).await, 200, "other keys unaffected");
+    });
+}
