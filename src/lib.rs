@@ -65,7 +65,9 @@ impl App {
         let verified_keys = Arc::new(auth::cache::VerifiedKeys::new(ttl));
         let key_uses = Arc::default();
         let config = Arc::new(config);
-        Ok(App { state: AppState { db, config, clock, http, secrets, engine, verified_keys, key_uses } })
+        let rate_leases = Arc::default();
+        let state = AppState { db, config, clock, http, secrets, engine, verified_keys, key_uses, rate_leases };
+        Ok(App { state })
     }
 
     pub fn state(&self) -> &AppState {

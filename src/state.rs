@@ -23,6 +23,8 @@ pub struct AppState {
     pub verified_keys: Arc<crate::auth::cache::VerifiedKeys>,
     /// Key use waiting to be written in the next batch.
     pub key_uses: Arc<crate::auth::cache::KeyUses>,
+    /// This server's shares of the shared rate-limit counters.
+    pub rate_leases: Arc<crate::http::rate_lease::RateLeases>,
 }
 
 impl AppState {

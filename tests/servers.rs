@@ -191,3 +191,26 @@ fn a_key_revoked_on_one_server_is_refused_by_the_other_within_two_seconds() {
         assert_eq!(http.get(&a, "/api/v1/accounts/me", Some(&owner)).await, 200, "other keys unaffected");
     });
 }
+
+/// A large limit is leased in shares by each server, and two servers together still never
+/// allow more than the limit; at most a share less per server (limit 100: shares of 5).
+#[test]
+fn two_servers_leasing_one_limit_never_exceed_it() {
+    run(async {
+        let Some((url, dir, _db)) = postgres().await else { return };
+        let args = ["--rate-general-per-minute", "100"];
+        let (a, b) = (Server::start(&url, dir.path(), &args), Server::start(&url, dir.path(), &args));
+        let http = Client::new();
+        let key = http.signup(&a, "leases@example.com").await;
+        let mut allowed = 0;
+        for i in 0..130 {
+            let server = if i % 3 == 0 { &a } else { &b };
+            match http.get(server, "/api/v1/accounts/me", Some(&key)).await {
+                200 => allowed += 1,
+                429 => {}
+                other => panic!("unexpected {other}"),
+            }
+        }
+        assert!((92..=100).contains(&allowed), "{allowed} allowed of a limit of 100");
+    });
+}
