@@ -5,7 +5,9 @@
 # server on a fresh database and runs full escrow cycles (create with balance payment → claim →
 # complete → accept) from N concurrent clients, printing money-moving requests/s and p50/p99.
 # On PostgreSQL it also runs pgbench's TPC-B-like script with the same client count against the
-# same PostgreSQL server and prints the ratio. Needs PostgreSQL on 127.0.0.1:5432 (user postgres).
+# same PostgreSQL server and prints the ratio. Then, on each engine, the same public read
+# (GET /agents/:id) with and without an API key: what authentication costs. Needs PostgreSQL on
+# 127.0.0.1:5432 (user postgres).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -42,6 +44,8 @@ run_engine() {
     echo
     echo "== $label ($CLIENTS clients, ${SECONDS_PER_RUN}s)"
     "$LOADGEN" --base "http://127.0.0.1:$port" --clients "$CLIENTS" --seconds "$SECONDS_PER_RUN" | tee "$WORK/$label.out"
+    echo "-- $label reads, with and without a key (${SECONDS_PER_RUN}s in all)"
+    "$LOADGEN" --mode get --base "http://127.0.0.1:$port" --clients "$CLIENTS" --seconds "$SECONDS_PER_RUN" | tee "$WORK/$label-get.out"
     kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true; SERVER_PID=""
 }
 
@@ -61,10 +65,15 @@ psql "$PG/postgres" -qc "CREATE DATABASE $PGB" >/dev/null
 psql "$PG/postgres" -qc "DROP DATABASE $PGB WITH (FORCE)" >/dev/null
 
 money=$(sed -n 's/^money_moving_requests_per_s=//p' "$WORK/postgres.out")
+lite=$(sed -n 's/^money_moving_requests_per_s=//p' "$WORK/sqlite.out")
 tps=$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' "$WORK/pgbench.out" | head -n1)
+auth_pg=$(sed -n 's/^get_authenticated_over_anonymous=//p' "$WORK/postgres-get.out")
+auth_lite=$(sed -n 's/^get_authenticated_over_anonymous=//p' "$WORK/sqlite-get.out")
 echo
-python3 - "$money" "$tps" <<'PY'
+python3 - "$money" "$tps" "$lite" "$auth_pg" "$auth_lite" <<'PY'
 import sys
-money, tps = float(sys.argv[1]), float(sys.argv[2])
-print(f"PostgreSQL: {money:.1f} money-moving requests/s vs pgbench {tps:.1f} TPC-B tps -> ratio {money / tps:.2f} (goal >= 0.50)")
+money, tps, lite, auth_pg, auth_lite = map(float, sys.argv[1:])
+print(f"PostgreSQL: {money:.1f} money-moving requests/s vs pgbench {tps:.1f} TPC-B tps -> ratio {money / tps:.2f} (goal >= 1.0)")
+print(f"SQLite: {lite:.1f} money-moving requests/s -> {lite / money:.2f} x PostgreSQL (goal >= 2)")
+print(f"Authenticated GET / anonymous GET: PostgreSQL {auth_pg:.2f}, SQLite {auth_lite:.2f} (goal >= 0.9)")
 PY

@@ -136,6 +136,11 @@ pub struct Config {
     #[arg(long, global = true, env = "AGENTMARKET_KEY_CACHE_TTL_MS", default_value_t = 2000, value_parser = clap::value_parser!(u64).range(0..=2000))]
     pub key_cache_ttl_ms: u64,
 
+    /// Task-engine batches in flight at once on PostgreSQL (SQLite always has one: one writer).
+    /// More overlap one batch's round trips with another's; fewer make bigger batches.
+    #[arg(long, global = true, env = "AGENTMARKET_ENGINE_COMMITTERS", default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=64))]
+    pub engine_committers: u64,
+
     /// Do not probe a hired agent's availability in the background (tests run the probe by hand).
     #[arg(long, global = true, env = "AGENTMARKET_DEFER_HIRING_PROBE")]
     pub defer_hiring_probe: bool,

@@ -57,9 +57,9 @@ impl App {
         http::metrics_handle();
         let http = http::outbound::client(config.allow_private_network)?;
         let secrets = Arc::new(secrets);
-        // SQLite has one writer, so one committer; on PostgreSQL a second overlaps one batch's
-        // commit with the next one's work.
-        let committers = if db.engine() == db::Engine::Sqlite { 1 } else { 2 };
+        // SQLite has one writer, so one committer; on PostgreSQL more overlap one batch's
+        // round trips with the next one's.
+        let committers = if db.engine() == db::Engine::Sqlite { 1 } else { config.engine_committers as usize };
         let engine = tasks::engine::Engine::start(db.clone(), clock.clone(), committers);
         let ttl = std::time::Duration::from_millis(config.key_cache_ttl_ms);
         let verified_keys = Arc::new(auth::cache::VerifiedKeys::new(ttl));

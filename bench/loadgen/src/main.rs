@@ -1,9 +1,13 @@
-//! `escrow-loadgen --base http://127.0.0.1:PORT --clients N --seconds S`
+//! `escrow-loadgen --base http://127.0.0.1:PORT --clients N --seconds S [--mode cycles|get]`
 //!
-//! Seeds N clients (each with a funded wallet and its own provider agent), then each client runs
-//! full escrow cycles for S seconds: create with a balance payment (hold) → claim → complete
-//! (escrow → pending) → accept (release with the fee). Prints cycles, money-moving requests per
-//! second (create, complete, accept) and p50/p99 latencies.
+//! Seeds N clients (each with a funded wallet and its own provider agent), then
+//! - `cycles` (default): each client runs full escrow cycles for S seconds: create with a
+//!   balance payment (hold) → claim → complete (escrow → pending) → accept (release with the
+//!   fee). Prints cycles, money-moving requests per second (create, complete, accept) and
+//!   p50/p99 latencies.
+//! - `get`: each client reads its provider's public profile (`GET /agents/:id`) for S/2 seconds
+//!   with its API key, then S/2 seconds without one, and prints both rates and their ratio: what
+//!   authentication costs on a read.
 
 use std::time::{Duration, Instant};
 
@@ -13,10 +17,11 @@ struct Args {
     base: String,
     clients: usize,
     seconds: u64,
+    mode: String,
 }
 
 fn args() -> Args {
-    let mut a = Args { base: "http://127.0.0.1:8080".into(), clients: 16, seconds: 20 };
+    let mut a = Args { base: "http://127.0.0.1:8080".into(), clients: 16, seconds: 20, mode: "cycles".into() };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let value = it.next().expect("every flag takes a value");
@@ -24,6 +29,7 @@ fn args() -> Args {
             "--base" => a.base = value,
             "--clients" => a.clients = value.parse().expect("--clients N"),
             "--seconds" => a.seconds = value.parse().expect("--seconds S"),
+            "--mode" => a.mode = value,
             other => panic!("unknown flag {other}"),
         }
     }
@@ -89,6 +95,42 @@ async fn worker(http: reqwest::Client, base: String, s: Seeded, until: Instant) 
     stats
 }
 
+/// Reads the provider's profile until `until`, with the client's key or anonymously.
+async fn reader(http: reqwest::Client, base: String, s: Seeded, with_key: bool, until: Instant) -> Vec<Duration> {
+    let mut times = Vec::new();
+    let url = format!("{base}/api/v1/agents/{}", s.provider_id);
+    while Instant::now() < until {
+        let t = Instant::now();
+        let mut req = http.get(&url);
+        if with_key {
+            req = req.header("x-api-key", &s.client_key);
+        }
+        let res = req.send().await.expect("request");
+        assert!(res.status().is_success(), "GET {url}: {}", res.status());
+        res.bytes().await.expect("body");
+        times.push(t.elapsed());
+    }
+    times
+}
+
+async fn reads(http: &reqwest::Client, a: &Args, seeded: &[Seeded], with_key: bool) -> (f64, Vec<Duration>) {
+    let started = Instant::now();
+    let until = started + Duration::from_secs(a.seconds.div_ceil(2));
+    let handles: Vec<_> = seeded
+        .iter()
+        .map(|s| {
+            let s = Seeded { client_key: s.client_key.clone(), provider_id: s.provider_id.clone(), provider_key: String::new() };
+            tokio::spawn(reader(http.clone(), a.base.clone(), s, with_key, until))
+        })
+        .collect();
+    let mut all = Vec::new();
+    for h in handles {
+        all.extend(h.await.unwrap());
+    }
+    all.sort();
+    (all.len() as f64 / started.elapsed().as_secs_f64(), all)
+}
+
 fn pct(sorted: &[Duration], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
@@ -105,6 +147,14 @@ async fn main() {
     let mut seeded = Vec::new();
     for i in 0..a.clients {
         seeded.push(seed(&http, &a.base, i, run).await);
+    }
+    if a.mode == "get" {
+        let (with_key, with_times) = reads(&http, &a, &seeded, true).await;
+        let (anonymous, anon_times) = reads(&http, &a, &seeded, false).await;
+        println!("get_authenticated_per_s={with_key:.1} p50={:.2} p99={:.2}", pct(&with_times, 0.5), pct(&with_times, 0.99));
+        println!("get_anonymous_per_s={anonymous:.1} p50={:.2} p99={:.2}", pct(&anon_times, 0.5), pct(&anon_times, 0.99));
+        println!("get_authenticated_over_anonymous={:.2}", with_key / anonymous);
+        return;
     }
     let started = Instant::now();
     let until = started + Duration::from_secs(a.seconds);
