@@ -481,17 +481,16 @@ pub async fn insert_many(tx: &mut Tx, tasks: &[&TaskRow]) -> sqlx::Result<Vec<St
     Ok(rows.into_iter().map(|(id,)| id).collect())
 }
 
-/// Writes what changed between `before` (as locked) and `after`, conditionally on the task
-/// still being in `before`'s state; `false` if it was not (the batch is then retried).
-pub async fn update_changed(tx: &mut Tx, before: &TaskRow, after: &TaskRow) -> sqlx::Result<bool> {
-    let mut q = SqlBuilder::new("UPDATE tasks SET ");
-    q.push("updated_at = ?", [Arg::Int(after.updated_at)]);
+/// The columns a command may change, with `after`'s values, for the ones that differ from
+/// `before` (`updated_at` always).
+fn changed_columns(before: &TaskRow, after: &TaskRow) -> Vec<(&'static str, Arg)> {
     let text = |v: &Option<String>| v.clone().map(Arg::Text).unwrap_or(Arg::NullText);
     let int = |v: Option<i64>| v.map(Arg::Int).unwrap_or(Arg::NullInt);
+    let mut columns = vec![("updated_at", Arg::Int(after.updated_at))];
     macro_rules! changed {
         ($field:ident, $arg:expr) => {
             if before.$field != after.$field {
-                q.push(concat!(", ", stringify!($field), " = ?"), [$arg]);
+                columns.push((stringify!($field), $arg));
             }
         };
     }
@@ -514,10 +513,46 @@ pub async fn update_changed(tx: &mut Tx, before: &TaskRow, after: &TaskRow) -> s
     changed!(completed_at, int(after.completed_at));
     changed!(released_at, int(after.released_at));
     changed!(trace_attempt, Arg::Int(after.trace_attempt));
-    q.push(" WHERE id = ?", [Arg::Text(before.id.clone())]);
-    q.push(" AND status = ?", [Arg::Text(before.status.as_str().into())]);
-    q.push(" AND payment_status = ?", [Arg::Text(before.payment_status.as_str().into())]);
-    Ok(q.query().execute(&mut **tx).await?.rows_affected() == 1)
+    columns
+}
+
+/// Writes each `(before, after)` pair, on condition that the task is still in `before`'s
+/// state; one statement per set of changed columns (a batch of claims, completions and
+/// accepts is three). Returns how many tasks were updated: fewer than given means a row
+/// changed under its lock.
+pub async fn update_many(tx: &mut Tx, changes: &[(&TaskRow, &TaskRow)]) -> sqlx::Result<usize> {
+    let mut shapes: Vec<(Vec<&'static str>, Vec<(&TaskRow, Vec<Arg>)>)> = Vec::new();
+    for (before, after) in changes {
+        let (names, args): (Vec<&'static str>, Vec<Arg>) = changed_columns(before, after).into_iter().unzip();
+        match shapes.iter_mut().find(|(n, _)| *n == names) {
+            Some((_, rows)) => rows.push((before, args)),
+            None => shapes.push((names, vec![(before, args)])),
+        }
+    }
+    let mut updated = 0;
+    for (names, rows) in shapes {
+        let sets: Vec<String> = names.iter().map(|c| format!("{c} = v.{c}")).collect();
+        let mut q = SqlBuilder::new(&format!("UPDATE tasks SET {} FROM (", sets.join(", ")));
+        for (i, (before, args)) in rows.into_iter().enumerate() {
+            let mut select = if i == 0 { String::from("SELECT ") } else { String::from(" UNION ALL SELECT ") };
+            select.push_str("? AS id, ? AS old_status, ? AS old_payment_status");
+            for c in &names {
+                select.push_str(&format!(", ? AS {c}"));
+            }
+            let keys = [
+                Arg::Text(before.id.clone()),
+                Arg::Text(before.status.as_str().into()),
+                Arg::Text(before.payment_status.as_str().into()),
+            ];
+            q.push(&select, keys.into_iter().chain(args));
+        }
+        q.push(
+            ") AS v WHERE tasks.id = v.id AND tasks.status = v.old_status AND tasks.payment_status = v.old_payment_status",
+            [],
+        );
+        updated += q.query().execute(&mut **tx).await?.rows_affected() as usize;
+    }
+    Ok(updated)
 }
 
 /// Appends timeline events in one statement, in the order given.

@@ -305,10 +305,8 @@ pub(super) async fn apply(db: &Db, now: i64, jobs: &[Job]) -> Result<Vec<ApiResu
         .filter_map(|(id, after)| locked.get(id).filter(|before| *before != after).map(|before| (before, after)))
         .collect();
     changed.sort_by(|a, b| a.0.id.cmp(&b.0.id));
-    for (before, after) in changed {
-        if !store::update_changed(&mut tx, before, after).await? {
-            return Err(BatchError::Retry(format!("task {} changed under its lock", before.id)));
-        }
+    if store::update_many(&mut tx, &changed).await? != changed.len() {
+        return Err(BatchError::Retry("a task changed under its lock".into()));
     }
     book.write(&mut tx, now).await.map_err(ledger_to_batch)?;
     crate::ledger::statement::record_items(&mut tx, &effects.lines, now).await?;
