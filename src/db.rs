@@ -251,6 +251,49 @@ pub enum Arg {
     NullInt,
 }
 
+/// Runs statements whose results nobody reads, in order. On PostgreSQL they travel as one
+/// statement (`WITH w0 AS (…), w1 AS (…) SELECT 1`: data-modifying CTEs all run, and foreign
+/// keys are checked at the end of the statement), one round trip instead of one each; so
+/// they must not change the same row twice. On SQLite, in process, one by one.
+pub async fn execute_all(tx: &mut Tx, statements: Vec<SqlBuilder>) -> sqlx::Result<()> {
+    if statements.len() <= 1 || tx.backend_name() != "PostgreSQL" {
+        for statement in &statements {
+            statement.query().execute(&mut **tx).await?;
+        }
+        return Ok(());
+    }
+    let mut combined = SqlBuilder::new("WITH ");
+    for (i, statement) in statements.into_iter().enumerate() {
+        let offset = combined.args.len();
+        combined.sql.push_str(&format!("{}w{i} AS (", if i == 0 { "" } else { ", " }));
+        combined.sql.push_str(&renumber(&statement.sql, offset));
+        combined.sql.push(')');
+        combined.args.extend(statement.args);
+    }
+    combined.sql.push_str(" SELECT 1");
+    combined.query().execute(&mut **tx).await?;
+    Ok(())
+}
+
+/// `sql` with every placeholder `$n` moved to `$(n + offset)`.
+fn renumber(sql: &str, offset: usize) -> String {
+    let mut out = String::with_capacity(sql.len() + 16);
+    let mut chars = sql.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '$' || !chars.peek().is_some_and(char::is_ascii_digit) {
+            out.push(c);
+            continue;
+        }
+        let mut n = 0usize;
+        while let Some(d) = chars.peek().and_then(|d| d.to_digit(10)) {
+            n = n * 10 + d as usize;
+            chars.next();
+        }
+        out.push_str(&format!("${}", n + offset));
+    }
+    out
+}
+
 /// Builds `$n` placeholders for a query assembled from optional filters.
 #[derive(Default)]
 pub struct SqlBuilder {
@@ -302,5 +345,19 @@ impl SqlBuilder {
             };
         }
         q
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::renumber;
+
+    #[test]
+    fn placeholders_move_by_the_offset_and_nothing_else_changes() {
+        assert_eq!(
+            renumber("UPDATE t SET a = $1 WHERE id IN ($2, $10)", 5),
+            "UPDATE t SET a = $6 WHERE id IN ($7, $15)"
+        );
+        assert_eq!(renumber("SELECT '$' || x, $ , $1", 1), "SELECT '$' || x, $ , $2");
     }
 }

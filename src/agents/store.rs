@@ -227,6 +227,14 @@ pub async fn find_many(tx: &mut Tx, refs: &[String]) -> sqlx::Result<Vec<AgentRo
 /// Several agents' outcomes in one statement: each agent's changes are summed, the reputation
 /// kept within 0–5 (at a bound, the sum of one batch is clamped once, not after each outcome).
 pub async fn record_outcomes(tx: &mut Tx, outcomes: &[(String, Outcome)], now: i64) -> sqlx::Result<()> {
+    match outcomes_statement(tx, outcomes, now) {
+        Some(q) => q.query().execute(&mut **tx).await.map(drop),
+        None => Ok(()),
+    }
+}
+
+/// The update `record_outcomes` runs (not run); `None` if there is nothing to count.
+pub fn outcomes_statement(tx: &Tx, outcomes: &[(String, Outcome)], now: i64) -> Option<SqlBuilder> {
     #[derive(Default)]
     struct Sum {
         completed: i64,
@@ -247,7 +255,7 @@ pub async fn record_outcomes(tx: &mut Tx, outcomes: &[(String, Outcome)], now: i
         }
     }
     if summed.is_empty() {
-        return Ok(());
+        return None;
     }
     let case = |q: &mut SqlBuilder, value: fn(&Sum) -> i64| {
         q.push("(CASE id", []);
@@ -278,6 +286,5 @@ pub async fn record_outcomes(tx: &mut Tx, outcomes: &[(String, Outcome)], now: i
         q.push(if i == 0 { "?" } else { ", ?" }, [Arg::Text(agent.to_string())]);
     }
     q.push(&format!(") ORDER BY id{})", crate::db::for_update_in(tx)), []);
-    q.query().execute(&mut **tx).await?;
-    Ok(())
+    Some(q)
 }

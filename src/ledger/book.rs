@@ -113,6 +113,21 @@ impl Book {
 
     /// Writes every posted entry; returns their journal ids in order.
     pub async fn write(self, tx: &mut Tx, now: i64) -> Result<Vec<String>, LedgerError> {
+        let mut later = Vec::new();
+        let ids = self.write_deferred(tx, now, &mut later).await?;
+        crate::db::execute_all(tx, later).await?;
+        Ok(ids)
+    }
+
+    /// Books the journal entries now (their unique references refuse a double booking here)
+    /// and adds the balance changes and postings to `later`, for `db::execute_all` with the
+    /// rest of a batch's writes.
+    pub async fn write_deferred(
+        self,
+        tx: &mut Tx,
+        now: i64,
+        later: &mut Vec<SqlBuilder>,
+    ) -> Result<Vec<String>, LedgerError> {
         if self.entries.is_empty() {
             return Ok(Vec::new());
         }
@@ -183,7 +198,7 @@ impl Book {
         }
         if any_created {
             created.push(" ON CONFLICT (id) DO UPDATE SET balance = ledger_accounts.balance + excluded.balance", []);
-            created.query().execute(&mut **tx).await?;
+            later.push(created);
         }
         if !update_ids.is_empty() {
             update_case.push(" ELSE 0 END WHERE id IN (", []);
@@ -191,11 +206,11 @@ impl Book {
                 update_case.push(if i == 0 { "?" } else { ", ?" }, [Arg::Text(id.clone())]);
             }
             update_case.push(")", []);
-            update_case.query().execute(&mut **tx).await?;
+            later.push(update_case);
         }
         // The postings last: they refer to the journal rows and to the accounts.
         if !first_posting {
-            postings.query().execute(&mut **tx).await?;
+            later.push(postings);
         }
         Ok(ids)
     }

@@ -39,6 +39,15 @@ pub async fn record(tx: &mut Tx, line: Line<'_>, now: i64) -> sqlx::Result<Strin
 
 /// Writes several lines in one statement.
 pub async fn record_all(tx: &mut Tx, lines: Vec<Line<'_>>, now: i64) -> sqlx::Result<Vec<String>> {
+    let (ids, q) = insert_lines(lines, now);
+    if !ids.is_empty() {
+        q.query().execute(&mut **tx).await?;
+    }
+    Ok(ids)
+}
+
+/// The insert of `lines` (not run), with their ids.
+fn insert_lines(lines: Vec<Line<'_>>, now: i64) -> (Vec<String>, SqlBuilder) {
     let mut ids = Vec::with_capacity(lines.len());
     let mut q = SqlBuilder::new(
         "INSERT INTO wallet_transactions (id, principal, type, amount, status, task_id, reference, description, created_at, updated_at) VALUES ",
@@ -61,10 +70,7 @@ pub async fn record_all(tx: &mut Tx, lines: Vec<Line<'_>>, now: i64) -> sqlx::Re
         q.push(if i == 0 { "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)" } else { ", (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)" }, row);
         ids.push(id);
     }
-    if !ids.is_empty() {
-        q.query().execute(&mut **tx).await?;
-    }
-    Ok(ids)
+    (ids, q)
 }
 
 /// A completed line about a task (the engine writes a batch of these with its entries).
@@ -77,8 +83,8 @@ pub struct Item {
     pub description: String,
 }
 
-/// Writes completed task lines in one statement.
-pub async fn record_items(tx: &mut Tx, items: &[Item], now: i64) -> sqlx::Result<()> {
+/// The insert of completed task lines, one statement (for `db::execute_all`); `None` if none.
+pub fn items_statement(items: &[Item], now: i64) -> Option<SqlBuilder> {
     let lines = items
         .iter()
         .map(|i| Line {
@@ -92,7 +98,8 @@ pub async fn record_items(tx: &mut Tx, items: &[Item], now: i64) -> sqlx::Result
             description: i.description.clone(),
         })
         .collect();
-    record_all(tx, lines, now).await.map(drop)
+    let (ids, q) = insert_lines(lines, now);
+    (!ids.is_empty()).then_some(q)
 }
 
 /// Moves a pending line (deposit, withdrawal) to its final status.

@@ -557,8 +557,16 @@ pub async fn update_many(tx: &mut Tx, changes: &[(&TaskRow, &TaskRow)]) -> sqlx:
 
 /// Appends timeline events in one statement, in the order given.
 pub async fn insert_events(tx: &mut Tx, events: &[super::engine::effects::Event], now: i64) -> sqlx::Result<()> {
+    match events_statement(events, now) {
+        Some(q) => q.query().execute(&mut **tx).await.map(drop),
+        None => Ok(()),
+    }
+}
+
+/// The insert of timeline events (not run); `None` if there are none.
+pub fn events_statement(events: &[super::engine::effects::Event], now: i64) -> Option<SqlBuilder> {
     if events.is_empty() {
-        return Ok(());
+        return None;
     }
     let mut q = SqlBuilder::new(
         "INSERT INTO task_events (id, task_id, event_type, progress_percent, progress_message, details, created_at) VALUES ",
@@ -575,6 +583,5 @@ pub async fn insert_events(tx: &mut Tx, events: &[super::engine::effects::Event]
         ];
         q.push(if i == 0 { "(?, ?, ?, ?, ?, ?, ?)" } else { ", (?, ?, ?, ?, ?, ?, ?)" }, row);
     }
-    q.query().execute(&mut **tx).await?;
-    Ok(())
+    Some(q)
 }

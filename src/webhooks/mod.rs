@@ -245,11 +245,24 @@ pub struct Outgoing<'a> {
 /// Queues many webhooks inside `tx` with two statements: the subscriptions of every owner
 /// named, then one row per (webhook, subscription that wants its event), in the order given.
 pub async fn emit_all(tx: &mut Tx, outgoing: &[Outgoing<'_>], now: i64) -> sqlx::Result<()> {
+    match deliveries_statement(tx, outgoing, now).await? {
+        Some(q) => q.query().execute(&mut **tx).await.map(drop),
+        None => Ok(()),
+    }
+}
+
+/// Reads the owners' subscriptions and returns the insert of the deliveries they want (not
+/// run); `None` if nobody subscribed to these events.
+pub async fn deliveries_statement(
+    tx: &mut Tx,
+    outgoing: &[Outgoing<'_>],
+    now: i64,
+) -> sqlx::Result<Option<SqlBuilder>> {
     let mut owners: Vec<&String> = outgoing.iter().flat_map(|o| o.owners.iter()).collect();
     owners.sort();
     owners.dedup();
     if owners.is_empty() {
-        return Ok(());
+        return Ok(None);
     }
     let mut q = SqlBuilder::new("SELECT id, owner, event_types FROM webhook_subscriptions WHERE status = 'active'");
     let marks = vec!["?"; owners.len()].join(", ");
@@ -257,7 +270,7 @@ pub async fn emit_all(tx: &mut Tx, outgoing: &[Outgoing<'_>], now: i64) -> sqlx:
     q.push(" ORDER BY id", []);
     let subscriptions: Vec<(String, String, String)> = q.query_as().fetch_all(&mut **tx).await?;
     if subscriptions.is_empty() {
-        return Ok(());
+        return Ok(None);
     }
     let mut insert = SqlBuilder::new(
         "INSERT INTO webhook_deliveries (id, subscription_id, event, task_id, payload, status, next_attempt_at, created_at) VALUES ",
@@ -284,8 +297,5 @@ pub async fn emit_all(tx: &mut Tx, outgoing: &[Outgoing<'_>], now: i64) -> sqlx:
             any = true;
         }
     }
-    if any {
-        insert.query().execute(&mut **tx).await?;
-    }
-    Ok(())
+    Ok(any.then_some(insert))
 }

@@ -308,15 +308,18 @@ pub(super) async fn apply(db: &Db, now: i64, jobs: &[Job]) -> Result<Vec<ApiResu
     if store::update_many(&mut tx, &changed).await? != changed.len() {
         return Err(BatchError::Retry("a task changed under its lock".into()));
     }
-    book.write(&mut tx, now).await.map_err(ledger_to_batch)?;
-    crate::ledger::statement::record_items(&mut tx, &effects.lines, now).await?;
-    store::insert_events(&mut tx, &effects.events, now).await?;
+    // The journal first (its unique references refuse a double booking); every write whose
+    // result nobody reads then goes in one round trip (`db::execute_all`).
+    let mut later = Vec::new();
+    book.write_deferred(&mut tx, now, &mut later).await.map_err(ledger_to_batch)?;
+    later.extend(crate::ledger::statement::items_statement(&effects.lines, now));
+    later.extend(store::events_statement(&effects.events, now));
     for (task_id, content, sender) in &messages {
         store::add_message_in(&mut tx, task_id, content, "instruction", "message", None, sender.as_deref(), None, now)
             .await?;
     }
     disputes::write_changes(&mut tx, &disputes, now).await?;
-    agents::store::record_outcomes(&mut tx, &outcomes, now).await?;
+    later.extend(agents::store::outcomes_statement(&tx, &outcomes, now));
     let outgoing: Vec<webhooks::Outgoing<'_>> = effects
         .webhooks
         .iter()
@@ -327,7 +330,8 @@ pub(super) async fn apply(db: &Db, now: i64, jobs: &[Job]) -> Result<Vec<ApiResu
             payload: &w.payload,
         })
         .collect();
-    webhooks::emit_all(&mut tx, &outgoing, now).await?;
+    later.extend(webhooks::deliveries_statement(&mut tx, &outgoing, now).await?);
+    crate::db::execute_all(&mut tx, later).await?;
     tx.commit().await?;
     // Every recorded key committed, with its command's effects or (refused) with none: the
     // request's answer is saved on it.
