@@ -521,7 +521,9 @@ fn changed_columns(before: &TaskRow, after: &TaskRow) -> Vec<(&'static str, Arg)
 /// accepts is three). Returns how many tasks were updated: fewer than given means a row
 /// changed under its lock.
 pub async fn update_many(tx: &mut Tx, changes: &[(&TaskRow, &TaskRow)]) -> sqlx::Result<usize> {
-    let mut shapes: Vec<(Vec<&'static str>, Vec<(&TaskRow, Vec<Arg>)>)> = Vec::new();
+    // The changed columns, and for each task with exactly those, its old state and new values.
+    type Shape<'a> = (Vec<&'static str>, Vec<(&'a TaskRow, Vec<Arg>)>);
+    let mut shapes: Vec<Shape> = Vec::new();
     for (before, after) in changes {
         let (names, args): (Vec<&'static str>, Vec<Arg>) = changed_columns(before, after).into_iter().unzip();
         match shapes.iter_mut().find(|(n, _)| *n == names) {
