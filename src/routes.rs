@@ -47,6 +47,8 @@ pub fn table() -> Vec<Endpoint> {
         endpoint!(ledger::routes, transactions, Scoped(&[BalanceRead]), General),
         endpoint!(ledger::routes, deposit, Scoped(&[DepositsCreate]), Financial),
         endpoint!(ledger::routes, create_intent, Scoped(&[DepositsCreate]), Financial),
+        endpoint!(payments::routes, methods, Public, General),
+        endpoint!(payments::routes, show_deposit, Scoped(&[BalanceRead, DepositsCreate]), General),
         endpoint!(ledger::routes, list_addresses, Scoped(&[BalanceRead, WithdrawalsCreate]), General),
         endpoint!(ledger::routes, add_address, Scoped(&[WithdrawalsCreate]), General),
         endpoint!(ledger::routes, delete_address, Scoped(&[WithdrawalsCreate]), General),

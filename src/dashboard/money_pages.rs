@@ -135,7 +135,8 @@ async fn task_page(state: &AppState, b: &Browser, id: &str, error: Option<&ApiEr
     // The buttons ask the engine's own rules whether the command would be accepted now.
     let (roles, now) = (actor.roles(&task), state.now());
     let may = |command: Command| can(&task, roles, &command, now);
-    let open_dispute = Command::OpenDispute { dispute_id: String::new(), reason: String::new(), existing: dispute.is_some() };
+    let open_dispute =
+        Command::OpenDispute { dispute_id: String::new(), reason: String::new(), existing: dispute.is_some() };
     let view = TaskView {
         id: task.id.clone(),
         short_id: short(&task.id),
@@ -339,6 +340,7 @@ pub async fn deposit(State(state): State<AppState>, headers: HeaderMap, Form(for
             currency: Some("USD".into()),
             payment_method: line(&form, "method")?,
             payment_type: None,
+            pay_currency: None,
         })
     };
     let principal = Principal::User(b.user.id.clone());
@@ -414,4 +416,3 @@ pub async fn wallet_action(
         Err(e) => wallet_page(&state, &b, None, Some(&e)).await,
     }
 }
-
