@@ -48,6 +48,7 @@ pub fn table() -> Vec<Endpoint> {
         endpoint!(ledger::routes, deposit, Scoped(&[DepositsCreate]), Financial),
         endpoint!(ledger::routes, create_intent, Scoped(&[DepositsCreate]), Financial),
         endpoint!(payments::routes, methods, Public, General),
+        endpoint!(payments::routes, nowpayments_currencies, Scoped(&[DepositsCreate, BalanceRead]), General),
         endpoint!(payments::routes, show_deposit, Scoped(&[BalanceRead, DepositsCreate]), General),
         endpoint!(ledger::routes, list_addresses, Scoped(&[BalanceRead, WithdrawalsCreate]), General),
         endpoint!(ledger::routes, add_address, Scoped(&[WithdrawalsCreate]), General),

@@ -159,6 +159,44 @@ impl<'a> Client<'a> {
     }
 }
 
+impl Client<'_> {
+    /// The coins NOWPayments accepts (`GET /currencies`), cached for `CURRENCIES_TTL_MS` per API
+    /// URL: the list changes rarely and every wallet page may ask.
+    pub async fn currencies(&self) -> ApiResult<Vec<String>> {
+        static CACHE: std::sync::Mutex<Option<std::collections::HashMap<String, (i64, Vec<String>)>>> =
+            std::sync::Mutex::new(None);
+        let now = self.state.now();
+        let cached = CACHE.lock().ok().and_then(|c| c.as_ref()?.get(&self.base).cloned());
+        if let Some((at, list)) = cached
+            && now - at < CURRENCIES_TTL_MS
+        {
+            return Ok(list);
+        }
+        let url = super::checked_url(self.state, PROVIDER, &format!("{}/currencies", self.base))?;
+        let sent = self.state.http.get(url).header("x-api-key", self.api_key).send().await;
+        let answer = match sent {
+            Ok(res) => super::read_answer(PROVIDER, "/currencies", res).await?,
+            Err(e) => {
+                tracing::warn!(error = %e, "NOWPayments could not be reached");
+                return Err(super::unavailable(PROVIDER));
+            }
+        };
+        let list: Vec<String> = answer["currencies"]
+            .as_array()
+            .ok_or_else(|| unexpected("the currencies answer has no list"))?
+            .iter()
+            .filter_map(|c| c.as_str().or_else(|| c["code"].as_str()).map(str::to_ascii_lowercase))
+            .collect();
+        if let Ok(mut cache) = CACHE.lock() {
+            cache.get_or_insert_with(Default::default).insert(self.base.clone(), (now, list.clone()));
+        }
+        Ok(list)
+    }
+}
+
+/// How long the list of coins is reused, in milliseconds.
+const CURRENCIES_TTL_MS: i64 = 10 * 60 * 1000;
+
 fn unexpected(what: &str) -> ApiError {
     tracing::warn!(what, "NOWPayments answered something unexpected");
     super::provider_error(PROVIDER)

@@ -55,6 +55,24 @@ pub(crate) async fn methods(State(state): State<AppState>) -> Api<Vec<PaymentMet
     Api::ok(super::methods(&state.config))
 }
 
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Currencies {
+    /// Coin codes to send as `pay_currency` (`btc`, `usdttrc20`…).
+    currencies: Vec<String>,
+}
+
+/// The coins a `crypto` deposit may name as `pay_currency`: NOWPayments' list, cached.
+#[utoipa::path(get, path = "/api/v1/payments/nowpayments/currencies", tag = "ledger",
+    responses((status = 200, body = Currencies), (status = 402, description = "PAYMENT_PROVIDER_NOT_CONFIGURED"),
+        (status = 502, description = "PAYMENT_PROVIDER_ERROR"), (status = 503, description = "PAYMENT_PROVIDER_UNAVAILABLE")))]
+pub(crate) async fn nowpayments_currencies(State(state): State<AppState>) -> ApiResult<Api<Currencies>> {
+    if !Provider::NowPayments.is_configured(&state.config) {
+        return Err(Provider::NowPayments.not_configured());
+    }
+    let currencies = nowpayments::Client::new(&state)?.currencies().await?;
+    Ok(Api::ok(Currencies { currencies }))
+}
+
 /// One of the caller's provider deposits: what was asked, what arrived, the provider's status.
 #[utoipa::path(get, path = "/api/v1/payments/deposits/{id}", tag = "ledger", params(("id" = String, Path)),
     responses((status = 200, body = DepositView), (status = 404)))]

@@ -220,6 +220,15 @@ async fn payment_intents_and_named_coins(app: TestApp, fake: FakeProviders) {
     let methods = app.get("/api/v1/payments/methods", None).await.expect(200);
     let names: Vec<&str> = methods.data().as_array().unwrap().iter().map(|m| m["method"].as_str().unwrap()).collect();
     assert_eq!(names, ["sandbox", "manual", "crypto", "card"]);
+    // The coins, from the provider once, then from the cache.
+    for _ in 0..2 {
+        let r = app.get("/api/v1/payments/nowpayments/currencies", Some(&user.key)).await.expect(200);
+        assert_eq!(r.data()["currencies"], json!(["btc", "eth", "usdttrc20"]));
+    }
+    let asked: Vec<_> = fake.received().into_iter().filter(|r| r.path == "/currencies").collect();
+    assert_eq!(asked.len(), 1);
+    assert_eq!(asked[0].method, "GET");
+    assert_eq!(asked[0].header("x-api-key"), Some(NP_KEY));
 }
 crate::with_providers!(payment_intents_and_named_coins);
 
@@ -374,6 +383,9 @@ async fn unconfigured_providers_say_so(app: TestApp) {
         .expect_error(402, "PAYMENT_PROVIDER_NOT_CONFIGURED");
     assert!(r.text.contains("--stripe-secret-key"), "{}", r.text);
     send_raw_ipn(&app, "{}".into(), Some("00")).await.expect_error(402, "PAYMENT_PROVIDER_NOT_CONFIGURED");
+    app.get("/api/v1/payments/nowpayments/currencies", Some(&user.key))
+        .await
+        .expect_error(402, "PAYMENT_PROVIDER_NOT_CONFIGURED");
     let methods = app.get("/api/v1/payments/methods", None).await.expect(200);
     let names: Vec<&str> = methods.data().as_array().unwrap().iter().map(|m| m["method"].as_str().unwrap()).collect();
     assert_eq!(names, ["sandbox", "manual"]);

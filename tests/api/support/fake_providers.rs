@@ -116,6 +116,7 @@ async fn answer(State(inner): State<Inner>, method: Method, uri: Uri, headers: H
             }))
             .into_response()
         }
+        "/currencies" => axum::Json(json!({"currencies": ["btc", "eth", "usdttrc20"]})).into_response(),
         _ => (StatusCode::NOT_FOUND, "no such fake route").into_response(),
     }
 }
