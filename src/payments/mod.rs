@@ -10,6 +10,7 @@
 
 pub mod amounts;
 pub mod nowpayments;
+pub mod reconcile;
 pub mod routes;
 pub mod store;
 pub mod stripe;
@@ -36,6 +37,15 @@ impl Provider {
         match method {
             "crypto" | "nowpayments" => Some(Provider::NowPayments),
             "card" | "stripe" => Some(Provider::Stripe),
+            _ => None,
+        }
+    }
+
+    /// Parses `deposits.provider`.
+    pub fn parse(name: &str) -> Option<Provider> {
+        match name {
+            "nowpayments" => Some(Provider::NowPayments),
+            "stripe" => Some(Provider::Stripe),
             _ => None,
         }
     }
@@ -219,6 +229,28 @@ fn checked_url(state: &AppState, provider: Provider, url: &str) -> ApiResult<url
         tracing::error!(provider = provider.name(), error = %e, "the provider API URL is refused by the outbound policy");
         provider_error(provider)
     })
+}
+
+/// GETs `url` (a read: safe to try twice) and reads the JSON answer.
+async fn get_json(
+    state: &AppState,
+    provider: Provider,
+    url: &str,
+    auth: (&str, String),
+) -> ApiResult<serde_json::Value> {
+    let url = checked_url(state, provider, url)?;
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match state.http.get(url.clone()).header(auth.0, auth.1.as_str()).send().await {
+            Err(e) if attempt < 2 && (e.is_connect() || e.is_timeout()) => continue,
+            Err(e) => {
+                tracing::warn!(provider = provider.name(), error = %e, "the provider could not be reached");
+                return Err(unavailable(provider));
+            }
+            Ok(res) => return read_answer(provider, url.path(), res).await,
+        }
+    }
 }
 
 /// A provider's JSON answer; an error status is logged (its body names no secret of ours) and

@@ -160,6 +160,12 @@ impl<'a> Client<'a> {
 }
 
 impl Client<'_> {
+    /// GETs `path` (`/payment/<id>`, `/payment/?invoiceId=…`).
+    pub async fn get(&self, path: &str) -> ApiResult<Value> {
+        let url = format!("{}{path}", self.base);
+        super::get_json(self.state, PROVIDER, &url, ("x-api-key", self.api_key.to_string())).await
+    }
+
     /// The coins NOWPayments accepts (`GET /currencies`), cached for `CURRENCIES_TTL_MS` per API
     /// URL: the list changes rarely and every wallet page may ask.
     pub async fn currencies(&self) -> ApiResult<Vec<String>> {

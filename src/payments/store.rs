@@ -156,6 +156,16 @@ pub async fn find(tx: &mut Tx, provider: Provider, id: &str) -> ApiResult<Option
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(id).bind(provider.name()).fetch_optional(&mut **tx).await?)
 }
 
+/// Pending provider deposits, oldest first.
+pub async fn pending_with_provider(db: &Db, limit: i64) -> sqlx::Result<Vec<Row>> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM deposits WHERE status = 'pending' AND provider IS NOT NULL ORDER BY created_at, id LIMIT $1"
+    )))
+    .bind(limit)
+    .fetch_all(db.pool())
+    .await
+}
+
 /// Whether provider payment `payment_id` has already credited a deposit.
 pub async fn payment_applied(tx: &mut Tx, provider: Provider, payment_id: &str) -> ApiResult<bool> {
     let found: Option<(String,)> =

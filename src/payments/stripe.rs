@@ -91,6 +91,14 @@ impl<'a> Client<'a> {
     }
 }
 
+impl Client<'_> {
+    /// GETs `path` (`/checkout/sessions/<id>`).
+    pub async fn get(&self, path: &str) -> ApiResult<Value> {
+        let url = format!("{}{path}", self.base);
+        super::get_json(self.state, PROVIDER, &url, ("authorization", format!("Bearer {}", self.secret_key))).await
+    }
+}
+
 /// `t=<t>,v1=<hex>` for `body` at `t`, as Stripe (and its test helper) signs.
 pub fn signature_header(secret: &str, t: i64, body: &[u8]) -> String {
     format!("t={t},v1={}", v1(secret, t, body))
@@ -146,9 +154,21 @@ struct EventData {
 /// failed one fails it; other events are acknowledged and ignored.
 pub async fn apply(state: &AppState, raw: &[u8]) -> ApiResult<Outcome> {
     let event: Event = serde_json::from_slice(raw).map_err(|e| ApiError::malformed_json(format!("event: {e}")))?;
-    let session = &event.data.object;
+    apply_session(state, Some(&event.id), &event.kind, &event.data.object).await
+}
+
+/// Applies what happened to a checkout session: from an event (`event_id`, applied once), or
+/// from reconciliation (`None`: the session as the API shows it, under the matching event kind).
+pub async fn apply_session(
+    state: &AppState,
+    event_id: Option<&str>,
+    kind: &str,
+    session: &Value,
+) -> ApiResult<Outcome> {
+    let dedup_id = event_id;
+    let event_id = event_id.unwrap_or("reconciliation");
     let text = |k: &str| session.get(k).and_then(Value::as_str);
-    let paid_now = match event.kind.as_str() {
+    let paid_now = match kind {
         "checkout.session.completed" => text("payment_status") == Some("paid"),
         "checkout.session.async_payment_succeeded" => true,
         "checkout.session.expired" | "checkout.session.async_payment_failed" => false,
@@ -157,29 +177,31 @@ pub async fn apply(state: &AppState, raw: &[u8]) -> ApiResult<Outcome> {
     let (Some(session_id), Some(deposit_id)) =
         (text("id"), text("client_reference_id").or_else(|| session["metadata"]["deposit_id"].as_str()))
     else {
-        tracing::warn!(event_id = event.id, "Stripe session event without a session id or deposit id; ignored");
+        tracing::warn!(event_id = event_id, "Stripe session event without a session id or deposit id; ignored");
         return Ok(Outcome::Unchanged);
     };
     let now = state.now();
     let mut tx = state.db.begin().await?;
-    if !store::first_delivery(&mut tx, PROVIDER, &event.id, now).await? {
+    if let Some(id) = dedup_id
+        && !store::first_delivery(&mut tx, PROVIDER, id, now).await?
+    {
         return Ok(Outcome::Unchanged);
     }
     let Some(deposit) = store::find(&mut tx, PROVIDER, deposit_id).await? else {
-        tracing::warn!(event_id = event.id, deposit_id, "Stripe event for an unknown deposit; ignored");
+        tracing::warn!(event_id = event_id, deposit_id, "Stripe event for an unknown deposit; ignored");
         tx.commit().await?;
         return Ok(Outcome::Unchanged);
     };
     if deposit.provider_ref.as_deref() != Some(session_id) {
-        tracing::warn!(event_id = event.id, deposit_id, session_id, "Stripe session is not the deposit's; refused");
+        tracing::warn!(event_id = event_id, deposit_id, session_id, "Stripe session is not the deposit's; refused");
         return Err(mismatch());
     }
-    let outcome = match (event.kind.as_str(), paid_now) {
+    let outcome = match (kind, paid_now) {
         (_, true) => {
             let cents = session.get("amount_total").and_then(Value::as_i64);
             let paid = cents.and_then(|c| c.checked_mul(UNITS_PER_CENT)).and_then(Amount::from_units);
             let (true, Some(paid)) = (text("currency").is_some_and(|c| c.eq_ignore_ascii_case("usd")), paid) else {
-                tracing::warn!(event_id = event.id, deposit_id, "Stripe session amount or currency unusable; refused");
+                tracing::warn!(event_id = event_id, deposit_id, "Stripe session amount or currency unusable; refused");
                 return Err(mismatch());
             };
             if paid.is_zero() || paid > Amount::CEILING {

@@ -568,3 +568,68 @@ async fn stripe_async_and_expired_sessions(app: TestApp, _fake: FakeProviders) {
     app.audit_ok().await;
 }
 crate::with_providers!(stripe_async_and_expired_sessions);
+
+async fn reconciliation_applies_what_callbacks_missed(app: TestApp, fake: FakeProviders) {
+    let user = app.signup("reconcile@example.com").await;
+    let invoice_deposit = crypto_deposit(&app, &user, "30.00").await;
+    let invoice_id = fake.last().json()["order_id"].clone();
+    assert_eq!(invoice_id, invoice_deposit.as_str());
+    let invoice = deposit_view(&app, &user, &invoice_deposit).await["payment_url"]
+        .as_str()
+        .unwrap()
+        .rsplit('=')
+        .next()
+        .unwrap()
+        .to_string();
+    let coin = app
+        .post(
+            "/api/v1/ledger/deposit",
+            Some(&user.key),
+            json!({"amount": "12.00", "currency": "USD", "payment_method": "crypto", "pay_currency": "btc"}),
+        )
+        .await
+        .expect(201);
+    let coin_deposit = coin.data()["transaction_id"].as_str().unwrap().to_string();
+    let coin_payment = fake.received().len() as u64 + 5_077_125_000;
+    let card = card_deposit(&app, &user, "9.00").await;
+    let session =
+        deposit_view(&app, &user, &card).await["payment_url"].as_str().unwrap().rsplit('/').next().unwrap().to_string();
+    let untouched = card_deposit(&app, &user, "1.00").await;
+    let open_session = deposit_view(&app, &user, &untouched).await["payment_url"]
+        .as_str()
+        .unwrap()
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .to_string();
+
+    // The invoice's payment finished, the coin payment expired, the card session was paid, the
+    // other session is still open; none of their callbacks arrived.
+    let mut finished = ipn(&invoice_deposit, 900, "finished", 30.0, 30.0);
+    finished.as_object_mut().unwrap().remove("order_id");
+    fake.answer_get(&format!("/payment/?invoiceId={invoice}&limit=100"), json!({"data": [finished], "total": 1}));
+    fake.answer_get(&format!("/payment/{coin_payment}"), ipn(&coin_deposit, coin_payment, "expired", 12.0, 0.0));
+    let paid_session = json!({"id": session, "object": "checkout.session", "status": "complete", "payment_status": "paid",
+        "amount_total": 900, "currency": "usd", "client_reference_id": card});
+    fake.answer_get(&format!("/checkout/sessions/{session}"), paid_session);
+    fake.answer_get(
+        &format!("/checkout/sessions/{open_session}"),
+        json!({"id": open_session, "status": "open", "payment_status": "unpaid"}),
+    );
+
+    let report = agentmarket::payments::reconcile::run(&app.state, 100).await.unwrap();
+    assert_eq!((report.checked, report.changed, report.errors), (4, 3, 0), "{report:?}");
+    assert_eq!(app.available(&user.key).await, "39.00");
+    assert_eq!(deposit_view(&app, &user, &coin_deposit).await["status"], "failed");
+    assert_eq!(deposit_view(&app, &user, &untouched).await["status"], "pending");
+    let stripe_get = fake.received().into_iter().find(|r| r.path == format!("/checkout/sessions/{session}")).unwrap();
+    assert_eq!(stripe_get.header("authorization"), Some(format!("Bearer {STRIPE_KEY}").as_str()));
+    // A second pass (and the late callback) change nothing.
+    let report = agentmarket::payments::reconcile::run(&app.state, 100).await.unwrap();
+    assert_eq!((report.checked, report.changed), (1, 0));
+    let late = send_ipn(&app, &ipn(&invoice_deposit, 900, "finished", 30.0, 30.0)).await.expect(200);
+    assert_eq!(outcome(&late), "unchanged");
+    assert_eq!(app.available(&user.key).await, "39.00");
+    app.audit_ok().await;
+}
+crate::with_providers!(reconciliation_applies_what_callbacks_missed);

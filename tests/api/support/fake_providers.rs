@@ -36,6 +36,8 @@ impl Recorded {
 struct Inner {
     received: Arc<Mutex<Vec<Recorded>>>,
     script: Arc<Mutex<VecDeque<u16>>>,
+    /// Answers to GETs, by path and query.
+    canned: Arc<Mutex<std::collections::HashMap<String, Value>>>,
 }
 
 pub struct FakeProviders {
@@ -59,6 +61,11 @@ impl FakeProviders {
         self.inner.script.lock().unwrap().extend(statuses);
     }
 
+    /// What a GET of `path_and_query` answers (a payment's or a session's current state).
+    pub fn answer_get(&self, path_and_query: &str, body: Value) {
+        self.inner.canned.lock().unwrap().insert(path_and_query.to_string(), body);
+    }
+
     pub fn received(&self) -> Vec<Recorded> {
         self.inner.received.lock().unwrap().clone()
     }
@@ -76,6 +83,12 @@ async fn answer(State(inner): State<Inner>, method: Method, uri: Uri, headers: H
         received.push(recorded.clone());
         received.len()
     };
+    let canned = uri.path_and_query().and_then(|pq| inner.canned.lock().unwrap().get(pq.as_str()).cloned());
+    if recorded.method == Method::GET
+        && let Some(body) = canned
+    {
+        return axum::Json(body).into_response();
+    }
     if let Some(status) = inner.script.lock().unwrap().pop_front() {
         let status = StatusCode::from_u16(status).unwrap();
         return (status, axum::Json(json!({"statusCode": status.as_u16(), "message": "scripted failure"})))
