@@ -633,3 +633,39 @@ async fn reconciliation_applies_what_callbacks_missed(app: TestApp, fake: FakePr
     app.audit_ok().await;
 }
 crate::with_providers!(reconciliation_applies_what_callbacks_missed);
+
+async fn the_wallet_page_sends_people_to_the_payment_page(app: TestApp, _fake: FakeProviders) {
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let csrf = |page: &str| {
+        let at = page.find("name=\"csrf\" value=\"").expect("a CSRF field") + "name=\"csrf\" value=\"".len();
+        page[at..].split('"').next().unwrap().to_string()
+    };
+    let page = http.get(app.url("/register")).send().await.unwrap().text().await.unwrap();
+    let form = [
+        ("csrf", csrf(&page)),
+        ("name", "Ada".into()),
+        ("email", "wallet@example.com".into()),
+        ("password", "correct horse battery".into()),
+    ];
+    http.post(app.url("/register")).form(&form).send().await.unwrap();
+    let wallet = http.get(app.url("/dashboard/wallet")).send().await.unwrap().text().await.unwrap();
+    let token = csrf(&wallet);
+    for method in ["manual", "crypto", "card"] {
+        assert!(wallet.contains(&format!("<option>{method}</option>")), "{method} offered");
+    }
+    let form = [("csrf", token.as_str()), ("amount", "15.00"), ("method", "card")];
+    let res = http.post(app.url("/dashboard/wallet/deposit")).form(&form).send().await.unwrap();
+    assert_eq!(res.status().as_u16(), 303);
+    let location = res.headers()["location"].to_str().unwrap().to_string();
+    assert!(location.starts_with("https://checkout.stripe.example/c/pay/cs_test_"), "{location}");
+    let back =
+        http.get(app.url("/dashboard/wallet?deposit=x&result=success")).send().await.unwrap().text().await.unwrap();
+    assert!(back.contains("credited once the provider confirms"));
+    assert!(back.contains("pending"), "the pending deposit is listed");
+}
+crate::with_providers!(the_wallet_page_sends_people_to_the_payment_page);
