@@ -669,3 +669,37 @@ async fn the_wallet_page_sends_people_to_the_payment_page(app: TestApp, _fake: F
     assert!(back.contains("pending"), "the pending deposit is listed");
 }
 crate::with_providers!(the_wallet_page_sends_people_to_the_payment_page);
+
+async fn concurrent_deliveries_credit_once(app: TestApp, _fake: FakeProviders) {
+    let user = app.signup("race@example.com").await;
+    let id = crypto_deposit(&app, &user, "10.00").await;
+    let finished = ipn(&id, 777, "finished", 10.0, 10.0);
+    let mut redeposit = ipn(&id, 778, "finished", 10.0, 2.0);
+    redeposit["parent_payment_id"] = json!(777);
+    let card = card_deposit(&app, &user, "3.00").await;
+    let session =
+        deposit_view(&app, &user, &card).await["payment_url"].as_str().unwrap().rsplit('/').next().unwrap().to_string();
+    let event = stripe_event("evt_race", "checkout.session.completed", &session, &card, 300, true);
+    let header = agentmarket::payments::stripe::signature_header(STRIPE_WHSEC, app.clock_secs(), event.as_bytes());
+    let sends = (0..8).map(|i| {
+        let (app, finished, redeposit, event, header) = (&app, &finished, &redeposit, &event, &header);
+        async move {
+            match i % 3 {
+                0 => send_ipn(app, finished).await,
+                1 => send_ipn(app, redeposit).await,
+                _ => send_stripe(app, event, Some(header)).await,
+            }
+        }
+    });
+    for r in futures::future::join_all(sends).await {
+        // A loser of a race may be told to retry (409); it never credits a second time.
+        assert!(r.status == 200 || r.status == 409, "{}", r.text);
+    }
+    // The providers would retry the 409s: one more round of each changes nothing.
+    send_ipn(&app, &finished).await.expect(200);
+    send_ipn(&app, &redeposit).await.expect(200);
+    send_stripe(&app, &event, Some(&header)).await.expect(200);
+    assert_eq!(app.available(&user.key).await, "15.00");
+    app.audit_ok().await;
+}
+crate::with_providers!(concurrent_deliveries_credit_once);
