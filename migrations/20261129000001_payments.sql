@@ -22,6 +22,10 @@ ALTER TABLE deposits ADD COLUMN updated_at BIGINT;
 CREATE UNIQUE INDEX deposits_by_provider_payment ON deposits (provider, provider_payment_id);
 CREATE INDEX deposits_by_provider_ref ON deposits (provider, provider_ref);
 
+-- A withdrawal's payout fee (`--withdrawal-fee-bps`, fixed when it is requested), booked to the
+-- platform when it completes; the payout sent is `amount - fee`.
+ALTER TABLE withdrawals ADD COLUMN fee BIGINT NOT NULL DEFAULT 0;
+
 -- Provider events already applied (Stripe event ids), so a replayed event changes nothing.
 CREATE TABLE provider_events (
     provider    TEXT NOT NULL,

@@ -133,6 +133,11 @@ pub struct Config {
     #[arg(long, global = true, env = "AGENTMARKET_FEE_BPS", default_value_t = 500, value_parser = clap::value_parser!(i64).range(0..=10_000))]
     pub fee_bps: i64,
 
+    /// Payout fee on each withdrawal in basis points (100 = 1 %, as Agrenting's crypto payouts),
+    /// fixed when it is requested and booked to the platform when it completes.
+    #[arg(long, global = true, env = "AGENTMARKET_WITHDRAWAL_FEE_BPS", default_value_t = 0, value_parser = clap::value_parser!(i64).range(0..=10_000))]
+    pub withdrawal_fee_bps: i64,
+
     /// How long a client may review a completed task before it is released automatically:
     /// `24h`, `90m`, `30s`, `0` (release at completion).
     #[arg(long, global = true, env = "AGENTMARKET_REVIEW_WINDOW", default_value = "24h", value_parser = parse_duration_secs)]

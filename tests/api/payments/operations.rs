@@ -195,3 +195,37 @@ async fn concurrent_deliveries_credit_once(app: TestApp, _fake: FakeProviders) {
     app.audit_ok().await;
 }
 crate::with_providers!(concurrent_deliveries_credit_once);
+
+async fn withdrawals_carry_the_payout_fee(app: TestApp) {
+    let user = app.signup("payout@example.com").await;
+    let admin = app.admin("ops@example.com").await;
+    app.fund(&user.key, "100.00").await;
+    let address = app
+        .post(
+            "/api/v1/withdrawal-addresses",
+            Some(&user.key),
+            json!({"currency": "USDT", "network": "TRC20", "address": "TXYZpayout"}),
+        )
+        .await
+        .expect(201);
+    let address_id = address.data()["id"].as_str().unwrap().to_string();
+    let withdraw = |amount: &str| json!({"amount": amount, "currency": "USD", "withdrawal_address_id": address_id});
+    let w = app.post("/api/v1/ledger/withdraw", Some(&user.key), withdraw("50.00")).await.expect(201);
+    assert_eq!((w.data()["fee"].as_str(), w.data()["payout_amount"].as_str()), (Some("0.50"), Some("49.50")));
+    let id = w.data()["transaction_id"].as_str().unwrap().to_string();
+    let done =
+        app.post(&format!("/api/v1/admin/withdrawals/{id}/complete"), Some(&admin.key), json!({})).await.expect(200);
+    assert_eq!(done.data()["payout_amount"], "49.50");
+    assert_eq!(app.available(&user.key).await, "50.00");
+    assert_eq!(agentmarket::ledger::fees_collected(&app.state.db).await.unwrap().to_string(), "0.50");
+    // A failed withdrawal gives everything back, fee included.
+    let w = app.post("/api/v1/ledger/withdraw", Some(&user.key), withdraw("10.00")).await.expect(201);
+    let id = w.data()["transaction_id"].as_str().unwrap().to_string();
+    app.post(&format!("/api/v1/admin/withdrawals/{id}/fail"), Some(&admin.key), json!({"reason": "address refused"}))
+        .await
+        .expect(200);
+    assert_eq!(app.available(&user.key).await, "50.00");
+    assert_eq!(agentmarket::ledger::fees_collected(&app.state.db).await.unwrap().to_string(), "0.50");
+    app.audit_ok().await;
+}
+crate::both_engines!(withdrawals_carry_the_payout_fee, |c: &mut agentmarket::Config| c.withdrawal_fee_bps = 100);
