@@ -169,6 +169,12 @@ pub struct Config {
     #[arg(long, global = true, env = "AGENTMARKET_WEBHOOK_INTERVAL_MS", default_value_t = 1000)]
     pub webhook_interval_ms: u64,
 
+    /// How long a verified API key or session token is trusted without asking the database, in
+    /// milliseconds (0: ask on every request). A key revoked on another server stops working
+    /// here within this time; on this server at once.
+    #[arg(long, global = true, env = "AGENTMARKET_KEY_CACHE_TTL_MS", default_value_t = 2000, value_parser = clap::value_parser!(u64).range(0..=2000))]
+    pub key_cache_ttl_ms: u64,
+
     /// Do not probe a hired agent's availability in the background (tests run the probe by hand).
     #[arg(long, global = true, env = "AGENTMARKET_DEFER_HIRING_PROBE")]
     pub defer_hiring_probe: bool,

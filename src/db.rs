@@ -2,6 +2,8 @@
 //! (`$1…$n`, `RETURNING`, `ON CONFLICT`) against `sqlx::Any`.
 
 use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -24,6 +26,11 @@ pub struct Db {
     /// `busy_timeout`'s back-off. On PostgreSQL, the same pool as reads.
     writer: AnyPool,
     engine: Engine,
+    /// Bumped after every committed change that can make a credential unusable or change
+    /// what it may do (revoke, roll, rotate, log-out, agent deleted or claimed): this
+    /// process's verified-key cache drops everything older at once. Other servers learn of
+    /// the change when their cache entries expire.
+    credentials_epoch: Arc<AtomicU64>,
 }
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -68,7 +75,16 @@ impl Db {
             Engine::Sqlite => pool_options(1).connect_with(options).await.context("cannot connect to the database")?,
             Engine::Postgres => pool.clone(),
         };
-        Ok(Db { pool, writer, engine })
+        Ok(Db { pool, writer, engine, credentials_epoch: Arc::default() })
+    }
+
+    /// Call after committing a change to a credential (see `credentials_epoch`).
+    pub fn credentials_changed(&self) {
+        self.credentials_epoch.fetch_add(1, Ordering::SeqCst);
+    }
+
+    pub fn credentials_epoch(&self) -> u64 {
+        self.credentials_epoch.load(Ordering::SeqCst)
     }
 
     pub async fn migrate(&self) -> anyhow::Result<()> {
@@ -152,11 +168,13 @@ impl Db {
                 .await?
             }
             Engine::Sqlite => {
-                sqlx::query_as("SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = $1 AND name LIKE $2")
-                    .bind(table)
-                    .bind(format!("{prefix}%"))
-                    .fetch_all(&mut *tx)
-                    .await?
+                sqlx::query_as(
+                    "SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = $1 AND name LIKE $2",
+                )
+                .bind(table)
+                .bind(format!("{prefix}%"))
+                .fetch_all(&mut *tx)
+                .await?
             }
         };
         if existing.iter().any(|(n,)| n.starts_with(&name)) {

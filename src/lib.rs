@@ -62,7 +62,13 @@ impl App {
         // commit with the next one's work.
         let committers = if db.engine() == db::Engine::Sqlite { 1 } else { 2 };
         let engine = tasks::engine::Engine::start(db.clone(), clock.clone(), committers);
-        Ok(App { state: AppState { db, config: Arc::new(config), clock, http, secrets, engine } })
+        let ttl = std::time::Duration::from_millis(config.key_cache_ttl_ms);
+        let verified_keys = Arc::new(auth::cache::VerifiedKeys::new(ttl));
+        let key_uses = Arc::default();
+        let config = Arc::new(config);
+        let rate_leases = Arc::default();
+        let state = AppState { db, config, clock, http, secrets, engine, verified_keys, key_uses, rate_leases };
+        Ok(App { state })
     }
 
     pub fn state(&self) -> &AppState {
@@ -92,6 +98,10 @@ impl App {
                 webhooks::worker::run_once(&s).await.map(drop)
             }))
         });
+        let key_uses =
+            tokio::spawn(repeat(self.state.clone(), std::time::Duration::from_secs(1), "key use", |s| async move {
+                Ok(s.flush_key_uses().await?)
+            }));
         let limits = http::server::ConnectionLimits::from_config(config);
         tracing::info!(
             max_connections = limits.max_connections,
@@ -101,9 +111,10 @@ impl App {
             "connection limits"
         );
         http::server::serve(listener, self.router(), limits, shutdown).await;
-        for worker in [sweeper, deliveries].into_iter().flatten() {
+        for worker in [sweeper, deliveries, Some(key_uses)].into_iter().flatten() {
             worker.abort();
         }
+        let _ = self.state.flush_key_uses().await;
         self.state.db.close().await;
         Ok(())
     }

@@ -19,11 +19,22 @@ pub struct AppState {
     pub secrets: Arc<crate::secrets::SecretsKey>,
     /// The task engine: every change to a task or hiring goes through it.
     pub engine: crate::tasks::engine::Engine,
+    /// Credentials verified in the last moment (`auth::cache`).
+    pub verified_keys: Arc<crate::auth::cache::VerifiedKeys>,
+    /// Key use waiting to be written in the next batch.
+    pub key_uses: Arc<crate::auth::cache::KeyUses>,
+    /// This server's shares of the shared rate-limit counters.
+    pub rate_leases: Arc<crate::http::rate_lease::RateLeases>,
 }
 
 impl AppState {
     pub fn now(&self) -> i64 {
         self.clock.now_ms()
+    }
+
+    /// Writes pending key use, so a page or list shows `last_used_at` as of now.
+    pub async fn flush_key_uses(&self) -> sqlx::Result<()> {
+        self.key_uses.flush(&self.db, self.now()).await
     }
 
     /// The smallest and largest withdrawal, and its payout fee.

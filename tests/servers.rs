@@ -2,123 +2,14 @@
 //! authentication lockout — is one limit for all of them on one PostgreSQL, and survives a
 //! restart, even a `kill -9`, on either engine.
 
-#[path = "api/support/pg.rs"]
-mod pg;
+#[path = "process/mod.rs"]
+mod process;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use process::{Client, Server, postgres, run, sqlite};
 use serde_json::{Value, json};
-
-const BIN: &str = env!("CARGO_BIN_EXE_agentmarket");
-
-/// A running `agentmarket` process; killed (SIGKILL) when dropped.
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Server {
-    /// Starts the binary on `database_url` with `args`, on a free port, and waits until it listens.
-    fn start(database_url: &str, dir: &Path, args: &[&str]) -> Server {
-        let log_path = dir.join(format!("server-{}.log", uuid::Uuid::new_v4().simple()));
-        let log = std::fs::File::create(&log_path).unwrap();
-        let mut cmd = Command::new(BIN);
-        cmd.current_dir(dir);
-        for (k, _) in std::env::vars() {
-            if k.starts_with("AGENTMARKET_") {
-                cmd.env_remove(k);
-            }
-        }
-        let child = cmd
-            .args(["--database-url", database_url, "--bind", "127.0.0.1:0", "--log-format", "json"])
-            .args(["--sweep-interval-secs", "0", "--webhook-interval-ms", "0"])
-            .args(args)
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .stdin(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut server = Server { child, base: String::new() };
-        server.base = format!("http://{}", wait_for_address(&log_path));
-        server
-    }
-
-    /// Kills the process at once, as a crash would.
-    fn kill(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn wait_for_address(log_path: &Path) -> String {
-    for _ in 0..300 {
-        if let Ok(file) = std::fs::File::open(log_path) {
-            for line in BufReader::new(file).lines().map_while(Result::ok) {
-                if line.contains("agentmarket listening") {
-                    let v: Value = serde_json::from_str(&line).unwrap();
-                    return v["fields"]["address"].as_str().unwrap().to_string();
-                }
-            }
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("the server did not start: {}", std::fs::read_to_string(log_path).unwrap_or_default());
-}
-
-struct Client(reqwest::Client);
-
-impl Client {
-    fn new() -> Client {
-        Client(reqwest::Client::builder().no_proxy().build().unwrap())
-    }
-    async fn call(&self, method: reqwest::Method, url: String, key: Option<&str>, body: Value) -> (u16, Value) {
-        let mut req = self.0.request(method, url).json(&body);
-        if let Some(k) = key {
-            req = req.header("x-api-key", k);
-        }
-        let res = req.send().await.unwrap();
-        let status = res.status().as_u16();
-        (status, res.json().await.unwrap_or(Value::Null))
-    }
-    async fn get(&self, server: &Server, path: &str, key: Option<&str>) -> u16 {
-        self.call(reqwest::Method::GET, format!("{}{path}", server.base), key, Value::Null).await.0
-    }
-    async fn post(&self, server: &Server, path: &str, key: Option<&str>, body: Value) -> (u16, Value) {
-        self.call(reqwest::Method::POST, format!("{}{path}", server.base), key, body).await
-    }
-    async fn signup(&self, server: &Server, email: &str) -> String {
-        let body = json!({"email": email, "password": "correct horse battery"});
-        let (status, r) = self.post(server, "/api/v1/accounts/register", None, body).await;
-        assert_eq!(status, 201, "{r}");
-        r["data"]["api_key"].as_str().unwrap().to_string()
-    }
-}
-
-/// A fresh database of each engine: `(url, folder for logs and the SQLite file, guard)`.
-async fn sqlite() -> (String, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}?mode=rwc", dir.path().join("shared.db").display());
-    (url, dir)
-}
-
-async fn postgres() -> Option<(String, tempfile::TempDir, pg::TempDatabase)> {
-    let db = pg::TempDatabase::create().await?;
-    Some((db.url.clone(), tempfile::tempdir().unwrap(), db))
-}
-
-fn run<F: Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap().block_on(f)
-}
 
 #[test]
 fn two_servers_on_one_postgres_enforce_one_request_limit() {
@@ -262,5 +153,64 @@ fn a_crash_mid_request_leaves_the_key_retryable_on_postgres() {
     run(async {
         let Some((url, dir, _db)) = postgres().await else { return };
         a_crash_mid_request_leaves_the_key_retryable(&url, dir.path()).await;
+    });
+}
+
+/// Each server trusts a verified key for at most 2 s (`--key-cache-ttl-ms`): a key revoked on
+/// one server is refused by the server that revoked it at once, and by the other within 2 s.
+#[test]
+fn a_key_revoked_on_one_server_is_refused_by_the_other_within_two_seconds() {
+    run(async {
+        let Some((url, dir, _db)) = postgres().await else { return };
+        let (a, b) = (Server::start(&url, dir.path(), &[]), Server::start(&url, dir.path(), &[]));
+        let http = Client::new();
+        let owner = http.signup(&a, "revoke@example.com").await;
+        let (status, r) = http.post(&a, "/api/v1/api-keys", Some(&owner), json!({"name": "short-lived"})).await;
+        assert_eq!(status, 201, "{r}");
+        let (id, key) =
+            (r["data"]["key"]["id"].as_str().unwrap().to_string(), r["data"]["api_key"].as_str().unwrap().to_string());
+        // Both servers have verified (and cached) the key.
+        assert_eq!(http.get(&a, "/api/v1/accounts/me", Some(&key)).await, 200);
+        assert_eq!(http.get(&b, "/api/v1/accounts/me", Some(&key)).await, 200);
+
+        let (status, r) = http
+            .call(reqwest::Method::DELETE, format!("{}/api/v1/api-keys/{id}", b.base), Some(&owner), Value::Null)
+            .await;
+        assert_eq!(status, 200, "{r}");
+        let revoked = std::time::Instant::now();
+        assert_eq!(http.get(&b, "/api/v1/accounts/me", Some(&key)).await, 401, "refused at once where it was revoked");
+        loop {
+            let status = http.get(&a, "/api/v1/accounts/me", Some(&key)).await;
+            if status == 401 {
+                break;
+            }
+            assert_eq!(status, 200);
+            assert!(revoked.elapsed() < Duration::from_millis(2_500), "still accepted after {:?}", revoked.elapsed());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(http.get(&a, "/api/v1/accounts/me", Some(&owner)).await, 200, "other keys unaffected");
+    });
+}
+
+/// A large limit is leased in shares by each server, and two servers together still never
+/// allow more than the limit; at most a share less per server (limit 100: shares of 5).
+#[test]
+fn two_servers_leasing_one_limit_never_exceed_it() {
+    run(async {
+        let Some((url, dir, _db)) = postgres().await else { return };
+        let args = ["--rate-general-per-minute", "100"];
+        let (a, b) = (Server::start(&url, dir.path(), &args), Server::start(&url, dir.path(), &args));
+        let http = Client::new();
+        let key = http.signup(&a, "leases@example.com").await;
+        let mut allowed = 0;
+        for i in 0..130 {
+            let server = if i % 3 == 0 { &a } else { &b };
+            match http.get(server, "/api/v1/accounts/me", Some(&key)).await {
+                200 => allowed += 1,
+                429 => {}
+                other => panic!("unexpected {other}"),
+            }
+        }
+        assert!((92..=100).contains(&allowed), "{allowed} allowed of a limit of 100");
     });
 }

@@ -143,7 +143,7 @@ pub struct UserKeyAuth {
     pub scopes: Scopes,
     pub max_price_per_hire: Option<Amount>,
     pub last_used_at: Option<i64>,
-    expires_at: Option<i64>,
+    pub expires_at: Option<i64>,
     revoked_at: Option<i64>,
 }
 
@@ -195,20 +195,6 @@ pub async fn find_by_id(db: &Db, id: &str) -> sqlx::Result<Option<UserKeyAuth>> 
         .fetch_optional(db.pool())
         .await?;
     Ok(row.map(auth_from))
-}
-
-/// Records use; callers throttle this to about once a minute per key.
-pub async fn touch(db: &Db, id: &str, now: i64) {
-    let result = sqlx::query(
-        "UPDATE user_api_keys SET last_used_at = $1 WHERE id = $2 AND (last_used_at IS NULL OR last_used_at < $1)",
-    )
-    .bind(now)
-    .bind(id)
-    .execute(db.writer())
-    .await;
-    if let Err(e) = result {
-        tracing::warn!(error = %e, "could not record key use");
-    }
 }
 
 /// Inserts a new key inside `tx` and returns its info and the plaintext (show once).
@@ -277,6 +263,7 @@ pub async fn revoke(db: &Db, by: &Caller, key_id: &str, now: i64) -> ApiResult<K
         .await?;
     let row = owned_row(&mut tx, user_id, key_id).await?;
     tx.commit().await?;
+    db.credentials_changed();
     Ok(row.info())
 }
 
@@ -316,5 +303,6 @@ pub async fn roll(db: &Db, by: &Caller, key_id: &str, grace_secs: i64, now: i64)
     }
     let created = insert(&mut tx, user_id, &spec, now).await?;
     tx.commit().await?;
+    db.credentials_changed();
     Ok(created)
 }

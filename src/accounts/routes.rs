@@ -84,6 +84,7 @@ pub(crate) async fn my_agents(
 #[utoipa::path(get, path = "/api/v1/api-keys", tag = "api-keys", responses((status = 200, body = Vec<KeyInfo>), (status = 401), (status = 403)))]
 pub(crate) async fn list_keys(State(state): State<AppState>, caller: Caller) -> ApiResult<Api<Vec<KeyInfo>>> {
     let user = caller.require_user()?;
+    state.flush_key_uses().await?;
     Ok(Api::ok(api_keys::list(&state.db, &user.id).await?))
 }
 

@@ -51,7 +51,7 @@ pub struct AgentKeyAuth {
     pub agent_status: String,
     pub reputation_centi: i64,
     pub last_used_at: Option<i64>,
-    expires_at: Option<i64>,
+    pub expires_at: Option<i64>,
     revoked_at: Option<i64>,
 }
 
@@ -76,26 +76,6 @@ pub async fn find_by_id(db: &Db, id: &str) -> sqlx::Result<Option<AgentKeyAuth>>
         .bind(id)
         .fetch_optional(db.pool())
         .await
-}
-
-/// Records use of the key and that the agent was seen; throttled by the caller.
-pub async fn touch(db: &Db, id: &str, agent_id: &str, now: i64) {
-    let result = async {
-        sqlx::query("UPDATE agent_credentials SET last_used_at = $1 WHERE id = $2")
-            .bind(now)
-            .bind(id)
-            .execute(db.writer())
-            .await?;
-        sqlx::query("UPDATE agents SET last_seen_at = $1 WHERE id = $2")
-            .bind(now)
-            .bind(agent_id)
-            .execute(db.writer())
-            .await
-    }
-    .await;
-    if let Err(e) = result {
-        tracing::warn!(error = %e, "could not record agent key use");
-    }
 }
 
 pub async fn insert(tx: &mut Tx, agent_id: &str, name: &str, now: i64) -> sqlx::Result<(KeyInfo, PlainSecret)> {
@@ -156,6 +136,7 @@ pub async fn revoke(db: &Db, by: &Caller, agent_id: &str, key_id: &str, now: i64
         .await?;
     let row = owned_row(&mut tx, agent_id, key_id).await?;
     tx.commit().await?;
+    db.credentials_changed();
     Ok(row.info())
 }
 
@@ -174,6 +155,7 @@ pub async fn rotate(db: &Db, by: &Caller, agent_id: &str, key_id: &str, now: i64
     }
     let created = insert(&mut tx, agent_id, &old.name, now).await?;
     tx.commit().await?;
+    db.credentials_changed();
     Ok(created)
 }
 

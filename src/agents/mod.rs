@@ -149,6 +149,7 @@ pub async fn delete(db: &Db, caller: &Caller, id_or_did: &str, now: i64) -> ApiR
     credentials::revoke_all(&mut tx, &agent.id, now).await?;
     let deleted = store::find_in_tx(db, &mut tx, &agent.id).await?.ok_or_else(|| ApiError::not_found("agent"))?;
     tx.commit().await?;
+    db.credentials_changed();
     Ok(deleted)
 }
 
@@ -239,6 +240,7 @@ async fn assign_one(
     }
     if store::claim(&mut tx, &agent.id, owner_id, now).await? {
         tx.commit().await?;
+        db.credentials_changed(); // its key's caller now has an owner
         return Ok(AssignResult { agent_id: agent.id, status: "assigned", error: None });
     }
     drop(tx);

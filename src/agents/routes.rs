@@ -243,6 +243,7 @@ pub(crate) async fn list_credentials(
     Path(id): Path<String>,
 ) -> ApiResult<Api<Vec<KeyInfo>>> {
     let agent = super::controlled(&state.db, &caller, &id).await?;
+    state.flush_key_uses().await?;
     Ok(Api::ok(credentials::list(&state.db, &agent.id).await?))
 }
 

@@ -1,11 +1,13 @@
 //! Who is calling. A middleware resolves the credential on every `/api` request (one indexed
-//! lookup by SHA-256); a bad credential is a 401 everywhere, never a silent anonymous call.
+//! lookup by SHA-256, or none when `auth::cache` verified it a moment ago); a bad credential is
+//! a 401 everywhere, never a silent anonymous call.
 
 use axum::extract::{FromRequestParts, Request, State};
 use axum::http::request::Parts;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
+use super::cache::UsedKey;
 use super::keys::{self, KeyKind};
 use super::scope::{Rights, Scope, Scopes};
 use super::sessions;
@@ -16,10 +18,6 @@ use crate::http::extract::client_ip;
 use crate::http::rate_limit;
 use crate::money::Amount;
 use crate::state::AppState;
-
-/// `last_used_at` is written at most this often per key (not on every request: a write per
-/// request would serialise all traffic on SQLite).
-const TOUCH_INTERVAL_MS: i64 = 60_000;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Credential {
@@ -69,6 +67,19 @@ pub struct Caller {
 }
 
 impl Caller {
+    /// The key whose use this request records (a session counts as use of its key).
+    fn used_key(&self) -> Option<UsedKey> {
+        let key_id = match &self.credential {
+            Credential::UserKey { key_id } | Credential::AgentKey { key_id } => key_id.clone(),
+            Credential::Session { key_id, .. } => key_id.clone(),
+            Credential::Browser { .. } => return None,
+        };
+        Some(match &self.agent {
+            Some(agent) if self.user.is_none() => UsedKey::Agent { key_id, agent_id: agent.id.clone() },
+            _ => UsedKey::User { key_id },
+        })
+    }
+
     /// True when the credential itself belongs to an agent (agent key or its session).
     pub fn is_agent_credential(&self) -> bool {
         self.user.is_none()
@@ -231,25 +242,42 @@ async fn resolve(state: &AppState, token: &str, parts: &Parts) -> ApiResult<Call
     let kind = KeyKind::of(token).ok_or_else(invalid)?;
     let hash = keys::hash(token);
     let now = state.now();
-    let mut caller = match kind {
-        KeyKind::User => user_key_caller(state, KeyLookup::Hash(&hash), now).await?,
-        KeyKind::Agent => agent_key_caller(state, KeyLookup::Hash(&hash), now).await?,
-        KeyKind::Session => {
-            let session = sessions::find_active(&state.db, &hash, now).await?.ok_or_else(invalid)?;
-            let mut caller = match session.key_kind {
-                KeyKind::User => user_key_caller(state, KeyLookup::Id(&session.key_id), now).await?,
-                KeyKind::Agent => agent_key_caller(state, KeyLookup::Id(&session.key_id), now).await?,
-                KeyKind::Session => return Err(invalid()),
-            };
-            caller.credential =
-                Credential::Session { session_id: session.id, key_kind: session.key_kind, key_id: session.key_id };
+    let epoch = state.db.credentials_epoch();
+    let mut caller = match state.verified_keys.get(&hash, now, epoch) {
+        Some(caller) => caller,
+        None => {
+            let (caller, usable_until) = verify(state, kind, &hash, now).await?;
+            state.verified_keys.put(&hash, &caller, usable_until, epoch);
             caller
         }
     };
+    if let Some(key) = caller.used_key() {
+        state.key_uses.record(key, now);
+    }
     if let Some(agent_ref) = parts.headers.get("x-agent-id").and_then(|v| v.to_str().ok()) {
         act_as_agent(state, &mut caller, agent_ref.trim()).await?;
     }
     Ok(caller)
+}
+
+/// Looks the credential up: the caller it makes and until when it is usable.
+async fn verify(state: &AppState, kind: KeyKind, hash: &str, now: i64) -> ApiResult<(Caller, Option<i64>)> {
+    match kind {
+        KeyKind::User => user_key_caller(state, KeyLookup::Hash(hash), now).await,
+        KeyKind::Agent => agent_key_caller(state, KeyLookup::Hash(hash), now).await,
+        KeyKind::Session => {
+            let session = sessions::find_active(&state.db, hash, now).await?.ok_or_else(invalid)?;
+            let (mut caller, key_until) = match session.key_kind {
+                KeyKind::User => user_key_caller(state, KeyLookup::Id(&session.key_id), now).await?,
+                KeyKind::Agent => agent_key_caller(state, KeyLookup::Id(&session.key_id), now).await?,
+                KeyKind::Session => return Err(invalid()),
+            };
+            let until = key_until.map_or(session.expires_at, |t| t.min(session.expires_at));
+            caller.credential =
+                Credential::Session { session_id: session.id, key_kind: session.key_kind, key_id: session.key_id };
+            Ok((caller, Some(until)))
+        }
+    }
 }
 
 enum KeyLookup<'a> {
@@ -257,38 +285,31 @@ enum KeyLookup<'a> {
     Id(&'a str),
 }
 
-async fn user_key_caller(state: &AppState, lookup: KeyLookup<'_>, now: i64) -> ApiResult<Caller> {
-    {
-        let key = match lookup {
-            KeyLookup::Hash(h) => accounts::api_keys::find_by_hash(&state.db, h).await?,
-            KeyLookup::Id(id) => accounts::api_keys::find_by_id(&state.db, id).await?,
-        }
-        .filter(|k| k.is_usable(now))
-        .ok_or_else(invalid)?;
-        if key.last_used_at.is_none_or(|t| now - t >= TOUCH_INTERVAL_MS) {
-            accounts::api_keys::touch(&state.db, &key.id, now).await;
-        }
-        Ok(Caller {
-            credential: Credential::UserKey { key_id: key.id },
-            user: Some(UserCtx { id: key.user_id, is_admin: key.is_admin }),
-            agent: None,
-            scopes: key.scopes,
-            max_price_per_hire: key.max_price_per_hire,
-        })
+async fn user_key_caller(state: &AppState, lookup: KeyLookup<'_>, now: i64) -> ApiResult<(Caller, Option<i64>)> {
+    let key = match lookup {
+        KeyLookup::Hash(h) => accounts::api_keys::find_by_hash(&state.db, h).await?,
+        KeyLookup::Id(id) => accounts::api_keys::find_by_id(&state.db, id).await?,
     }
+    .filter(|k| k.is_usable(now))
+    .ok_or_else(invalid)?;
+    let caller = Caller {
+        credential: Credential::UserKey { key_id: key.id },
+        user: Some(UserCtx { id: key.user_id, is_admin: key.is_admin }),
+        agent: None,
+        scopes: key.scopes,
+        max_price_per_hire: key.max_price_per_hire,
+    };
+    Ok((caller, key.expires_at))
 }
 
-async fn agent_key_caller(state: &AppState, lookup: KeyLookup<'_>, now: i64) -> ApiResult<Caller> {
+async fn agent_key_caller(state: &AppState, lookup: KeyLookup<'_>, now: i64) -> ApiResult<(Caller, Option<i64>)> {
     let key = match lookup {
         KeyLookup::Hash(h) => agents::credentials::find_by_hash(&state.db, h).await?,
         KeyLookup::Id(id) => agents::credentials::find_by_id(&state.db, id).await?,
     }
     .filter(|k| k.is_usable(now))
     .ok_or_else(invalid)?;
-    if key.last_used_at.is_none_or(|t| now - t >= TOUCH_INTERVAL_MS) {
-        agents::credentials::touch(&state.db, &key.id, &key.agent_id, now).await;
-    }
-    Ok(Caller {
+    let caller = Caller {
         credential: Credential::AgentKey { key_id: key.id },
         user: None,
         agent: Some(AgentCtx {
@@ -299,7 +320,8 @@ async fn agent_key_caller(state: &AppState, lookup: KeyLookup<'_>, now: i64) -> 
         }),
         scopes: Scopes::all(),
         max_price_per_hire: None,
-    })
+    };
+    Ok((caller, key.expires_at))
 }
 
 /// `X-Agent-ID`: a user key acting as one of the user's own agents.

@@ -1,5 +1,6 @@
 //! Credentials: key format and hashing, session tokens, and the caller resolved from them.
 
+pub mod cache;
 pub mod caller;
 pub mod keys;
 pub mod routes;

@@ -11,6 +11,7 @@ struct SessionRow {
     id: String,
     key_kind: String,
     key_id: String,
+    expires_at: i64,
 }
 
 #[derive(Debug)]
@@ -18,6 +19,7 @@ pub struct Session {
     pub id: String,
     pub key_kind: KeyKind,
     pub key_id: String,
+    pub expires_at: i64,
 }
 
 fn kind_name(kind: KeyKind) -> &'static str {
@@ -56,7 +58,7 @@ pub async fn create(
 
 pub async fn find_active(db: &Db, token_hash: &str, now: i64) -> sqlx::Result<Option<Session>> {
     let row: Option<SessionRow> = sqlx::query_as(
-        "SELECT id, key_kind, key_id FROM auth_sessions WHERE token_hash = $1 AND revoked_at IS NULL AND expires_at > $2",
+        "SELECT id, key_kind, key_id, expires_at FROM auth_sessions WHERE token_hash = $1 AND revoked_at IS NULL AND expires_at > $2",
     )
     .bind(token_hash)
     .bind(now)
@@ -68,7 +70,7 @@ pub async fn find_active(db: &Db, token_hash: &str, now: i64) -> sqlx::Result<Op
             "agent" => KeyKind::Agent,
             _ => return None,
         };
-        Some(Session { id: r.id, key_kind, key_id: r.key_id })
+        Some(Session { id: r.id, key_kind, key_id: r.key_id, expires_at: r.expires_at })
     }))
 }
 
@@ -78,6 +80,7 @@ pub async fn revoke(db: &Db, session_id: &str, now: i64) -> sqlx::Result<u64> {
         .bind(session_id)
         .execute(db.writer())
         .await?;
+    db.credentials_changed();
     Ok(done.rows_affected())
 }
 
@@ -87,5 +90,6 @@ pub async fn revoke_for_key(db: &Db, key_id: &str, now: i64) -> sqlx::Result<u64
         .bind(key_id)
         .execute(db.writer())
         .await?;
+    db.credentials_changed();
     Ok(done.rows_affected())
 }

@@ -100,10 +100,13 @@ pub async fn act(
     Path((kind, id, action)): Path<(String, String, String)>,
     Form(form): Form<Fields>,
 ) -> Response {
-    let b = match admin_browser(&state, &headers).await.and_then(|b| b.check_csrf(&form).map(|()| b)) {
+    let b = match admin_browser(&state, &headers).await {
         Ok(b) => b,
         Err(r) => return r,
     };
+    if let Err(r) = b.check_csrf(&form) {
+        return r;
+    }
     let now = state.now();
     let db = &state.db;
     let text = |k: &str| form.get(k).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
@@ -126,7 +129,9 @@ pub async fn act(
                 (Err(e), _) | (_, Err(e)) => return render_page(&state, &b, Some(&e)).await,
             };
             let share = if outcome.as_deref() == Some("split") { share } else { None };
-            disputes::resolve(db, &state.engine, &id, ResolveRequest { outcome, client_share_bps: share, note }).await.map(drop)
+            disputes::resolve(db, &state.engine, &id, ResolveRequest { outcome, client_share_bps: share, note })
+                .await
+                .map(drop)
         }
         ("deposits", "confirm") => deposits::confirm(db, &id, now).await.map(drop),
         ("withdrawals", "complete") => withdrawals::finish(db, &id, true, None, now).await.map(drop),

@@ -58,6 +58,7 @@ async fn show(
     };
     let loaded = async {
         let balances = ledger::balances(&state.db, &Principal::Agent(agent.id.clone())).await?;
+        state.flush_key_uses().await?;
         let keys = credentials::list(&state.db, &agent.id).await?;
         Ok::<_, sqlx::Error>((balances, keys))
     }

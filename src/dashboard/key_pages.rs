@@ -62,6 +62,7 @@ async fn keys_page_at(
     form: &Fields,
     error: Option<&ApiError>,
 ) -> Response {
+    let _ = state.flush_key_uses().await; // a failed write shows an older time, no more
     let keys = match api_keys::list(&state.db, &b.user.id).await {
         Ok(k) => pager.slice(k),
         Err(e) => return internal(e),

@@ -8,6 +8,7 @@ pub mod extract;
 pub mod idempotency;
 pub mod outbound;
 pub mod pagination;
+pub mod rate_lease;
 pub mod rate_limit;
 pub mod server;
 

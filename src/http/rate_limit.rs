@@ -53,8 +53,9 @@ pub struct Decision {
     pub reset_secs: u64,
 }
 
-/// Counts one hit on every rule's bucket and returns the tightest answer: a refusing bucket if
-/// any (the one that frees last), else the one with the fewest requests left.
+/// Counts one hit on every rule's bucket in the database and returns the tightest answer: a
+/// refusing bucket if any (the one that frees last), else the one with the fewest requests
+/// left. Exact; requests go through `RateLeases::hit`, which calls the database less often.
 pub async fn hit(db: &Db, rules: &[Rule], now: i64) -> sqlx::Result<Decision> {
     let mut q = SqlBuilder::new("INSERT INTO rate_limit_counters (bucket, window_start, window_ms, hits) VALUES ");
     for (i, rule) in rules.iter().enumerate() {
@@ -73,37 +74,17 @@ pub async fn hit(db: &Db, rules: &[Rule], now: i64) -> sqlx::Result<Decision> {
         [],
     );
     let rows: Vec<(String, i64, i64)> = q.query_as().fetch_all(db.writer()).await?;
-    let mut best: Option<Decision> = None;
-    for (bucket, window_start, hits) in rows {
-        let Some(rule) = rules.iter().find(|r| r.bucket == bucket) else { continue };
+    let decisions = rows.into_iter().filter_map(|(bucket, window_start, hits)| {
+        let rule = rules.iter().find(|r| r.bucket == bucket)?;
         let used = hits.clamp(0, i64::from(u32::MAX)) as u32;
-        let d = Decision {
+        Some(Decision {
             allowed: used <= rule.limit,
             limit: rule.limit,
             remaining: rule.limit - used.min(rule.limit),
             reset_secs: secs_until(window_start + rule.window_ms, now),
-        };
-        best = Some(match best {
-            None => d,
-            Some(b) if !b.allowed && !d.allowed => {
-                if d.reset_secs > b.reset_secs {
-                    d
-                } else {
-                    b
-                }
-            }
-            Some(b) if !b.allowed => b,
-            Some(_) if !d.allowed => d,
-            Some(b) => {
-                if (d.remaining, d.limit) < (b.remaining, b.limit) {
-                    d
-                } else {
-                    b
-                }
-            }
-        });
-    }
-    Ok(best.unwrap_or(Decision { allowed: true, limit: 0, remaining: 0, reset_secs: 1 }))
+        })
+    });
+    Ok(super::rate_lease::tightest(decisions.collect()))
 }
 
 /// `Some(retry_after_secs)` while any of `subjects` is locked out.
@@ -168,7 +149,7 @@ pub fn reputation_scale(reputation_centi: Option<i64>) -> (u32, u32) {
     }
 }
 
-fn secs_until(at_ms: i64, now_ms: i64) -> u64 {
+pub(crate) fn secs_until(at_ms: i64, now_ms: i64) -> u64 {
     let ms = (at_ms - now_ms).max(0) as u64;
     ms.div_ceil(1000).max(1)
 }
@@ -207,7 +188,8 @@ pub fn signup_rule(state: &AppState, ip: &str) -> Rule {
     Rule::new(format!("signup:ip:{ip}"), state.config.signup_limit_per_hour, 3600)
 }
 
-/// Guard middleware: counts the request against its declared buckets; over a limit → 429
+/// Guard middleware: counts the request against its declared buckets (through this server's
+/// leases, `http::rate_lease`); over a limit → 429
 /// `RATE_LIMIT_EXCEEDED` with `retry-after`. Every answer carries `x-ratelimit-*` for the
 /// tightest bucket. If the counters cannot be reached the request is let through (and logged):
 /// the handler will meet the same database.
@@ -220,7 +202,7 @@ pub async fn enforce(
     let now = state.now();
     let ip = client_ip_of(req.headers(), req.extensions(), state.config.trust_forwarded_for).to_string();
     let rules = rules_for(&state, declared.limit, req.extensions().get::<Caller>(), &ip);
-    let decision = match hit(&state.db, &rules, now).await {
+    let decision = match state.rate_leases.hit(&state.db, &rules, now).await {
         Ok(d) => Some(d),
         Err(e) => {
             tracing::warn!(error = %e, "rate-limit counters unavailable; request let through");

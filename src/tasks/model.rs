@@ -268,7 +268,7 @@ pub struct Payment {
 #[derive(Debug, Clone)]
 pub enum Actor {
     Caller {
-        caller: Caller,
+        caller: Box<Caller>,
         owned_agents: HashSet<String>,
     },
     /// The background sweeper.
@@ -280,7 +280,7 @@ pub enum Actor {
 impl Actor {
     /// An actor for `caller`; what it owns is learnt per task (`learn_ownership`).
     pub fn of(caller: &Caller) -> Actor {
-        Actor::Caller { caller: caller.clone(), owned_agents: HashSet::new() }
+        Actor::Caller { caller: Box::new(caller.clone()), owned_agents: HashSet::new() }
     }
 
     /// A user may act for agents they own: finds out, with one query and only when the caller
@@ -299,7 +299,7 @@ impl Actor {
 
     pub fn caller(&self) -> Option<&Caller> {
         match self {
-            Actor::Caller { caller, .. } => Some(caller),
+            Actor::Caller { caller, .. } => Some(caller.as_ref()),
             _ => None,
         }
     }

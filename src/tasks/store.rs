@@ -57,8 +57,11 @@ pub struct TimelineEvent {
     pub details: serde_json::Value,
 }
 
+/// `(event_type, progress_percent, progress_message, details, created_at)`.
+type EventRow = (String, Option<i64>, Option<String>, String, i64);
+
 pub async fn timeline(db: &Db, task_id: &str) -> sqlx::Result<Vec<TimelineEvent>> {
-    let rows: Vec<(String, Option<i64>, Option<String>, String, i64)> = sqlx::query_as(
+    let rows: Vec<EventRow> = sqlx::query_as(
         "SELECT event_type, progress_percent, progress_message, details, created_at FROM task_events \
          WHERE task_id = $1 ORDER BY created_at, id",
     )
@@ -417,7 +420,11 @@ pub async fn find_by_keys(tx: &mut Tx, keys: &[(String, String)]) -> sqlx::Resul
     let mut q = SqlBuilder::new(&format!("SELECT {TASK_COLUMNS} FROM tasks WHERE "));
     for (i, (principal, key)) in keys.iter().enumerate() {
         q.push(
-            if i == 0 { "(client_principal = ? AND client_idempotency_key = ?)" } else { " OR (client_principal = ? AND client_idempotency_key = ?)" },
+            if i == 0 {
+                "(client_principal = ? AND client_idempotency_key = ?)"
+            } else {
+                " OR (client_principal = ? AND client_idempotency_key = ?)"
+            },
             [Arg::Text(principal.clone()), Arg::Text(key.clone())],
         );
     }

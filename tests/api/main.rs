@@ -15,6 +15,7 @@ mod conventions;
 mod dashboard;
 mod discovery;
 mod disputes;
+mod engine;
 mod hirings;
 mod idempotency;
 mod ledger;

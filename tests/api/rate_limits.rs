@@ -80,3 +80,25 @@ async fn reputation_scales_an_agents_limits(app: TestApp) {
     assert_eq!(limit(&app.get("/api/v1/agents", Some(&shaky.key)).await), Some("2".into()), "< 3.0 halves");
     assert_eq!(limit(&app.get("/api/v1/agents", Some(&neutral.key)).await), Some("4".into()));
 }
+
+// A limit of 200 is taken from the shared counter ten requests at a time (`http::rate_lease`):
+// still exactly 200 a minute, the headers count down one by one, and the database counter
+// moved in shares, not per request.
+both_engines!(a_large_limit_is_leased_in_shares_and_never_exceeded, super::limits(200, 1000, 100));
+async fn a_large_limit_is_leased_in_shares_and_never_exceeded(app: TestApp) {
+    let user = app.signup("leased@example.com").await;
+    let mut remaining = Vec::new();
+    for _ in 0..200 {
+        let r = app.get("/api/v1/accounts/me", Some(&user.key)).await.expect(200);
+        remaining.push(r.header("x-ratelimit-remaining").unwrap().parse::<u32>().unwrap());
+    }
+    assert_eq!(remaining, (0..200).rev().collect::<Vec<u32>>());
+    app.get("/api/v1/accounts/me", Some(&user.key)).await.expect_error(429, "RATE_LIMIT_EXCEEDED");
+    let (hits,): (i64,) = sqlx::query_as("SELECT hits FROM rate_limit_counters WHERE bucket LIKE 'general:key:%'")
+        .fetch_one(app.state.db.pool())
+        .await
+        .unwrap();
+    assert_eq!(hits, 210, "twenty shares of ten, and the refused request's share");
+    app.clock.advance_secs(60);
+    app.get("/api/v1/accounts/me", Some(&user.key)).await.expect(200);
+}

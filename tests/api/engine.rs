@@ -1,0 +1,129 @@
+//! The task engine's group commit: commands decided together in one transaction, each with
+//! its own answer.
+
+use agentmarket::auth::Caller;
+use agentmarket::auth::caller::{AgentCtx, Credential};
+use agentmarket::auth::scope::Scopes;
+use agentmarket::ledger::Principal;
+use agentmarket::tasks::engine::batch::apply_orders;
+use agentmarket::tasks::engine::{Command, Create, Order, Pricing};
+use agentmarket::tasks::model::Actor;
+use serde_json::json;
+
+use crate::both_engines;
+use crate::support::{Agent, TestApp};
+
+fn caller(agent: &Agent) -> Caller {
+    Caller {
+        credential: Credential::AgentKey { key_id: format!("test-{}", agent.id) },
+        user: None,
+        agent: Some(AgentCtx { id: agent.id.clone(), did: agent.did.clone(), owner_id: None, reputation_centi: 300 }),
+        scopes: Scopes::all(),
+        max_price_per_hire: None,
+    }
+}
+
+fn create(client: &Agent, provider: &Agent) -> Order {
+    Order::Create(Box::new(Create {
+        caller: caller(client),
+        client: Principal::Agent(client.id.clone()),
+        provider_ref: provider.id.clone(),
+        capability: "code-review".into(),
+        input: "{}".into(),
+        pricing: Pricing::Model { max_price: None },
+        pay_now: true,
+        unsupported_payment: false,
+        deadline_at: None,
+        fee_bps: 500,
+        hire: None,
+    }))
+}
+
+fn act(agent: &Agent, task_id: &str, command: Command) -> Order {
+    Order::Act { task_id: task_id.into(), actor: Actor::of(&caller(agent)), command }
+}
+
+both_engines!(one_refused_command_in_a_batch_leaves_the_others_applied);
+async fn one_refused_command_in_a_batch_leaves_the_others_applied(app: TestApp) {
+    let rich = app.register_agent(None, "did:t:rich", json!({})).await;
+    let poor = app.register_agent(None, "did:t:poor", json!({})).await;
+    let provider = app.register_agent(None, "did:t:provider", json!({})).await;
+    app.fund(&rich.key, "25").await;
+    app.fund(&poor.key, "5").await;
+    // A task the provider already finished: claiming it again is the wrong state.
+    let done = app.task(&rich.key, &provider, json!({"payment_type": "balance"})).await.expect(201);
+    let done = done.data()["id"].as_str().unwrap().to_string();
+    app.post(&format!("/api/v1/tasks/{done}/complete"), Some(&provider.key), json!({"output": "ok"})).await.expect(200);
+    // An unpaid task the poor client cannot afford to pay.
+    let unpaid = app.task(&poor.key, &provider, json!({})).await.expect(201);
+    let unpaid = unpaid.data()["id"].as_str().unwrap().to_string();
+
+    let answers = apply_orders(
+        &app.state.db,
+        app.state.now(),
+        vec![
+            create(&rich, &provider),                                             // 10.00 of the 15.00 left
+            create(&poor, &provider),                                             // 5.00 < 10.00: refused
+            act(&provider, &done, Command::Claim),                                // completed: refused
+            act(&poor, &unpaid, Command::pay()),                                  // 5.00 < 10.00: refused
+            act(&rich, &done, Command::Accept { rating: Some(4), review: None }), // releases 10.00
+            create(&rich, &provider),                                             // 5.00 left: refused
+            act(&provider, &done, Command::Claim),                                // still refused after the accept
+        ],
+    )
+    .await;
+    let codes: Vec<&str> = answers.iter().map(|a| a.as_ref().map(|_| "ok").unwrap_or_else(|e| e.code())).collect();
+    assert_eq!(
+        codes,
+        ["ok", "INSUFFICIENT_BALANCE", "CONFLICT", "INSUFFICIENT_BALANCE", "ok", "INSUFFICIENT_BALANCE", "CONFLICT"]
+    );
+    let created = answers[0].as_ref().unwrap().task.id.clone();
+    let shown = app.get(&format!("/api/v1/tasks/{created}"), Some(&rich.key)).await.expect(200);
+    assert_eq!(shown.data()["payment_status"], "escrowed");
+    assert_eq!(app.balance(&rich.key).await, ("5.00".into(), "10.00".into(), "0.00".into(), "15.00".into()));
+    assert_eq!(app.balance(&poor.key).await.0, "5.00", "nothing was taken from the refused client");
+    assert_eq!(app.available(&provider.key).await, "9.50", "the accept in the same batch paid out");
+    let unpaid_now = app.get(&format!("/api/v1/tasks/{unpaid}"), Some(&poor.key)).await.expect(200);
+    assert_eq!(unpaid_now.data()["payment_status"], "unpaid");
+    let listed = app.get("/api/v1/tasks?role=client", Some(&poor.key)).await.expect(200);
+    assert_eq!(listed.data().as_array().unwrap().len(), 1, "the refused creation left no task");
+    app.audit_ok().await;
+}
+
+both_engines!(commands_on_one_task_in_one_batch_see_each_other);
+async fn commands_on_one_task_in_one_batch_see_each_other(app: TestApp) {
+    let client = app.register_agent(None, "did:t:client", json!({})).await;
+    let provider = app.register_agent(None, "did:t:provider", json!({})).await;
+    app.fund(&client.key, "10").await;
+    let t = app.task(&client.key, &provider, json!({"payment_type": "balance"})).await.expect(201);
+    let id = t.data()["id"].as_str().unwrap().to_string();
+    let answers = apply_orders(
+        &app.state.db,
+        app.state.now(),
+        vec![
+            act(&provider, &id, Command::Claim),
+            act(&provider, &id, Command::progress(Some(40), None).unwrap()),
+            act(&client, &id, Command::Cancel),
+            act(&provider, &id, Command::complete(Some(json!("late")), 0).unwrap()),
+            act(&client, &id, Command::Cancel),
+        ],
+    )
+    .await;
+    let codes: Vec<&str> = answers.iter().map(|a| a.as_ref().map(|_| "ok").unwrap_or_else(|e| e.code())).collect();
+    assert_eq!(codes, ["ok", "ok", "ok", "CONFLICT", "CONFLICT"]);
+    let shown = app.get(&format!("/api/v1/tasks/{id}"), Some(&client.key)).await.expect(200);
+    assert_eq!(
+        (shown.data()["status"].as_str(), shown.data()["payment_status"].as_str()),
+        (Some("cancelled"), Some("refunded"))
+    );
+    assert_eq!(app.available(&client.key).await, "10.00");
+    let timeline = app.get(&format!("/api/v1/tasks/{id}/timeline"), Some(&client.key)).await.expect(200);
+    let kinds: Vec<&str> =
+        timeline.data()["events"].as_array().unwrap().iter().map(|e| e["event_type"].as_str().unwrap()).collect();
+    assert_eq!(
+        kinds,
+        ["task_created", "payment_escrowed", "task_claimed", "task_progress", "task_cancelled", "payment_refunded"],
+        "events in decision order"
+    );
+    app.audit_ok().await;
+}
