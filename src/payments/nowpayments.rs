@@ -169,8 +169,7 @@ impl Client<'_> {
     /// The coins NOWPayments accepts (`GET /currencies`), cached for `CURRENCIES_TTL_MS` per API
     /// URL: the list changes rarely and every wallet page may ask.
     pub async fn currencies(&self) -> ApiResult<Vec<String>> {
-        static CACHE: std::sync::Mutex<Option<std::collections::HashMap<String, (i64, Vec<String>)>>> =
-            std::sync::Mutex::new(None);
+        static CACHE: std::sync::Mutex<Option<CoinLists>> = std::sync::Mutex::new(None);
         let now = self.state.now();
         let cached = CACHE.lock().ok().and_then(|c| c.as_ref()?.get(&self.base).cloned());
         if let Some((at, list)) = cached
@@ -199,6 +198,9 @@ impl Client<'_> {
         Ok(list)
     }
 }
+
+/// Coin lists by API URL, with when each was fetched (ms).
+type CoinLists = std::collections::HashMap<String, (i64, Vec<String>)>;
 
 /// How long the list of coins is reused, in milliseconds.
 const CURRENCIES_TTL_MS: i64 = 10 * 60 * 1000;
