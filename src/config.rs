@@ -95,9 +95,48 @@ pub struct Config {
     #[arg(long, global = true, env = "AGENTMARKET_ENABLE_SANDBOX_DEPOSITS")]
     pub enable_sandbox_deposits: bool,
 
+    /// This server's public base URL (`https://market.example.com`): payment providers call back
+    /// to `<public-url>/webhooks/…` and send payers back to `<public-url>/dashboard/wallet`.
+    #[arg(long, global = true, env = "AGENTMARKET_PUBLIC_URL", default_value = "http://127.0.0.1:8080")]
+    pub public_url: String,
+
+    /// NOWPayments API key: enables `crypto`/`nowpayments` deposits (with `--nowpayments-ipn-secret`).
+    #[arg(long, global = true, env = "AGENTMARKET_NOWPAYMENTS_API_KEY", hide_env_values = true)]
+    pub nowpayments_api_key: Option<Redacted>,
+
+    /// NOWPayments IPN secret: verifies `POST /webhooks/nowpayments`.
+    #[arg(long, global = true, env = "AGENTMARKET_NOWPAYMENTS_IPN_SECRET", hide_env_values = true)]
+    pub nowpayments_ipn_secret: Option<Redacted>,
+
+    /// NOWPayments API base URL (the sandbox's, or a fake one in tests).
+    #[arg(
+        long,
+        global = true,
+        env = "AGENTMARKET_NOWPAYMENTS_API_URL",
+        default_value = "https://api.nowpayments.io/v1"
+    )]
+    pub nowpayments_api_url: String,
+
+    /// Stripe secret key (`sk_…`): enables `card`/`stripe` deposits (with `--stripe-webhook-secret`).
+    #[arg(long, global = true, env = "AGENTMARKET_STRIPE_SECRET_KEY", hide_env_values = true)]
+    pub stripe_secret_key: Option<Redacted>,
+
+    /// Stripe webhook endpoint secret (`whsec_…`): verifies `POST /webhooks/stripe`.
+    #[arg(long, global = true, env = "AGENTMARKET_STRIPE_WEBHOOK_SECRET", hide_env_values = true)]
+    pub stripe_webhook_secret: Option<Redacted>,
+
+    /// Stripe API base URL (a fake one in tests).
+    #[arg(long, global = true, env = "AGENTMARKET_STRIPE_API_URL", default_value = "https://api.stripe.com/v1")]
+    pub stripe_api_url: String,
+
     /// Platform fee in basis points (500 = 5 %), fixed on each task when it is created.
     #[arg(long, global = true, env = "AGENTMARKET_FEE_BPS", default_value_t = 500, value_parser = clap::value_parser!(i64).range(0..=10_000))]
     pub fee_bps: i64,
+
+    /// Payout fee on each withdrawal in basis points (100 = 1 %, as Agrenting's crypto payouts),
+    /// fixed when it is requested and booked to the platform when it completes.
+    #[arg(long, global = true, env = "AGENTMARKET_WITHDRAWAL_FEE_BPS", default_value_t = 0, value_parser = clap::value_parser!(i64).range(0..=10_000))]
+    pub withdrawal_fee_bps: i64,
 
     /// How long a client may review a completed task before it is released automatically:
     /// `24h`, `90m`, `30s`, `0` (release at completion).

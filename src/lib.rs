@@ -15,6 +15,7 @@ pub mod http;
 pub mod ledger;
 pub mod money;
 pub mod openapi;
+pub mod payments;
 pub mod routes;
 pub mod secrets;
 pub mod state;

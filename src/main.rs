@@ -79,6 +79,13 @@ enum Admin {
     },
     /// Check every ledger invariant; exits non-zero when one fails.
     Audit,
+    /// Ask the payment providers about every pending provider deposit and apply what their
+    /// callbacks missed (the same code as a callback: nothing is credited twice).
+    ReconcileDeposits {
+        /// Most deposits to look at in this run (oldest first).
+        #[arg(long, default_value_t = 1000)]
+        limit: i64,
+    },
 }
 
 #[tokio::main]
@@ -141,6 +148,18 @@ async fn admin(config: &Config, task: Admin) -> anyhow::Result<()> {
             let engine = tasks::engine::Engine::start(db.clone(), std::sync::Arc::new(SystemClock), 1);
             let d = tasks::disputes::resolve(&db, &engine, &id, req).await.map_err(api)?;
             println!("dispute {} on task {} resolved: {}", d.id, d.task_id, d.outcome.unwrap_or_default());
+        }
+        Admin::ReconcileDeposits { limit } => {
+            db.close().await;
+            let app = App::build(config.clone()).await?;
+            let report = agentmarket::payments::reconcile::run(app.state(), limit).await?;
+            println!(
+                "reconciled deposits: {} checked, {} changed, {} could not be checked",
+                report.checked, report.changed, report.errors
+            );
+            app.state().db.close().await;
+            anyhow::ensure!(report.errors == 0, "some deposits could not be reconciled (see the log)");
+            return Ok(());
         }
         Admin::Audit => {
             let report = ledger::audit::run(&db, now).await?;

@@ -255,7 +255,7 @@ pub mod choice {
     }
 
     pub fn deposit_method() -> Object {
-        one_of(&["sandbox", "manual", "crypto", "nowpayments"])
+        one_of(&crate::ledger::deposits::METHODS)
     }
     pub fn usd() -> Object {
         one_of(&["USD"])

@@ -37,9 +37,13 @@ impl AppState {
         self.key_uses.flush(&self.db, self.now()).await
     }
 
-    /// The smallest and largest withdrawal.
-    pub fn withdrawal_bounds(&self) -> (crate::money::Amount, crate::money::Amount) {
-        (self.config.min_withdrawal, self.config.max_amount)
+    /// The smallest and largest withdrawal, and its payout fee.
+    pub fn withdrawal_bounds(&self) -> crate::ledger::withdrawals::WithdrawalPolicy {
+        crate::ledger::withdrawals::WithdrawalPolicy {
+            minimum: self.config.min_withdrawal,
+            maximum: self.config.max_amount,
+            fee_bps: self.config.withdrawal_fee_bps,
+        }
     }
 
     /// Failed authentications (API key exchange, dashboard log-in) before a lockout.

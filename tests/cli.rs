@@ -60,12 +60,20 @@ fn create_user_then_serve_with_defaults_and_keep_secrets_out_of_logs() {
     let audit = clean_command(dir.path()).args(["admin", "audit"]).output().unwrap();
     assert!(audit.status.success(), "{}", String::from_utf8_lossy(&audit.stdout));
     assert!(String::from_utf8_lossy(&audit.stdout).contains("every invariant holds"));
+    // No provider deposit pending: reconciliation has nothing to ask.
+    let reconcile = clean_command(dir.path()).args(["admin", "reconcile-deposits"]).output().unwrap();
+    assert!(reconcile.status.success(), "{}", String::from_utf8_lossy(&reconcile.stderr));
+    assert!(String::from_utf8_lossy(&reconcile.stdout).contains("0 checked, 0 changed"));
 
     // `agentmarket` with no subcommand serves; port 0 so the test can run anywhere.
     let log_path = dir.path().join("server.log");
     let log = std::fs::File::create(&log_path).unwrap();
     let child = clean_command(dir.path())
         .args(["--bind", "127.0.0.1:0", "--log-format", "json", "--review-window", "1s", "--sweep-interval-secs", "1"])
+        // Provider secrets, and a provider URL the outbound policy refuses (so a deposit logs a warning).
+        .args(["--nowpayments-api-key", PROVIDER_SECRETS[0], "--nowpayments-ipn-secret", PROVIDER_SECRETS[1]])
+        .args(["--stripe-secret-key", PROVIDER_SECRETS[2], "--stripe-webhook-secret", PROVIDER_SECRETS[3]])
+        .args(["--nowpayments-api-url", "http://127.0.0.1:9/v1"])
         .env("AGENTMARKET_LOG", "debug")
         .stdout(log.try_clone().unwrap())
         .stderr(log)
@@ -156,6 +164,23 @@ fn create_user_then_serve_with_defaults_and_keep_secrets_out_of_logs() {
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
         assert!(released, "the sweeper released the task");
+        // A provider deposit whose provider cannot be used, and a forged callback: both logged.
+        let deposit = client
+            .post(format!("http://{addr}/api/v1/ledger/deposit"))
+            .header("x-api-key", &key)
+            .json(&serde_json::json!({"amount": "5.00", "currency": "USD", "payment_method": "crypto"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(deposit.status().as_u16(), 502);
+        let forged = client
+            .post(format!("http://{addr}/webhooks/nowpayments"))
+            .header("x-nowpayments-sig", "00")
+            .body("{}")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(forged.status().as_u16(), 401);
         (
             me,
             balance,
@@ -174,7 +199,14 @@ fn create_user_then_serve_with_defaults_and_keep_secrets_out_of_logs() {
         assert!(!logs.contains(secret.as_str()), "a secret leaked into the logs");
     }
     assert!(!logs.contains("operator-password"));
+    assert!(logs.contains("outbound policy"), "the refused provider call is logged");
+    for secret in PROVIDER_SECRETS {
+        assert!(!logs.contains(secret), "a payment provider secret leaked into the logs");
+    }
 }
+
+const PROVIDER_SECRETS: [&str; 4] =
+    ["np-cli-api-key-5e1f", "np-cli-ipn-secret-0c2d", "sk_test_cli_7a7a", "whsec_cli_3b3b"];
 
 fn wait_for_address(log_path: &std::path::Path) -> String {
     for _ in 0..300 {

@@ -3,12 +3,17 @@
 //! committed), starts the server (the release build when `AGENTMARKET_BIN` names it, as `.ci/run`
 //! does) on a fresh database with a seeded user, balance and provider agents, and runs
 //! `tests/compat/paperclip.mjs`, which drives the package's own `AgrentingClient`,
-//! `verifyWebhookSignature` and `testPaperclipEnvironment`. Any failed call fails the test.
+//! `verifyWebhookSignature` and `testPaperclipEnvironment`. Any failed call fails the test. The
+//! server takes crypto deposits through a fake NOWPayments on loopback.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
+
+#[path = "api/support/fake_providers.rs"]
+#[allow(dead_code)]
+mod fake_providers;
 
 const PACKAGE: &str = "@agrentingai/paperclip-adapter@0.4.0";
 
@@ -50,7 +55,8 @@ fn unpack_adapter(dir: &Path) -> PathBuf {
     dir.join("package")
 }
 
-fn start_server(dir: &Path) -> (Server, String) {
+/// `fake_nowpayments`: the base URL of a fake NOWPayments the server creates invoices at.
+fn start_server(dir: &Path, fake_nowpayments: &str) -> (Server, String) {
     let bin = std::env::var("AGENTMARKET_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_agentmarket").to_string());
     let log_path = dir.join("server.log");
     let log = std::fs::File::create(&log_path).unwrap();
@@ -72,6 +78,8 @@ fn start_server(dir: &Path) -> (Server, String) {
             "--allow-private-network",
         ])
         .args(["--webhook-interval-ms", "200"])
+        .args(["--nowpayments-api-key", "compat-key", "--nowpayments-ipn-secret", "compat-ipn-secret"])
+        .args(["--nowpayments-api-url", fake_nowpayments])
         .stdout(log.try_clone().unwrap())
         .stderr(log)
         .stdin(Stdio::null())
@@ -109,9 +117,10 @@ fn the_paperclip_adapter_works_unchanged() {
     }
     let dir = tempfile::tempdir().unwrap();
     let adapter = unpack_adapter(dir.path());
-    let (_server, base) = start_server(dir.path());
-
     let rt = tokio::runtime::Runtime::new().unwrap();
+    let fake = rt.block_on(fake_providers::FakeProviders::start());
+    let (_server, base) = start_server(dir.path(), &fake.base);
+
     let user_key = rt.block_on(async {
         let http = reqwest::Client::builder().no_proxy().build().unwrap();
         let user = post(&http, format!("{base}/api/v1/accounts/register"), None, serde_json::json!({"email": "paperclip@example.com", "password": "paperclip password"})).await;
@@ -143,4 +152,6 @@ fn the_paperclip_adapter_works_unchanged() {
     assert!(report["failed"].as_array().is_some_and(|f| f.is_empty()), "adapter calls failed: {:#}", report["failed"]);
     assert!(out.status.success());
     assert!(report["passed"].as_array().unwrap().len() >= 30, "every check ran: {}", report["passed"]);
+    let invoices = fake.received().into_iter().filter(|r| r.path == "/invoice").count();
+    assert_eq!(invoices, 2, "deposit({{amount}}) and createPaymentIntent each created one NOWPayments invoice");
 }

@@ -297,10 +297,7 @@ async fn wallet_page_at(
             task_id: t.task_id,
         })
         .collect();
-    let mut methods = vec!["manual"];
-    if state.config.enable_sandbox_deposits {
-        methods.insert(0, "sandbox");
-    }
+    let methods = crate::payments::methods(&state.config).into_iter().map(|m| m.method).collect();
     let addresses = match ledger::withdrawals::list_addresses(&state.db, &principals[0].0).await {
         Ok(a) => a,
         Err(e) => return internal(e),
@@ -323,7 +320,13 @@ async fn wallet_page_at(
 pub async fn wallet(State(state): State<AppState>, headers: HeaderMap, Query(q): Query<Fields>) -> Response {
     match require_browser(&state, &headers).await {
         Ok(b) => {
-            wallet_page_at(&state, &b, super::Pager::from_query(&q, "/dashboard/wallet?".into()), None, None).await
+            // Back from a payment provider's page (its success or cancel URL).
+            let notice = match q.get("result").map(String::as_str) {
+                Some("success") => Some("Payment sent. The deposit is credited once the provider confirms it.".into()),
+                Some("cancelled") => Some("Payment cancelled; nothing was charged.".into()),
+                _ => None,
+            };
+            wallet_page_at(&state, &b, super::Pager::from_query(&q, "/dashboard/wallet?".into()), notice, None).await
         }
         Err(r) => r,
     }
@@ -340,17 +343,21 @@ pub async fn deposit(State(state): State<AppState>, headers: HeaderMap, Form(for
             currency: Some("USD".into()),
             payment_method: line(&form, "method")?,
             payment_type: None,
+            pay_currency: None,
         })
     };
     let principal = Principal::User(b.user.id.clone());
     let done = match request().and_then(|r| r.validate(state.config.max_amount)) {
-        Ok(spec) => {
-            ledger::deposits::create(&state.db, &principal, spec, state.config.enable_sandbox_deposits, state.now())
-                .await
-        }
+        Ok(spec) => crate::payments::start_deposit(&state, &principal, spec).await,
         Err(e) => Err(e),
     };
-    match done {
+    // A provider deposit continues on the provider's payment page, which sends the person back.
+    if let Ok(crate::payments::Started { checkout: Some(c), .. }) = &done
+        && let Some(url) = &c.payment_url
+    {
+        return axum::response::Redirect::to(url).into_response();
+    }
+    match done.map(|s| s.deposit) {
         Ok(d) if d.status == "completed" => {
             wallet_page(&state, &b, Some(format!("{} USD added.", d.amount)), None).await
         }

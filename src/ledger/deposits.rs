@@ -1,5 +1,5 @@
 //! Money in: deposits by method (`sandbox` instant when enabled, `manual` pending until an
-//! administrator confirms; provider methods refuse until configured) and operator credits.
+//! administrator confirms; provider methods through `crate::payments`) and operator credits.
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -20,12 +20,43 @@ pub struct DepositRequest {
     /// `USD`.
     #[schema(schema_with = crate::openapi::choice::usd)]
     pub currency: Option<text::Line>,
-    /// `sandbox`, `manual`, `crypto` or `nowpayments`.
+    /// `sandbox`, `manual`, `crypto` (alias `nowpayments`) or `card` (alias `stripe`).
     #[schema(schema_with = crate::openapi::choice::deposit_method)]
     pub payment_method: Option<text::Line>,
     /// Alias of `payment_method` (`/payments/create-intent`).
     #[schema(schema_with = crate::openapi::choice::deposit_method)]
     pub payment_type: Option<text::Line>,
+    /// `crypto` only: the coin to pay in (`btc`, `usdttrc20`…). The answer then names the
+    /// address and the exact amount to send instead of a payment page.
+    pub pay_currency: Option<text::Line>,
+}
+
+/// Where a deposit stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DepositStatus {
+    Pending,
+    Completed,
+    /// The provider's payment expired or failed before any money was credited.
+    Failed,
+}
+
+impl DepositStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DepositStatus::Pending => "pending",
+            DepositStatus::Completed => "completed",
+            DepositStatus::Failed => "failed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<DepositStatus> {
+        match s {
+            "pending" => Some(DepositStatus::Pending),
+            "completed" => Some(DepositStatus::Completed),
+            "failed" => Some(DepositStatus::Failed),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -34,7 +65,7 @@ pub struct Deposit {
     pub principal: String,
     pub amount: Amount,
     pub method: String,
-    /// `pending` or `completed`.
+    /// `pending`, `completed` or `failed`.
     pub status: String,
     pub created_at: String,
     pub completed_at: Option<String>,
@@ -84,20 +115,33 @@ pub fn require_usd(currency: Option<&str>) -> ApiResult<()> {
     }
 }
 
+/// Every deposit method (and alias) accepted.
+pub const METHODS: [&str; 6] = ["sandbox", "manual", "crypto", "nowpayments", "card", "stripe"];
+
 pub struct DepositSpec {
     pub amount: Amount,
     pub method: String,
+    /// Lowercase coin code, `crypto` only.
+    pub pay_currency: Option<String>,
 }
 
 impl DepositRequest {
     pub fn validate(self, max_amount: Amount) -> ApiResult<DepositSpec> {
         require_usd(self.currency.as_deref())?;
         let method = self.payment_method.or(self.payment_type).unwrap_or_default().trim().to_ascii_lowercase();
-        if !["sandbox", "manual", "crypto", "nowpayments"].contains(&method.as_str()) {
-            return Err(ApiError::field("payment_method", "must be sandbox, manual, crypto or nowpayments"));
+        if !METHODS.contains(&method.as_str()) {
+            return Err(ApiError::field(
+                "payment_method",
+                "must be sandbox, manual, crypto, nowpayments, card or stripe",
+            ));
         }
         let amount = positive_amount("amount", self.amount.as_deref(), max_amount)?;
-        Ok(DepositSpec { amount, method })
+        let pay_currency = match self.pay_currency.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(c) if c.len() <= 20 && c.bytes().all(|b| b.is_ascii_alphanumeric()) => Some(c.to_ascii_lowercase()),
+            Some(_) => return Err(ApiError::field("pay_currency", "must be a coin code such as btc or usdttrc20")),
+        };
+        Ok(DepositSpec { amount, method, pay_currency })
     }
 }
 
@@ -112,7 +156,11 @@ pub async fn create(
         "sandbox" if sandbox_enabled => "completed",
         "sandbox" => return Err(ApiError::payment_failed("sandbox deposits are disabled on this server")),
         "manual" => "pending",
-        other => return Err(ApiError::payment_failed(format!("the {other} payment provider is not configured"))),
+        // Provider methods start in `payments::start_deposit`; reaching here means not configured.
+        other => {
+            let provider = crate::payments::Provider::for_method(other).ok_or_else(|| anyhow::anyhow!("bad method"))?;
+            return Err(provider.not_configured());
+        }
     };
     let id = uuid::Uuid::now_v7().to_string();
     let mut tx = db.begin().await?;
@@ -152,7 +200,15 @@ pub async fn create(
     Ok(row.into())
 }
 
-async fn book(tx: &mut crate::db::Tx, principal: &Principal, id: &str, amount: Amount, now: i64) -> ApiResult<()> {
+/// Credits a deposit: `world` → the wallet, booked once per deposit (`deposit:<id>`), and
+/// `payment.deposited` through the outbox.
+pub(crate) async fn book(
+    tx: &mut crate::db::Tx,
+    principal: &Principal,
+    id: &str,
+    amount: Amount,
+    now: i64,
+) -> ApiResult<()> {
     post(
         tx,
         Entry {

@@ -16,6 +16,7 @@ use crate::http::envelope::Api;
 use crate::http::extract::{ApiQuery, JsonObject};
 use crate::http::pagination::PageRequest;
 use crate::money::{Amount, Settlement};
+use crate::payments::Started;
 use crate::state::AppState;
 use crate::text::{Line, Text};
 use crate::{accounts, agents};
@@ -76,40 +77,53 @@ pub(crate) async fn transactions(
 #[derive(Serialize, ToSchema)]
 pub struct DepositCreated {
     transaction_id: String,
-    /// `completed` (sandbox) or `pending` (manual, until an administrator confirms).
+    /// `completed` (sandbox) or `pending` (manual until an administrator confirms; a provider
+    /// method until the provider reports the payment).
     status: String,
     amount: Amount,
     currency: &'static str,
     payment_method: String,
+    /// The provider's payment page (NOWPayments invoice, Stripe Checkout).
     #[serde(skip_serializing_if = "Option::is_none")]
     payment_url: Option<String>,
+    /// `crypto` with `pay_currency`: the address to send to.
     #[serde(skip_serializing_if = "Option::is_none")]
     deposit_address: Option<String>,
+    /// `crypto` with `pay_currency`: the exact amount of `pay_currency` to send.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pay_amount: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pay_currency: Option<String>,
 }
 
-/// Add money: `sandbox` (instant, when enabled), `manual` (pending until confirmed).
+/// Add money: `sandbox` (instant, when enabled), `manual` (pending until confirmed), `crypto`
+/// (NOWPayments) or `card` (Stripe Checkout), pending until the provider reports the payment.
 #[utoipa::path(post, path = "/api/v1/ledger/deposit", tag = "ledger", request_body = DepositRequest,
-    responses((status = 201, body = DepositCreated), (status = 402, description = "PAYMENT_FAILED"), (status = 422)))]
+    responses((status = 201, body = DepositCreated), (status = 402, description = "PAYMENT_PROVIDER_NOT_CONFIGURED or PAYMENT_FAILED (sandbox disabled)"),
+        (status = 422), (status = 502, description = "PAYMENT_PROVIDER_ERROR"), (status = 503, description = "PAYMENT_PROVIDER_UNAVAILABLE")))]
 pub(crate) async fn deposit(
     State(state): State<AppState>,
     caller: Caller,
     body: JsonObject,
 ) -> ApiResult<Api<DepositCreated>> {
-    let d = make_deposit(&state, &caller, body).await?;
+    let Started { deposit: d, checkout } = make_deposit(&state, &caller, body).await?;
+    let checkout = checkout.unwrap_or_default();
     Ok(Api::created(DepositCreated {
         transaction_id: d.id,
         status: d.status,
         amount: d.amount,
         currency: "USD",
         payment_method: d.method,
-        payment_url: None,
-        deposit_address: None,
+        payment_url: checkout.payment_url,
+        deposit_address: checkout.pay_address,
+        pay_amount: checkout.pay_amount,
+        pay_currency: checkout.pay_currency,
     }))
 }
 
-async fn make_deposit(state: &AppState, caller: &Caller, body: JsonObject) -> ApiResult<Deposit> {
+async fn make_deposit(state: &AppState, caller: &Caller, body: JsonObject) -> ApiResult<Started> {
     let spec = body.parse::<DepositRequest>(None)?.validate(state.config.max_amount)?;
-    deposits::create(&state.db, &principal_of(caller)?, spec, state.config.enable_sandbox_deposits, state.now()).await
+    crate::payments::start_deposit(state, &principal_of(caller)?, spec).await
 }
 
 #[derive(Serialize, ToSchema)]
@@ -131,8 +145,15 @@ pub(crate) async fn create_intent(
     caller: Caller,
     body: JsonObject,
 ) -> ApiResult<Api<PaymentIntent>> {
-    let d = make_deposit(&state, &caller, body).await?;
-    Ok(Api::created(PaymentIntent { id: d.id, status: d.status, amount: d.amount, payment_url: None, address: None }))
+    let Started { deposit: d, checkout } = make_deposit(&state, &caller, body).await?;
+    let checkout = checkout.unwrap_or_default();
+    Ok(Api::created(PaymentIntent {
+        id: d.id,
+        status: d.status,
+        amount: d.amount,
+        payment_url: checkout.payment_url,
+        address: checkout.pay_address,
+    }))
 }
 
 /// Saved payout addresses.

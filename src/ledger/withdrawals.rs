@@ -160,6 +160,10 @@ pub struct Withdrawal {
     pub transaction_id: String,
     pub principal: String,
     pub amount: Amount,
+    /// The payout fee, booked to the platform when the withdrawal completes.
+    pub fee: Amount,
+    /// What is sent: `amount - fee`.
+    pub payout_amount: Amount,
     pub currency: String,
     pub withdrawal_address_id: String,
     /// `pending`, `completed` or `failed`.
@@ -174,6 +178,7 @@ struct Row {
     id: String,
     principal: String,
     amount: i64,
+    fee: i64,
     currency: String,
     address_id: String,
     status: String,
@@ -182,7 +187,7 @@ struct Row {
     processed_at: Option<i64>,
 }
 
-const COLUMNS: &str = "id, principal, amount, currency, address_id, status, reason, created_at, processed_at";
+const COLUMNS: &str = "id, principal, amount, fee, currency, address_id, status, reason, created_at, processed_at";
 
 impl From<Row> for Withdrawal {
     fn from(r: Row) -> Self {
@@ -191,6 +196,8 @@ impl From<Row> for Withdrawal {
             id: r.id,
             principal: r.principal,
             amount: Amount::from_units(r.amount).unwrap_or_default(),
+            fee: Amount::from_units(r.fee).unwrap_or_default(),
+            payout_amount: Amount::from_units(r.amount - r.fee).unwrap_or_default(),
             currency: r.currency,
             withdrawal_address_id: r.address_id,
             status: r.status,
@@ -201,12 +208,20 @@ impl From<Row> for Withdrawal {
     }
 }
 
+/// The smallest and largest withdrawal, and the payout fee in basis points.
+#[derive(Debug, Clone, Copy)]
+pub struct WithdrawalPolicy {
+    pub minimum: Amount,
+    pub maximum: Amount,
+    pub fee_bps: i64,
+}
+
 /// Holds the amount at once; `INSUFFICIENT_BALANCE` if it is not available.
 pub async fn request(
     db: &Db,
     principal: &Principal,
     req: WithdrawRequest,
-    (minimum, maximum): (Amount, Amount),
+    WithdrawalPolicy { minimum, maximum, fee_bps }: WithdrawalPolicy,
     now: i64,
 ) -> ApiResult<Withdrawal> {
     require_usd(req.currency.as_deref())?;
@@ -218,16 +233,18 @@ pub async fn request(
         req.withdrawal_address_id.ok_or_else(|| ApiError::field("withdrawal_address_id", "is required"))?;
     own_address(db, principal, &address_id).await?;
     let id = uuid::Uuid::now_v7().to_string();
+    let fee = crate::money::apply_bps(amount, fee_bps);
     let mut tx = db.begin().await?;
     let row: Row = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "INSERT INTO withdrawals (id, principal, amount, currency, address_id, status, created_at) \
-         VALUES ($1, $2, $3, 'USD', $4, 'pending', $5) RETURNING {COLUMNS}"
+        "INSERT INTO withdrawals (id, principal, amount, fee, currency, address_id, status, created_at) \
+         VALUES ($1, $2, $3, $6, 'USD', $4, 'pending', $5) RETURNING {COLUMNS}"
     )))
     .bind(&id)
     .bind(principal.key())
     .bind(amount.units())
     .bind(address_id.as_str())
     .bind(now)
+    .bind(fee.units())
     .fetch_one(&mut *tx)
     .await?;
     post(
@@ -283,7 +300,17 @@ pub async fn finish(db: &Db, id: &str, succeeded: bool, reason: Option<String>, 
     }
     let principal = Principal::parse_key(&current.principal).ok_or_else(|| anyhow::anyhow!("bad principal key"))?;
     let amount = current.amount;
-    let destination = if succeeded { Account::World } else { Account::Wallet(principal.clone(), Purpose::Available) };
+    // Completed: the payout leaves to `world` and the fee goes to the platform, in one entry.
+    // Failed: everything comes back, fee included.
+    let mut postings = vec![(Account::Wallet(principal.clone(), Purpose::Withdrawing), -amount)];
+    if succeeded {
+        postings.push((Account::World, amount - current.fee));
+        if current.fee > 0 {
+            postings.push((Account::fees_for(id), current.fee));
+        }
+    } else {
+        postings.push((Account::Wallet(principal.clone(), Purpose::Available), amount));
+    }
     post(
         &mut tx,
         Entry {
@@ -291,7 +318,7 @@ pub async fn finish(db: &Db, id: &str, succeeded: bool, reason: Option<String>, 
             reference: format!("withdrawal:{id}:final"),
             task_id: None,
             memo: reason.clone(),
-            postings: vec![(Account::Wallet(principal.clone(), Purpose::Withdrawing), -amount), (destination, amount)],
+            postings,
         },
         now,
     )

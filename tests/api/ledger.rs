@@ -52,14 +52,14 @@ async fn deposits_by_method(app: TestApp) {
     let done = app.get("/api/v1/ledger/transactions?type=deposit", Some(&user.key)).await.expect(200);
     assert!(done.data().as_array().unwrap().iter().all(|t| t["status"] == "completed"));
 
-    for method in ["crypto", "nowpayments"] {
+    for method in ["crypto", "nowpayments", "card", "stripe"] {
         app.post(
             "/api/v1/ledger/deposit",
             Some(&user.key),
             json!({"amount": "5", "currency": "USD", "payment_method": method}),
         )
         .await
-        .expect_error(402, "PAYMENT_FAILED");
+        .expect_error(402, "PAYMENT_PROVIDER_NOT_CONFIGURED");
     }
     for (amount, code) in [
         ("0", "INVALID_AMOUNT"),

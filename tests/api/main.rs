@@ -21,6 +21,7 @@ mod idempotency;
 mod ledger;
 mod model;
 mod operations;
+mod payments;
 mod rate_limits;
 mod review_window;
 mod secrets;

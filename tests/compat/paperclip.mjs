@@ -216,14 +216,13 @@ await check("deposit", async () => {
   const d = await client.deposit({ amount: "5.00", paymentMethod: "sandbox" });
   assert(d.transaction_id && d.status === "completed", JSON.stringify(d));
 });
-await check("deposit with an unconfigured provider is refused", async () => {
-  let refused = false;
-  try {
-    await client.deposit({ amount: "5.00" });
-  } catch (err) {
-    refused = String(err).includes("402");
-  }
-  assert(refused, "402 PAYMENT_FAILED for crypto");
+await check("deposit with the default method (crypto) returns a NOWPayments payment page", async () => {
+  const d = await client.deposit({ amount: "5.00" });
+  assert(d.transaction_id && d.status === "pending" && d.payment_url, JSON.stringify(d));
+});
+await check("createPaymentIntent with the default type (crypto) returns a payment page", async () => {
+  const p = await client.createPaymentIntent({ amount: "6.00" });
+  assert(p.id && p.status === "pending" && p.payment_url, JSON.stringify(p));
 });
 await check("createPaymentIntent", async () => {
   const p = await client.createPaymentIntent({ amount: "7.00", paymentType: "manual" });

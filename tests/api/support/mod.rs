@@ -8,6 +8,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
 
+pub mod fake_providers;
 pub mod pg;
 pub mod receiver;
 
