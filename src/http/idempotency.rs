@@ -116,11 +116,33 @@ pub(crate) async fn record_claims(tx: &mut Tx, claims: &[Arc<Claim>]) -> sqlx::R
         q.push(if i == 0 { "(?, ?, ?, 'committing', ?)" } else { ", (?, ?, ?, 'committing', ?)" }, row);
     }
     q.push(" ON CONFLICT (scope, idem_key) DO NOTHING RETURNING scope, idem_key", []);
-    let inserted: Vec<(String, String)> = q.query_as().fetch_all(&mut **tx).await?;
-    Ok(claims.iter().map(|c| inserted.iter().any(|(s, k)| *s == c.scope && *k == c.key)).collect())
+    let mut inserted: Vec<(String, String)> = q.query_as().fetch_all(&mut **tx).await?;
+    // Two requests with one key in one batch: the row is inserted once, and only the first
+    // of them has recorded it; the other lost the race like a request on another server.
+    Ok(claims
+        .iter()
+        .map(|c| match inserted.iter().position(|(s, k)| *s == c.scope && *k == c.key) {
+            Some(i) => {
+                inserted.swap_remove(i);
+                true
+            }
+            None => false,
+        })
+        .collect())
 }
 
 impl Claim {
+    pub(crate) fn new(scope: String, key: String, fingerprint: String, started_at: i64) -> Arc<Claim> {
+        Arc::new(Claim {
+            scope,
+            key,
+            fingerprint,
+            started_at,
+            recorded: AtomicBool::new(false),
+            taken: AtomicBool::new(false),
+        })
+    }
+
     /// The batch that recorded this key committed.
     pub(crate) fn committed(&self) {
         self.recorded.store(true, Ordering::SeqCst);
@@ -174,14 +196,7 @@ pub async fn idempotency(State(state): State<AppState>, req: Request, next: Next
         Ok(Some(answer)) => return answer,
         Err(e) => return ApiError::from(e).into_response(),
     }
-    let claim = Arc::new(Claim {
-        scope,
-        key,
-        fingerprint,
-        started_at: now,
-        recorded: AtomicBool::new(false),
-        taken: AtomicBool::new(false),
-    });
+    let claim = Claim::new(scope, key, fingerprint, now);
     let response = CLAIM.scope(claim.clone(), next.run(Request::from_parts(parts, Body::from(bytes)))).await;
     let (res_parts, res_body) = response.into_parts();
     let sent = axum::body::to_bytes(res_body, usize::MAX).await.unwrap_or_default();

@@ -226,3 +226,31 @@ async fn settled_or_unpaid_tasks_cannot_be_disputed(app: TestApp) {
         .expect_error(409, "CONFLICT");
     app.audit_ok().await;
 }
+
+// A refund ruling ends the task as a cancel does, so it tells the client's subscriptions so:
+// `task.cancelled` (it sent nothing before the engine).
+both_engines!(a_refund_ruling_sends_the_cancelled_webhook);
+async fn a_refund_ruling_sends_the_cancelled_webhook(app: TestApp) {
+    let c = case(&app, Some(json!({"answer": "wrong"}))).await;
+    app.post("/api/v1/webhooks", Some(&c.client.key), json!({"callback_url": "http://127.0.0.1:9/hook"}))
+        .await
+        .expect(201);
+    let path = format!("/api/v1/tasks/{}", c.task);
+    let d = app.post(&format!("{path}/dispute"), Some(&c.client.key), json!({"reason": "wrong"})).await.expect(201);
+    let dispute = d.data()["id"].as_str().unwrap().to_string();
+    let cancelled = || async {
+        let (n,): (i64,) =
+            sqlx::query_as("SELECT COUNT(*) FROM webhook_deliveries WHERE event = 'task.cancelled' AND task_id = $1")
+                .bind(&c.task)
+                .fetch_one(app.state.db.pool())
+                .await
+                .unwrap();
+        n
+    };
+    assert_eq!(cancelled().await, 0);
+    app.post(&format!("/api/v1/admin/disputes/{dispute}/resolve"), Some(&c.admin.key), json!({"outcome": "refund"}))
+        .await
+        .expect(200);
+    assert_eq!(cancelled().await, 1, "one task.cancelled delivery for the client's subscription");
+    app.audit_ok().await;
+}

@@ -5,7 +5,7 @@ use agentmarket::auth::Caller;
 use agentmarket::auth::caller::{AgentCtx, Credential};
 use agentmarket::auth::scope::Scopes;
 use agentmarket::ledger::Principal;
-use agentmarket::tasks::engine::batch::apply_orders;
+use agentmarket::tasks::engine::batch::{apply_keyed_orders, apply_orders};
 use agentmarket::tasks::engine::{Command, Create, Order, Pricing};
 use agentmarket::tasks::model::Actor;
 use serde_json::json;
@@ -125,5 +125,30 @@ async fn commands_on_one_task_in_one_batch_see_each_other(app: TestApp) {
         ["task_created", "payment_escrowed", "task_claimed", "task_progress", "task_cancelled", "payment_refunded"],
         "events in decision order"
     );
+    app.audit_ok().await;
+}
+
+// Two requests with one idempotency key that land in the same batch: the key is recorded once,
+// so only the first runs; the other is told the key is in flight (it made four tasks under load).
+both_engines!(two_requests_with_one_key_in_one_batch_run_once);
+async fn two_requests_with_one_key_in_one_batch_run_once(app: TestApp) {
+    let client = app.register_agent(None, "did:t:client", json!({})).await;
+    let provider = app.register_agent(None, "did:t:provider", json!({})).await;
+    app.fund(&client.key, "100").await;
+    let key = Some(("key:test", "same-key"));
+    let answers = apply_keyed_orders(
+        &app.state.db,
+        app.state.now(),
+        vec![(create(&client, &provider), key), (create(&client, &provider), key), (create(&client, &provider), None)],
+    )
+    .await;
+    let codes: Vec<&str> = answers.iter().map(|a| a.as_ref().map(|_| "ok").unwrap_or_else(|e| e.code())).collect();
+    assert_eq!(codes, ["ok", "IDEMPOTENCY_PENDING", "ok"]);
+    assert_eq!(app.available(&client.key).await, "80.00", "two tasks held, not three");
+    let (keys,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM idempotency_keys WHERE scope = 'key:test'")
+        .fetch_one(app.state.db.pool())
+        .await
+        .unwrap();
+    assert_eq!(keys, 1);
     app.audit_ok().await;
 }

@@ -350,11 +350,18 @@ fn ledger_to_batch(e: LedgerError) -> BatchError {
 
 /// Decides and writes `orders` as one batch (tests: a batch where some commands are refused).
 pub async fn apply_orders(db: &Db, now: i64, orders: Vec<Order>) -> Vec<ApiResult<Done>> {
+    apply_keyed_orders(db, now, orders.into_iter().map(|o| (o, None)).collect()).await
+}
+
+/// As `apply_orders`, each order optionally carrying an idempotency key (`(scope, key)`) as a
+/// request's would (tests: two requests with one key in one batch).
+pub async fn apply_keyed_orders(db: &Db, now: i64, orders: Vec<(Order, Option<(&str, &str)>)>) -> Vec<ApiResult<Done>> {
     let mut answers = Vec::new();
     let mut jobs = Vec::new();
-    for order in orders {
+    for (order, key) in orders {
         let (reply, answer) = tokio::sync::oneshot::channel();
-        jobs.push(Job { order, new_id: uuid::Uuid::now_v7().to_string(), claim: None, reply });
+        let claim = key.map(|(scope, key)| Claim::new(scope.into(), key.into(), "test".into(), now));
+        jobs.push(Job { order, new_id: uuid::Uuid::now_v7().to_string(), claim, reply });
         answers.push(answer);
     }
     run(db, now, jobs).await;
