@@ -152,11 +152,13 @@ impl Db {
                 .await?
             }
             Engine::Sqlite => {
-                sqlx::query_as("SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = $1 AND name LIKE $2")
-                    .bind(table)
-                    .bind(format!("{prefix}%"))
-                    .fetch_all(&mut *tx)
-                    .await?
+                sqlx::query_as(
+                    "SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = $1 AND name LIKE $2",
+                )
+                .bind(table)
+                .bind(format!("{prefix}%"))
+                .fetch_all(&mut *tx)
+                .await?
             }
         };
         if existing.iter().any(|(n,)| n.starts_with(&name)) {
@@ -228,6 +230,7 @@ pub fn exact_total(high: i64, low: i64) -> i128 {
 pub enum Arg {
     Text(String),
     Int(i64),
+    Float(f64),
     /// A NULL typed as text or as an integer (PostgreSQL checks the type of a NULL parameter).
     NullText,
     NullInt,
@@ -263,6 +266,7 @@ impl SqlBuilder {
             q = match arg {
                 Arg::Text(s) => q.bind(s.clone()),
                 Arg::Int(i) => q.bind(*i),
+                Arg::Float(f) => q.bind(*f),
                 Arg::NullText => q.bind(None::<String>),
                 Arg::NullInt => q.bind(None::<i64>),
             };
@@ -279,6 +283,7 @@ impl SqlBuilder {
             q = match arg {
                 Arg::Text(s) => q.bind(s.clone()),
                 Arg::Int(i) => q.bind(*i),
+                Arg::Float(f) => q.bind(*f),
                 Arg::NullText => q.bind(None::<String>),
                 Arg::NullInt => q.bind(None::<i64>),
             };

@@ -90,6 +90,12 @@ pub async fn touch(db: &Db, id: &str, agent_id: &str, now: i64) {
             .bind(now)
             .bind(agent_id)
             .execute(db.writer())
+            .await?;
+        // The listing's copy, for sort_by=availability.
+        sqlx::query("UPDATE agent_capabilities SET last_seen_at = $1 WHERE agent_id = $2")
+            .bind(now)
+            .bind(agent_id)
+            .execute(db.writer())
             .await
     }
     .await;

@@ -126,7 +126,9 @@ pub async fn act(
                 (Err(e), _) | (_, Err(e)) => return render_page(&state, &b, Some(&e)).await,
             };
             let share = if outcome.as_deref() == Some("split") { share } else { None };
-            disputes::resolve(db, &state.engine, &id, ResolveRequest { outcome, client_share_bps: share, note }).await.map(drop)
+            disputes::resolve(db, &state.engine, &id, ResolveRequest { outcome, client_share_bps: share, note })
+                .await
+                .map(drop)
         }
         ("deposits", "confirm") => deposits::confirm(db, &id, now).await.map(drop),
         ("withdrawals", "complete") => withdrawals::finish(db, &id, true, None, now).await.map(drop),

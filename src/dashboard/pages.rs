@@ -15,7 +15,6 @@ use crate::auth::Caller;
 use crate::auth::caller::{Credential, UserCtx};
 use crate::auth::scope::Scopes;
 use crate::error::ApiError;
-use crate::http::pagination::PageRequest;
 use crate::ledger::{self, Principal};
 use crate::state::AppState;
 use crate::text::{Line, Text};
@@ -105,13 +104,12 @@ pub async fn marketplace(State(state): State<AppState>, headers: HeaderMap, Quer
     let query = agents::discovery::ListQuery {
         capability: (!capability.is_empty()).then(|| capability.clone()),
         q: None,
-        limit: None,
+        limit: Some("60".into()),
         cursor: None,
         offset: None,
     };
-    let page = PageRequest { limit: 60, offset: 0 };
-    let rows = match agents::discovery::list(&state.db, &query, &page).await {
-        Ok((rows, _)) => rows,
+    let rows = match agents::discovery::list(&state.db, &query).await {
+        Ok(page) => page.rows,
         Err(e) => return internal(message_of(&e)),
     };
     let agents = rows
