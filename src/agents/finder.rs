@@ -84,7 +84,7 @@ impl SortBy {
                 int("reputation_centi", Dir::Desc),
                 id,
             ],
-            SortBy::Relevance => vec![key(col("score"), Dir::Asc, KeyKind::Float), id],
+            SortBy::Relevance => vec![key(col("score"), Dir::Asc, KeyKind::Int), id],
         }
     }
 
@@ -96,7 +96,7 @@ impl SortBy {
     }
 
     /// The sort key of a row (`score` only for `Relevance`).
-    pub fn key_of(self, a: &AgentRow, score: f64) -> Vec<KeyValue> {
+    pub fn key_of(self, a: &AgentRow, score: i64) -> Vec<KeyValue> {
         let id = KeyValue::Text(a.id.clone());
         match self {
             SortBy::Reputation => vec![
@@ -113,7 +113,7 @@ impl SortBy {
                 KeyValue::Int(a.reputation_centi),
                 id,
             ],
-            SortBy::Relevance => vec![KeyValue::Float(score), id],
+            SortBy::Relevance => vec![KeyValue::Int(score), id],
         }
     }
 }
@@ -220,10 +220,13 @@ pub async fn find(db: &Db, f: &Filters, sort: SortBy, page: &PageSpec) -> sqlx::
     let sort = if f.words.is_none() && sort == SortBy::Relevance { SortBy::Recent } else { sort };
     let (filtered, source, score) = from_where(db, f, sort);
     let (mut q, source) = match score {
-        // The score is a computed column: filter and order on it from outside.
+        // The score is a computed column: filter and order on it from outside. It is kept as an
+        // integer (10⁻¹² steps): a float computed twice (once to return, once to compare with the
+        // cursor) need not be bit-equal, and then a page would repeat.
         Some(score) => {
             let sql = format!(
-                "SELECT * FROM (SELECT {}, {score} AS score{}) t WHERE 1 = 1",
+                "SELECT * FROM (SELECT {}, CAST(ROUND(({score}) * 1000000000000.0) AS BIGINT) AS score{}) t \
+                 WHERE 1 = 1",
                 agent_columns("a."),
                 filtered.sql
             );
@@ -244,14 +247,14 @@ pub async fn find(db: &Db, f: &Filters, sort: SortBy, page: &PageSpec) -> sqlx::
     );
     let raw = q.query().fetch_all(db.pool()).await?;
     let mut rows = Vec::with_capacity(raw.len());
-    let mut last_score = 0.0;
+    let mut last_score = 0;
     for (i, r) in raw.iter().enumerate() {
         if i as i64 == page.limit {
             break;
         }
         rows.push(AgentRow::from_row(r)?);
         if source == Source::SearchResults {
-            last_score = r.try_get::<f64, _>("score")?;
+            last_score = r.try_get::<i64, _>("score")?;
         }
     }
     let next = (raw.len() as i64 > page.limit).then(|| rows.last().map(|a| sort.key_of(a, last_score))).flatten();
