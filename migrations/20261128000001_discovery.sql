@@ -57,3 +57,6 @@ CREATE TABLE active_agent_count (
     agents BIGINT NOT NULL
 );
 INSERT INTO active_agent_count (shard, agents) SELECT 0, COUNT(*) FROM agents WHERE status = 'active';
+
+-- The disputes list pages newest first in SQL (it used to load every dispute and page in memory).
+CREATE INDEX disputes_by_opened ON disputes (opened_at, id);
