@@ -60,3 +60,14 @@ INSERT INTO active_agent_count (shard, agents) SELECT 0, COUNT(*) FROM agents WH
 
 -- The disputes list pages newest first in SQL (it used to load every dispute and page in memory).
 CREATE INDEX disputes_by_opened ON disputes (opened_at, id);
+
+-- The ledger audit runs on demand (admin endpoint, CLI, the admin page's button); the admin page
+-- shows the last stored result and its time instead of auditing the whole ledger on every view.
+CREATE TABLE ledger_audits (
+    id          TEXT PRIMARY KEY,
+    ran_at      BIGINT NOT NULL,
+    ok          BIGINT NOT NULL,
+    duration_ms BIGINT NOT NULL,
+    report      TEXT NOT NULL
+);
+CREATE INDEX ledger_audits_by_time ON ledger_audits (ran_at, id);
