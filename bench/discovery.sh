@@ -80,6 +80,7 @@ db.execute("ANALYZE")
 db.close()
 PY
     else
+        psql "$url" -qc "ALTER TABLE agents DROP COLUMN search" >/dev/null # rebuilt by migrate below
         python3 bench/discovery_seed.py pg-agents "$n" | psql "$url" -qc "\copy agents (id, did, name, description, capabilities, pricing_model, base_price, metadata, status, reputation_centi, tasks_completed, has_callback, last_seen_at, created_at, updated_at) FROM STDIN WITH (FORMAT csv)"
         python3 bench/discovery_seed.py pg-listing "$n" | psql "$url" -qc "\copy agent_capabilities (agent_id, capability, base_price, reputation_centi, tasks_completed, created_at, has_callback, last_seen_at) FROM STDIN WITH (FORMAT csv)"
         psql "$url" -q >/dev/null <<'SQL'
@@ -90,6 +91,8 @@ INSERT INTO active_agent_count SELECT 0, COUNT(*) FROM agents WHERE status = 'ac
 VACUUM ANALYZE;
 SQL
     fi
+    "$SERVER" --database-url "$url" migrate >/dev/null # the search index, in one pass
+    [ "$engine" = postgres ] && psql "$url" -qc "ANALYZE agents" >/dev/null
     echo "  seeded $n agents in $(( $(date +%s) - t0 ))s"
 }
 

@@ -9,7 +9,8 @@ The same deterministic agents on both engines: ~95 % active; 1-3 capabilities ou
 plus `code-review` for 10 % of agents; prices 0.01-500.00; reputation 0-5; a fifth with a
 callback; half seen recently. Names are "<adjective> <noun> <n>", descriptions name two of 1,024
 topic words, so a topic word matches ~0.2 % of agents (the `q` benchmark's word is `topic_word(7)`).
-The counters (`capability_summary`, `active_agent_count`) are rebuilt by the caller with SQL.
+The counters (`capability_summary`, `active_agent_count`) are rebuilt by the caller with SQL, and
+the search index by `agentmarket migrate` (it is dropped before seeding).
 """
 import csv
 import json
@@ -76,6 +77,13 @@ def seed_sqlite(path, n):
     import sqlite3
     db = sqlite3.connect(path)
     db.execute("PRAGMA synchronous = OFF")
+    # The search index is dropped and rebuilt in one pass by the server's next `migrate`
+    # (agents::search::ensure): far faster than a trigger per row.
+    with db:
+        for statement in ("DROP TRIGGER IF EXISTS agents_search_insert", "DROP TRIGGER IF EXISTS agents_search_update",
+                          "DROP TRIGGER IF EXISTS agents_search_delete", "DROP TABLE IF EXISTS agents_search",
+                          "DROP TABLE IF EXISTS agent_search_ids"):
+            db.execute(statement)
     with db:
         batch, listing = [], []
         insert_agent = f"INSERT INTO agents ({', '.join(AGENT_COLUMNS)}) VALUES ({', '.join('?' * len(AGENT_COLUMNS))})"

@@ -71,3 +71,6 @@ CREATE TABLE ledger_audits (
     report      TEXT NOT NULL
 );
 CREATE INDEX ledger_audits_by_time ON ledger_audits (ran_at, id);
+
+-- A user's agents, newest first (the dashboard's agents page pages in SQL).
+CREATE INDEX agents_by_owner_recent ON agents (owner_id, created_at, id);

@@ -138,6 +138,19 @@ pub async fn count_owned(conn: &mut sqlx::AnyConnection, owner_id: &str) -> sqlx
     Ok(n)
 }
 
+/// One page of a user's agents, newest first (the dashboard's list; `agents_by_owner` serves it).
+pub async fn list_owned_page(db: &Db, owner_id: &str, limit: i64, offset: i64) -> sqlx::Result<Vec<AgentRow>> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {AGENT_COLUMNS} FROM agents WHERE owner_id = $1 AND status <> 'deleted' \
+         ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $3"
+    )))
+    .bind(owner_id)
+    .bind(limit)
+    .bind(offset)
+    .fetch_all(db.pool())
+    .await
+}
+
 pub async fn list_owned(db: &Db, owner_id: &str) -> sqlx::Result<Vec<AgentRow>> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {AGENT_COLUMNS} FROM agents WHERE owner_id = $1 AND status <> 'deleted' ORDER BY created_at DESC, id DESC"

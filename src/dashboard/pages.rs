@@ -211,8 +211,13 @@ async fn agents_page_with(
     notice: Option<String>,
 ) -> Response {
     let mut pager = super::Pager::from_query(form, "/dashboard/agents?".into());
-    let rows = match agents::store::list_owned(&state.db, &b.user.id).await {
-        Ok(r) => pager.slice(r),
+    // One page and one row more (is there a next page?), not the whole list.
+    let rows = match agents::store::list_owned_page(&state.db, &b.user.id, super::PER_PAGE + 1, pager.offset()).await {
+        Ok(mut r) => {
+            pager.has_next = r.len() as i64 > super::PER_PAGE;
+            r.truncate(super::PER_PAGE as usize);
+            r
+        }
         Err(e) => return internal(e),
     };
     let errors = error.map(errors_of).unwrap_or_default();
