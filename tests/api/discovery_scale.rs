@@ -141,7 +141,8 @@ struct Row {
 }
 
 async fn table(app: &TestApp) -> Vec<Row> {
-    let rows: Vec<(String, String, String, i64, i64, i64, i64, i64, Option<i64>)> = sqlx::query_as(
+    type Columns = (String, String, String, i64, i64, i64, i64, i64, Option<i64>);
+    let rows: Vec<Columns> = sqlx::query_as(
         "SELECT id, status, capabilities, base_price, reputation_centi, tasks_completed, created_at, has_callback, \
          last_seen_at FROM agents",
     )
@@ -326,13 +327,13 @@ async fn q_finds_by_name_description_and_capability_and_ranks_the_name_first(app
     }
     // Every word must match; punctuation between words is a separator.
     let r = app.get("/api/v1/agents?q=kotlin%20pull-requests", None).await.expect(200);
-    assert_eq!(ids(&r), [by_description.id.clone()]);
+    assert_eq!(ids(&r), std::slice::from_ref(&by_description.id));
     let r = app.get("/api/v1/agents?q=translation", None).await.expect(200);
-    assert_eq!(ids(&r), [by_capability.id.clone()]);
+    assert_eq!(ids(&r), std::slice::from_ref(&by_capability.id));
     let r = app.get("/api/v1/agents/discover?q=code%20review&sort_by=recent", None).await.expect(200);
     assert_eq!(ids(&r), [by_name.id.clone(), by_description.id.clone()]);
     let r = app.get("/api/v1/agents?q=paints&capability=art", None).await.expect(200);
-    assert_eq!(ids(&r), [other.id.clone()]);
+    assert_eq!(ids(&r), std::slice::from_ref(&other.id));
     // Pages through the ranking with the cursor.
     assert_eq!(all_pages(&app, "/api/v1/agents/discover?q=kotlin", 1).await.len(), 3);
 
