@@ -169,8 +169,10 @@ pub struct Found {
     pub next: Option<Vec<KeyValue>>,
 }
 
-/// `FROM … WHERE …` for the filters, the source it reads and the score expression for `q`.
-fn from_where(db: &Db, f: &Filters, sort: SortBy) -> (SqlBuilder, Source, Option<&'static str>) {
+/// `FROM … WHERE …` for the filters, the source it reads and the score expression for `q`;
+/// `ordered` is the page's ordering (None for a count).
+fn from_where(db: &Db, f: &Filters, ordered: Option<SortBy>) -> (SqlBuilder, Source, Option<&'static str>) {
+    let sort = ordered.unwrap_or(SortBy::Recent);
     let (mut q, source, score) = match f.words.as_deref() {
         Some(words) => {
             let (mut q, score) = search::matching(db.engine(), words);
@@ -195,15 +197,21 @@ fn from_where(db: &Db, f: &Filters, sort: SortBy) -> (SqlBuilder, Source, Option
             [Arg::Text(cap.clone())],
         );
     }
+    // A filter on a column the ordering does not lead with is written `+column`, which neither
+    // engine matches to an index: the planner then walks the ordering's own index and stops after
+    // a page of matches, instead of reading the filter's whole range and sorting it (measured on
+    // SQLite at 1M agents: 0.4 ms instead of 40-120 ms). A count has no ordering to walk.
     let p = source.prefix();
+    let leads = |s: SortBy| if ordered == Some(s) || ordered.is_none() { "" } else { "+" };
+    let (price, reputation) = (leads(SortBy::Price), leads(SortBy::Reputation));
     if let Some(v) = f.min_price {
-        q.push(&format!(" AND {p}base_price >= ?"), [Arg::Int(v)]);
+        q.push(&format!(" AND {price}{p}base_price >= ?"), [Arg::Int(v)]);
     }
     if let Some(v) = f.max_price {
-        q.push(&format!(" AND {p}base_price <= ?"), [Arg::Int(v)]);
+        q.push(&format!(" AND {price}{p}base_price <= ?"), [Arg::Int(v)]);
     }
     if let Some(v) = f.min_reputation {
-        q.push(&format!(" AND {p}reputation_centi >= ?"), [Arg::Int(v)]);
+        q.push(&format!(" AND {reputation}{p}reputation_centi >= ?"), [Arg::Int(v)]);
     }
     (q, source, score)
 }
@@ -218,7 +226,7 @@ pub async fn find(db: &Db, f: &Filters, sort: SortBy, page: &PageSpec) -> sqlx::
         return Ok(Found { rows: Vec::new(), next: None });
     }
     let sort = if f.words.is_none() && sort == SortBy::Relevance { SortBy::Recent } else { sort };
-    let (filtered, source, score) = from_where(db, f, sort);
+    let (filtered, source, score) = from_where(db, f, Some(sort));
     let (mut q, source) = match score {
         // The score is a computed column: filter and order on it from outside. It is kept as an
         // integer (10⁻¹² steps): a float computed twice (once to return, once to compare with the
@@ -274,7 +282,7 @@ pub async fn count(db: &Db, f: &Filters) -> sqlx::Result<(i64, bool)> {
         };
         return Ok((n, false));
     }
-    let (filtered, _, _) = from_where(db, f, SortBy::Recent);
+    let (filtered, _, _) = from_where(db, f, None);
     let mut q =
         SqlBuilder { sql: format!("SELECT COUNT(*) FROM (SELECT 1 AS one{}", filtered.sql), args: filtered.args };
     q.push(" LIMIT ?) x", [Arg::Int(COUNT_CAP + 1)]);
