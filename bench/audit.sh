@@ -13,8 +13,13 @@ POSTINGS="${1:-1000000}"
 ENTRIES=$((POSTINGS / 2))
 PG="${PG_URL:-postgres://postgres@127.0.0.1:5432}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/agentmarket-target}"
-cargo build --release --quiet
-SERVER="$CARGO_TARGET_DIR/release/agentmarket"
+# AGENTMARKET_BIN: an already built binary (the audit itself is what is timed).
+if [ -n "${AGENTMARKET_BIN:-}" ]; then
+    SERVER="$AGENTMARKET_BIN"
+else
+    cargo build --release --quiet
+    SERVER="$CARGO_TARGET_DIR/release/agentmarket"
+fi
 WORK="$(mktemp -d)"
 DB="agentmarket_audit_$$"
 cleanup() {
