@@ -152,13 +152,11 @@ impl Db {
                 .await?
             }
             Engine::Sqlite => {
-                sqlx::query_as(
-                    "SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = $1 AND name LIKE $2",
-                )
-                .bind(table)
-                .bind(format!("{prefix}%"))
-                .fetch_all(&mut *tx)
-                .await?
+                sqlx::query_as("SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = $1 AND name LIKE $2")
+                    .bind(table)
+                    .bind(format!("{prefix}%"))
+                    .fetch_all(&mut *tx)
+                    .await?
             }
         };
         if existing.iter().any(|(n,)| n.starts_with(&name)) {

@@ -135,8 +135,7 @@ async fn task_page(state: &AppState, b: &Browser, id: &str, error: Option<&ApiEr
     // The buttons ask the engine's own rules whether the command would be accepted now.
     let (roles, now) = (actor.roles(&task), state.now());
     let may = |command: Command| can(&task, roles, &command, now);
-    let open_dispute =
-        Command::OpenDispute { dispute_id: String::new(), reason: String::new(), existing: dispute.is_some() };
+    let open_dispute = Command::OpenDispute { dispute_id: String::new(), reason: String::new(), existing: dispute.is_some() };
     let view = TaskView {
         id: task.id.clone(),
         short_id: short(&task.id),
@@ -415,3 +414,4 @@ pub async fn wallet_action(
         Err(e) => wallet_page(&state, &b, None, Some(&e)).await,
     }
 }
+

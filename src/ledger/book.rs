@@ -117,8 +117,9 @@ impl Book {
             return Ok(Vec::new());
         }
         let ids: Vec<String> = self.entries.iter().map(|_| uuid::Uuid::now_v7().to_string()).collect();
-        let mut journal =
-            SqlBuilder::new("INSERT INTO journal_entries (id, kind, reference, task_id, memo, created_at) VALUES ");
+        let mut journal = SqlBuilder::new(
+            "INSERT INTO journal_entries (id, kind, reference, task_id, memo, created_at) VALUES ",
+        );
         let mut postings =
             SqlBuilder::new("INSERT INTO postings (id, entry_id, account_id, amount, created_at) VALUES ");
         let mut first_posting = true;
@@ -182,7 +183,10 @@ impl Book {
             }
         }
         if any_created {
-            created.push(" ON CONFLICT (id) DO UPDATE SET balance = ledger_accounts.balance + excluded.balance", []);
+            created.push(
+                " ON CONFLICT (id) DO UPDATE SET balance = ledger_accounts.balance + excluded.balance",
+                [],
+            );
             created.query().execute(&mut **tx).await?;
         }
         if !update_ids.is_empty() {

@@ -100,13 +100,7 @@ async fn load_row(db: &Db, id: &str) -> sqlx::Result<Option<Row>> {
 
 /// Opens a dispute through the engine. A completed task with an empty output is refunded in
 /// full at once (tier 1); anything else waits for an administrator with the money frozen.
-pub async fn open(
-    db: &Db,
-    engine: &Engine,
-    actor: &Actor,
-    task_id: &str,
-    reason: Option<String>,
-) -> ApiResult<Dispute> {
+pub async fn open(db: &Db, engine: &Engine, actor: &Actor, task_id: &str, reason: Option<String>) -> ApiResult<Dispute> {
     let command = Command::open_dispute(reason)?;
     engine.act(actor, task_id, command).await?;
     let row = load_row(db, task_id).await?.ok_or_else(|| ApiError::not_found("dispute"))?;
@@ -146,13 +140,7 @@ pub async fn get(db: &Db, actor: &mut Actor, id: &str) -> ApiResult<Dispute> {
 
 /// Evidence from either party (or an administrator) while the dispute is open: `content`
 /// 1–10,000 characters.
-pub async fn add_evidence(
-    db: &Db,
-    actor: &mut Actor,
-    id: &str,
-    content: Option<String>,
-    now: i64,
-) -> ApiResult<Dispute> {
+pub async fn add_evidence(db: &Db, actor: &mut Actor, id: &str, content: Option<String>, now: i64) -> ApiResult<Dispute> {
     let content = content.map(|c| c.trim().to_string()).unwrap_or_default();
     if content.is_empty() || content.chars().count() > 10_000 {
         return Err(ApiError::field("content", "is required, at most 10000 characters"));
@@ -289,20 +277,16 @@ pub(crate) async fn write_changes(
             DisputeChange::OpenResolved { id, reason, outcome, client_share_bps, note } => {
                 (id, Some(reason), Some((outcome, client_share_bps, note)))
             }
-            DisputeChange::Resolve { id, outcome, client_share_bps, note } => {
-                (id, None, Some((outcome, client_share_bps, note)))
-            }
+            DisputeChange::Resolve { id, outcome, client_share_bps, note } => (id, None, Some((outcome, client_share_bps, note))),
         };
         if let Some(reason) = reason {
-            sqlx::query(
-                "INSERT INTO disputes (id, task_id, status, reason, opened_at) VALUES ($1, $2, 'open', $3, $4)",
-            )
-            .bind(id)
-            .bind(task_id)
-            .bind(reason)
-            .bind(now)
-            .execute(&mut **tx)
-            .await?;
+            sqlx::query("INSERT INTO disputes (id, task_id, status, reason, opened_at) VALUES ($1, $2, 'open', $3, $4)")
+                .bind(id)
+                .bind(task_id)
+                .bind(reason)
+                .bind(now)
+                .execute(&mut **tx)
+                .await?;
         }
         if let Some((outcome, share, note)) = ruling {
             let resolved = sqlx::query(

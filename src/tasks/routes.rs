@@ -4,9 +4,9 @@ use axum::extract::{Path, State};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::engine::{Command, Reply};
 use super::model::{Payment, PaymentStatus, Task};
 use super::store::{self, Attempt, Message, TimelineEvent};
+use super::engine::{Command, Reply};
 use super::{NewTaskRequest, Settings};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
@@ -400,8 +400,7 @@ pub(crate) async fn post_message(
     let req: MessageRequest = body.parse(None)?;
     let content = req.content.or(req.message).map(String::from);
     let message =
-        super::post_message(&state.db, &mut actor, &id, content, req.message_type.map(String::from), state.now())
-            .await?;
+        super::post_message(&state.db, &mut actor, &id, content, req.message_type.map(String::from), state.now()).await?;
     Ok(Api::created(message))
 }
 

@@ -417,11 +417,7 @@ pub async fn find_by_keys(tx: &mut Tx, keys: &[(String, String)]) -> sqlx::Resul
     let mut q = SqlBuilder::new(&format!("SELECT {TASK_COLUMNS} FROM tasks WHERE "));
     for (i, (principal, key)) in keys.iter().enumerate() {
         q.push(
-            if i == 0 {
-                "(client_principal = ? AND client_idempotency_key = ?)"
-            } else {
-                " OR (client_principal = ? AND client_idempotency_key = ?)"
-            },
+            if i == 0 { "(client_principal = ? AND client_idempotency_key = ?)" } else { " OR (client_principal = ? AND client_idempotency_key = ?)" },
             [Arg::Text(principal.clone()), Arg::Text(key.clone())],
         );
     }

@@ -23,10 +23,7 @@ pub async fn run_once(state: &AppState) -> anyhow::Result<SweepReport> {
     let (release, expire) = store::due(&state.db, now, BATCH).await?;
     let mut report = SweepReport::default();
     // Submitted together, the commands share the engine's batches.
-    let due = release
-        .into_iter()
-        .map(|id| (id, Command::ReleaseDue))
-        .chain(expire.into_iter().map(|id| (id, Command::ExpireDue)));
+    let due = release.into_iter().map(|id| (id, Command::ReleaseDue)).chain(expire.into_iter().map(|id| (id, Command::ExpireDue)));
     let answers = futures_util::future::join_all(due.map(|(id, command)| async move {
         let expiring = matches!(command, Command::ExpireDue);
         (id.clone(), expiring, state.engine.act(&Actor::System, &id, command).await)

@@ -152,8 +152,7 @@ pub(super) async fn apply(db: &Db, now: i64, jobs: &[Job]) -> Result<Vec<ApiResu
     // The requests' idempotency keys commit (or roll back) with their commands.
     let claimed: Vec<(usize, Arc<Claim>)> =
         jobs.iter().enumerate().filter_map(|(i, j)| j.claim.clone().map(|c| (i, c))).collect();
-    let recorded =
-        idempotency::record_claims(&mut tx, &claimed.iter().map(|(_, c)| c.clone()).collect::<Vec<_>>()).await?;
+    let recorded = idempotency::record_claims(&mut tx, &claimed.iter().map(|(_, c)| c.clone()).collect::<Vec<_>>()).await?;
     let mut recorded_claims = Vec::new();
     for ((i, claim), ok) in claimed.iter().zip(recorded) {
         if ok {
@@ -210,9 +209,9 @@ pub(super) async fn apply(db: &Db, now: i64, jobs: &[Job]) -> Result<Vec<ApiResu
     let dispute_tasks: Vec<String> = jobs
         .iter()
         .filter_map(|j| match &j.order {
-            Order::Act {
-                task_id, command: super::Command::OpenDispute { .. } | super::Command::Rule { .. }, ..
-            } => Some(task_id.clone()),
+            Order::Act { task_id, command: super::Command::OpenDispute { .. } | super::Command::Rule { .. }, .. } => {
+                Some(task_id.clone())
+            }
             _ => None,
         })
         .collect();
@@ -322,12 +321,7 @@ pub(super) async fn apply(db: &Db, now: i64, jobs: &[Job]) -> Result<Vec<ApiResu
     let outgoing: Vec<webhooks::Outgoing<'_>> = effects
         .webhooks
         .iter()
-        .map(|w| webhooks::Outgoing {
-            owners: &w.owners,
-            event: w.event,
-            task_id: Some(&w.task_id),
-            payload: &w.payload,
-        })
+        .map(|w| webhooks::Outgoing { owners: &w.owners, event: w.event, task_id: Some(&w.task_id), payload: &w.payload })
         .collect();
     webhooks::emit_all(&mut tx, &outgoing, now).await?;
     tx.commit().await?;

@@ -36,65 +36,34 @@ impl Ruling {
 #[derive(Debug, Clone)]
 pub enum Command {
     /// Client: hold the escrow of an unpaid task.
-    Pay {
-        payment_id: String,
-    },
+    Pay { payment_id: String },
     /// Provider: take a funded (or free) pending task.
     Claim,
-    Progress {
-        percent: i64,
-        message: Option<String>,
-    },
+    Progress { percent: i64, message: Option<String> },
     /// Provider: deliver; the money moves to the provider's pending and the review window starts
     /// (a zero window releases at once).
-    Complete {
-        output: String,
-        output_sha256: String,
-        review_window_ms: i64,
-    },
+    Complete { output: String, output_sha256: String, review_window_ms: i64 },
     /// Provider (or the server): give up; the escrow is refunded.
-    Fail {
-        reason: String,
-    },
+    Fail { reason: String },
     /// Client: stop an unfinished task; the escrow is refunded.
     Cancel,
     /// Client: release now, with an optional rating and review.
-    Accept {
-        rating: Option<i64>,
-        review: Option<String>,
-    },
+    Accept { rating: Option<i64>, review: Option<String> },
     /// The sweeper: release a completed task whose review window has passed.
     ReleaseDue,
     /// The sweeper: fail (and refund) an unfinished task past its deadline.
     ExpireDue,
     /// Client: move an unfinished task to another provider (`to` filled by the batch from
     /// `to_ref`; `None` when no such agent).
-    Reassign {
-        to_ref: String,
-        to: Option<AgentRow>,
-    },
+    Reassign { to_ref: String, to: Option<AgentRow> },
     /// The server: a queued hiring's availability probe answered (or did not).
-    Probe {
-        available: bool,
-    },
+    Probe { available: bool },
     /// Client: re-dispatch an unfinished hiring.
-    Retry {
-        reason: Option<String>,
-    },
+    Retry { reason: Option<String> },
     /// Client: open a dispute (`existing` filled by the batch).
-    OpenDispute {
-        dispute_id: String,
-        reason: String,
-        existing: bool,
-    },
+    OpenDispute { dispute_id: String, reason: String, existing: bool },
     /// Administrator: rule on the task's dispute (`dispute_id` and `open` filled by the batch).
-    Rule {
-        dispute_id: String,
-        open: bool,
-        outcome: Ruling,
-        client_share_bps: Option<i64>,
-        note: Option<String>,
-    },
+    Rule { dispute_id: String, open: bool, outcome: Ruling, client_share_bps: Option<i64>, note: Option<String> },
 }
 
 fn required_text(field: &str, value: Option<String>, max: usize) -> Result<String, FieldError> {

@@ -74,11 +74,7 @@ impl Create {
 
     /// The field that named the provider and the capability, as the request spelled them.
     fn fields(&self) -> (&'static str, &'static str, &'static str) {
-        if self.is_hire() {
-            ("agent", "capability_requested", "agent")
-        } else {
-            ("provider agent", "capability", "provider_agent_id")
-        }
+        if self.is_hire() { ("agent", "capability_requested", "agent") } else { ("provider agent", "capability", "provider_agent_id") }
     }
 }
 
@@ -163,9 +159,7 @@ pub fn decide_create(
     }
     let price = resolve_price(provider, &c.pricing, c.caller.max_price_per_hire)?;
     if c.unsupported_payment && !price.is_zero() {
-        return Err(ApiError::payment_failed(
-            "the crypto payment provider is not configured; use payment_type balance",
-        ));
+        return Err(ApiError::payment_failed("the crypto payment provider is not configured; use payment_type balance"));
     }
     let mut task = TaskRow::new(NewTaskRow {
         caller: &c.caller,

@@ -282,9 +282,7 @@ pub fn decide(task: &TaskRow, roles: Roles, command: &Command, now: i64) -> ApiR
                 return decide(
                     task,
                     Roles::SYSTEM,
-                    &Command::Fail {
-                        reason: "agent_unresponsive: the agent did not answer the availability probe".into(),
-                    },
+                    &Command::Fail { reason: "agent_unresponsive: the agent did not answer the availability probe".into() },
                     now,
                 );
             }
@@ -329,8 +327,10 @@ pub fn decide(task: &TaskRow, roles: Roles, command: &Command, now: i64) -> ApiR
                     task.status.as_str(),
                 ));
             }
-            d.effects.dispute =
-                Some(super::effects::DisputeChange::Open { id: dispute_id.clone(), reason: reason.clone() });
+            d.effects.dispute = Some(super::effects::DisputeChange::Open {
+                id: dispute_id.clone(),
+                reason: reason.clone(),
+            });
             d.event("dispute_opened", None, json!({"dispute_id": dispute_id, "reason": reason}));
             if task.payment_status == PaymentStatus::Escrowed {
                 d.task.payment_status = PaymentStatus::Disputed;
@@ -352,10 +352,7 @@ pub fn decide(task: &TaskRow, roles: Roles, command: &Command, now: i64) -> ApiR
             }
             // An open dispute freezes a paid task's money; a free task has none to freeze.
             if !matches!(task.payment_status, PaymentStatus::Disputed | PaymentStatus::NotRequired) {
-                return Err(ApiError::invalid_state(
-                    "the task's money is not under dispute",
-                    task.payment_status.as_str(),
-                ));
+                return Err(ApiError::invalid_state("the task's money is not under dispute", task.payment_status.as_str()));
             }
             d.rule(dispute_id, *outcome, *client_share_bps, note.clone());
             Reply::Changed
@@ -385,3 +382,4 @@ fn empty_output(task: &TaskRow) -> bool {
 pub fn can(task: &TaskRow, roles: Roles, command: &Command, now: i64) -> bool {
     matches!(decide(task, roles, command, now), Ok(Decision { reply: Reply::Changed | Reply::Reassigned { .. }, .. }))
 }
+

@@ -27,12 +27,7 @@ impl Draft {
         self.task.updated_at = self.now;
     }
 
-    pub(super) fn event(
-        &mut self,
-        event_type: &'static str,
-        progress: Option<(i64, Option<String>)>,
-        details: serde_json::Value,
-    ) {
+    pub(super) fn event(&mut self, event_type: &'static str, progress: Option<(i64, Option<String>)>, details: serde_json::Value) {
         self.effects.event(&self.task.id, event_type, progress, details);
     }
 
@@ -130,13 +125,7 @@ impl Draft {
     }
 
     /// A dispute ruling: the money, the task's end, the provider's reputation, the dispute.
-    pub(super) fn rule(
-        &mut self,
-        dispute_id: &str,
-        outcome: Ruling,
-        client_share_bps: Option<i64>,
-        note: Option<String>,
-    ) {
+    pub(super) fn rule(&mut self, dispute_id: &str, outcome: Ruling, client_share_bps: Option<i64>, note: Option<String>) {
         let price = self.task.price();
         let (settlement, payment_status, stats) = match outcome {
             Ruling::Refund => (
@@ -157,9 +146,13 @@ impl Draft {
         };
         self.effects.dispute = match self.effects.dispute.take() {
             // Opened and ruled at once (tier 1): the opening row is written resolved.
-            Some(DisputeChange::Open { id, reason }) => {
-                Some(DisputeChange::OpenResolved { id, reason, outcome, client_share_bps, note: note.clone() })
-            }
+            Some(DisputeChange::Open { id, reason }) => Some(DisputeChange::OpenResolved {
+                id,
+                reason,
+                outcome,
+                client_share_bps,
+                note: note.clone(),
+            }),
             _ => Some(DisputeChange::Resolve {
                 id: dispute_id.to_string(),
                 outcome,

@@ -37,24 +37,10 @@ pub struct Webhook {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DisputeChange {
-    Open {
-        id: String,
-        reason: String,
-    },
+    Open { id: String, reason: String },
     /// Opened and ruled in the same command (tier 1).
-    OpenResolved {
-        id: String,
-        reason: String,
-        outcome: Ruling,
-        client_share_bps: Option<i64>,
-        note: Option<String>,
-    },
-    Resolve {
-        id: String,
-        outcome: Ruling,
-        client_share_bps: Option<i64>,
-        note: Option<String>,
-    },
+    OpenResolved { id: String, reason: String, outcome: Ruling, client_share_bps: Option<i64>, note: Option<String> },
+    Resolve { id: String, outcome: Ruling, client_share_bps: Option<i64>, note: Option<String> },
 }
 
 #[derive(Debug, Default)]
@@ -81,14 +67,7 @@ impl Effects {
         self.events.push(Event { task_id: task_id.to_string(), event_type, progress, details });
     }
 
-    pub fn line(
-        &mut self,
-        principal: &Principal,
-        kind: &'static str,
-        amount: Amount,
-        task_id: &str,
-        description: String,
-    ) {
+    pub fn line(&mut self, principal: &Principal, kind: &'static str, amount: Amount, task_id: &str, description: String) {
         self.lines.push(Line { principal: principal.clone(), kind, amount, task_id: task_id.to_string(), description });
     }
 

@@ -19,11 +19,11 @@ pub mod create;
 pub mod decide;
 mod draft;
 pub mod effects;
-#[cfg(test)]
-mod money_tests;
 pub mod state;
 #[cfg(test)]
 mod table_tests;
+#[cfg(test)]
+mod money_tests;
 
 use std::sync::Arc;
 

@@ -25,18 +25,8 @@ const DEPOSIT: i64 = 100_00000000;
 
 #[derive(Debug, Clone)]
 enum Step {
-    Create {
-        client: usize,
-        provider: usize,
-        cents: i64,
-        pay_now: bool,
-    },
-    Act {
-        task: usize,
-        who: usize,
-        command: usize,
-        value: i64,
-    },
+    Create { client: usize, provider: usize, cents: i64, pay_now: bool },
+    Act { task: usize, who: usize, command: usize, value: i64 },
     /// Time passes (review windows, deadlines).
     Wait(i64),
 }
@@ -55,12 +45,7 @@ fn caller_for(agent_id: &str) -> Caller {
     Caller {
         credential: Credential::AgentKey { key_id: format!("key-{agent_id}") },
         user: None,
-        agent: Some(AgentCtx {
-            id: agent_id.into(),
-            did: format!("did:t:{agent_id}"),
-            owner_id: None,
-            reputation_centi: 300,
-        }),
+        agent: Some(AgentCtx { id: agent_id.into(), did: format!("did:t:{agent_id}"), owner_id: None, reputation_centi: 300 }),
         scopes: Scopes::all(),
         max_price_per_hire: None,
     }
@@ -82,11 +67,7 @@ fn command(n: usize, value: i64, open_dispute: Option<bool>) -> Command {
         10 => Command::Reassign { to_ref: "p2".into(), to: Some(agent("p2", "code", "active")) },
         11 => Command::Probe { available: value % 2 == 0 },
         12 => Command::Retry { reason: None },
-        13 => Command::OpenDispute {
-            dispute_id: format!("d-{value}"),
-            reason: "bad".into(),
-            existing: open_dispute.is_some(),
-        },
+        13 => Command::OpenDispute { dispute_id: format!("d-{value}"), reason: "bad".into(), existing: open_dispute.is_some() },
         14 => rule(Ruling::Refund, value, open_dispute),
         15 => rule(Ruling::Release, value, open_dispute),
         _ => rule(Ruling::Split, value, open_dispute),
@@ -183,8 +164,7 @@ impl World {
             Step::Act { task, who, command: n, value } => {
                 // One of the four newest tasks, so most tasks live long enough to settle.
                 let len = self.tasks.len();
-                let Some(t) = len.checked_sub(1 + task % len.clamp(1, 4)).and_then(|i| self.tasks.get(i)).cloned()
-                else {
+                let Some(t) = len.checked_sub(1 + task % len.clamp(1, 4)).and_then(|i| self.tasks.get(i)).cloned() else {
                     return;
                 };
                 // Mostly the party the command is for, sometimes anyone (who must be refused).
@@ -238,18 +218,13 @@ impl World {
         // delivery, in the provider's pending after, paid out exactly once when settled.
         let mut escrow: HashMap<String, i64> = HashMap::new();
         let mut pending: HashMap<String, i64> = HashMap::new();
-        let (mut fees, mut paid_out, mut refunded) =
-            (0i64, HashMap::<String, i64>::new(), HashMap::<String, i64>::new());
+        let (mut fees, mut paid_out, mut refunded) = (0i64, HashMap::<String, i64>::new(), HashMap::<String, i64>::new());
         for t in &self.tasks {
             let price = Amount::from_units(t.price).unwrap();
             if t.funds_held() {
                 let at = if t.funds_in_pending() { &mut pending } else { &mut escrow };
-                *at.entry(if t.funds_in_pending() {
-                    t.provider_agent_id.clone()
-                } else {
-                    t.client_principal.clone()
-                })
-                .or_default() += t.price;
+                *at.entry(if t.funds_in_pending() { t.provider_agent_id.clone() } else { t.client_principal.clone() })
+                    .or_default() += t.price;
                 assert!(t.released_at.is_none(), "{}: held money is not released", t.id);
             }
             let settled = match t.payment_status {
@@ -261,11 +236,7 @@ impl World {
                     continue;
                 }
             };
-            assert!(
-                self.ledger.references.contains(&format!("task:{}:settle", t.id)) || t.price == 0,
-                "{} settled",
-                t.id
-            );
+            assert!(self.ledger.references.contains(&format!("task:{}:settle", t.id)) || t.price == 0, "{} settled", t.id);
             if let Some(s) = settled {
                 assert_eq!(s.to_provider.units() + s.fee.units() + s.to_client.units(), t.price, "{}", t.id);
                 fees += s.fee.units();
@@ -275,29 +246,17 @@ impl World {
         }
         for c in CLIENTS {
             let key = Principal::Agent(c.into()).key();
-            assert_eq!(
-                self.ledger.get(&wallet(c, Purpose::Escrow)),
-                escrow.get(&key).copied().unwrap_or(0),
-                "{c} escrow"
-            );
+            assert_eq!(self.ledger.get(&wallet(c, Purpose::Escrow)), escrow.get(&key).copied().unwrap_or(0), "{c} escrow");
         }
         for p in PROVIDERS {
-            assert_eq!(
-                self.ledger.get(&wallet(p, Purpose::Pending)),
-                pending.get(p).copied().unwrap_or(0),
-                "{p} pending"
-            );
+            assert_eq!(self.ledger.get(&wallet(p, Purpose::Pending)), pending.get(p).copied().unwrap_or(0), "{p} pending");
         }
         // Without splits (whose shares vary per ruling) the payouts are exact per principal.
         if !self.tasks.iter().any(|t| t.payment_status == P::Split) {
             let ledger_fees: i64 = (0..crate::ledger::FEE_SHARDS).map(|s| self.ledger.get(&Account::Fees(s))).sum();
             assert_eq!(ledger_fees, fees, "fee income");
             for p in PROVIDERS {
-                assert_eq!(
-                    self.ledger.get(&wallet(p, Purpose::Available)),
-                    paid_out.get(p).copied().unwrap_or(0),
-                    "{p}"
-                );
+                assert_eq!(self.ledger.get(&wallet(p, Purpose::Available)), paid_out.get(p).copied().unwrap_or(0), "{p}");
             }
             for c in CLIENTS {
                 let key = Principal::Agent(c.into()).key();

@@ -96,27 +96,9 @@ const fn rule(
 }
 
 const ALL_COMMANDS: &[&str] = &[
-    "pay",
-    "claim",
-    "progress",
-    "complete",
-    "complete_now",
-    "fail",
-    "cancel",
-    "accept",
-    "release_due",
-    "expire_due",
-    "reassign",
-    "reassign_missing",
-    "probe_yes",
-    "probe_no",
-    "retry",
-    "dispute",
-    "dispute_again",
-    "rule_refund",
-    "rule_release",
-    "rule_split",
-    "rule_closed",
+    "pay", "claim", "progress", "complete", "complete_now", "fail", "cancel", "accept", "release_due", "expire_due",
+    "reassign", "reassign_missing", "probe_yes", "probe_no", "retry", "dispute", "dispute_again", "rule_refund",
+    "rule_release", "rule_split", "rule_closed",
 ];
 const COMPLETES: &[&str] = &["complete", "complete_now"];
 const SERVER_ONLY: &[&str] = &["release_due", "expire_due", "probe_yes", "probe_no"];
@@ -149,13 +131,7 @@ const TABLE: &[Rule] = &[
     // Giving up: the provider or the server (deadline, probe); the escrow comes back.
     rule(&["fail"], &[Who::Client, Who::Admin], ANY, ANY_PAY, No("FORBIDDEN")),
     rule(&["fail"], &[Who::Provider, Who::Both, Who::System], ANY, &[P::Disputed], No("ESCROW_LOCKED")),
-    rule(
-        &["fail"],
-        &[Who::Provider, Who::Both, Who::System],
-        ACTIVE,
-        ANY_PAY,
-        To(Some(S::Failed), Settle(P::Refunded)),
-    ),
+    rule(&["fail"], &[Who::Provider, Who::Both, Who::System], ACTIVE, ANY_PAY, To(Some(S::Failed), Settle(P::Refunded))),
     rule(&["fail"], &[Who::Provider, Who::Both, Who::System], ANY, ANY_PAY, No("CONFLICT")),
     rule(&["cancel"], NOT_CLIENTS, ANY, ANY_PAY, No("FORBIDDEN")),
     rule(&["cancel"], CLIENTS, ANY, &[P::Disputed], No("ESCROW_LOCKED")),
@@ -168,24 +144,14 @@ const TABLE: &[Rule] = &[
     // The server's own commands: nothing to do is not an error.
     rule(SERVER_ONLY, NOT_SYSTEM, ANY, ANY_PAY, No("FORBIDDEN")),
     rule(&["release_due"], &[Who::System], &[S::Completed], FUNDED, To(None, Settle(P::Released))),
-    rule(
-        &["expire_due"],
-        &[Who::System],
-        ACTIVE,
-        &[P::Unpaid, P::NotRequired, P::Escrowed, P::Released, P::Refunded, P::Split],
-        To(Some(S::Failed), Settle(P::Refunded)),
-    ),
+    rule(&["expire_due"], &[Who::System], ACTIVE, &[P::Unpaid, P::NotRequired, P::Escrowed, P::Released, P::Refunded, P::Split],
+        To(Some(S::Failed), Settle(P::Refunded))),
     rule(&["probe_yes"], &[Who::System], &[S::Pending], FUNDED, To(Some(S::InProgress), Keep)),
     rule(&["probe_no"], &[Who::System], &[S::Pending], FUNDED, To(Some(S::Failed), Settle(P::Refunded))),
     rule(SERVER_ONLY, &[Who::System], ANY, ANY_PAY, Same),
     // Moving unfinished work to another provider.
-    rule(
-        &["reassign_missing"],
-        &[Who::Client, Who::Provider, Who::Both, Who::Admin, Who::System],
-        ANY,
-        ANY_PAY,
-        No("NOT_FOUND"),
-    ),
+    rule(&["reassign_missing"], &[Who::Client, Who::Provider, Who::Both, Who::Admin, Who::System], ANY, ANY_PAY,
+        No("NOT_FOUND")),
     rule(REASSIGNS, NOT_CLIENTS, ANY, ANY_PAY, No("FORBIDDEN")),
     rule(&["reassign"], CLIENTS, ANY, &[P::Disputed], No("ESCROW_LOCKED")),
     rule(&["reassign"], CLIENTS, ACTIVE, ANY_PAY, To(Some(S::Pending), Keep)),
@@ -215,12 +181,7 @@ const TABLE: &[Rule] = &[
 fn expected(command: &str, who: Who, status: S, payment: P) -> Want {
     let found = TABLE
         .iter()
-        .find(|r| {
-            r.commands.contains(&command)
-                && r.who.contains(&who)
-                && r.status.contains(&status)
-                && r.payment.contains(&payment)
-        })
+        .find(|r| r.commands.contains(&command) && r.who.contains(&who) && r.status.contains(&status) && r.payment.contains(&payment))
         .unwrap_or_else(|| panic!("the table has no rule for {command} by {who:?} on {status}/{payment}"));
     match (found.want, command) {
         (To(None, Settle(_)), "rule_release") => To(None, Settle(P::Released)),
@@ -259,12 +220,8 @@ fn command(name: &str) -> Command {
         "pay" => Command::Pay { payment_id: "pay-1".into() },
         "claim" => Command::Claim,
         "progress" => Command::Progress { percent: 50, message: None },
-        "complete" => {
-            Command::Complete { output: "\"done\"".into(), output_sha256: "x".into(), review_window_ms: 3_600_000 }
-        }
-        "complete_now" => {
-            Command::Complete { output: "\"done\"".into(), output_sha256: "x".into(), review_window_ms: 0 }
-        }
+        "complete" => Command::Complete { output: "\"done\"".into(), output_sha256: "x".into(), review_window_ms: 3_600_000 },
+        "complete_now" => Command::Complete { output: "\"done\"".into(), output_sha256: "x".into(), review_window_ms: 0 },
         "fail" => Command::Fail { reason: "no".into() },
         "cancel" => Command::Cancel,
         "accept" => Command::Accept { rating: Some(5), review: None },
@@ -346,11 +303,7 @@ fn apply_money(task: &TaskRow, entries: &[crate::ledger::Entry]) -> HashMap<Stri
     let (client, provider) = (task.client(), task.provider());
     balances.insert(Account::Wallet(client.clone(), Purpose::Available).id(), task.price);
     if task.funds_held() {
-        let at = if task.funds_in_pending() {
-            Account::Wallet(provider, Purpose::Pending)
-        } else {
-            Account::Wallet(client, Purpose::Escrow)
-        };
+        let at = if task.funds_in_pending() { Account::Wallet(provider, Purpose::Pending) } else { Account::Wallet(client, Purpose::Escrow) };
         balances.insert(at.id(), task.price);
     }
     for entry in entries {
@@ -379,9 +332,7 @@ fn every_state_role_and_command_answers_as_the_table_says() {
                     assert_eq!(can(&task, roles(who), &command(name), NOW), matches!(want, To(..)), "can() for {case}");
                     match (want, result) {
                         (No(code), Err(e)) => assert_eq!(e.code(), code, "{case}: {e}"),
-                        (No(code), Ok(d)) => {
-                            panic!("{case}: accepted ({:?}) where the table refuses with {code}", d.reply)
-                        }
+                        (No(code), Ok(d)) => panic!("{case}: accepted ({:?}) where the table refuses with {code}", d.reply),
                         (_, Err(e)) => panic!("{case}: refused with {} ({e}) where the table accepts", e.code()),
                         (Same, Ok(d)) => {
                             assert_eq!(d.reply, Reply::Unchanged, "{case}");
@@ -393,10 +344,7 @@ fn every_state_role_and_command_answers_as_the_table_says() {
                             assert_ne!(d.reply, Reply::Unchanged, "{case}");
                             assert_eq!(d.task.status, to_status.unwrap_or(status), "{case}: status");
                             check_money(&case, &task, &d.task, money, &d.effects.entries);
-                            assert!(
-                                !d.effects.events.is_empty(),
-                                "{case}: an accepted command leaves a timeline event"
-                            );
+                            assert!(!d.effects.events.is_empty(), "{case}: an accepted command leaves a timeline event");
                             assert_eq!(d.task.updated_at, NOW, "{case}: updated_at");
                         }
                     }
@@ -432,17 +380,9 @@ fn check_money(case: &str, before: &TaskRow, after: &TaskRow, money: Money, entr
             P::Split => Settlement::split(price, before.fee_bps, 3000),
             other => panic!("{case}: settled as {other}"),
         };
-        assert_eq!(
-            get(Account::Wallet(provider, Purpose::Available)),
-            expected.to_provider.units(),
-            "{case}: provider"
-        );
+        assert_eq!(get(Account::Wallet(provider, Purpose::Available)), expected.to_provider.units(), "{case}: provider");
         assert_eq!(get(Account::fees_for(&before.id)), expected.fee.units(), "{case}: fee");
-        assert_eq!(
-            get(Account::Wallet(client, Purpose::Available)),
-            before.price + expected.to_client.units(),
-            "{case}"
-        );
+        assert_eq!(get(Account::Wallet(client, Purpose::Available)), before.price + expected.to_client.units(), "{case}");
     } else if want_payment == P::Escrowed && before.payment_status == P::Unpaid {
         assert_eq!(get(Account::Wallet(client.clone(), Purpose::Escrow)), before.price, "{case}: held");
         assert_eq!(get(Account::Wallet(client, Purpose::Available)), 0, "{case}: paid from available");
@@ -472,10 +412,7 @@ fn tier_one_refunds_a_completed_task_without_output_at_opening() {
     task.output = Some("\"  \"".into());
     let d = decide(&task, Roles::CLIENT, &command("dispute"), NOW).unwrap();
     assert_eq!((d.task.status, d.task.payment_status), (S::Completed, P::Refunded));
-    assert!(matches!(
-        d.effects.dispute,
-        Some(super::effects::DisputeChange::OpenResolved { outcome: Ruling::Refund, .. })
-    ));
+    assert!(matches!(d.effects.dispute, Some(super::effects::DisputeChange::OpenResolved { outcome: Ruling::Refund, .. })));
     let balances = apply_money(&task, &d.effects.entries);
     assert_eq!(balances[&Account::Wallet(task.client(), Purpose::Available).id()], 2 * PRICE, "all of it back");
 }
