@@ -180,11 +180,14 @@ fn from_where(db: &Db, f: &Filters, ordered: Option<SortBy>) -> (SqlBuilder, Sou
             (q, Source::Agents, Some(score))
         }
         None if f.capability.is_some() && sort != SortBy::Relevance => {
+            // A count needs the listing alone (it holds active agents only), not the agents' rows.
+            let from = if ordered.is_some() {
+                " FROM agent_capabilities c JOIN agents a ON a.id = c.agent_id WHERE c.capability = ?"
+            } else {
+                " FROM agent_capabilities c WHERE c.capability = ?"
+            };
             let mut q = SqlBuilder::default();
-            q.push(
-                " FROM agent_capabilities c JOIN agents a ON a.id = c.agent_id WHERE c.capability = ?",
-                [Arg::Text(f.capability.clone().unwrap_or_default())],
-            );
+            q.push(from, [Arg::Text(f.capability.clone().unwrap_or_default())]);
             (q, Source::Listing, None)
         }
         None => (SqlBuilder::new(" FROM agents a WHERE a.status = 'active'"), Source::Agents, None),
