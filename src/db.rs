@@ -246,6 +246,7 @@ pub fn exact_total(high: i64, low: i64) -> i128 {
 pub enum Arg {
     Text(String),
     Int(i64),
+    Float(f64),
     /// A NULL typed as text or as an integer (PostgreSQL checks the type of a NULL parameter).
     NullText,
     NullInt,
@@ -324,6 +325,7 @@ impl SqlBuilder {
             q = match arg {
                 Arg::Text(s) => q.bind(s.clone()),
                 Arg::Int(i) => q.bind(*i),
+                Arg::Float(f) => q.bind(*f),
                 Arg::NullText => q.bind(None::<String>),
                 Arg::NullInt => q.bind(None::<i64>),
             };
@@ -340,6 +342,7 @@ impl SqlBuilder {
             q = match arg {
                 Arg::Text(s) => q.bind(s.clone()),
                 Arg::Int(i) => q.bind(*i),
+                Arg::Float(f) => q.bind(*f),
                 Arg::NullText => q.bind(None::<String>),
                 Arg::NullInt => q.bind(None::<i64>),
             };

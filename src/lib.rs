@@ -32,9 +32,10 @@ pub use config::Config;
 use state::AppState;
 
 /// Brings the schema up to date: the migrations, then the constraints built from the code's
-/// own types (the task states).
+/// own types (the task states) and the engine's own full-text index.
 pub async fn migrate(db: &db::Db) -> anyhow::Result<()> {
     db.migrate().await?;
+    agents::search::ensure(db).await?;
     tasks::store::ensure_states(db).await
 }
 

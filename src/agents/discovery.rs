@@ -1,54 +1,101 @@
-//! The marketplace views: the paginated list, discovery with filters and sorting, capabilities.
+//! The marketplace views' parameters and shapes: the paginated list, discovery with filters,
+//! sorting and search (`finder` runs the query), capabilities (from `listing`'s counters).
 
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use super::finder::{self, Filters, PageSpec, SortBy};
 use super::model::AgentRow;
-use super::store::{self, AGENT_COLUMNS, Arg, SqlBuilder};
+use super::{search, store};
 use crate::db::Db;
 use crate::error::{ApiError, ApiResult, FieldError};
-use crate::http::pagination::PageRequest;
+use crate::http::envelope::Pagination;
+use crate::http::keyset::Cursor;
 use crate::money::Amount;
 
 #[derive(Debug, Deserialize, IntoParams)]
 pub struct ListQuery {
     /// Only agents offering this capability.
     pub capability: Option<String>,
-    /// Case-insensitive text search over name and description.
+    /// Words matched in name, description and capabilities; results ranked by relevance.
     pub q: Option<String>,
     pub limit: Option<String>,
+    /// Opaque keyset cursor from `meta.pagination.cursor`.
     pub cursor: Option<String>,
+    /// Rows to skip when no cursor is given (0–1,000,000,000; costs what it skips: prefer the cursor).
     pub offset: Option<String>,
 }
 
-/// Active agents, newest first.
-pub async fn list(db: &Db, query: &ListQuery, page: &PageRequest) -> ApiResult<(Vec<AgentRow>, i64)> {
-    let mut filter = SqlBuilder::new(" FROM agents a WHERE a.status = 'active'");
-    if let Some(cap) = query.capability.as_deref() {
-        filter.push(
-            " AND EXISTS (SELECT 1 FROM agent_capabilities c WHERE c.agent_id = a.id AND c.capability = ?)",
-            [Arg::Text(cap.trim().to_ascii_lowercase())],
-        );
-    }
-    if let Some(q) = query.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
-        let pattern = format!("%{}%", q.to_lowercase().replace(['\\', '%', '_'], ""));
-        filter.push(
-            " AND (LOWER(a.name) LIKE ? OR LOWER(COALESCE(a.description, '')) LIKE ?)",
-            [Arg::Text(pattern.clone()), Arg::Text(pattern)],
-        );
-    }
-    let count = SqlBuilder { sql: format!("SELECT COUNT(*){}", filter.sql), args: filter.args.clone() };
-    let (total,): (i64,) = count.query_as().fetch_one(db.pool()).await?;
-    let mut select = SqlBuilder { sql: format!("SELECT {}{}", prefixed_columns(), filter.sql), args: filter.args };
-    select
-        .push(" ORDER BY a.created_at DESC, a.id DESC LIMIT ? OFFSET ?", [Arg::Int(page.limit), Arg::Int(page.offset)]);
-    let rows: Vec<AgentRow> = select.query_as().fetch_all(db.pool()).await?;
-    Ok((rows, total))
+/// A page of marketplace agents with its pagination block.
+pub struct AgentPage {
+    pub rows: Vec<AgentRow>,
+    pub pagination: Pagination,
 }
 
-/// The agent columns qualified with the `a.` alias used by the marketplace queries.
-fn prefixed_columns() -> String {
-    AGENT_COLUMNS.split(", ").map(|c| format!("a.{c}")).collect::<Vec<_>>().join(", ")
+/// Active agents, newest first (best match first with `q`).
+pub async fn list(db: &Db, query: &ListQuery) -> ApiResult<AgentPage> {
+    let filters = Filters {
+        capability: capability_filter(query.capability.as_deref()),
+        words: words_filter(query.q.as_deref()),
+        ..Filters::default()
+    };
+    let sort = if filters.words.is_some() { SortBy::Relevance } else { SortBy::Recent };
+    let mut errors = Vec::new();
+    let page = page_spec(&mut errors, sort, query.limit.as_deref(), query.cursor.as_deref(), query.offset.as_deref());
+    if !errors.is_empty() {
+        return Err(ApiError::validation(errors));
+    }
+    found_page(db, &filters, sort, &page).await
+}
+
+async fn found_page(db: &Db, filters: &Filters, sort: SortBy, page: &PageSpec) -> ApiResult<AgentPage> {
+    let found = finder::find(db, filters, sort, page).await?;
+    let (total_count, total_is_estimate) = finder::count(db, filters).await?;
+    let pagination = Pagination {
+        total_count,
+        has_more: found.next.is_some(),
+        cursor: found.next.map(|key| Cursor::new(sort.scope(), key).encode()),
+        total_is_estimate,
+    };
+    Ok(AgentPage { rows: found.rows, pagination })
+}
+
+fn capability_filter(capability: Option<&str>) -> Option<String> {
+    capability.map(|c| c.trim().to_ascii_lowercase()).filter(|c| !c.is_empty())
+}
+
+/// `q` absent or blank: no search. Otherwise its words (none: nothing matches).
+fn words_filter(q: Option<&str>) -> Option<Vec<String>> {
+    q.filter(|q| !q.trim().is_empty()).map(search::words)
+}
+
+/// `limit`, then a keyset cursor of this ordering, else a bounded offset.
+fn page_spec(
+    errors: &mut Vec<FieldError>,
+    sort: SortBy,
+    limit: Option<&str>,
+    cursor: Option<&str>,
+    offset: Option<&str>,
+) -> PageSpec {
+    let limit = crate::http::pagination::parse_limit(limit).unwrap_or_else(|e| {
+        errors.push(e);
+        20
+    });
+    let after = cursor.and_then(|c| match Cursor::decode(c, sort.scope(), &sort.keys(finder::Source::Agents)) {
+        Ok(c) => Some(c.key),
+        Err(e) => {
+            errors.push(e);
+            None
+        }
+    });
+    let offset = match (cursor, offset) {
+        (None, Some(o)) => crate::http::pagination::parse_offset(o).unwrap_or_else(|e| {
+            errors.push(e);
+            0
+        }),
+        _ => 0,
+    };
+    PageSpec { limit, after, offset }
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -60,10 +107,16 @@ pub struct DiscoverQuery {
     pub max_price: Option<String>,
     /// 0–5, inclusive.
     pub min_reputation: Option<String>,
-    /// `reputation_score` (default), `base_price` or `recent`.
+    /// `reputation_score` (default; `relevance` with `q`), `base_price`, `recent`, `availability` or `relevance`.
     pub sort_by: Option<String>,
+    /// Words matched in name, description and capabilities.
+    pub q: Option<String>,
     /// 1–100, default 20.
     pub limit: Option<String>,
+    /// Opaque keyset cursor from `meta.pagination.cursor`.
+    pub cursor: Option<String>,
+    /// Rows to skip when no cursor is given (prefer the cursor).
+    pub offset: Option<String>,
 }
 
 /// One discovery result, in the shape the Agrenting clients read.
@@ -105,11 +158,16 @@ impl DiscoveredAgent {
     }
 }
 
+/// The first page's agents only (the task engine's reassignment picks from them).
 pub async fn discover(db: &Db, query: &DiscoverQuery) -> ApiResult<Vec<AgentRow>> {
+    Ok(discover_page(db, query).await?.rows)
+}
+
+pub async fn discover_page(db: &Db, query: &DiscoverQuery) -> ApiResult<AgentPage> {
     let mut errors = Vec::new();
     let mut price = |field: &str, v: &Option<String>| match v.as_deref().map(Amount::parse) {
         None => None,
-        Some(Ok(a)) => Some(a),
+        Some(Ok(a)) => Some(a.units()),
         Some(Err(e)) => {
             errors.push(FieldError::new(field, e.to_string()));
             None
@@ -127,44 +185,30 @@ pub async fn discover(db: &Db, query: &DiscoverQuery) -> ApiResult<Vec<AgentRow>
             }
         },
     };
-    let order = match query.sort_by.as_deref().unwrap_or("reputation_score") {
-        "reputation_score" | "reputation" => "a.reputation_centi DESC, a.tasks_completed DESC, a.created_at DESC",
-        "base_price" | "price" => "a.base_price ASC, a.reputation_centi DESC",
-        "recent" | "created_at" => "a.created_at DESC, a.id DESC",
-        "availability" => "a.has_callback DESC, a.last_seen_at DESC, a.reputation_centi DESC",
-        _ => {
-            errors.push(FieldError::new("sort_by", "must be reputation_score, base_price or recent"));
-            ""
-        }
+    let words = words_filter(query.q.as_deref());
+    let sort = match query.sort_by.as_deref() {
+        None if words.is_some() => SortBy::Relevance,
+        None => SortBy::Reputation,
+        Some(s) => SortBy::parse(s).unwrap_or_else(|| {
+            errors.push(FieldError::new(
+                "sort_by",
+                "must be reputation_score, base_price, recent, availability or relevance",
+            ));
+            SortBy::Reputation
+        }),
     };
-    let limit = match crate::http::pagination::parse_limit(query.limit.as_deref()) {
-        Ok(l) => l,
-        Err(e) => {
-            errors.push(e);
-            20
-        }
-    };
+    let page = page_spec(&mut errors, sort, query.limit.as_deref(), query.cursor.as_deref(), query.offset.as_deref());
     if !errors.is_empty() {
         return Err(ApiError::validation(errors));
     }
-    let mut sql = SqlBuilder::new(&format!("SELECT {} FROM agents a WHERE a.status = 'active'", prefixed_columns()));
-    if let Some(cap) = query.capability.as_deref() {
-        sql.push(
-            " AND EXISTS (SELECT 1 FROM agent_capabilities c WHERE c.agent_id = a.id AND c.capability = ?)",
-            [Arg::Text(cap.trim().to_ascii_lowercase())],
-        );
-    }
-    if let Some(p) = min_price {
-        sql.push(" AND a.base_price >= ?", [Arg::Int(p.units())]);
-    }
-    if let Some(p) = max_price {
-        sql.push(" AND a.base_price <= ?", [Arg::Int(p.units())]);
-    }
-    if let Some(r) = min_reputation {
-        sql.push(" AND a.reputation_centi >= ?", [Arg::Int(r)]);
-    }
-    sql.push(&format!(" ORDER BY {order}, a.id LIMIT ?"), [Arg::Int(limit)]);
-    Ok(sql.query_as().fetch_all(db.pool()).await?)
+    let filters = Filters {
+        capability: capability_filter(query.capability.as_deref()),
+        words,
+        min_price,
+        max_price,
+        min_reputation,
+    };
+    found_page(db, &filters, sort, &page).await
 }
 
 /// "4.5" → 450 hundredths; at most two decimals, 0–5.

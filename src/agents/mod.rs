@@ -3,8 +3,11 @@
 
 pub mod credentials;
 pub mod discovery;
+pub mod finder;
+pub mod listing;
 pub mod model;
 pub mod routes;
+pub mod search;
 pub mod store;
 
 use serde::Serialize;

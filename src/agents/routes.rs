@@ -13,7 +13,6 @@ use crate::auth::{Caller, MaybeCaller};
 use crate::error::{ApiError, ApiResult, FieldError};
 use crate::http::envelope::Api;
 use crate::http::extract::{ApiQuery, JsonObject};
-use crate::http::pagination::PageRequest;
 use crate::state::AppState;
 use crate::text::Line;
 
@@ -74,16 +73,14 @@ pub(crate) async fn list(
     MaybeCaller(caller): MaybeCaller,
     ApiQuery(query): ApiQuery<ListQuery>,
 ) -> ApiResult<Api<Vec<Agent>>> {
-    let page = PageRequest::parse(query.limit.as_deref(), query.cursor.as_deref(), query.offset.as_deref())?;
-    let (rows, total) = discovery::list(&state.db, &query, &page).await?;
+    let page = discovery::list(&state.db, &query).await?;
     let now = state.now();
-    let meta = page.meta(rows.len(), total);
     let viewer =
         |a: &super::model::AgentRow| caller.as_ref().is_some_and(|c| c.controls_agent(&a.id, a.owner_id.as_deref()));
-    Ok(Api::page(rows.iter().map(|a| a.to_agent(now, viewer(a))).collect(), meta))
+    Ok(Api::page(page.rows.iter().map(|a| a.to_agent(now, viewer(a))).collect(), page.pagination))
 }
 
-/// Find agents by capability, price and reputation.
+/// Find agents by capability, price, reputation and words (`q`); keyset-paged by `cursor`.
 #[utoipa::path(get, path = "/api/v1/agents/discover", tag = "agents", params(DiscoverQuery),
     responses((status = 200, body = Vec<DiscoveredAgent>), (status = 422)))]
 pub(crate) async fn discover(
@@ -93,8 +90,8 @@ pub(crate) async fn discover(
 ) -> ApiResult<Api<Vec<DiscoveredAgent>>> {
     let _ = caller;
     let now = state.now();
-    let rows = discovery::discover(&state.db, &query).await?;
-    Ok(Api::ok(rows.iter().map(|a| DiscoveredAgent::from_row(a, now)).collect()))
+    let page = discovery::discover_page(&state.db, &query).await?;
+    Ok(Api::page(page.rows.iter().map(|a| DiscoveredAgent::from_row(a, now)).collect(), page.pagination))
 }
 
 /// An agent's profile by UUID or DID (percent-encoded DIDs work).

@@ -43,22 +43,10 @@ pub async fn insert(tx: &mut Tx, new: NewAgentRow<'_>) -> sqlx::Result<Option<Ag
     .bind(new.now)
     .fetch_optional(&mut **tx)
     .await?;
-    if row.is_some() {
-        replace_capabilities(tx, new.id, &caps).await?;
+    if let Some(row) = &row {
+        super::listing::sync(tx, None, row).await?;
     }
     Ok(row)
-}
-
-async fn replace_capabilities(tx: &mut Tx, agent_id: &str, caps: &[String]) -> sqlx::Result<()> {
-    sqlx::query("DELETE FROM agent_capabilities WHERE agent_id = $1").bind(agent_id).execute(&mut **tx).await?;
-    for cap in caps {
-        sqlx::query("INSERT INTO agent_capabilities (agent_id, capability) VALUES ($1, $2)")
-            .bind(agent_id)
-            .bind(cap)
-            .execute(&mut **tx)
-            .await?;
-    }
-    Ok(())
 }
 
 /// Finds by UUID or by DID (already percent-decoded).
@@ -106,20 +94,27 @@ pub async fn update(tx: &mut Tx, current: &AgentRow, changes: &AgentFields, now:
     .bind(&current.id)
     .fetch_one(&mut **tx)
     .await?;
-    if let Some(caps) = caps {
-        replace_capabilities(tx, &current.id, &caps).await?;
-    }
+    super::listing::sync(tx, Some(current), &row).await?;
     Ok(row)
 }
 
 pub async fn mark_deleted(tx: &mut Tx, id: &str, now: i64) -> sqlx::Result<()> {
-    sqlx::query("UPDATE agents SET status = 'deleted', updated_at = $1 WHERE id = $2")
-        .bind(now)
-        .bind(id)
-        .execute(&mut **tx)
-        .await?;
-    sqlx::query("DELETE FROM agent_capabilities WHERE agent_id = $1").bind(id).execute(&mut **tx).await?;
-    Ok(())
+    let before: Option<AgentRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {AGENT_COLUMNS} FROM agents WHERE id = $1{}",
+        crate::db::for_update_in(tx)
+    )))
+    .bind(id)
+    .fetch_optional(&mut **tx)
+    .await?;
+    let Some(before) = before else { return Ok(()) };
+    let after: AgentRow = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "UPDATE agents SET status = 'deleted', updated_at = $1 WHERE id = $2 RETURNING {AGENT_COLUMNS}"
+    )))
+    .bind(now)
+    .bind(id)
+    .fetch_one(&mut **tx)
+    .await?;
+    super::listing::sync(tx, Some(&before), &after).await
 }
 
 /// Claims an ownerless agent; false if someone owns it by now.
@@ -143,6 +138,19 @@ pub async fn count_owned(conn: &mut sqlx::AnyConnection, owner_id: &str) -> sqlx
     Ok(n)
 }
 
+/// One page of a user's agents, newest first (the dashboard's list; `agents_by_owner` serves it).
+pub async fn list_owned_page(db: &Db, owner_id: &str, limit: i64, offset: i64) -> sqlx::Result<Vec<AgentRow>> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {AGENT_COLUMNS} FROM agents WHERE owner_id = $1 AND status <> 'deleted' \
+         ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $3"
+    )))
+    .bind(owner_id)
+    .bind(limit)
+    .bind(offset)
+    .fetch_all(db.pool())
+    .await
+}
+
 pub async fn list_owned(db: &Db, owner_id: &str) -> sqlx::Result<Vec<AgentRow>> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {AGENT_COLUMNS} FROM agents WHERE owner_id = $1 AND status <> 'deleted' ORDER BY created_at DESC, id DESC"
@@ -160,13 +168,13 @@ pub struct CapabilityRow {
     pub price_sum: i128,
 }
 
+/// Capabilities with active agents, most offered first, from the maintained counters.
 pub async fn capabilities(db: &Db) -> sqlx::Result<Vec<CapabilityRow>> {
-    let rows: Vec<(String, i64, i64, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT c.capability, COUNT(*), {} \
-         FROM agent_capabilities c JOIN agents a ON a.id = c.agent_id WHERE a.status = 'active' \
-         GROUP BY c.capability ORDER BY COUNT(*) DESC, c.capability",
-        crate::db::exact_sum("a.base_price")
-    )))
+    let rows: Vec<(String, i64, i64, i64)> = sqlx::query_as(
+        "SELECT capability, CAST(SUM(agent_count) AS BIGINT), CAST(SUM(price_sum_high) AS BIGINT), \
+         CAST(SUM(price_sum_low) AS BIGINT) FROM capability_summary GROUP BY capability \
+         HAVING SUM(agent_count) > 0 ORDER BY SUM(agent_count) DESC, capability",
+    )
     .fetch_all(db.pool())
     .await?;
     Ok(rows
@@ -227,10 +235,19 @@ pub async fn find_many(tx: &mut Tx, refs: &[String]) -> sqlx::Result<Vec<AgentRo
 /// Several agents' outcomes in one statement: each agent's changes are summed, the reputation
 /// kept within 0–5 (at a bound, the sum of one batch is clamped once, not after each outcome).
 pub async fn record_outcomes(tx: &mut Tx, outcomes: &[(String, Outcome)], now: i64) -> sqlx::Result<()> {
-    match outcomes_statement(tx, outcomes, now) {
-        Some(q) => q.query().execute(&mut **tx).await.map(drop),
-        None => Ok(()),
+    if let Some(q) = outcomes_statement(tx, outcomes, now) {
+        q.query().execute(&mut **tx).await?;
     }
+    refresh_listing(tx, outcomes).await
+}
+
+/// Copies the agents' new reputation and counts into the discovery listing; after the update
+/// of `outcomes_statement` has run (a statement does not see its own CTEs' changes).
+pub async fn refresh_listing(tx: &mut Tx, outcomes: &[(String, Outcome)]) -> sqlx::Result<()> {
+    let mut ids: Vec<&str> = outcomes.iter().map(|(agent, _)| agent.as_str()).collect();
+    ids.sort();
+    ids.dedup();
+    super::listing::refresh_outcomes(tx, &ids).await
 }
 
 /// The update `record_outcomes` runs (not run); `None` if there is nothing to count.

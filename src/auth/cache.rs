@@ -128,9 +128,11 @@ impl KeyUses {
             }
         }
         let result = async {
-            set_latest(db, "user_api_keys", "last_used_at", users).await?;
-            set_latest(db, "agent_credentials", "last_used_at", agent_keys).await?;
-            set_latest(db, "agents", "last_seen_at", agents).await
+            set_latest(db, "user_api_keys", "id", "last_used_at", users).await?;
+            set_latest(db, "agent_credentials", "id", "last_used_at", agent_keys).await?;
+            // The discovery listing keeps a copy per capability, for sort_by=availability.
+            set_latest(db, "agent_capabilities", "agent_id", "last_seen_at", agents.clone()).await?;
+            set_latest(db, "agents", "id", "last_seen_at", agents).await
         }
         .await;
         if let Err(e) = &result {
@@ -140,23 +142,23 @@ impl KeyUses {
     }
 }
 
-/// `UPDATE table SET column = CASE id WHEN … END WHERE id IN (…)`, never moving a time back.
-async fn set_latest(db: &Db, table: &str, column: &str, mut rows: Vec<(String, i64)>) -> sqlx::Result<()> {
+/// `UPDATE table SET column = CASE key WHEN … END WHERE key IN (…)`, never moving a time back.
+async fn set_latest(db: &Db, table: &str, key: &str, column: &str, mut rows: Vec<(String, i64)>) -> sqlx::Result<()> {
     // One row per id (the latest use), in id order so concurrent flushes lock alike.
     rows.sort();
     rows.reverse();
     rows.dedup_by(|a, b| a.0 == b.0);
     rows.reverse();
     for chunk in rows.chunks(400) {
-        let mut sql = format!("UPDATE {table} SET {column} = CASE id");
+        let mut sql = format!("UPDATE {table} SET {column} = CASE {key}");
         for i in 0..chunk.len() {
             sql.push_str(&format!(" WHEN ${} THEN ${}", 2 * i + 1, 2 * i + 2));
         }
-        sql.push_str(&format!(" END WHERE ({column} IS NULL OR {column} < CASE id"));
+        sql.push_str(&format!(" END WHERE ({column} IS NULL OR {column} < CASE {key}"));
         for i in 0..chunk.len() {
             sql.push_str(&format!(" WHEN ${} THEN ${}", 2 * i + 1, 2 * i + 2));
         }
-        sql.push_str(" END) AND id IN (");
+        sql.push_str(&format!(" END) AND {key} IN ("));
         let ids: Vec<String> = (0..chunk.len()).map(|i| format!("${}", 2 * i + 1)).collect();
         sql.push_str(&ids.join(", "));
         sql.push(')');

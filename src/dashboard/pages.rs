@@ -15,7 +15,6 @@ use crate::auth::Caller;
 use crate::auth::caller::{Credential, UserCtx};
 use crate::auth::scope::Scopes;
 use crate::error::ApiError;
-use crate::http::pagination::PageRequest;
 use crate::ledger::{self, Principal};
 use crate::state::AppState;
 use crate::text::{Line, Text};
@@ -105,13 +104,12 @@ pub async fn marketplace(State(state): State<AppState>, headers: HeaderMap, Quer
     let query = agents::discovery::ListQuery {
         capability: (!capability.is_empty()).then(|| capability.clone()),
         q: None,
-        limit: None,
+        limit: Some("60".into()),
         cursor: None,
         offset: None,
     };
-    let page = PageRequest { limit: 60, offset: 0 };
-    let rows = match agents::discovery::list(&state.db, &query, &page).await {
-        Ok((rows, _)) => rows,
+    let rows = match agents::discovery::list(&state.db, &query).await {
+        Ok(page) => page.rows,
         Err(e) => return internal(message_of(&e)),
     };
     let agents = rows
@@ -213,8 +211,13 @@ async fn agents_page_with(
     notice: Option<String>,
 ) -> Response {
     let mut pager = super::Pager::from_query(form, "/dashboard/agents?".into());
-    let rows = match agents::store::list_owned(&state.db, &b.user.id).await {
-        Ok(r) => pager.slice(r),
+    // One page and one row more (is there a next page?), not the whole list.
+    let rows = match agents::store::list_owned_page(&state.db, &b.user.id, super::PER_PAGE + 1, pager.offset()).await {
+        Ok(mut r) => {
+            pager.has_next = r.len() as i64 > super::PER_PAGE;
+            r.truncate(super::PER_PAGE as usize);
+            r
+        }
         Err(e) => return internal(e),
     };
     let errors = error.map(errors_of).unwrap_or_default();

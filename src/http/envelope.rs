@@ -44,6 +44,8 @@ pub struct Pagination {
     /// Opaque cursor for the next page; null on the last page.
     pub cursor: Option<String>,
     pub has_more: bool,
+    /// True when `total_count` is not exact (counting would have needed a scan; see API.md §10).
+    pub total_is_estimate: bool,
 }
 
 #[derive(Serialize)]

@@ -6,6 +6,7 @@ pub mod endpoint;
 pub mod envelope;
 pub mod extract;
 pub mod idempotency;
+pub mod keyset;
 pub mod outbound;
 pub mod pagination;
 pub mod rate_lease;

@@ -29,6 +29,14 @@ pub fn parse_limit(limit: Option<&str>) -> Result<i64, FieldError> {
     }
 }
 
+/// An `offset` parameter: 0–`MAX_OFFSET`.
+pub fn parse_offset(offset: &str) -> Result<i64, FieldError> {
+    match offset.trim().parse::<i64>() {
+        Ok(n) if (0..=MAX_OFFSET).contains(&n) => Ok(n),
+        _ => Err(FieldError::new("offset", "must be an integer from 0 to 1000000000")),
+    }
+}
+
 impl PageRequest {
     pub fn parse(limit: Option<&str>, cursor: Option<&str>, offset: Option<&str>) -> ApiResult<PageRequest> {
         let mut errors = Vec::new();
@@ -41,13 +49,10 @@ impl PageRequest {
                 errors.push(FieldError::new("cursor", "is not a cursor this server issued"));
                 0
             }),
-            (None, Some(o)) => match o.trim().parse::<i64>() {
-                Ok(n) if (0..=MAX_OFFSET).contains(&n) => n,
-                _ => {
-                    errors.push(FieldError::new("offset", "must be an integer from 0 to 1000000000"));
-                    0
-                }
-            },
+            (None, Some(o)) => parse_offset(o).unwrap_or_else(|e| {
+                errors.push(e);
+                0
+            }),
             (None, None) => 0,
         };
         if errors.is_empty() { Ok(PageRequest { limit, offset }) } else { Err(ApiError::validation(errors)) }
@@ -56,7 +61,7 @@ impl PageRequest {
     pub fn meta(&self, returned: usize, total_count: i64) -> Pagination {
         let next = self.offset + returned as i64;
         let has_more = next < total_count;
-        Pagination { total_count, cursor: has_more.then(|| encode_cursor(next)), has_more }
+        Pagination { total_count, cursor: has_more.then(|| encode_cursor(next)), has_more, total_is_estimate: false }
     }
 }
 

@@ -1,5 +1,7 @@
 //! The full invariant check (DESIGN.md, Money and the ledger): run by `GET /admin/ledger/audit`,
-//! `agentmarket admin audit`, and the tests after every property-test step and concurrency test.
+//! `agentmarket admin audit`, the admin page's button, and the tests after every property-test
+//! step and concurrency test. It reads every posting, so it runs on demand only: each run is
+//! stored (`record`), and the admin page shows the last one (`last`) with its time.
 
 use std::collections::HashMap;
 
@@ -37,6 +39,53 @@ fn units(sum: i128) -> Value {
 fn invariant(name: &'static str, mut violations: Vec<Value>) -> Invariant {
     violations.truncate(MAX_VIOLATIONS);
     Invariant { name, ok: violations.is_empty(), violations }
+}
+
+/// A stored audit: when, how long, and each invariant's verdict.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LastAudit {
+    pub ran_at: String,
+    pub ok: bool,
+    pub duration_ms: i64,
+    /// `(invariant, holds)`.
+    pub invariants: Vec<(String, bool)>,
+}
+
+/// Runs the audit and stores its result and duration.
+pub async fn run_and_record(db: &Db, now: i64) -> anyhow::Result<AuditReport> {
+    let started = std::time::Instant::now();
+    let report = run(db, now).await?;
+    let duration_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
+    sqlx::query("INSERT INTO ledger_audits (id, ran_at, ok, duration_ms, report) VALUES ($1, $2, $3, $4, $5)")
+        .bind(uuid::Uuid::now_v7().to_string())
+        .bind(now)
+        .bind(i64::from(report.ok))
+        .bind(duration_ms)
+        .bind(serde_json::to_string(&report)?)
+        .execute(db.writer())
+        .await?;
+    Ok(report)
+}
+
+/// The most recent stored audit, if any has run.
+pub async fn last(db: &Db) -> anyhow::Result<Option<LastAudit>> {
+    let row: Option<(i64, i64, i64, String)> = sqlx::query_as(
+        "SELECT ran_at, ok, duration_ms, report FROM ledger_audits ORDER BY ran_at DESC, id DESC LIMIT 1",
+    )
+    .fetch_optional(db.pool())
+    .await?;
+    Ok(row.map(|(ran_at, ok, duration_ms, report)| {
+        let report: Value = serde_json::from_str(&report).unwrap_or_default();
+        let invariants = report["invariants"]
+            .as_array()
+            .map(|list| {
+                list.iter()
+                    .map(|i| (i["name"].as_str().unwrap_or_default().to_string(), i["ok"].as_bool().unwrap_or(false)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        LastAudit { ran_at: rfc3339(ran_at), ok: ok != 0, duration_ms, invariants }
+    }))
 }
 
 pub async fn run(db: &Db, now: i64) -> anyhow::Result<AuditReport> {

@@ -306,8 +306,8 @@ pub(crate) async fn credit(State(state): State<AppState>, body: JsonObject) -> A
     Ok(Api::created(Credited { transaction_id: id, principal: principal.key(), amount }))
 }
 
-/// Administrators: check every ledger invariant now.
+/// Administrators: check every ledger invariant now (the result is stored for the admin page).
 #[utoipa::path(get, path = "/api/v1/admin/ledger/audit", tag = "admin", responses((status = 200, body = AuditReport), (status = 403)))]
 pub(crate) async fn run_audit(State(state): State<AppState>) -> ApiResult<Api<AuditReport>> {
-    Ok(Api::ok(audit::run(&state.db, state.now()).await?))
+    Ok(Api::ok(audit::run_and_record(&state.db, state.now()).await?))
 }

@@ -54,6 +54,9 @@ struct Row {
 
 const COLUMNS: &str = "id, task_id, status, reason, outcome, client_share_bps, note, opened_at, resolved_at";
 
+/// `(dispute id, evidence id, party, author, content, created_at)`.
+type EvidenceRow = (String, String, String, String, String, i64);
+
 async fn to_dispute(db: &Db, r: Row) -> sqlx::Result<Dispute> {
     let evidence: Vec<(String, String, String, String, i64)> = sqlx::query_as(
         "SELECT id, party, author_id, content, created_at FROM dispute_evidence WHERE dispute_id = $1 ORDER BY created_at, id",
@@ -61,7 +64,11 @@ async fn to_dispute(db: &Db, r: Row) -> sqlx::Result<Dispute> {
     .bind(&r.id)
     .fetch_all(db.pool())
     .await?;
-    Ok(Dispute {
+    Ok(dispute_of(r, evidence))
+}
+
+fn dispute_of(r: Row, evidence: Vec<(String, String, String, String, i64)>) -> Dispute {
+    Dispute {
         evidence: evidence
             .into_iter()
             .map(|(id, party, author_id, content, at)| Evidence {
@@ -81,7 +88,7 @@ async fn to_dispute(db: &Db, r: Row) -> sqlx::Result<Dispute> {
         note: r.note,
         opened_at: rfc3339(r.opened_at),
         resolved_at: rfc3339_opt(r.resolved_at),
-    })
+    }
 }
 
 async fn load_row(db: &Db, id: &str) -> sqlx::Result<Option<Row>> {
@@ -189,6 +196,8 @@ pub async fn add_evidence(
 }
 
 /// Disputes on tasks the actor takes part in (all of them for administrators), newest first.
+/// One query for the page (who takes part is decided in SQL, as `Actor::is_participant` does)
+/// and one for the page's evidence.
 pub async fn list(
     db: &Db,
     actor: &mut Actor,
@@ -196,26 +205,61 @@ pub async fn list(
     limit: i64,
     offset: i64,
 ) -> ApiResult<Vec<Dispute>> {
-    let rows: Vec<Row> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM disputes WHERE ($1 = '' OR status = $1) ORDER BY opened_at DESC, id DESC"
-    )))
-    .bind(status.unwrap_or(""))
-    .fetch_all(db.pool())
-    .await?;
-    let mut out = Vec::new();
-    for row in rows {
-        let Some(task) = store::find(db, &row.task_id).await? else { continue };
-        actor.learn_ownership(&mut *db.pool().acquire().await?, &task).await?;
-        if actor.is_participant(&task) || actor.is_admin() {
-            out.push(row);
+    let mut q = crate::db::SqlBuilder::new(&format!(
+        "SELECT {} FROM disputes d JOIN tasks t ON t.id = d.task_id WHERE 1 = 1",
+        COLUMNS.split(", ").map(|c| format!("d.{c}")).collect::<Vec<_>>().join(", ")
+    ));
+    if let Some(status) = status {
+        q.push(" AND d.status = ?", [Arg::Text(status.to_string())]);
+    }
+    if !actor.is_admin() {
+        q.push(" AND (1 = 0", []);
+        if let Some(caller) = actor.caller() {
+            if let Some(agent) = &caller.agent {
+                q.push(
+                    " OR t.client_agent_id = ? OR t.provider_agent_id = ?",
+                    [Arg::Text(agent.id.clone()), Arg::Text(agent.id.clone())],
+                );
+            }
+            if let Some(user) = &caller.user {
+                if caller.agent.is_none() {
+                    q.push(" OR t.client_user_id = ?", [Arg::Text(user.id.clone())]);
+                }
+                q.push(
+                    " OR t.client_agent_id IN (SELECT id FROM agents WHERE owner_id = ?) \
+                     OR t.provider_agent_id IN (SELECT id FROM agents WHERE owner_id = ?)",
+                    [Arg::Text(user.id.clone()), Arg::Text(user.id.clone())],
+                );
+            }
         }
+        q.push(")", []);
     }
-    let page: Vec<Row> = out.into_iter().skip(offset as usize).take(limit as usize).collect();
-    let mut disputes = Vec::with_capacity(page.len());
-    for row in page {
-        disputes.push(to_dispute(db, row).await?);
+    q.push(" ORDER BY d.opened_at DESC, d.id DESC LIMIT ? OFFSET ?", [Arg::Int(limit), Arg::Int(offset)]);
+    let rows: Vec<Row> = q.query_as().fetch_all(db.pool()).await?;
+    if rows.is_empty() {
+        return Ok(Vec::new());
     }
-    Ok(disputes)
+    let mut e = crate::db::SqlBuilder::new(
+        "SELECT dispute_id, id, party, author_id, content, created_at FROM dispute_evidence WHERE dispute_id IN (",
+    );
+    for (i, r) in rows.iter().enumerate() {
+        e.push(if i == 0 { "?" } else { ", ?" }, [Arg::Text(r.id.clone())]);
+    }
+    e.push(") ORDER BY created_at, id", []);
+    let evidence: Vec<EvidenceRow> = e.query_as().fetch_all(db.pool()).await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            let mine = evidence
+                .iter()
+                .filter(|(d, ..)| *d == r.id)
+                .map(|(_, id, party, author, content, at)| {
+                    (id.clone(), party.clone(), author.clone(), content.clone(), *at)
+                })
+                .collect();
+            dispute_of(r, mine)
+        })
+        .collect())
 }
 
 /// The disputes of these tasks as `(task id, dispute id, open)`, read inside the engine's batch.

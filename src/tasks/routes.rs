@@ -315,6 +315,9 @@ pub(crate) async fn reassign(
                 min_reputation: None,
                 sort_by: Some("reputation_score".into()),
                 limit: Some("20".into()),
+                q: None,
+                cursor: None,
+                offset: None,
             };
             let candidates = crate::agents::discovery::discover(&state.db, &query).await?;
             candidates

@@ -613,3 +613,28 @@ async fn pages_send_security_headers_and_secret_pages_are_never_cached(app: Test
     let js = b.http.get(format!("{}/static/app.js", b.base)).send().await.unwrap();
     assert_eq!(js.status(), 200);
 }
+
+both_engines!(the_admin_page_shows_the_last_stored_audit_and_runs_one_on_demand);
+async fn the_admin_page_shows_the_last_stored_audit_and_runs_one_on_demand(app: TestApp) {
+    let admin = app.admin("root@example.com").await;
+    let b = Browser::new(&app);
+    let (_, login) = b.get("/login").await;
+    let form =
+        [("csrf", csrf(&login)), ("email", "root@example.com".into()), ("password", "administrator password".into())];
+    let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (status, _) = b.post("/login", &form).await;
+    assert_eq!(status, 200);
+    // A view does not audit: nothing has run yet.
+    let (status, page) = b.get("/dashboard/admin").await;
+    assert_eq!(status, 200);
+    assert!(page.contains("not run yet"), "{page}");
+    let (status, page) = b.post("/dashboard/admin/ledger/run/audit", &[("csrf", &csrf(&page))]).await;
+    assert_eq!(status, 200);
+    assert!(page.contains("every invariant holds") && page.contains("last run"), "{page}");
+    // The API's on-demand audit is stored too, and the page shows the latest.
+    app.clock.advance_secs(3600);
+    let r = app.get("/api/v1/admin/ledger/audit", Some(&admin.key)).await.expect(200);
+    let checked_at = r.data()["checked_at"].as_str().unwrap().to_string();
+    let (_, page) = b.get("/dashboard/admin").await;
+    assert!(page.contains(&format!("last run {checked_at}")), "{page}");
+}

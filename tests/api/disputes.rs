@@ -103,6 +103,14 @@ async fn an_open_dispute_locks_the_money_until_an_admin_refunds(app: TestApp) {
     let listed = app.get("/api/v1/disputes?status=open", Some(&c.admin.key)).await.expect(200);
     assert_eq!(listed.data().as_array().unwrap().len(), 1);
     assert!(app.get("/api/v1/disputes", Some(&stranger.key)).await.expect(200).data().as_array().unwrap().is_empty());
+    // Both parties list it, with its evidence (one query for the page, one for the evidence).
+    for key in [&c.client.key, &c.provider.key] {
+        let mine = app.get("/api/v1/disputes", Some(key)).await.expect(200);
+        assert_eq!(mine.data().as_array().unwrap().len(), 1);
+        assert_eq!(mine.data()[0]["evidence"].as_array().unwrap().len(), 2);
+        let none = app.get("/api/v1/disputes?status=resolved", Some(key)).await.expect(200);
+        assert!(none.data().as_array().unwrap().is_empty());
+    }
 
     let resolve = format!("/api/v1/admin/disputes/{dispute}/resolve");
     app.post(&resolve, Some(&c.client.key), json!({"outcome": "refund"})).await.expect_error(403, "FORBIDDEN");

@@ -14,6 +14,7 @@ mod connections;
 mod conventions;
 mod dashboard;
 mod discovery;
+mod discovery_scale;
 mod disputes;
 mod engine;
 mod hirings;

@@ -332,6 +332,7 @@ pub(super) async fn apply(db: &Db, now: i64, jobs: &[Job]) -> Result<Vec<ApiResu
         .collect();
     later.extend(webhooks::deliveries_statement(&mut tx, &outgoing, now).await?);
     crate::db::execute_all(&mut tx, later).await?;
+    agents::store::refresh_listing(&mut tx, &outcomes).await?;
     tx.commit().await?;
     // Every recorded key committed, with its command's effects or (refused) with none: the
     // request's answer is saved on it.

@@ -1,0 +1,294 @@
+//! The one query behind `GET /agents`, `/agents/discover` and the marketplace page: filters,
+//! an ordering, and a keyset page, each answered from an index range instead of a scan.
+//!
+//! Three shapes, chosen by the filters:
+//! - a capability and no `q`: the listing (`agent_capabilities`, active agents only, sort keys
+//!   copied), one index per ordering led by the capability;
+//! - no capability and no `q`: `agents`, one index per ordering led by the status;
+//! - `q`: the engine's full-text index (`agents::search`); the cost grows with the number of
+//!   agents matching every word, not with the table.
+
+use sqlx::{FromRow, Row};
+
+use super::model::AgentRow;
+use super::search;
+use super::store::AGENT_COLUMNS;
+use crate::db::{Arg, Db, SqlBuilder};
+use crate::http::keyset::{self, Dir, KeyKind, KeyValue, SortKey, key};
+
+/// Above this many matches, a filtered `total_count` stops counting and says it is an estimate
+/// (a lower bound): counting further would read every match.
+pub const COUNT_CAP: i64 = 1000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SortBy {
+    /// Reputation, then completed tasks, then newest.
+    Reputation,
+    /// Cheapest first, then reputation.
+    Price,
+    /// Newest first.
+    Recent,
+    /// Agents with a callback first, then the most recently seen, then reputation.
+    Availability,
+    /// Best `q` match first (name above capabilities above description).
+    Relevance,
+}
+
+impl SortBy {
+    /// The names API.md and the Agrenting SDKs use, with their aliases.
+    pub fn parse(s: &str) -> Option<SortBy> {
+        Some(match s.trim() {
+            "reputation_score" | "reputation" => SortBy::Reputation,
+            "base_price" | "price" => SortBy::Price,
+            "recent" | "created_at" => SortBy::Recent,
+            "availability" => SortBy::Availability,
+            "relevance" => SortBy::Relevance,
+            _ => return None,
+        })
+    }
+
+    /// The cursor scope: a cursor of one ordering is refused by another.
+    pub fn scope(self) -> &'static str {
+        match self {
+            SortBy::Reputation => "agents.reputation",
+            SortBy::Price => "agents.price",
+            SortBy::Recent => "agents.recent",
+            SortBy::Availability => "agents.availability",
+            SortBy::Relevance => "agents.relevance",
+        }
+    }
+
+    /// The ordering over `source`'s columns; its last key is the id, so it is total.
+    pub fn keys(self, source: Source) -> Vec<SortKey> {
+        let p = source.prefix();
+        let col = |c: &str| format!("{p}{c}");
+        let id = key(source.id_column(), self.id_dir(), KeyKind::Text);
+        let int = |c: &str, d: Dir| key(col(c), d, KeyKind::Int);
+        match self {
+            SortBy::Reputation => vec![
+                int("reputation_centi", Dir::Desc),
+                int("tasks_completed", Dir::Desc),
+                int("created_at", Dir::Desc),
+                id,
+            ],
+            SortBy::Price => vec![int("base_price", Dir::Asc), int("reputation_centi", Dir::Desc), id],
+            SortBy::Recent => vec![int("created_at", Dir::Desc), id],
+            SortBy::Availability => vec![
+                int("has_callback", Dir::Desc),
+                // The listing stores 0 for never seen; agents keep NULL, and the index is on this
+                // very expression.
+                match source {
+                    Source::Listing => key(col("last_seen_at"), Dir::Desc, KeyKind::Int),
+                    _ => key(format!("COALESCE({p}last_seen_at, 0)"), Dir::Desc, KeyKind::Int),
+                },
+                int("reputation_centi", Dir::Desc),
+                id,
+            ],
+            SortBy::Relevance => vec![key(col("score"), Dir::Asc, KeyKind::Int), id],
+        }
+    }
+
+    fn id_dir(self) -> Dir {
+        match self {
+            SortBy::Price | SortBy::Relevance => Dir::Asc,
+            _ => Dir::Desc,
+        }
+    }
+
+    /// The sort key of a row (`score` only for `Relevance`).
+    pub fn key_of(self, a: &AgentRow, score: i64) -> Vec<KeyValue> {
+        let id = KeyValue::Text(a.id.clone());
+        match self {
+            SortBy::Reputation => vec![
+                KeyValue::Int(a.reputation_centi),
+                KeyValue::Int(a.tasks_completed),
+                KeyValue::Int(a.created_at),
+                id,
+            ],
+            SortBy::Price => vec![KeyValue::Int(a.base_price), KeyValue::Int(a.reputation_centi), id],
+            SortBy::Recent => vec![KeyValue::Int(a.created_at), id],
+            SortBy::Availability => vec![
+                KeyValue::Int(a.has_callback),
+                KeyValue::Int(a.last_seen_at.unwrap_or(0)),
+                KeyValue::Int(a.reputation_centi),
+                id,
+            ],
+            SortBy::Relevance => vec![KeyValue::Int(score), id],
+        }
+    }
+}
+
+/// Where a query reads its rows from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Agents,
+    Listing,
+    SearchResults,
+}
+
+impl Source {
+    fn prefix(self) -> &'static str {
+        match self {
+            Source::Agents => "a.",
+            Source::Listing => "c.",
+            Source::SearchResults => "t.",
+        }
+    }
+    fn id_column(self) -> &'static str {
+        match self {
+            Source::Agents => "a.id",
+            Source::Listing => "c.agent_id",
+            Source::SearchResults => "t.id",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Filters {
+    /// Lower-cased.
+    pub capability: Option<String>,
+    /// The words of `q` (`search::words`); `Some(empty)` matches nothing.
+    pub words: Option<Vec<String>>,
+    pub min_price: Option<i64>,
+    pub max_price: Option<i64>,
+    pub min_reputation: Option<i64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct PageSpec {
+    pub limit: i64,
+    /// The sort key of the last row already seen (from a cursor).
+    pub after: Option<Vec<KeyValue>>,
+    /// Rows to skip (the `offset` parameter, when no cursor is given). Costs what it skips.
+    pub offset: i64,
+}
+
+pub struct Found {
+    pub rows: Vec<AgentRow>,
+    /// The sort key of the last row, when more rows follow.
+    pub next: Option<Vec<KeyValue>>,
+}
+
+/// `FROM … WHERE …` for the filters, the source it reads and the score expression for `q`;
+/// `ordered` is the page's ordering (None for a count).
+fn from_where(db: &Db, f: &Filters, ordered: Option<SortBy>) -> (SqlBuilder, Source, Option<&'static str>) {
+    let sort = ordered.unwrap_or(SortBy::Recent);
+    let (mut q, source, score) = match f.words.as_deref() {
+        Some(words) => {
+            let (mut q, score) = search::matching(db.engine(), words);
+            q.push(" AND a.status = 'active'", []);
+            (q, Source::Agents, Some(score))
+        }
+        None if f.capability.is_some() && sort != SortBy::Relevance => {
+            // A count needs the listing alone (it holds active agents only), not the agents' rows.
+            let from = if ordered.is_some() {
+                " FROM agent_capabilities c JOIN agents a ON a.id = c.agent_id WHERE c.capability = ?"
+            } else {
+                " FROM agent_capabilities c WHERE c.capability = ?"
+            };
+            let mut q = SqlBuilder::default();
+            q.push(from, [Arg::Text(f.capability.clone().unwrap_or_default())]);
+            (q, Source::Listing, None)
+        }
+        None => (SqlBuilder::new(" FROM agents a WHERE a.status = 'active'"), Source::Agents, None),
+    };
+    if source == Source::Agents
+        && let Some(cap) = &f.capability
+    {
+        q.push(
+            " AND EXISTS (SELECT 1 FROM agent_capabilities c WHERE c.agent_id = a.id AND c.capability = ?)",
+            [Arg::Text(cap.clone())],
+        );
+    }
+    // A filter on a column the ordering does not lead with is written `+column`, which neither
+    // engine matches to an index: the planner then walks the ordering's own index and stops after
+    // a page of matches, instead of reading the filter's whole range and sorting it (measured on
+    // SQLite at 1M agents: 0.4 ms instead of 40-120 ms). A count has no ordering to walk.
+    let p = source.prefix();
+    let leads = |s: SortBy| if ordered == Some(s) || ordered.is_none() { "" } else { "+" };
+    let (price, reputation) = (leads(SortBy::Price), leads(SortBy::Reputation));
+    if let Some(v) = f.min_price {
+        q.push(&format!(" AND {price}{p}base_price >= ?"), [Arg::Int(v)]);
+    }
+    if let Some(v) = f.max_price {
+        q.push(&format!(" AND {price}{p}base_price <= ?"), [Arg::Int(v)]);
+    }
+    if let Some(v) = f.min_reputation {
+        q.push(&format!(" AND {reputation}{p}reputation_centi >= ?"), [Arg::Int(v)]);
+    }
+    (q, source, score)
+}
+
+fn agent_columns(prefix: &str) -> String {
+    AGENT_COLUMNS.split(", ").map(|c| format!("{prefix}{c}")).collect::<Vec<_>>().join(", ")
+}
+
+/// One page of agents matching `f` in `sort` order.
+pub async fn find(db: &Db, f: &Filters, sort: SortBy, page: &PageSpec) -> sqlx::Result<Found> {
+    if f.words.as_ref().is_some_and(Vec::is_empty) {
+        return Ok(Found { rows: Vec::new(), next: None });
+    }
+    let sort = if f.words.is_none() && sort == SortBy::Relevance { SortBy::Recent } else { sort };
+    let (filtered, source, score) = from_where(db, f, Some(sort));
+    let (mut q, source) = match score {
+        // The score is a computed column: filter and order on it from outside. It is kept as an
+        // integer (10⁻¹² steps): a float computed twice (once to return, once to compare with the
+        // cursor) need not be bit-equal, and then a page would repeat.
+        Some(score) => {
+            let sql = format!(
+                "SELECT * FROM (SELECT {}, CAST(ROUND(({score}) * 1000000000000.0) AS BIGINT) AS score{}) t \
+                 WHERE 1 = 1",
+                agent_columns("a."),
+                filtered.sql
+            );
+            (SqlBuilder { sql, args: filtered.args }, Source::SearchResults)
+        }
+        None => {
+            (SqlBuilder { sql: format!("SELECT {}{}", agent_columns("a."), filtered.sql), args: filtered.args }, source)
+        }
+    };
+    let keys = sort.keys(source);
+    if let Some(after) = &page.after {
+        keyset::push_after(&mut q, &keys, after);
+    }
+    q.sql.push_str(&keyset::order_by(&keys));
+    q.push(
+        " LIMIT ? OFFSET ?",
+        [Arg::Int(page.limit + 1), Arg::Int(if page.after.is_some() { 0 } else { page.offset })],
+    );
+    let raw = q.query().fetch_all(db.pool()).await?;
+    let mut rows = Vec::with_capacity(raw.len());
+    let mut last_score = 0;
+    for (i, r) in raw.iter().enumerate() {
+        if i as i64 == page.limit {
+            break;
+        }
+        rows.push(AgentRow::from_row(r)?);
+        if source == Source::SearchResults {
+            last_score = r.try_get::<i64, _>("score")?;
+        }
+    }
+    let next = (raw.len() as i64 > page.limit).then(|| rows.last().map(|a| sort.key_of(a, last_score))).flatten();
+    Ok(Found { rows, next })
+}
+
+/// How many agents match `f`, and whether that number is an estimate. From the counters when
+/// only a capability (or nothing) filters; otherwise counted up to `COUNT_CAP`.
+pub async fn count(db: &Db, f: &Filters) -> sqlx::Result<(i64, bool)> {
+    if f.words.as_ref().is_some_and(Vec::is_empty) {
+        return Ok((0, false));
+    }
+    if f.words.is_none() && f.min_price.is_none() && f.max_price.is_none() && f.min_reputation.is_none() {
+        let n = match &f.capability {
+            Some(cap) => super::listing::capability_count(db.pool(), cap).await?,
+            None => super::listing::active_count(db.pool()).await?,
+        };
+        return Ok((n, false));
+    }
+    let (filtered, _, _) = from_where(db, f, None);
+    let mut q =
+        SqlBuilder { sql: format!("SELECT COUNT(*) FROM (SELECT 1 AS one{}", filtered.sql), args: filtered.args };
+    q.push(" LIMIT ?) x", [Arg::Int(COUNT_CAP + 1)]);
+    let (n,): (i64,) = q.query_as().fetch_one(db.pool()).await?;
+    Ok(if n > COUNT_CAP { (COUNT_CAP, true) } else { (n, false) })
+}

@@ -1,0 +1,148 @@
+//! What the marketplace reads instead of scanning agents: the listing (one row per active agent
+//! and capability, with the sort keys copied) and the counters behind `/capabilities` and
+//! `total_count`. Every agent change calls `sync` inside its own transaction, so the listing
+//! and the counters commit or roll back with the change itself.
+
+use std::collections::BTreeMap;
+
+use super::model::AgentRow;
+use crate::db::{Arg, SqlBuilder, Tx};
+
+/// Counter rows per capability (and for the active total). Concurrent registrations offering
+/// the same capability update different rows on PostgreSQL instead of queuing on one.
+pub const SHARDS: u64 = 8;
+
+/// An agent's counter shard: fixed for its life, spread by its (random) id.
+pub fn shard_of(agent_id: &str) -> i64 {
+    let hash = agent_id.bytes().fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b)));
+    (hash % SHARDS) as i64
+}
+
+/// What an agent adds to the listing and the counters: nothing unless it is active.
+struct Contribution {
+    capabilities: Vec<String>,
+    base_price: i64,
+}
+
+fn contribution(row: &AgentRow) -> Option<Contribution> {
+    (row.status == "active").then(|| Contribution { capabilities: row.capabilities(), base_price: row.base_price })
+}
+
+/// Brings the listing and the counters from `before` (None for a new agent) to `after`.
+pub async fn sync(tx: &mut Tx, before: Option<&AgentRow>, after: &AgentRow) -> sqlx::Result<()> {
+    let old = before.and_then(contribution);
+    let new = contribution(after);
+    if old.is_none() && new.is_none() {
+        return Ok(());
+    }
+    if before.is_some() {
+        sqlx::query("DELETE FROM agent_capabilities WHERE agent_id = $1").bind(&after.id).execute(&mut **tx).await?;
+    }
+    if let Some(new) = &new
+        && !new.capabilities.is_empty()
+    {
+        let mut q = SqlBuilder::new(
+            "INSERT INTO agent_capabilities (agent_id, capability, base_price, reputation_centi, tasks_completed, \
+             created_at, has_callback, last_seen_at) VALUES ",
+        );
+        for (i, cap) in new.capabilities.iter().enumerate() {
+            q.push(
+                if i == 0 { "(?, ?, ?, ?, ?, ?, ?, ?)" } else { ", (?, ?, ?, ?, ?, ?, ?, ?)" },
+                [
+                    Arg::Text(after.id.clone()),
+                    Arg::Text(cap.clone()),
+                    Arg::Int(after.base_price),
+                    Arg::Int(after.reputation_centi),
+                    Arg::Int(after.tasks_completed),
+                    Arg::Int(after.created_at),
+                    Arg::Int(after.has_callback),
+                    Arg::Int(after.last_seen_at.unwrap_or(0)),
+                ],
+            );
+        }
+        q.query().execute(&mut **tx).await?;
+    }
+    let shard = shard_of(&after.id);
+    // Per capability: (agents, price high part, price low part), old subtracted, new added.
+    let mut deltas: BTreeMap<String, (i64, i64, i64)> = BTreeMap::new();
+    for (c, sign) in [(&old, -1), (&new, 1)] {
+        let Some(c) = c else { continue };
+        for cap in &c.capabilities {
+            let d = deltas.entry(cap.clone()).or_default();
+            d.0 += sign;
+            d.1 += sign * (c.base_price / 100_000_000);
+            d.2 += sign * (c.base_price % 100_000_000);
+        }
+    }
+    deltas.retain(|_, d| *d != (0, 0, 0));
+    if !deltas.is_empty() {
+        // Sorted by capability, so two transactions lock the counter rows in the same order.
+        let mut q = SqlBuilder::new(
+            "INSERT INTO capability_summary (capability, shard, agent_count, price_sum_high, price_sum_low) VALUES ",
+        );
+        for (i, (cap, (count, high, low))) in deltas.iter().enumerate() {
+            q.push(
+                if i == 0 { "(?, ?, ?, ?, ?)" } else { ", (?, ?, ?, ?, ?)" },
+                [Arg::Text(cap.clone()), Arg::Int(shard), Arg::Int(*count), Arg::Int(*high), Arg::Int(*low)],
+            );
+        }
+        q.push(
+            " ON CONFLICT (capability, shard) DO UPDATE SET \
+             agent_count = capability_summary.agent_count + excluded.agent_count, \
+             price_sum_high = capability_summary.price_sum_high + excluded.price_sum_high, \
+             price_sum_low = capability_summary.price_sum_low + excluded.price_sum_low",
+            [],
+        );
+        q.query().execute(&mut **tx).await?;
+    }
+    let active_delta = i64::from(new.is_some()) - i64::from(old.is_some());
+    if active_delta != 0 {
+        sqlx::query(
+            "INSERT INTO active_agent_count (shard, agents) VALUES ($1, $2) \
+             ON CONFLICT (shard) DO UPDATE SET agents = active_agent_count.agents + excluded.agents",
+        )
+        .bind(shard)
+        .bind(active_delta)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Copies the sort keys the task engine changes (reputation, completed tasks) into the listing.
+pub async fn refresh_outcomes(tx: &mut Tx, agent_ids: &[&str]) -> sqlx::Result<()> {
+    if agent_ids.is_empty() {
+        return Ok(());
+    }
+    let mut q = SqlBuilder::new(
+        "UPDATE agent_capabilities SET \
+         reputation_centi = (SELECT a.reputation_centi FROM agents a WHERE a.id = agent_capabilities.agent_id), \
+         tasks_completed = (SELECT a.tasks_completed FROM agents a WHERE a.id = agent_capabilities.agent_id) \
+         WHERE agent_id IN (",
+    );
+    for (i, id) in agent_ids.iter().enumerate() {
+        q.push(if i == 0 { "?" } else { ", ?" }, [Arg::Text(id.to_string())]);
+    }
+    q.push(")", []);
+    q.query().execute(&mut **tx).await?;
+    Ok(())
+}
+
+/// Active agents in the marketplace (the counters, not a scan).
+pub async fn active_count(pool: &sqlx::AnyPool) -> sqlx::Result<i64> {
+    let (n,): (i64,) = sqlx::query_as("SELECT CAST(COALESCE(SUM(agents), 0) AS BIGINT) FROM active_agent_count")
+        .fetch_one(pool)
+        .await?;
+    Ok(n)
+}
+
+/// Active agents offering `capability` (the counters, not a scan).
+pub async fn capability_count(pool: &sqlx::AnyPool, capability: &str) -> sqlx::Result<i64> {
+    let (n,): (i64,) = sqlx::query_as(
+        "SELECT CAST(COALESCE(SUM(agent_count), 0) AS BIGINT) FROM capability_summary WHERE capability = $1",
+    )
+    .bind(capability)
+    .fetch_one(pool)
+    .await?;
+    Ok(n)
+}

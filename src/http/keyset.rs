@@ -1,0 +1,211 @@
+//! Keyset pagination: the next page starts after the last row's sort key, so reading page N
+//! costs the same as page 1 and rows inserted meanwhile neither repeat nor hide rows.
+//!
+//! A `Cursor` is the list's name plus the last row's sort key (ending with its id), as JSON,
+//! followed by a checksum, base64url-encoded. It is opaque to clients; anything that does not
+//! decode to a cursor of the requested list and sort is refused with 422 naming `cursor`. The
+//! checksum is not a signature: a forged cursor names a position in a public ordering, nothing
+//! more, so the checksum's job is only to turn edits and truncation into a clean 422.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde_json::Value;
+use sha2::Digest;
+
+use crate::db::{Arg, SqlBuilder};
+use crate::error::FieldError;
+
+/// One component of a sort key.
+#[derive(Debug, Clone, PartialEq)]
+pub enum KeyValue {
+    Int(i64),
+    Float(f64),
+    Text(String),
+}
+
+impl KeyValue {
+    fn arg(&self) -> Arg {
+        match self {
+            KeyValue::Int(i) => Arg::Int(*i),
+            KeyValue::Float(f) => Arg::Float(*f),
+            KeyValue::Text(s) => Arg::Text(s.clone()),
+        }
+    }
+    fn json(&self) -> Value {
+        match self {
+            KeyValue::Int(i) => Value::from(*i),
+            KeyValue::Float(f) => Value::from(*f),
+            KeyValue::Text(s) => Value::from(s.as_str()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dir {
+    Asc,
+    Desc,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyKind {
+    Int,
+    Float,
+    Text,
+}
+
+/// One column of an ordering: the SQL expression, its direction and the type of its values.
+#[derive(Debug, Clone)]
+pub struct SortKey {
+    pub expr: String,
+    pub dir: Dir,
+    pub kind: KeyKind,
+}
+
+pub fn key(expr: impl Into<String>, dir: Dir, kind: KeyKind) -> SortKey {
+    SortKey { expr: expr.into(), dir, kind }
+}
+
+/// The position after which the next page starts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Cursor {
+    /// Which list and ordering issued it (`agents.recent`, …): a cursor of one list is refused
+    /// by another.
+    pub scope: String,
+    pub key: Vec<KeyValue>,
+}
+
+const CHECKSUM_BYTES: usize = 6;
+
+impl Cursor {
+    pub fn new(scope: &str, key: Vec<KeyValue>) -> Cursor {
+        Cursor { scope: scope.to_string(), key }
+    }
+
+    pub fn encode(&self) -> String {
+        let mut items = vec![Value::from(self.scope.as_str())];
+        items.extend(self.key.iter().map(KeyValue::json));
+        let mut bytes = Value::Array(items).to_string().into_bytes();
+        let sum = sha2::Sha256::digest(&bytes);
+        bytes.extend_from_slice(&sum[..CHECKSUM_BYTES]);
+        URL_SAFE_NO_PAD.encode(bytes)
+    }
+
+    /// Decodes a cursor issued for `scope` whose key has the types `keys` expects.
+    pub fn decode(text: &str, scope: &str, keys: &[SortKey]) -> Result<Cursor, FieldError> {
+        let refuse = || FieldError::new("cursor", "is not a cursor this server issued for this list and sort");
+        let bytes = URL_SAFE_NO_PAD.decode(text.trim()).map_err(|_| refuse())?;
+        if bytes.len() <= CHECKSUM_BYTES || bytes.len() > 2048 {
+            return Err(refuse());
+        }
+        let (body, sum) = bytes.split_at(bytes.len() - CHECKSUM_BYTES);
+        if sha2::Sha256::digest(body)[..CHECKSUM_BYTES] != *sum {
+            return Err(refuse());
+        }
+        let Ok(Value::Array(items)) = serde_json::from_slice::<Value>(body) else { return Err(refuse()) };
+        let Some((Value::String(found), rest)) = items.split_first() else { return Err(refuse()) };
+        if found != scope || rest.len() != keys.len() {
+            return Err(refuse());
+        }
+        let key = rest
+            .iter()
+            .zip(keys)
+            .map(|(v, k)| match (k.kind, v) {
+                (KeyKind::Int, Value::Number(n)) => n.as_i64().map(KeyValue::Int),
+                (KeyKind::Float, Value::Number(n)) => n.as_f64().filter(|f| f.is_finite()).map(KeyValue::Float),
+                (KeyKind::Text, Value::String(s)) if s.len() <= 256 => Some(KeyValue::Text(s.clone())),
+                _ => None,
+            })
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(refuse)?;
+        Ok(Cursor { scope: scope.to_string(), key })
+    }
+}
+
+/// `ORDER BY` for `keys`.
+pub fn order_by(keys: &[SortKey]) -> String {
+    let parts: Vec<String> =
+        keys.iter().map(|k| format!("{} {}", k.expr, if k.dir == Dir::Asc { "ASC" } else { "DESC" })).collect();
+    format!(" ORDER BY {}", parts.join(", "))
+}
+
+/// Appends ` AND <row after `after` in the order of `keys`>`. One direction throughout: a row
+/// value comparison, which both engines turn into an index range. Mixed directions: the first
+/// column's bound (an index range) and the exact condition expanded column by column.
+pub fn push_after(q: &mut SqlBuilder, keys: &[SortKey], after: &[KeyValue]) {
+    debug_assert_eq!(keys.len(), after.len());
+    let beyond = |d: Dir| if d == Dir::Asc { ">" } else { "<" };
+    if keys.iter().all(|k| k.dir == keys[0].dir) {
+        let columns: Vec<&str> = keys.iter().map(|k| k.expr.as_str()).collect();
+        let marks = vec!["?"; keys.len()].join(", ");
+        q.push(
+            &format!(" AND ({}) {} ({marks})", columns.join(", "), beyond(keys[0].dir)),
+            after.iter().map(KeyValue::arg),
+        );
+        return;
+    }
+    let first = &keys[0];
+    q.push(&format!(" AND {} {}= ?", first.expr, beyond(first.dir)), [after[0].arg()]);
+    q.push(" AND (", []);
+    for i in 0..keys.len() {
+        if i > 0 {
+            q.push(" OR ", []);
+        }
+        q.push("(", []);
+        for j in 0..i {
+            q.push(&format!("{} = ? AND ", keys[j].expr), [after[j].arg()]);
+        }
+        q.push(&format!("{} {} ?)", keys[i].expr, beyond(keys[i].dir)), [after[i].arg()]);
+    }
+    q.push(")", []);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys() -> [SortKey; 3] {
+        [key("a", Dir::Desc, KeyKind::Int), key("s", Dir::Asc, KeyKind::Float), key("id", Dir::Asc, KeyKind::Text)]
+    }
+
+    #[test]
+    fn cursors_round_trip_and_refuse_edits() {
+        let c =
+            Cursor::new("agents.test", vec![KeyValue::Int(-5), KeyValue::Float(-1.25e-7), KeyValue::Text("x".into())]);
+        let text = c.encode();
+        assert_eq!(Cursor::decode(&text, "agents.test", &keys()).unwrap(), c);
+        assert!(Cursor::decode(&text, "agents.other", &keys()).is_err(), "another list's cursor");
+        assert!(Cursor::decode(&text, "agents.test", &keys()[..2]).is_err(), "another key shape");
+        // Every single-character edit is refused.
+        let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        for i in 0..text.len() {
+            for &ch in alphabet {
+                let mut edited = text.clone().into_bytes();
+                if edited[i] == ch {
+                    continue;
+                }
+                edited[i] = ch;
+                let edited = String::from_utf8(edited).unwrap();
+                if URL_SAFE_NO_PAD.decode(&edited).ok() == URL_SAFE_NO_PAD.decode(&text).ok() {
+                    continue; // the same bytes (unused trailing bits)
+                }
+                assert!(Cursor::decode(&edited, "agents.test", &keys()).is_err(), "{edited}");
+            }
+        }
+        for junk in ["", "!!", "bzo0", &text[..text.len() - 2], "W10"] {
+            assert!(Cursor::decode(junk, "agents.test", &keys()).is_err(), "{junk}");
+        }
+    }
+
+    #[test]
+    fn mixed_directions_expand_column_by_column() {
+        let mut q = SqlBuilder::new("SELECT 1 WHERE 1 = 1");
+        push_after(&mut q, &keys(), &[KeyValue::Int(1), KeyValue::Float(0.5), KeyValue::Text("k".into())]);
+        assert_eq!(
+            q.sql,
+            "SELECT 1 WHERE 1 = 1 AND a <= $1 AND ((a < $2) OR (a = $3 AND s > $4) OR (a = $5 AND s = $6 AND id > $7))"
+        );
+        let mut q = SqlBuilder::new("");
+        push_after(&mut q, &keys()[..1], &[KeyValue::Int(1)]);
+        assert_eq!(q.sql, " AND (a) < ($1)");
+    }
+}
