@@ -241,7 +241,9 @@ async fn every_filter_and_sort_agrees_with_a_brute_force_pass(app: TestApp) {
     tx.commit().await.unwrap();
 
     let rows = table(&app).await;
-    let filters: [(Option<&str>, Option<i64>, Option<i64>, Option<i64>); 7] = [
+    // (capability, min price, max price, min reputation)
+    type Filter<'a> = (Option<&'a str>, Option<i64>, Option<i64>, Option<i64>);
+    let filters: [Filter; 7] = [
         (None, None, None, None),
         (Some("alpha"), None, None, None),
         (Some("beta"), Some(100_000_000), None, None),
