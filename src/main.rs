@@ -64,6 +64,9 @@ enum Admin {
         fail: bool,
         #[arg(long)]
         reason: Option<String>,
+        /// With --complete: the payout's transaction hash or reference.
+        #[arg(long, requires = "complete")]
+        tx_hash: Option<String>,
     },
     /// Rule on a dispute (by dispute id or task id).
     Resolve {
@@ -134,9 +137,13 @@ async fn admin(config: &Config, task: Admin) -> anyhow::Result<()> {
             let d = ledger::deposits::confirm(&db, &id, now).await.map_err(api)?;
             println!("deposit {} of {} USD confirmed for {}", d.id, d.amount, d.principal);
         }
-        Admin::Withdrawal { id, complete, fail, reason } => {
+        Admin::Withdrawal { id, complete, fail, reason, tx_hash } => {
             anyhow::ensure!(complete ^ fail, "say --complete or --fail");
-            let w = ledger::withdrawals::finish(&db, &id, complete, reason, now).await.map_err(api)?;
+            let payout = tx_hash
+                .map(|t| ledger::withdrawals::PayoutReference::parse("--tx-hash", &t))
+                .transpose()
+                .map_err(api)?;
+            let w = ledger::withdrawals::finish(&db, &id, complete, reason, payout, now).await.map_err(api)?;
             println!("withdrawal {} is {}", w.id, w.status);
         }
         Admin::Resolve { id, outcome, client_share_bps, note } => {

@@ -140,8 +140,13 @@ pub async fn act(
             Err(e) => return internal(e),
         },
         ("deposits", "confirm") => deposits::confirm(db, &id, now).await.map(drop),
-        ("withdrawals", "complete") => withdrawals::finish(db, &id, true, None, now).await.map(drop),
-        ("withdrawals", "fail") => withdrawals::finish(db, &id, false, text("reason"), now).await.map(drop),
+        ("withdrawals", "complete") => {
+            match text("tx_hash").map(|t| withdrawals::PayoutReference::parse("tx_hash", &t)) {
+                Some(Err(e)) => Err(e),
+                payout => withdrawals::finish(db, &id, true, None, payout.and_then(Result::ok), now).await.map(drop),
+            }
+        }
+        ("withdrawals", "fail") => withdrawals::finish(db, &id, false, text("reason"), None, now).await.map(drop),
         _ => return (StatusCode::NOT_FOUND, Html("<h1>Not found</h1>")).into_response(),
     };
     match outcome {

@@ -236,14 +236,24 @@ pub(crate) async fn confirm_deposit(State(state): State<AppState>, Path(id): Pat
     Ok(Api::ok(deposits::confirm(&state.db, &id, state.now()).await?))
 }
 
-/// Administrators: the payout happened; the held money leaves the system.
-#[utoipa::path(post, path = "/api/v1/admin/withdrawals/{id}/complete", tag = "admin", params(("id" = String, Path)),
-    responses((status = 200, body = Withdrawal), (status = 403), (status = 404), (status = 409)))]
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct CompleteWithdrawal {
+    /// The payout's transaction hash or reference (1–128 letters, digits, `. _ : -`).
+    tx_hash: Option<Text>,
+}
+
+/// Administrators: the payout happened (optionally with its transaction hash); the held money
+/// leaves the system.
+#[utoipa::path(post, path = "/api/v1/admin/withdrawals/{id}/complete", tag = "admin", params(("id" = String, Path)), request_body = CompleteWithdrawal,
+    responses((status = 200, body = Withdrawal), (status = 403), (status = 404), (status = 409), (status = 422)))]
 pub(crate) async fn complete_withdrawal(
     State(state): State<AppState>,
     Path(id): Path<String>,
+    body: JsonObject,
 ) -> ApiResult<Api<Withdrawal>> {
-    Ok(Api::ok(withdrawals::finish(&state.db, &id, true, None, state.now()).await?))
+    let req: CompleteWithdrawal = body.parse(None)?;
+    let payout = req.tx_hash.map(|t| withdrawals::PayoutReference::parse("tx_hash", t.as_str())).transpose()?;
+    Ok(Api::ok(withdrawals::finish(&state.db, &id, true, None, payout, state.now()).await?))
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -260,7 +270,7 @@ pub(crate) async fn fail_withdrawal(
     body: JsonObject,
 ) -> ApiResult<Api<Withdrawal>> {
     let req: FailWithdrawal = body.parse(None)?;
-    Ok(Api::ok(withdrawals::finish(&state.db, &id, false, req.reason.map(String::from), state.now()).await?))
+    Ok(Api::ok(withdrawals::finish(&state.db, &id, false, req.reason.map(String::from), None, state.now()).await?))
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]

@@ -169,6 +169,8 @@ pub struct Withdrawal {
     /// `pending`, `completed` or `failed`.
     pub status: String,
     pub reason: Option<String>,
+    /// The payout's transaction hash (or other reference) the operator recorded on completion.
+    pub payout_tx_hash: Option<String>,
     pub created_at: String,
     pub processed_at: Option<String>,
 }
@@ -183,11 +185,13 @@ struct Row {
     address_id: String,
     status: String,
     reason: Option<String>,
+    payout_tx_hash: Option<String>,
     created_at: i64,
     processed_at: Option<i64>,
 }
 
-const COLUMNS: &str = "id, principal, amount, fee, currency, address_id, status, reason, created_at, processed_at";
+const COLUMNS: &str =
+    "id, principal, amount, fee, currency, address_id, status, reason, payout_tx_hash, created_at, processed_at";
 
 impl From<Row> for Withdrawal {
     fn from(r: Row) -> Self {
@@ -202,6 +206,7 @@ impl From<Row> for Withdrawal {
             withdrawal_address_id: r.address_id,
             status: r.status,
             reason: r.reason,
+            payout_tx_hash: r.payout_tx_hash,
             created_at: rfc3339(r.created_at),
             processed_at: r.processed_at.map(rfc3339),
         }
@@ -281,16 +286,44 @@ pub async fn request(
     Ok(row.into())
 }
 
-/// Completes (`succeeded`) or fails a pending withdrawal, exactly once.
-pub async fn finish(db: &Db, id: &str, succeeded: bool, reason: Option<String>, now: i64) -> ApiResult<Withdrawal> {
+/// A payout's transaction hash or reference: 1–128 letters, digits and `. _ : -`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PayoutReference(String);
+
+impl PayoutReference {
+    pub fn parse(field: &str, text: &str) -> ApiResult<PayoutReference> {
+        let text = text.trim();
+        let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-');
+        if text.is_empty() || text.len() > 128 || !text.chars().all(allowed) {
+            return Err(ApiError::field(field, "must be 1–128 letters, digits or . _ : -"));
+        }
+        Ok(PayoutReference(text.to_string()))
+    }
+}
+
+/// Completes (`succeeded`, with the payout's reference if known) or fails a pending withdrawal,
+/// exactly once.
+pub async fn finish(
+    db: &Db,
+    id: &str,
+    succeeded: bool,
+    reason: Option<String>,
+    payout: Option<PayoutReference>,
+    now: i64,
+) -> ApiResult<Withdrawal> {
+    if payout.is_some() && !succeeded {
+        return Err(ApiError::field("tx_hash", "only a completed payout has a transaction"));
+    }
     let mut tx = db.begin().await?;
     let current = load(&mut tx, id).await?;
     let status = if succeeded { "completed" } else { "failed" };
     let done = sqlx::query(
-        "UPDATE withdrawals SET status = $1, reason = $2, processed_at = $3 WHERE id = $4 AND status = 'pending'",
+        "UPDATE withdrawals SET status = $1, reason = $2, payout_tx_hash = $3, processed_at = $4 \
+         WHERE id = $5 AND status = 'pending'",
     )
     .bind(status)
     .bind(&reason)
+    .bind(payout.map(|p| p.0))
     .bind(now)
     .bind(id)
     .execute(&mut *tx)

@@ -158,9 +158,21 @@ async fn withdrawals_hold_at_once_and_finish_exactly_once(app: TestApp) {
     app.post(&format!("/api/v1/admin/withdrawals/{id1}/complete"), Some(&user.key), json!({}))
         .await
         .expect_error(403, "FORBIDDEN");
-    let completed =
-        app.post(&format!("/api/v1/admin/withdrawals/{id1}/complete"), Some(&admin.key), json!({})).await.expect(200);
+    // A malformed transaction hash is refused and changes nothing; a good one is recorded.
+    app.post(&format!("/api/v1/admin/withdrawals/{id1}/complete"), Some(&admin.key), json!({"tx_hash": "0xab cd"}))
+        .await
+        .expect_error(422, "VALIDATION_ERROR");
+    assert_eq!(app.balance(&user.key).await.0, "20.00", "still held for the payout");
+    let completed = app
+        .post(
+            &format!("/api/v1/admin/withdrawals/{id1}/complete"),
+            Some(&admin.key),
+            json!({"tx_hash": "0xdeadbeef01"}),
+        )
+        .await
+        .expect(200);
     assert_eq!(completed.data()["status"], "completed");
+    assert_eq!(completed.data()["payout_tx_hash"], "0xdeadbeef01");
     app.post(&format!("/api/v1/admin/withdrawals/{id1}/fail"), Some(&admin.key), json!({}))
         .await
         .expect_error(409, "CONFLICT");
