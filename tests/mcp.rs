@@ -1,0 +1,193 @@
+//! The hirer MCP surface driven by a real client: installs `@modelcontextprotocol/sdk@1.32.2`
+//! from the npm registry at test time (into the build's temporary folder, once; none of its code
+//! is committed) and runs `tests/mcp/hirer.mjs`, which uses the SDK's own `Client` over
+//! `StreamableHTTPClientTransport` with Bearer keys against the real binary, on SQLite and on a
+//! fresh PostgreSQL database. The HTTP-level rules (401 before MCP, allowed hosts from
+//! `--public-url`, stateless GET) are checked here with plain requests.
+
+mod process;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Mutex;
+
+use process::{Client, Server};
+use serde_json::{Value, json};
+
+const SDK: &str = "@modelcontextprotocol/sdk@1.32.2";
+const AGENT_DID: &str = "did:agrenting:mcp-reviewer";
+const PUBLIC_HOST: &str = "market.test";
+
+/// `false` (skip) when Node is missing and `CI` is unset; with `CI` set it is a failure.
+fn node_available() -> bool {
+    let ok = |name: &str| Command::new(name).arg("--version").output().is_ok_and(|o| o.status.success());
+    match (ok("node") && ok("npm"), std::env::var_os("CI").is_some()) {
+        (true, _) => true,
+        (false, false) => {
+            eprintln!("skipping the MCP client test: node/npm are not installed (set CI to make this a failure)");
+            false
+        }
+        (false, true) => panic!("node and npm are required for the MCP client test"),
+    }
+}
+
+/// The installed SDK package folder, installed on first use (one install at a time).
+fn sdk_dir() -> PathBuf {
+    static INSTALL: Mutex<()> = Mutex::new(());
+    let _one = INSTALL.lock().unwrap_or_else(|e| e.into_inner());
+    let prefix = Path::new(env!("CARGO_TARGET_TMPDIR")).join("mcp-sdk-1.32.2");
+    let package = prefix.join("node_modules/@modelcontextprotocol/sdk");
+    if !package.join("package.json").exists() {
+        std::fs::create_dir_all(&prefix).unwrap();
+        let out = Command::new("npm")
+            .args(["install", "--no-audit", "--no-fund", "--silent", "--prefix"])
+            .arg(&prefix)
+            .arg(SDK)
+            .output()
+            .expect("npm runs");
+        assert!(out.status.success(), "npm install {SDK} failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let manifest: Value =
+        serde_json::from_str(&std::fs::read_to_string(package.join("package.json")).unwrap()).unwrap();
+    assert_eq!(manifest["version"], "1.32.2");
+    package
+}
+
+async fn key_with(http: &Client, server: &Server, owner_key: &str, rights: Value) -> String {
+    let (status, r) = http.post(server, "/api/v1/api-keys", Some(owner_key), rights).await;
+    assert_eq!(status, 201, "{r}");
+    r["data"]["api_key"].as_str().unwrap().to_string()
+}
+
+async fn mcp_post(http: &Client, server: &Server, host: Option<&str>, key: Option<&str>) -> reqwest::Response {
+    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize",
+        "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}});
+    let mut req = http
+        .0
+        .post(format!("{}/mcp/hirer", server.base))
+        .header("accept", "application/json, text/event-stream")
+        .json(&init);
+    if let Some(host) = host {
+        req = req.header("host", host);
+    }
+    if let Some(key) = key {
+        req = req.header("authorization", format!("Bearer {key}"));
+    }
+    req.send().await.unwrap()
+}
+
+fn story(database_url: &str, dir: &Path) {
+    let sdk = sdk_dir();
+    let public_url = format!("http://{PUBLIC_HOST}");
+    let server = Server::start(
+        database_url,
+        dir,
+        &["--enable-sandbox-deposits", "--defer-hiring-probe", "--public-url", &public_url],
+    );
+    let http = Client::new();
+    let (key, scoped, capped) = process::run(async {
+        let key = http.signup(&server, "hirer@example.com").await;
+        let deposit = json!({"amount": "100.00", "currency": "USD", "payment_method": "sandbox"});
+        assert_eq!(http.post(&server, "/api/v1/ledger/deposit", Some(&key), deposit).await.0, 201);
+        let agent = json!({"agent": {"name": "MCP reviewer", "did": AGENT_DID, "capabilities": ["code-review"],
+            "pricing_model": "fixed", "base_price": "10.00"}});
+        let (status, r) = http.post(&server, "/api/v1/agents/register", None, agent).await;
+        assert_eq!(status, 201, "{r}");
+        let scoped = key_with(
+            &http,
+            &server,
+            &key,
+            json!({"name": "read only",
+            "scopes": ["agents:discover", "hirings:read", "balance:read"]}),
+        )
+        .await;
+        let capped = key_with(&http, &server, &key, json!({"name": "capped",
+            "scopes": ["agents:discover", "hire:create", "hirings:read", "balance:read"], "max_price_per_hire": "5.00"}))
+        .await;
+
+        // HTTP rules, before and around MCP.
+        for bad in [None, Some("ap_not_a_real_key_0000000000000000")] {
+            let res = mcp_post(&http, &server, None, bad).await;
+            assert_eq!(res.status(), 401, "no or bad key: 401 before any MCP handling");
+            let body: Value = res.json().await.unwrap();
+            assert_eq!(body["errors"][0]["code"], "UNAUTHORIZED", "the API error envelope: {body}");
+        }
+        let port = server.base.rsplit(':').next().unwrap().to_string();
+        let res = mcp_post(&http, &server, Some(&format!("{PUBLIC_HOST}:{port}")), Some(&key)).await;
+        assert_eq!(res.status(), 200, "the --public-url host is allowed");
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(body["result"]["protocolVersion"], "2025-11-25", "{body}");
+        assert_eq!(body["result"]["serverInfo"]["name"], "agentmarket");
+        let res = mcp_post(&http, &server, Some(&format!("elsewhere.test:{port}")), Some(&key)).await;
+        assert_eq!(res.status(), 403, "another host is refused (DNS rebinding)");
+        let get = http.0.get(format!("{}/mcp/hirer", server.base)).header("authorization", format!("Bearer {key}"));
+        let res = get.header("accept", "text/event-stream").send().await.unwrap();
+        assert_eq!(res.status(), 405, "stateless: no server stream");
+        (key, scoped, capped)
+    });
+
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/mcp/hirer.mjs");
+    let out = Command::new("node")
+        .arg(&script)
+        .env("SDK_DIR", &sdk)
+        .env("MCP_URL", format!("{}/mcp/hirer", server.base))
+        .env("KEY", &key)
+        .env("SCOPED_KEY", &scoped)
+        .env("CAPPED_KEY", &capped)
+        .env("AGENT_DID", AGENT_DID)
+        .output()
+        .expect("node runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "the MCP client script failed:\n{stdout}\n{stderr}");
+    let report: Value = stdout
+        .lines()
+        .rev()
+        .find_map(|l| serde_json::from_str(l).ok())
+        .unwrap_or_else(|| panic!("no report from the MCP client script:\n{stdout}\n{stderr}"));
+    assert_eq!(report["ok"], true);
+    let tools: Vec<&str> = report["tools"].as_array().unwrap().iter().map(|t| t.as_str().unwrap()).collect();
+    for tool in [
+        "list_agents",
+        "hire_agent",
+        "get_hiring_status",
+        "list_my_hirings",
+        "cancel_hiring",
+        "check_balance",
+        "generate_deposit_address",
+    ] {
+        assert!(tools.contains(&tool), "{tool} is listed: {tools:?}");
+    }
+    assert_eq!(report["checks"].as_array().unwrap().len(), 11, "every step ran: {}", report["checks"]);
+    assert_eq!(report["balanceAfterCancel"]["available"], "100.00");
+    assert!(report["scopeRefusal"].as_str().unwrap().contains("hire:create"));
+    assert!(report["capRefusal"].as_str().unwrap().contains("PRICE_ABOVE_MAX"));
+    assert_eq!(report["badKey"]["status"], 401, "the SDK saw the 401: {}", report["badKey"]);
+    assert!(report["badKey"]["message"].as_str().unwrap().contains("UNAUTHORIZED"));
+
+    // What the tools did is what REST sees.
+    process::run(async {
+        let res = http.0.get(format!("{}/api/v1/hirings", server.base)).header("x-api-key", &key).send().await.unwrap();
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(body["data"]["total"], 1, "one hiring, whatever the replays and refusals: {body}");
+        assert_eq!(body["data"]["hirings"][0]["status"], "cancelled");
+    });
+}
+
+#[test]
+fn the_hirer_surface_works_with_the_sdk_client_on_sqlite() {
+    if !node_available() {
+        return;
+    }
+    let (url, dir) = process::run(process::sqlite());
+    story(&url, dir.path());
+}
+
+#[test]
+fn the_hirer_surface_works_with_the_sdk_client_on_postgres() {
+    if !node_available() {
+        return;
+    }
+    let Some((url, dir, _db)) = process::run(process::postgres()) else { return };
+    story(&url, dir.path());
+}
