@@ -220,7 +220,17 @@ pub(crate) async fn post_message(
     Path(id): Path<String>,
     body: JsonObject,
 ) -> ApiResult<Api<HiringMessage>> {
-    let (actor, task) = load(&state, &caller, &id).await?;
+    Ok(Api::created(post_message_with(&state, &caller, &id, body).await?))
+}
+
+/// `POST /hirings/:id/messages` without the HTTP (MCP `answer_hiring_question` calls it too).
+pub(crate) async fn post_message_with(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+    body: JsonObject,
+) -> ApiResult<HiringMessage> {
+    let (actor, task) = load(state, caller, id).await?;
     let req: HiringMessageRequest = body.parse(None)?;
     let content = req.content.map(|c| c.trim().to_string()).unwrap_or_default();
     let mut errors = Vec::new();
@@ -257,9 +267,8 @@ pub(crate) async fn post_message(
     )
     .await?;
     tx.commit().await?;
-    let hiring = hiring_view(&state, &task).await?;
-    let message = hiring.messages.into_iter().find(|m| m.id == mid).ok_or_else(|| ApiError::not_found("message"))?;
-    Ok(Api::created(message))
+    let hiring = hiring_view(state, &task).await?;
+    hiring.messages.into_iter().find(|m| m.id == mid).ok_or_else(|| ApiError::not_found("message"))
 }
 
 /// The hiring's messages (older clients read them here).
