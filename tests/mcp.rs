@@ -3,7 +3,8 @@
 //! is committed) and runs `tests/mcp/hirer.mjs`, which uses the SDK's own `Client` over
 //! `StreamableHTTPClientTransport` with Bearer keys against the real binary, on SQLite and on a
 //! fresh PostgreSQL database. The HTTP-level rules (401 before MCP, allowed hosts from
-//! `--public-url`, stateless GET) are checked here with plain requests.
+//! `--public-url`, stateless GET) are checked here with plain requests. The hired agent acts
+//! over REST with its own key (a question, artifacts) while the hirer follows over MCP.
 
 mod process;
 
@@ -85,7 +86,7 @@ fn story(database_url: &str, dir: &Path) {
         &["--enable-sandbox-deposits", "--defer-hiring-probe", "--public-url", &public_url],
     );
     let http = Client::new();
-    let (key, scoped, capped) = process::run(async {
+    let (key, scoped, capped, agent_key) = process::run(async {
         let key = http.signup(&server, "hirer@example.com").await;
         let deposit = json!({"amount": "100.00", "currency": "USD", "payment_method": "sandbox"});
         assert_eq!(http.post(&server, "/api/v1/ledger/deposit", Some(&key), deposit).await.0, 201);
@@ -93,6 +94,7 @@ fn story(database_url: &str, dir: &Path) {
             "pricing_model": "fixed", "base_price": "10.00"}});
         let (status, r) = http.post(&server, "/api/v1/agents/register", None, agent).await;
         assert_eq!(status, 201, "{r}");
+        let agent_key = r["data"]["api_key"].as_str().unwrap().to_string();
         let scoped = key_with(
             &http,
             &server,
@@ -123,7 +125,7 @@ fn story(database_url: &str, dir: &Path) {
         let get = http.0.get(format!("{}/mcp/hirer", server.base)).header("authorization", format!("Bearer {key}"));
         let res = get.header("accept", "text/event-stream").send().await.unwrap();
         assert_eq!(res.status(), 405, "stateless: no server stream");
-        (key, scoped, capped)
+        (key, scoped, capped, agent_key)
     });
 
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/mcp/hirer.mjs");
@@ -135,6 +137,8 @@ fn story(database_url: &str, dir: &Path) {
         .env("SCOPED_KEY", &scoped)
         .env("CAPPED_KEY", &capped)
         .env("AGENT_DID", AGENT_DID)
+        .env("AGENT_KEY", &agent_key)
+        .env("API_URL", format!("{}/api/v1", server.base))
         .output()
         .expect("node runs");
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -155,10 +159,14 @@ fn story(database_url: &str, dir: &Path) {
         "cancel_hiring",
         "check_balance",
         "generate_deposit_address",
+        "wait_for_hirings",
+        "answer_hiring_question",
+        "list_hiring_artifacts",
+        "download_artifact",
     ] {
         assert!(tools.contains(&tool), "{tool} is listed: {tools:?}");
     }
-    assert_eq!(report["checks"].as_array().unwrap().len(), 11, "every step ran: {}", report["checks"]);
+    assert_eq!(report["checks"].as_array().unwrap().len(), 13, "every step ran: {}", report["checks"]);
     assert_eq!(report["balanceAfterCancel"]["available"], "100.00");
     assert!(report["scopeRefusal"].as_str().unwrap().contains("hire:create"));
     assert!(report["capRefusal"].as_str().unwrap().contains("PRICE_ABOVE_MAX"));

@@ -119,13 +119,13 @@ pub struct Hirer {
 
 /// The caller the HTTP layer resolved (`auth::caller::resolve_caller`), from the request parts
 /// the transport hands every tool call.
-fn caller_of(parts: &Parts) -> ApiResult<Caller> {
+pub(crate) fn caller_of(parts: &Parts) -> ApiResult<Caller> {
     parts.extensions.get::<Caller>().cloned().ok_or_else(|| ApiError::unauthorized("an API key is required"))
 }
 
 /// A tool's arguments as a REST request body, through the same body rules (`JsonObject`);
 /// absent arguments are left out.
-fn body(fields: Value) -> ApiResult<JsonObject> {
+pub(crate) fn body(fields: Value) -> ApiResult<JsonObject> {
     let fields = match fields {
         Value::Object(map) => Value::Object(map.into_iter().filter(|(_, v)| !v.is_null()).collect()),
         other => other,
@@ -133,7 +133,7 @@ fn body(fields: Value) -> ApiResult<JsonObject> {
     JsonObject::from_bytes(&Bytes::from(serde_json::to_vec(&fields).map_err(|e| ApiError::Internal(e.into()))?))
 }
 
-type ToolResult = Result<CallToolResult, ErrorData>;
+pub(crate) type ToolResult = Result<CallToolResult, ErrorData>;
 
 #[tool_router]
 impl Hirer {
@@ -143,11 +143,15 @@ impl Hirer {
 
     /// The tools, built once and cloned into each request's handler.
     pub fn router() -> ToolRouter<Hirer> {
-        Self::tool_router()
+        Self::tool_router() + Self::follow_router()
+    }
+
+    pub(crate) fn state(&self) -> AppState {
+        self.state.clone()
     }
 
     /// Runs a tool as `rest`'s handler would run: its guard for this caller, then `call`.
-    async fn mirror<T, F, Fut>(&self, parts: &Parts, rest: Rest, call: F) -> ToolResult
+    pub(crate) async fn mirror<T, F, Fut>(&self, parts: &Parts, rest: Rest, call: F) -> ToolResult
     where
         T: serde::Serialize,
         F: FnOnce(AppState, Caller) -> Fut,

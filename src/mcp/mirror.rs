@@ -65,7 +65,7 @@ mod tests {
             Access::Scoped(scopes) => assert_eq!(scopes, &[Scope::HireCreate]),
             other => panic!("{other:?}"),
         }
-        for rest in super::super::hirer::MIRRORED {
+        for rest in super::super::hirer::MIRRORED.iter().chain(&super::super::follow::MIRRORED) {
             rest.access();
         }
     }

@@ -6,6 +6,7 @@
 //! memory between requests), so any server of a deployment answers any request. `GET` and
 //! `DELETE` therefore answer 405, as the transport allows for a server without a stream.
 
+pub mod follow;
 pub mod hirer;
 pub mod mirror;
 

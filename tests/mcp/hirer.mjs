@@ -2,7 +2,8 @@
 // StreamableHTTPClientTransport (Bearer keys). Every check asserts; the last stdout line is a
 // JSON report the Rust test asserts on too. Env: SDK_DIR (the installed package), MCP_URL,
 // KEY (full rights, funded), SCOPED_KEY (no hire:create), CAPPED_KEY (max_price_per_hire below
-// the price), AGENT_DID (an agent offering `code-review` at 10.00).
+// the price), AGENT_DID (an agent offering `code-review` at 10.00), AGENT_KEY (that agent's key,
+// which acts over REST at API_URL: asks a question, attaches artifacts).
 import assert from 'node:assert/strict';
 import { pathToFileURL } from 'node:url';
 
@@ -47,10 +48,11 @@ for (const t of tools) {
   assert.ok(t.description && t.description.length > 80, `${t.name} has a description an assistant can act on`);
   assert.ok(t.annotations, `${t.name} has annotations`);
 }
-for (const name of ['list_agents', 'get_hiring_status', 'list_my_hirings', 'check_balance']) {
+for (const name of ['list_agents', 'get_hiring_status', 'list_my_hirings', 'check_balance', 'wait_for_hirings',
+  'list_hiring_artifacts', 'download_artifact']) {
   assert.equal(byName[name].annotations.readOnlyHint, true, `${name} is read-only`);
 }
-for (const name of ['hire_agent', 'cancel_hiring', 'generate_deposit_address']) {
+for (const name of ['hire_agent', 'cancel_hiring', 'generate_deposit_address', 'answer_hiring_question']) {
   assert.equal(byName[name].annotations.readOnlyHint, false, `${name} writes`);
 }
 assert.equal(byName.cancel_hiring.annotations.destructiveHint, true);
@@ -102,6 +104,56 @@ const mine = await call(hirer, 'list_my_hirings', {});
 assert.equal(mine.total, 1);
 assert.equal(mine.hirings[0].id, id);
 check('get_hiring_status, list_my_hirings');
+
+// The agent acts over REST with its own key.
+async function agentPost(path, body) {
+  const res = await fetch(`${process.env.API_URL}${path}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'x-api-key': process.env.AGENT_KEY },
+    body: JSON.stringify(body),
+  });
+  const text = await res.text();
+  assert.ok(res.ok, `${path}: ${res.status} ${text}`);
+  return JSON.parse(text).data;
+}
+const quiet = await call(hirer, 'wait_for_hirings', { hiring_ids: [id], wait_seconds: 1 });
+assert.deepEqual([quiet.changed, quiet.timed_out], [[], true], 'nothing new: the wait times out');
+const started = Date.now();
+const waiting = call(hirer, 'wait_for_hirings', { hiring_ids: [id], wait_seconds: 20 });
+await new Promise((r) => setTimeout(r, 1500));
+const question = await agentPost(`/hirings/${id}/messages`, { content: 'Which branch?', kind: 'question' });
+const woke = await waiting;
+assert.deepEqual(woke.changed, [id], 'the question ends the wait');
+assert.ok(Date.now() - started < 8000, `it returns as soon as the question is asked (${Date.now() - started} ms)`);
+const qid = woke.hirings[0].open_questions[0].question_id;
+assert.equal(qid, question.id);
+const known = await call(hirer, 'wait_for_hirings', { hiring_ids: [id], known_question_ids: [qid], wait_seconds: 1 });
+assert.equal(known.timed_out, true, 'a known question does not end the wait');
+const answered = await call(hirer, 'answer_hiring_question', { hiring_id: id, question_id: qid, answer: 'main' });
+assert.deepEqual([answered.kind, answered.reply_to_id], ['answer', qid]);
+assert.equal((await call(hirer, 'get_hiring_status', { hiring_id: id })).open_questions.length, 0, 'answered');
+check('wait_for_hirings, answer_hiring_question');
+
+await agentPost(`/hirings/${id}/artifacts`, {
+  artifacts: [
+    { artifact_type: 'markdown', name: 'review.md', content: '# Looks good\n', content_type: 'text/markdown' },
+    { artifact_type: 'file', name: 'blob.bin', content: 'AAEC//4=', encoding: 'base64', content_type: 'application/octet-stream' },
+  ],
+});
+const { artifacts } = await call(hirer, 'list_hiring_artifacts', { hiring_id: id });
+assert.deepEqual(artifacts.map((a) => a.name).sort(), ['blob.bin', 'review.md']);
+const md = artifacts.find((a) => a.name === 'review.md');
+const whole = await hirer.callTool({ name: 'download_artifact', arguments: { artifact_id: md.id } });
+assert.notEqual(whole.isError, true);
+assert.equal(whole.content[0].text, '# Looks good\n', 'text inline');
+const cut = await hirer.callTool({ name: 'download_artifact', arguments: { artifact_id: md.id, max_bytes: 4 } });
+assert.equal(cut.content[0].text, '# Lo');
+assert.match(cut.content[1].text, /truncated: 4 of 13 bytes/);
+const blob = artifacts.find((a) => a.name === 'blob.bin');
+const bin = await hirer.callTool({ name: 'download_artifact', arguments: { artifact_id: blob.id } });
+assert.equal(bin.content[0].type, 'resource', 'binary as an embedded resource');
+assert.deepEqual([bin.content[0].resource.blob, bin.content[0].resource.mimeType], ['AAEC//4=', 'application/octet-stream']);
+check('list_hiring_artifacts, download_artifact');
 
 const cancelled = await call(hirer, 'cancel_hiring', { hiring_id: id });
 assert.equal(cancelled.final, true);
