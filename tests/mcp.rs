@@ -199,3 +199,35 @@ fn the_hirer_surface_works_with_the_sdk_client_on_postgres() {
     let Some((url, dir, _db)) = process::run(process::postgres()) else { return };
     story(&url, dir.path());
 }
+
+/// A hire through MCP spends the REST endpoint's `financial` allowance, not only the general one.
+#[test]
+fn hire_agent_counts_against_the_financial_limit() {
+    let (url, dir) = process::run(process::sqlite());
+    let server = Server::start(&url, dir.path(), &["--rate-financial-per-minute", "2"]);
+    let http = Client::new();
+    process::run(async {
+        let key = http.signup(&server, "limited@example.com").await;
+        let mut texts = Vec::new();
+        for i in 0..3 {
+            let call = json!({"jsonrpc": "2.0", "id": i, "method": "tools/call", "params": {"name": "hire_agent",
+                "arguments": {"agent_did": "did:agrenting:nobody", "capability": "code-review",
+                    "task_description": "x", "max_price": "1.00"}}});
+            let res = http
+                .0
+                .post(format!("{}/mcp/hirer", server.base))
+                .header("accept", "application/json, text/event-stream")
+                .header("authorization", format!("Bearer {key}"))
+                .json(&call)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), 200);
+            let body: Value = res.json().await.unwrap();
+            assert_eq!(body["result"]["isError"], true, "{body}");
+            texts.push(body["result"]["content"][0]["text"].as_str().unwrap().to_string());
+        }
+        assert!(!texts[0].contains("RATE_LIMIT_EXCEEDED") && !texts[1].contains("RATE_LIMIT_EXCEEDED"), "{texts:?}");
+        assert!(texts[2].starts_with("RATE_LIMIT_EXCEEDED"), "the third hire in a minute is refused: {texts:?}");
+    });
+}

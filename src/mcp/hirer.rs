@@ -150,7 +150,8 @@ impl Hirer {
         self.state.clone()
     }
 
-    /// Runs a tool as `rest`'s handler would run: its guard for this caller, then `call`.
+    /// Runs a tool as `rest`'s handler would run: its guard and rate limit for this caller, then
+    /// `call`.
     pub(crate) async fn mirror<T, F, Fut>(&self, parts: &Parts, rest: Rest, call: F) -> ToolResult
     where
         T: serde::Serialize,
@@ -161,6 +162,9 @@ impl Hirer {
             Ok(caller) => caller,
             Err(e) => return Ok(refused(e)),
         };
+        if let Err(e) = rest.admit(&self.state, &caller, parts).await {
+            return Ok(refused(e));
+        }
         Ok(answer(call(self.state.clone(), caller).await))
     }
 
