@@ -231,3 +231,64 @@ fn hire_agent_counts_against_the_financial_limit() {
         assert!(texts[2].starts_with("RATE_LIMIT_EXCEEDED"), "the third hire in a minute is refused: {texts:?}");
     });
 }
+
+async fn rpc(http: &Client, server: &Server, key: &str, id: i64, method: &str, params: Value) -> Value {
+    let res = http
+        .0
+        .post(format!("{}/mcp/hirer", server.base))
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2025-11-25")
+        .header("authorization", format!("Bearer {key}"))
+        .json(&json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200, "{method} on {}", server.base);
+    res.json().await.unwrap()
+}
+
+async fn tool(http: &Client, server: &Server, key: &str, name: &str, arguments: Value) -> Value {
+    let body = rpc(http, server, key, 2, "tools/call", json!({"name": name, "arguments": arguments})).await;
+    assert_eq!(body["result"]["isError"], false, "{name}: {body}");
+    serde_json::from_str(body["result"]["content"][0]["text"].as_str().unwrap()).unwrap()
+}
+
+/// Two servers on one PostgreSQL behind a (simulated) load balancer: a client's requests land
+/// on either; the surface keeps nothing per session, so each answers.
+#[test]
+fn two_servers_answer_one_client_on_postgres() {
+    let Some((url, dir, _db)) = process::run(process::postgres()) else { return };
+    let a = Server::start(&url, dir.path(), &["--enable-sandbox-deposits", "--defer-hiring-probe"]);
+    let b = Server::start(&url, dir.path(), &["--enable-sandbox-deposits", "--defer-hiring-probe"]);
+    let http = Client::new();
+    process::run(async {
+        let key = http.signup(&a, "two@example.com").await;
+        let deposit = json!({"amount": "50.00", "currency": "USD", "payment_method": "sandbox"});
+        assert_eq!(http.post(&a, "/api/v1/ledger/deposit", Some(&key), deposit).await.0, 201);
+        let agent = json!({"agent": {"name": "Two", "did": AGENT_DID, "capabilities": ["code-review"],
+            "pricing_model": "fixed", "base_price": "10.00"}});
+        assert_eq!(http.post(&b, "/api/v1/agents/register", None, agent).await.0, 201);
+
+        let init =
+            json!({"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}});
+        let hello = rpc(&http, &a, &key, 1, "initialize", init).await;
+        assert_eq!(hello["result"]["protocolVersion"], "2025-11-25");
+        let listed = rpc(&http, &b, &key, 2, "tools/list", json!({})).await;
+        assert!(listed["result"]["tools"].as_array().unwrap().len() >= 11, "{listed}");
+
+        let hire = json!({"agent_did": AGENT_DID, "capability": "code-review", "task_description": "Review",
+            "max_price": "10.00", "idempotency_key": "two-servers"});
+        let hired = tool(&http, &a, &key, "hire_agent", hire.clone()).await;
+        let id = hired["hiring"]["id"].as_str().unwrap().to_string();
+        let replay = tool(&http, &b, &key, "hire_agent", hire).await;
+        assert_eq!(replay["hiring"]["id"], id.as_str(), "the replay on the other server finds the same hiring");
+        let balance = tool(&http, &b, &key, "check_balance", json!({})).await;
+        assert_eq!((balance["available"].as_str(), balance["escrow"].as_str()), (Some("40.00"), Some("10.00")));
+        let cancelled = tool(&http, &b, &key, "cancel_hiring", json!({"hiring_id": id})).await;
+        assert_eq!(cancelled["final"], true);
+        let status = tool(&http, &a, &key, "get_hiring_status", json!({"hiring_id": id})).await;
+        assert_eq!(status["status"], "cancelled");
+        let balance = tool(&http, &a, &key, "check_balance", json!({})).await;
+        assert_eq!((balance["available"].as_str(), balance["escrow"].as_str()), (Some("50.00"), Some("0.00")));
+    });
+}
