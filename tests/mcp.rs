@@ -292,3 +292,44 @@ fn two_servers_answer_one_client_on_postgres() {
         assert_eq!((balance["available"].as_str(), balance["escrow"].as_str()), (Some("50.00"), Some("0.00")));
     });
 }
+
+/// Protocol 2025-03-26 allows JSON-RPC batches: answered as one array; later versions refuse them.
+#[test]
+fn batches_are_answered_for_2025_03_26() {
+    let (url, dir) = process::run(process::sqlite());
+    let server = Server::start(&url, dir.path(), &[]);
+    let http = Client::new();
+    process::run(async {
+        let key = http.signup(&server, "batch@example.com").await;
+        let batch = json!([
+            {"jsonrpc": "2.0", "id": 1, "method": "tools/list"},
+            {"jsonrpc": "2.0", "method": "notifications/initialized"},
+            {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "check_balance", "arguments": {}}},
+        ]);
+        let post = |version: Option<&'static str>| {
+            let mut req = http
+                .0
+                .post(format!("{}/mcp/hirer", server.base))
+                .header("accept", "application/json, text/event-stream")
+                .header("authorization", format!("Bearer {key}"))
+                .json(&batch);
+            if let Some(v) = version {
+                req = req.header("mcp-protocol-version", v);
+            }
+            req.send()
+        };
+        for version in [None, Some("2025-03-26")] {
+            let res = post(version).await.unwrap();
+            assert_eq!(res.status(), 200);
+            let answers: Value = res.json().await.unwrap();
+            let answers = answers.as_array().unwrap();
+            assert_eq!(answers.len(), 2, "one answer per request, none for the notification: {answers:?}");
+            assert_eq!(answers[0]["id"], 1);
+            assert!(answers[0]["result"]["tools"].as_array().unwrap().len() >= 11);
+            assert_eq!(answers[1]["id"], 2);
+            assert_eq!(answers[1]["result"]["isError"], false);
+        }
+        let res = post(Some("2025-11-25")).await.unwrap();
+        assert!(res.status().is_client_error(), "no batches after 2025-03-26: {}", res.status());
+    });
+}

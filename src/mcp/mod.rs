@@ -5,7 +5,9 @@
 //! Served statelessly: every POST is answered on its own (no `Mcp-Session-Id`, nothing kept in
 //! memory between requests), so any server of a deployment answers any request. `GET` and
 //! `DELETE` therefore answer 405, as the transport allows for a server without a stream.
+//! JSON-RPC batches (protocol 2025-03-26) are split and answered message by message (`batch`).
 
+pub mod batch;
 pub mod follow;
 pub mod hirer;
 pub mod mirror;
@@ -49,6 +51,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
     );
     Router::new()
         .route_service(HIRER_PATH, service)
+        .route_layer(middleware::from_fn(batch::split_batches))
         .route_layer(middleware::from_fn_with_state(state.clone(), rate_limit::enforce))
         .route_layer(middleware::from_fn(require_caller))
         .route_layer(middleware::from_fn_with_state(state.clone(), crate::auth::caller::resolve_caller))
