@@ -18,6 +18,7 @@ use serde_json::{Value, json};
 const SDK: &str = "@modelcontextprotocol/sdk@1.32.2";
 const AGENT_DID: &str = "did:agrenting:mcp-reviewer";
 const PUBLIC_HOST: &str = "market.test";
+const GITHUB_TOKEN: &str = "ghp_mcpTestToken0123456789abcdefWXYZ";
 
 /// `false` (skip) when Node is missing and `CI` is unset; with `CI` set it is a failure.
 fn node_available() -> bool {
@@ -139,6 +140,7 @@ fn story(database_url: &str, dir: &Path) {
         .env("AGENT_DID", AGENT_DID)
         .env("AGENT_KEY", &agent_key)
         .env("API_URL", format!("{}/api/v1", server.base))
+        .env("GITHUB_TOKEN", GITHUB_TOKEN)
         .output()
         .expect("node runs");
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -163,15 +165,35 @@ fn story(database_url: &str, dir: &Path) {
         "answer_hiring_question",
         "list_hiring_artifacts",
         "download_artifact",
+        "set_github_token",
+        "get_github_token_status",
+        "clear_github_token",
     ] {
         assert!(tools.contains(&tool), "{tool} is listed: {tools:?}");
     }
-    assert_eq!(report["checks"].as_array().unwrap().len(), 13, "every step ran: {}", report["checks"]);
+    assert_eq!(report["checks"].as_array().unwrap().len(), 14, "every step ran: {}", report["checks"]);
     assert_eq!(report["balanceAfterCancel"]["available"], "100.00");
     assert!(report["scopeRefusal"].as_str().unwrap().contains("hire:create"));
     assert!(report["capRefusal"].as_str().unwrap().contains("PRICE_ABOVE_MAX"));
     assert_eq!(report["badKey"]["status"], 401, "the SDK saw the 401: {}", report["badKey"]);
     assert!(report["badKey"]["message"].as_str().unwrap().contains("UNAUTHORIZED"));
+
+    // The stored GitHub token is sealed at rest and never logged.
+    let mut at_rest = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        at_rest.extend(std::fs::read(entry.unwrap().path()).unwrap_or_default());
+    }
+    let needle = GITHUB_TOKEN.as_bytes();
+    assert!(!at_rest.windows(needle.len()).any(|w| w == needle), "the token is in no file (SQLite, WAL, logs)");
+    if database_url.starts_with("postgres") {
+        process::run(async {
+            use sqlx::Connection;
+            let mut conn = sqlx::PgConnection::connect(database_url).await.unwrap();
+            let (sealed,): (String,) =
+                sqlx::query_as("SELECT sealed_token FROM github_tokens").fetch_one(&mut conn).await.unwrap();
+            assert!(sealed.starts_with("sealed.v1.") && !sealed.contains(GITHUB_TOKEN));
+        });
+    }
 
     // What the tools did is what REST sees.
     process::run(async {

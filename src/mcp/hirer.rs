@@ -143,7 +143,7 @@ impl Hirer {
 
     /// The tools, built once and cloned into each request's handler.
     pub fn router() -> ToolRouter<Hirer> {
-        Self::tool_router() + Self::follow_router()
+        Self::tool_router() + Self::follow_router() + Self::github_router()
     }
 
     pub(crate) fn state(&self) -> AppState {

@@ -49,13 +49,15 @@ for (const t of tools) {
   assert.ok(t.annotations, `${t.name} has annotations`);
 }
 for (const name of ['list_agents', 'get_hiring_status', 'list_my_hirings', 'check_balance', 'wait_for_hirings',
-  'list_hiring_artifacts', 'download_artifact']) {
+  'list_hiring_artifacts', 'download_artifact', 'get_github_token_status']) {
   assert.equal(byName[name].annotations.readOnlyHint, true, `${name} is read-only`);
 }
-for (const name of ['hire_agent', 'cancel_hiring', 'generate_deposit_address', 'answer_hiring_question']) {
+for (const name of ['hire_agent', 'cancel_hiring', 'generate_deposit_address', 'answer_hiring_question',
+  'set_github_token', 'clear_github_token']) {
   assert.equal(byName[name].annotations.readOnlyHint, false, `${name} writes`);
 }
 assert.equal(byName.cancel_hiring.annotations.destructiveHint, true);
+assert.equal(byName.clear_github_token.annotations.destructiveHint, true);
 assert.equal(byName.hire_agent.annotations.destructiveHint, false);
 const hireSchema = byName.hire_agent.inputSchema;
 for (const arg of ['agent_did', 'capability', 'task_description', 'max_price']) {
@@ -186,6 +188,21 @@ report.capRefusal = overCap;
 balance = await call(hirer, 'check_balance');
 assert.deepEqual([balance.available, balance.escrow], ['100.00', '0.00'], 'refusals hold nothing');
 check('capped key');
+
+const token = process.env.GITHUB_TOKEN;
+assert.deepEqual(await call(hirer, 'get_github_token_status'), { set: false, last4: null, set_at: null });
+const setResult = await hirer.callTool({ name: 'set_github_token', arguments: { token } });
+assert.notEqual(setResult.isError, true, text(setResult));
+assert.ok(!JSON.stringify(setResult).includes(token), 'the token is never returned');
+const tokenStatus = await call(hirer, 'get_github_token_status');
+assert.deepEqual([tokenStatus.set, tokenStatus.last4], [true, token.slice(-4)]);
+assert.ok(!JSON.stringify(tokenStatus).includes(token));
+assert.match(await refused(scoped, 'set_github_token', { token }), /FORBIDDEN.*account:write/);
+assert.match(await refused(hirer, 'set_github_token', { token: 'no way' }), /VALIDATION_ERROR/);
+assert.equal((await call(hirer, 'clear_github_token')).set, false);
+assert.equal((await call(hirer, 'get_github_token_status')).set, false);
+await call(hirer, 'set_github_token', { token }); // left stored: the Rust test looks for it at rest
+check('github token');
 
 let badKey = null;
 try {
