@@ -179,14 +179,16 @@ impl Hirer {
         Extension(parts): Extension<Parts>,
     ) -> ToolResult {
         self.mirror(&parts, LIST_AGENTS, |state, _caller| async move {
-            let query = DiscoverQuery {
-                capability: a.capability,
-                min_price: a.min_price,
-                max_price: a.max_price,
-                min_reputation: a.min_reputation.map(|r| r.to_string()),
-                sort_by: a.sort_by,
-                limit: a.limit.map(|l| l.to_string()),
-            };
+            // Built from its serialized form, so filters added to the query later default to unset.
+            let query: DiscoverQuery = serde_json::from_value(json!({
+                "capability": a.capability,
+                "min_price": a.min_price,
+                "max_price": a.max_price,
+                "min_reputation": a.min_reputation.map(|r| r.to_string()),
+                "sort_by": a.sort_by,
+                "limit": a.limit.map(|l| l.to_string()),
+            }))
+            .map_err(|e| ApiError::Internal(e.into()))?;
             let now = state.now();
             let rows = discovery::discover(&state.db, &query).await?;
             Ok(json!({"agents": rows.iter().map(|r| DiscoveredAgent::from_row(r, now)).collect::<Vec<_>>()}))
