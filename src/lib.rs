@@ -13,6 +13,7 @@ pub mod db;
 pub mod error;
 pub mod http;
 pub mod ledger;
+pub mod mcp;
 pub mod money;
 pub mod openapi;
 pub mod payments;

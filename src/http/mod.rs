@@ -47,6 +47,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics_text))
         .merge(crate::dashboard::router(state.clone()))
         .merge(crate::payments::routes::callbacks())
+        .merge(crate::mcp::router(&state))
         .fallback(route_not_found)
         .method_not_allowed_fallback(route_not_found)
         .layer(middleware::from_fn(extract::refuse_control_characters))

@@ -45,14 +45,13 @@ pub struct BalanceView {
 /// The acting wallet's balances.
 #[utoipa::path(get, path = "/api/v1/ledger/balance", tag = "ledger", responses((status = 200, body = BalanceView), (status = 401), (status = 403)))]
 pub(crate) async fn balance(State(state): State<AppState>, caller: Caller) -> ApiResult<Api<BalanceView>> {
-    let b = balances(&state.db, &principal_of(&caller)?).await?;
-    Ok(Api::ok(BalanceView {
-        available: b.available,
-        escrow: b.escrow,
-        pending: b.pending,
-        total: b.total(),
-        currency: "USD",
-    }))
+    Ok(Api::ok(balance_of(&state, &caller).await?))
+}
+
+/// `GET /ledger/balance` without the HTTP (MCP `check_balance` calls it too).
+pub(crate) async fn balance_of(state: &AppState, caller: &Caller) -> ApiResult<BalanceView> {
+    let b = balances(&state.db, &principal_of(caller)?).await?;
+    Ok(BalanceView { available: b.available, escrow: b.escrow, pending: b.pending, total: b.total(), currency: "USD" })
 }
 
 /// The acting wallet's transactions, newest first.
@@ -106,9 +105,14 @@ pub(crate) async fn deposit(
     caller: Caller,
     body: JsonObject,
 ) -> ApiResult<Api<DepositCreated>> {
-    let Started { deposit: d, checkout } = make_deposit(&state, &caller, body).await?;
+    Ok(Api::created(deposit_with(&state, &caller, body).await?))
+}
+
+/// `POST /ledger/deposit` without the HTTP (MCP `generate_deposit_address` calls it too).
+pub(crate) async fn deposit_with(state: &AppState, caller: &Caller, body: JsonObject) -> ApiResult<DepositCreated> {
+    let Started { deposit: d, checkout } = make_deposit(state, caller, body).await?;
     let checkout = checkout.unwrap_or_default();
-    Ok(Api::created(DepositCreated {
+    Ok(DepositCreated {
         transaction_id: d.id,
         status: d.status,
         amount: d.amount,
@@ -118,7 +122,7 @@ pub(crate) async fn deposit(
         deposit_address: checkout.pay_address,
         pay_amount: checkout.pay_amount,
         pay_currency: checkout.pay_currency,
-    }))
+    })
 }
 
 async fn make_deposit(state: &AppState, caller: &Caller, body: JsonObject) -> ApiResult<Started> {

@@ -232,8 +232,14 @@ pub(crate) async fn list_for_task(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Api<Vec<Artifact>>> {
-    let (_, task) = task_for(&state, &caller, &id).await?;
-    Ok(Api::ok(list(&state.db, &task.id).await?))
+    Ok(Api::ok(list_visible(&state, &caller, &id).await?))
+}
+
+/// `GET /tasks/:id/artifacts` (and `/hirings/:id/artifacts`) without the HTTP (MCP
+/// `list_hiring_artifacts` calls it too).
+pub(crate) async fn list_visible(state: &AppState, caller: &Caller, id: &str) -> ApiResult<Vec<Artifact>> {
+    let (_, task) = task_for(state, caller, id).await?;
+    Ok(list(&state.db, &task.id).await?)
 }
 
 /// A hiring's artifacts (metadata; download each with its `download_url`).
@@ -265,14 +271,28 @@ pub(crate) async fn download(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
+    let file = content_of(&state, &caller, &id).await?;
+    Ok(file_response(&file.content_type, &file.name, file.bytes))
+}
+
+/// An artifact's content, as its download serves it.
+pub(crate) struct ArtifactFile {
+    pub name: String,
+    pub content_type: String,
+    pub bytes: Vec<u8>,
+}
+
+/// `GET /artifacts/:id/download` without the HTTP (MCP `download_artifact` calls it too): the
+/// task's participants only, anyone else gets 404.
+pub(crate) async fn content_of(state: &AppState, caller: &Caller, id: &str) -> ApiResult<ArtifactFile> {
     let row: Option<(String, String, String, String, String)> =
         sqlx::query_as("SELECT task_id, name, content_type, encoding, content FROM artifacts WHERE id = $1")
-            .bind(&id)
+            .bind(id)
             .fetch_optional(state.db.pool())
             .await?;
     let (task_id, name, content_type, encoding, content) = row.ok_or_else(|| ApiError::not_found("artifact"))?;
-    task_for(&state, &caller, &task_id).await.map_err(|_| ApiError::not_found("artifact"))?;
-    Ok(file_response(&content_type, &name, decode(&encoding, content)))
+    task_for(state, caller, &task_id).await.map_err(|_| ApiError::not_found("artifact"))?;
+    Ok(ArtifactFile { name, content_type, bytes: decode(&encoding, content) })
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]

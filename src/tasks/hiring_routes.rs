@@ -52,9 +52,21 @@ pub(crate) async fn hire(
     Path(did): Path<String>,
     body: JsonObject,
 ) -> ApiResult<Api<Hired>> {
+    let (body, created) = hire_with(&state, &caller, &did, body).await?;
+    Ok(if created { Api::created(body) } else { Api::ok(body) })
+}
+
+/// `POST /agents/:did/hire` without the HTTP: the hiring and whether it is new (`false`: the
+/// same client idempotency key and request replayed). MCP `hire_agent` calls it too.
+pub(crate) async fn hire_with(
+    state: &AppState,
+    caller: &Caller,
+    did: &str,
+    body: JsonObject,
+) -> ApiResult<(Hired, bool)> {
     let req: HireRequest = body.parse(Some("hiring"))?;
-    let (task, created) = hirings::hire(&state, &caller, &did, req).await?;
-    let hiring = hiring_view(&state, &task).await?;
+    let (task, created) = hirings::hire(state, caller, did, req).await?;
+    let hiring = hiring_view(state, &task).await?;
     let config = HireConfig {
         agent_did: hiring.agent_did.clone(),
         pricing_model: hiring.pricing_model.clone(),
@@ -62,11 +74,10 @@ pub(crate) async fn hire(
         capabilities: hiring.agent.as_ref().map(|a| a.capabilities.clone()).unwrap_or_default(),
         hiring_id: hiring.id.clone(),
     };
-    let body = Hired { hiring, config };
-    Ok(if created { Api::created(body) } else { Api::ok(body) })
+    Ok((Hired { hiring, config }, created))
 }
 
-#[derive(Debug, Deserialize, IntoParams)]
+#[derive(Debug, Default, Deserialize, IntoParams)]
 pub struct ListQuery {
     pub status: Option<String>,
     pub limit: Option<String>,
@@ -90,6 +101,11 @@ pub(crate) async fn list(
     caller: Caller,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> ApiResult<Api<HiringPage>> {
+    Ok(Api::ok(list_page(&state, &caller, &q).await?))
+}
+
+/// `GET /hirings` without the HTTP (MCP `list_my_hirings` calls it too).
+pub(crate) async fn list_page(state: &AppState, caller: &Caller, q: &ListQuery) -> ApiResult<HiringPage> {
     let per_page =
         crate::http::pagination::parse_limit(q.limit.as_deref()).map_err(|e| ApiError::validation(vec![e]))?;
     let (page, offset) =
@@ -100,13 +116,13 @@ pub(crate) async fn list(
             ApiError::field("status", &format!("must be one of {}", HiringStatus::names().join(", ")))
         })?),
     };
-    let client = principal_of(&caller)?.key();
+    let client = principal_of(caller)?.key();
     let (rows, total) = store::list_hirings(&state.db, &client, status, per_page, offset).await?;
     let mut hirings = Vec::with_capacity(rows.len());
     for t in &rows {
-        hirings.push(hiring_view(&state, t).await?);
+        hirings.push(hiring_view(state, t).await?);
     }
-    Ok(Api::ok(HiringPage { hirings, total, page, per_page, total_pages: (total + per_page - 1) / per_page }))
+    Ok(HiringPage { hirings, total, page, per_page, total_pages: (total + per_page - 1) / per_page })
 }
 
 /// Agent side: hirings waiting for the calling agent.
@@ -136,8 +152,13 @@ pub(crate) async fn show(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Api<Hiring>> {
-    let (_, task) = load(&state, &caller, &id).await?;
-    Ok(Api::ok(hiring_view(&state, &task).await?))
+    Ok(Api::ok(show_one(&state, &caller, &id).await?))
+}
+
+/// `GET /hirings/:id` without the HTTP (MCP `get_hiring_status` calls it too).
+pub(crate) async fn show_one(state: &AppState, caller: &Caller, id: &str) -> ApiResult<Hiring> {
+    let (_, task) = load(state, caller, id).await?;
+    hiring_view(state, &task).await
 }
 
 /// Cancel an unfinished hiring; the escrow is refunded. 409 once it is final.
@@ -148,9 +169,14 @@ pub(crate) async fn cancel(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Api<Hiring>> {
-    let (actor, task) = load(&state, &caller, &id).await?;
+    Ok(Api::ok(cancel_one(&state, &caller, &id).await?))
+}
+
+/// `POST /hirings/:id/cancel` without the HTTP: the engine's `Cancel` (MCP `cancel_hiring`).
+pub(crate) async fn cancel_one(state: &AppState, caller: &Caller, id: &str) -> ApiResult<Hiring> {
+    let (actor, task) = load(state, caller, id).await?;
     let task = state.engine.act(&actor, &task.id, Command::Cancel).await?.task;
-    Ok(Api::ok(hiring_view(&state, &task).await?))
+    hiring_view(state, &task).await
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -194,7 +220,17 @@ pub(crate) async fn post_message(
     Path(id): Path<String>,
     body: JsonObject,
 ) -> ApiResult<Api<HiringMessage>> {
-    let (actor, task) = load(&state, &caller, &id).await?;
+    Ok(Api::created(post_message_with(&state, &caller, &id, body).await?))
+}
+
+/// `POST /hirings/:id/messages` without the HTTP (MCP `answer_hiring_question` calls it too).
+pub(crate) async fn post_message_with(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+    body: JsonObject,
+) -> ApiResult<HiringMessage> {
+    let (actor, task) = load(state, caller, id).await?;
     let req: HiringMessageRequest = body.parse(None)?;
     let content = req.content.map(|c| c.trim().to_string()).unwrap_or_default();
     let mut errors = Vec::new();
@@ -231,9 +267,8 @@ pub(crate) async fn post_message(
     )
     .await?;
     tx.commit().await?;
-    let hiring = hiring_view(&state, &task).await?;
-    let message = hiring.messages.into_iter().find(|m| m.id == mid).ok_or_else(|| ApiError::not_found("message"))?;
-    Ok(Api::created(message))
+    let hiring = hiring_view(state, &task).await?;
+    hiring.messages.into_iter().find(|m| m.id == mid).ok_or_else(|| ApiError::not_found("message"))
 }
 
 /// The hiring's messages (older clients read them here).

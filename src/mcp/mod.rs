@@ -1,0 +1,162 @@
+//! The MCP surfaces. Today: the hirer surface, `POST /mcp/hirer` (Streamable HTTP through the
+//! official SDK, `rmcp`), whose tools call the same slice functions as the REST endpoints they
+//! mirror, with the same `Caller`, behind the same route-table access rules (`mirror`).
+//!
+//! Served statelessly: every POST is answered on its own (no `Mcp-Session-Id`, nothing kept in
+//! memory between requests), so any server of a deployment answers any request. `GET` and
+//! `DELETE` therefore answer 405, as the transport allows for a server without a stream.
+//! JSON-RPC batches (protocol 2025-03-26) are split and answered message by message (`batch`).
+
+pub mod batch;
+pub mod follow;
+pub mod github;
+pub mod hirer;
+pub mod mirror;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::Request;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use rmcp::model::{CallToolResult, ContentBlock};
+use rmcp::transport::streamable_http_server::session::never::NeverSessionManager;
+use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+use serde::Serialize;
+
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::http::endpoint::{Access, Declared};
+use crate::http::rate_limit::{self, Limit};
+use crate::state::AppState;
+
+/// The path of the hirer surface.
+pub const HIRER_PATH: &str = "/mcp/hirer";
+
+/// The MCP routes, merged into the top-level router. A request without a valid credential is
+/// answered 401 in the API's error envelope before any MCP handling (`auth::caller` resolves
+/// it exactly as for `/api/v1`); each request counts against the general rate limit.
+pub fn router(state: &AppState) -> Router<AppState> {
+    let tools = hirer::Hirer::router();
+    let hirer_state = state.clone();
+    let config = StreamableHttpServerConfig::default()
+        .with_legacy_session_mode(false)
+        .with_json_response(true)
+        .with_sse_keep_alive(None)
+        .with_max_request_body_bytes(state.config.max_body_bytes)
+        .with_allowed_hosts(allowed_hosts(&state.config.public_url));
+    let service = StreamableHttpService::new(
+        move || Ok(hirer::Hirer::new(hirer_state.clone(), tools.clone())),
+        Arc::new(NeverSessionManager::default()),
+        config,
+    );
+    Router::new()
+        .route_service(HIRER_PATH, service)
+        .route_layer(middleware::from_fn(batch::split_batches))
+        .route_layer(middleware::from_fn_with_state(state.clone(), rate_limit::enforce))
+        .route_layer(middleware::from_fn(require_caller))
+        .route_layer(middleware::from_fn_with_state(state.clone(), crate::auth::caller::resolve_caller))
+        .route_layer(axum::Extension(Declared { access: Access::Credential, limit: Limit::General }))
+}
+
+/// The `Host` values the MCP endpoints accept (DNS-rebinding protection): loopback, and the
+/// host of `--public-url` (with its port when the URL names one, else on any port).
+pub fn allowed_hosts(public_url: &str) -> Vec<String> {
+    let mut hosts: Vec<String> = ["localhost", "127.0.0.1", "::1"].map(String::from).to_vec();
+    if let Ok(url) = url::Url::parse(public_url)
+        && let Some(host) = url.host_str()
+    {
+        hosts.push(match url.port() {
+            Some(port) => format!("{host}:{port}"),
+            None => host.to_string(),
+        });
+    }
+    hosts
+}
+
+async fn require_caller(req: Request, next: Next) -> Response {
+    if req.extensions().get::<Caller>().is_none() {
+        return ApiError::unauthorized("an API key is required (Authorization: Bearer ap_… or X-API-Key)")
+            .into_response();
+    }
+    next.run(req).await
+}
+
+/// A tool's answer: the value as JSON text, or a refusal as a tool error (`isError: true`)
+/// whose text says what went wrong and what to do — never a protocol error.
+pub fn answer<T: Serialize>(result: Result<T, ApiError>) -> CallToolResult {
+    match result {
+        Ok(value) => match serde_json::to_string_pretty(&value) {
+            Ok(text) => CallToolResult::success(vec![ContentBlock::text(text)]),
+            Err(e) => refused(ApiError::Internal(e.into())),
+        },
+        Err(err) => refused(err),
+    }
+}
+
+/// A refusal as a tool error: `CODE: message`, the field details, and a hint.
+pub fn refused(err: ApiError) -> CallToolResult {
+    let text = match &err {
+        ApiError::Known { code, message, details, .. } => {
+            let mut text = format!("{code}: {message}");
+            for d in details {
+                if let (Some(field), Some(msg)) = (d["field"].as_str(), d["message"].as_str()) {
+                    text.push_str(&format!("\n- {field}: {msg}"));
+                }
+            }
+            if let Some(hint) = hint(code) {
+                text.push('\n');
+                text.push_str(hint);
+            }
+            text
+        }
+        ApiError::Internal(e) => {
+            tracing::error!(error = ?e, "MCP tool failed");
+            "INTERNAL_ERROR: the server failed; try again later, and report it if it persists".to_string()
+        }
+    };
+    CallToolResult::error(vec![ContentBlock::text(text)])
+}
+
+fn hint(code: &str) -> Option<&'static str> {
+    Some(match code {
+        "FORBIDDEN" => {
+            "Use an API key that has this scope (create one on the dashboard's API keys page or with POST /api/v1/api-keys)."
+        }
+        "PRICE_ABOVE_MAX" => {
+            "This key's max_price_per_hire is below the price: offer less, or use a key with a higher cap."
+        }
+        "INSUFFICIENT_BALANCE" => "Add funds first (generate_deposit_address), then check_balance and hire again.",
+        "VALIDATION_ERROR" | "INVALID_AMOUNT" => "Fix the arguments named above and call the tool again.",
+        "NOT_FOUND" | "AGENT_NOT_FOUND" => "Check the id: list_my_hirings and list_agents show the ones you can use.",
+        "PAYMENT_PROVIDER_NOT_CONFIGURED" => {
+            "This server takes no provider deposits; ask its operator to configure one, or fund the wallet another way."
+        }
+        "RATE_LIMIT_EXCEEDED" => "Wait a moment and call the tool again.",
+        "CONFLICT" | "INVALID_STATE" => "Call get_hiring_status to see where the hiring stands.",
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn allowed_hosts_come_from_the_public_url() {
+        let hosts = allowed_hosts("https://market.example.com");
+        assert!(hosts.contains(&"market.example.com".to_string()));
+        assert!(hosts.contains(&"127.0.0.1".to_string()));
+        let hosts = allowed_hosts("http://market.example.com:8443/base");
+        assert!(hosts.contains(&"market.example.com:8443".to_string()));
+        assert_eq!(allowed_hosts("not a url").len(), 3);
+    }
+
+    #[test]
+    fn refusals_are_tool_errors_with_what_to_do() {
+        let r = refused(ApiError::forbidden("this key lacks the `hire:create` scope"));
+        assert_eq!(r.is_error, Some(true));
+        let text = serde_json::to_string(&r.content).unwrap();
+        assert!(text.contains("FORBIDDEN") && text.contains("hire:create") && text.contains("scope"), "{text}");
+    }
+}
