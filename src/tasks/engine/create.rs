@@ -9,7 +9,7 @@ use super::state::PaymentStatus;
 use crate::agents::model::AgentRow;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
-use crate::ledger::{Account, Entry, Principal, Purpose};
+use crate::ledger::Principal;
 use crate::money::Amount;
 use crate::tasks::model::{NewTaskRow, TaskRow};
 
@@ -197,19 +197,7 @@ pub fn decide_create(
     };
     effects.event(&task.id, "task_created", None, details);
     if task.payment_status == PaymentStatus::Escrowed {
-        let client = task.client();
-        effects.entries.push(Entry {
-            kind: "escrow_hold",
-            reference: format!("task:{}:hold", task.id),
-            task_id: Some(task.id.clone()),
-            memo: None,
-            postings: vec![
-                (Account::Wallet(client.clone(), Purpose::Available), -task.price),
-                (Account::Wallet(client.clone(), Purpose::Escrow), task.price),
-            ],
-        });
-        effects.line(&client, "escrow_hold", price, &task.id, format!("escrow for task {}", task.id));
-        effects.event(&task.id, "payment_escrowed", None, json!({"amount": price}));
+        effects.hold(&task);
     }
     if let Some(message) = c.hire.as_ref().and_then(|h| h.client_message.clone()) {
         effects.message = Some((message, c.caller.user.as_ref().map(|u| u.id.clone())));

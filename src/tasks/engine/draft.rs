@@ -47,24 +47,9 @@ impl Draft {
 
     /// Books the escrow hold: client available → client escrow.
     pub(super) fn hold(&mut self) {
-        let task = &self.task;
-        let client = task.client();
-        self.effects.entries.push(Entry {
-            kind: "escrow_hold",
-            reference: format!("task:{}:hold", task.id),
-            task_id: Some(task.id.clone()),
-            memo: None,
-            postings: vec![
-                (Account::Wallet(client.clone(), Purpose::Available), -task.price),
-                (Account::Wallet(client.clone(), Purpose::Escrow), task.price),
-            ],
-        });
-        self.effects.line(&client, "escrow_hold", task.price(), &task.id, format!("escrow for task {}", task.id));
-        let amount = task.price();
-        self.event("payment_escrowed", None, json!({"amount": amount}));
+        self.effects.hold(&self.task);
     }
 
-    /// Pays a completed task out: the provider gets price − fee, the platform the fee.
     pub(super) fn release(&mut self, rating: Option<i64>, why: &str) {
         self.outcome(Outcome { completed: 1, rating, ..Outcome::default() });
         if self.task.payment_status == PaymentStatus::NotRequired {

@@ -6,7 +6,7 @@ use serde_json::json;
 
 use super::command::Ruling;
 use super::state::HiringStatus;
-use crate::ledger::{Entry, Principal};
+use crate::ledger::{Account, Entry, Principal, Purpose};
 use crate::money::Amount;
 use crate::tasks::model::TaskRow;
 
@@ -71,6 +71,24 @@ pub struct Effects {
 }
 
 impl Effects {
+    /// The escrow hold of `task`: client available → client escrow, its statement line and
+    /// its timeline event.
+    pub fn hold(&mut self, task: &TaskRow) {
+        let client = task.client();
+        self.entries.push(Entry {
+            kind: "escrow_hold",
+            reference: format!("task:{}:hold", task.id),
+            task_id: Some(task.id.clone()),
+            memo: None,
+            postings: vec![
+                (Account::Wallet(client.clone(), Purpose::Available), -task.price),
+                (Account::Wallet(client.clone(), Purpose::Escrow), task.price),
+            ],
+        });
+        self.line(&client, "escrow_hold", task.price(), &task.id, format!("escrow for task {}", task.id));
+        self.event(&task.id, "payment_escrowed", None, json!({"amount": task.price()}));
+    }
+
     pub fn event(
         &mut self,
         task_id: &str,
