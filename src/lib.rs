@@ -69,7 +69,17 @@ impl App {
         let key_uses = Arc::default();
         let config = Arc::new(config);
         let rate_leases = Arc::default();
-        let state = AppState { db, config, clock, http, secrets, engine, verified_keys, key_uses, rate_leases };
+        let state = AppState::new(state::Parts {
+            db,
+            config,
+            clock,
+            http,
+            secrets,
+            engine,
+            verified_keys,
+            key_uses,
+            rate_leases,
+        });
         Ok(App { state })
     }
 
