@@ -11,6 +11,7 @@ pub mod config;
 pub mod dashboard;
 pub mod db;
 pub mod error;
+pub mod hex;
 pub mod http;
 pub mod ledger;
 pub mod mcp;
