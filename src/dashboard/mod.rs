@@ -4,9 +4,12 @@
 mod admin;
 mod agent_page;
 mod auth_pages;
+mod hire_pages;
 mod key_pages;
+mod market_pages;
 mod money_pages;
 mod pages;
+mod view;
 mod webhook_pages;
 
 use std::collections::HashMap;
@@ -29,6 +32,8 @@ const SESSION_TTL_MS: i64 = 7 * 24 * 3600 * 1000;
 pub fn router(state: AppState) -> Router<AppState> {
     Router::new()
         .route("/", get(pages::marketplace))
+        .route("/agents/{did}", get(market_pages::agent))
+        .route("/agents/{did}/hire", get(hire_pages::hire_form).post(hire_pages::hire))
         .route("/register", get(auth_pages::register_form).post(auth_pages::register))
         .route("/login", get(auth_pages::login_form).post(auth_pages::login))
         .route("/logout", post(auth_pages::logout))
@@ -44,6 +49,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/dashboard/agents/{id}/keys", post(agent_page::create_key))
         .route("/dashboard/agents/{id}/keys/{key_id}/revoke", post(agent_page::revoke_key))
         .route("/dashboard/tasks", get(money_pages::tasks))
+        .route("/dashboard/tasks/new", get(hire_pages::new_task_form).post(hire_pages::new_task))
         .route("/dashboard/tasks/{id}", get(money_pages::task))
         .route("/dashboard/tasks/{id}/{action}", post(money_pages::task_action))
         .route("/dashboard/wallet", get(money_pages::wallet))
@@ -244,10 +250,24 @@ pub async fn require_browser(state: &AppState, headers: &HeaderMap) -> Result<Br
     browser(state, headers).await?.ok_or_else(|| Redirect::to("/login").into_response())
 }
 
-pub async fn start_session(state: &AppState, headers: &HeaderMap, user_id: &str) -> Result<Response, Response> {
+/// The signed-in browser, or a redirect to the login page that comes back to `path` after.
+pub async fn require_browser_for(state: &AppState, headers: &HeaderMap, path: &str) -> Result<Browser, Response> {
+    let back = percent_encoding::utf8_percent_encode(path, percent_encoding::NON_ALPHANUMERIC).to_string();
+    browser(state, headers).await?.ok_or_else(|| Redirect::to(&format!("/login?next={back}")).into_response())
+}
+
+/// Signs the browser in and sends it on to `next` (a local path checked by `view::local_path`),
+/// or to the dashboard when `next` is empty.
+pub async fn start_session(
+    state: &AppState,
+    headers: &HeaderMap,
+    user_id: &str,
+    next: &str,
+) -> Result<Response, Response> {
     let (token, _) =
         browser_sessions::start(&state.db, user_id, state.now(), SESSION_TTL_MS).await.map_err(internal)?;
-    let mut response = Redirect::to("/dashboard").into_response();
+    let to = view::local_path(Some(next)).unwrap_or_else(|| "/dashboard".into());
+    let mut response = Redirect::to(&to).into_response();
     set_cookie(&mut response, headers, state, SESSION_COOKIE, &token, SESSION_TTL_MS / 1000);
     Ok(response)
 }

@@ -6,6 +6,8 @@ use serde_json::json;
 use crate::both_engines;
 use crate::support::TestApp;
 
+mod market;
+
 struct Browser {
     http: reqwest::Client,
     base: String,
@@ -35,6 +37,19 @@ impl Browser {
         let r = self.http.post(format!("{}{path}", self.base)).form(form).send().await.unwrap();
         (r.status().as_u16(), r.text().await.unwrap())
     }
+    /// Like `post`, and the path the browser ended on after any redirects.
+    async fn post_to(&self, path: &str, form: &[(&str, &str)]) -> (u16, String, String) {
+        let r = self.http.post(format!("{}{path}", self.base)).form(form).send().await.unwrap();
+        let landed = r.url().path().to_string();
+        (r.status().as_u16(), landed, r.text().await.unwrap())
+    }
+    /// Like `get`, and the path (with its query) the browser ended on after any redirects.
+    async fn get_to(&self, path: &str) -> (u16, String, String) {
+        let r = self.http.get(format!("{}{path}", self.base)).send().await.unwrap();
+        let url = r.url();
+        let landed = format!("{}{}", url.path(), url.query().map(|q| format!("?{q}")).unwrap_or_default());
+        (r.status().as_u16(), landed, r.text().await.unwrap())
+    }
     /// Signs up through the form; lands on the dashboard.
     async fn sign_up(&self, email: &str) -> String {
         let (_, page) = self.get("/register").await;
@@ -52,6 +67,13 @@ impl Browser {
 
 fn csrf(page: &str) -> String {
     let at = page.find("name=\"csrf\" value=\"").expect("a CSRF field") + "name=\"csrf\" value=\"".len();
+    page[at..].split('"').next().unwrap().to_string()
+}
+
+/// The value of the form field `name` on a page.
+fn field_value(page: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let at = page.find(&marker).unwrap_or_else(|| panic!("a {name} field")) + marker.len();
     page[at..].split('"').next().unwrap().to_string()
 }
 
