@@ -203,7 +203,7 @@ pub(super) fn utc_datetime(form: &Fields, name: &str) -> Result<Option<Line>, Ap
     }
 }
 
-fn json_body(value: serde_json::Value) -> Result<JsonObject, ApiError> {
+pub(super) fn json_body(value: serde_json::Value) -> Result<JsonObject, ApiError> {
     let bytes = serde_json::to_vec(&value).map_err(|e| ApiError::Internal(e.into()))?;
     JsonObject::from_bytes(&Bytes::from(bytes))
 }

@@ -3,12 +3,15 @@
 
 mod admin;
 mod agent_page;
+mod artifact_view;
 mod auth_pages;
 mod hire_pages;
 mod key_pages;
+mod markdown;
 mod market_pages;
 mod money_pages;
 mod pages;
+mod task_page;
 mod view;
 mod webhook_pages;
 
@@ -50,8 +53,10 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/dashboard/agents/{id}/keys/{key_id}/revoke", post(agent_page::revoke_key))
         .route("/dashboard/tasks", get(money_pages::tasks))
         .route("/dashboard/tasks/new", get(hire_pages::new_task_form).post(hire_pages::new_task))
-        .route("/dashboard/tasks/{id}", get(money_pages::task))
-        .route("/dashboard/tasks/{id}/{action}", post(money_pages::task_action))
+        .route("/dashboard/tasks/{id}", get(task_page::task))
+        .route("/dashboard/tasks/{id}/live", get(task_page::live))
+        .route("/dashboard/tasks/{id}/{action}", post(task_page::task_action))
+        .route("/dashboard/artifacts/{id}/download", get(artifact_view::download))
         .route("/dashboard/wallet", get(money_pages::wallet))
         .route("/dashboard/wallet/deposit", post(money_pages::deposit))
         .route("/dashboard/wallet/{action}", post(money_pages::wallet_action))
@@ -61,6 +66,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/dashboard/admin/{kind}/{id}/{action}", post(admin::act))
         .route("/static/app.css", get(stylesheet))
         .route("/static/app.js", get(script))
+        .route("/static/live.js", get(live_script))
         .layer(axum::middleware::from_fn_with_state(state, security_headers))
 }
 
@@ -73,7 +79,7 @@ async fn security_headers(
     next: axum::middleware::Next,
 ) -> Response {
     let https = is_https(req.headers(), &state);
-    let public = matches!(req.uri().path(), "/" | "/static/app.css" | "/static/app.js");
+    let public = matches!(req.uri().path(), "/" | "/static/app.css" | "/static/app.js" | "/static/live.js");
     let mut response = next.run(req).await;
     let headers = response.headers_mut();
     let set = |headers: &mut HeaderMap, name: &'static str, value: &'static str| {
@@ -102,6 +108,14 @@ async fn script() -> Response {
     (
         [(header::CONTENT_TYPE, "text/javascript; charset=utf-8"), (header::CACHE_CONTROL, "public, max-age=300")],
         include_str!("../../static/app.js"),
+    )
+        .into_response()
+}
+
+async fn live_script() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8"), (header::CACHE_CONTROL, "public, max-age=300")],
+        include_str!("../../static/live.js"),
     )
         .into_response()
 }

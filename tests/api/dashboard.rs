@@ -6,6 +6,7 @@ use serde_json::json;
 use crate::both_engines;
 use crate::support::TestApp;
 
+mod live;
 mod market;
 
 struct Browser {
