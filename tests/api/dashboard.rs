@@ -6,6 +6,7 @@ use serde_json::json;
 use crate::both_engines;
 use crate::support::TestApp;
 
+mod keys;
 mod live;
 mod market;
 
@@ -116,7 +117,13 @@ async fn a_key_created_in_the_dashboard_is_shown_once_and_works(app: TestApp) {
     let (status, page) = b
         .post(
             "/dashboard/api-keys",
-            &[("csrf", &token), ("name", "capped"), ("scopes", "root"), ("max_price_per_hire", "-5")],
+            &[
+                ("csrf", &token),
+                ("name", "capped"),
+                ("preset", "custom"),
+                ("scope.root", "on"),
+                ("max_price_per_hire", "-5"),
+            ],
         )
         .await;
     assert_eq!(status, 422);
