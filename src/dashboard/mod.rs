@@ -5,6 +5,7 @@ mod admin;
 mod agent_page;
 mod artifact_view;
 mod auth_pages;
+mod charts;
 mod hire_pages;
 mod key_pages;
 mod markdown;

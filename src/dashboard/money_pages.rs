@@ -10,6 +10,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use super::pages::{line, message_of};
+use super::view::{filters, usd};
 use super::{Browser, Nav, internal, render, require_browser};
 use crate::error::ApiError;
 use crate::ledger::{self, Principal};
@@ -72,7 +73,7 @@ pub async fn tasks(State(state): State<AppState>, headers: HeaderMap, Query(q): 
             capability: t.capability.clone(),
             provider: t.provider_agent_did.clone(),
             role: if owned.contains(&t.provider_agent_id) { "provider" } else { "client" },
-            price: t.price().to_string(),
+            price: usd(t.price()),
             status: t.status.to_string(),
             payment_status: t.payment_status.to_string(),
         })
@@ -80,6 +81,9 @@ pub async fn tasks(State(state): State<AppState>, headers: HeaderMap, Query(q): 
     let statuses = tasks::model::Status::names().into_iter().map(String::from).collect();
     render(TasksPage { nav: b.nav("tasks"), pager, statuses, status, tasks })
 }
+
+/// Owned agents whose earnings the wallet page draws (the first ones listed).
+const MAX_AGENT_CHARTS: usize = 12;
 
 pub struct WalletLine {
     key: String,
@@ -102,6 +106,9 @@ pub struct TxLine {
 #[template(path = "wallet.html")]
 struct WalletPage {
     nav: Option<Nav>,
+    now: i64,
+    balance_chart: super::charts::Chart,
+    earnings_charts: Vec<super::charts::Chart>,
     pager: super::Pager,
     csrf: String,
     wallets: Vec<WalletLine>,
@@ -137,10 +144,10 @@ async fn wallet_page_at(
         wallets.push(WalletLine {
             key: p.key().replace(':', "-"),
             label: label.clone(),
-            available: bal.available.to_string(),
-            escrow: bal.escrow.to_string(),
-            pending: bal.pending.to_string(),
-            total: bal.total().to_string(),
+            available: usd(bal.available),
+            escrow: usd(bal.escrow),
+            pending: usd(bal.pending),
+            total: usd(bal.total()),
         });
     }
     let page = crate::http::pagination::PageRequest { limit: super::PER_PAGE, offset: pager.offset() };
@@ -154,7 +161,7 @@ async fn wallet_page_at(
         .map(|t| TxLine {
             created_at: t.created_at,
             kind: t.kind,
-            amount: t.amount.to_string(),
+            amount: usd(t.amount),
             status: t.status,
             task_id: t.task_id,
         })
@@ -164,8 +171,23 @@ async fn wallet_page_at(
         Ok(a) => a,
         Err(e) => return internal(e),
     };
+    let agents: Vec<(String, String)> = principals[1..]
+        .iter()
+        .filter_map(|(p, name)| match p {
+            Principal::Agent(id) => Some((id.clone(), name.clone())),
+            Principal::User(_) => None,
+        })
+        .take(MAX_AGENT_CHARTS)
+        .collect();
+    let (balance_chart, earnings_charts) = match super::charts::wallet(state, &principals[0].0, &agents).await {
+        Ok(c) => c,
+        Err(e) => return internal(e),
+    };
     let status = if error.is_some() { StatusCode::UNPROCESSABLE_ENTITY } else { StatusCode::OK };
     let page = WalletPage {
+        now: state.now(),
+        balance_chart,
+        earnings_charts,
         pager,
         addresses,
         nav: b.nav("wallet"),

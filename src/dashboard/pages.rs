@@ -235,7 +235,7 @@ async fn agents_page_with(
                 name: a.name.clone(),
                 did: a.did.clone(),
                 capabilities: a.capabilities().join(", "),
-                price: crate::money::Amount::from_units(a.base_price).unwrap_or_default().to_string(),
+                price: super::view::usd_units(a.base_price),
                 reputation: format!("{:.2}", a.reputation()),
                 status: a.status.clone(),
             })

@@ -6,6 +6,7 @@ use serde_json::json;
 use crate::both_engines;
 use crate::support::TestApp;
 
+mod charts;
 mod keys;
 mod live;
 mod market;
@@ -666,5 +667,5 @@ async fn the_admin_page_shows_the_last_stored_audit_and_runs_one_on_demand(app: 
     let r = app.get("/api/v1/admin/ledger/audit", Some(&admin.key)).await.expect(200);
     let checked_at = r.data()["checked_at"].as_str().unwrap().to_string();
     let (_, page) = b.get("/dashboard/admin").await;
-    assert!(page.contains(&format!("last run {checked_at}")), "{page}");
+    assert!(page.contains(&format!("last run <time datetime=\"{checked_at}\"")), "{page}");
 }
