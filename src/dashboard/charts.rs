@@ -134,7 +134,8 @@ pub fn daily_bars(id: &str, title: &str, column: &'static str, days: &[(i64, i64
 const DAYS: i64 = 30;
 
 /// The wallet page's charts: the user's balance over the last 30 days (or since the wallet's
-/// first money, if later), and each owned agent's earnings per day.
+/// first money, if later, so a new wallet's chart is not a flat month), and each owned agent's
+/// earnings per day.
 pub async fn wallet(
     state: &crate::state::AppState,
     user: &crate::ledger::Principal,
@@ -143,13 +144,11 @@ pub async fn wallet(
     use crate::ledger::history;
     let now = state.now();
     let since = now - DAYS * history::DAY_MS;
-    let points = history::balance_series(&state.db, user, since, now, 120).await?;
-    // Start where the money starts, so a new wallet's history is not a flat month.
-    let first_change = points.windows(2).find(|w| w[0].available != w[1].available || w[0].total != w[1].total);
-    let points: Vec<(i64, Vec<i64>)> = match first_change {
-        Some(w) => points.iter().filter(|p| p.at >= w[0].at).map(|p| (p.at, vec![p.available, p.total])).collect(),
-        None => points.iter().map(|p| (p.at, vec![p.available, p.total])).collect(),
-    };
+    let points: Vec<(i64, Vec<i64>)> = history::balance_series(&state.db, user, since, now, 120)
+        .await?
+        .into_iter()
+        .map(|p| (p.at, vec![p.available, p.total]))
+        .collect();
     let balance = balance_lines("balance-chart", "Your balance", &["Available", "Total with escrow"], &points);
     let mut earnings = Vec::new();
     for (i, (id, name)) in agents.iter().enumerate() {

@@ -36,8 +36,18 @@ async fn bucketed(db: &Db, accounts: &[String], since: i64, bucket_ms: i64) -> s
     Ok(rows.into_iter().map(|(a, b, high, low)| (a, b, units(high, low))).collect())
 }
 
-/// The wallet's balance from `since` to `now` in at most `buckets` steps: the balance before the
-/// window, then after each step in which it changed, then now.
+/// When money first moved on `accounts` (`None` if it never did).
+async fn first_movement(db: &Db, accounts: &[String]) -> sqlx::Result<Option<i64>> {
+    let mut q = SqlBuilder::default();
+    q.push("SELECT MIN(created_at) FROM postings WHERE account_id IN (", []);
+    in_list(&mut q, accounts.iter().map(|a| Arg::Text(a.clone())).collect());
+    q.push(")", []);
+    let (first,): (Option<i64>,) = q.query_as().fetch_one(db.pool()).await?;
+    Ok(first)
+}
+
+/// The wallet's balance from `since` (or from its first money, if later) to `now` in at most
+/// `buckets` steps: the balance at the start, after each step in which it changed, and now.
 pub async fn balance_series(
     db: &Db,
     principal: &Principal,
@@ -48,6 +58,11 @@ pub async fn balance_series(
     let id = |p: Purpose| Account::Wallet(principal.clone(), p).id();
     let available = id(Purpose::Available);
     let accounts = [available.clone(), id(Purpose::Escrow), id(Purpose::Pending)];
+    // Just before the first money, so a new wallet's chart starts at zero.
+    let since = match first_movement(db, &accounts).await? {
+        Some(first) if first - 1 > since => (first - 1).min(now),
+        _ => since,
+    };
     let bucket_ms = ((now - since) / buckets.max(1)).max(1);
     let rows = bucketed(db, &accounts, since, bucket_ms).await?;
     let current = super::balances(db, principal).await?;
