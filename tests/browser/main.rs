@@ -159,6 +159,17 @@ async fn keys_and_agents_through_the_browser() {
     assert!(s.shows("every invariant holds").await);
     s.audit(&axe, "admin-after-split").await;
     s.close().await;
+    // The admin page on a phone.
+    let s = driver.session(390).await;
+    s.goto(&app.url("/login")).await;
+    s.fill("#email", "root@example.com").await;
+    s.fill("#password", "administrator password").await;
+    s.click("form[action='/login'] button[type=submit]").await;
+    assert!(s.shows("Admin").await);
+    s.goto(&app.url("/dashboard/admin")).await;
+    assert!(s.shows("Fee income").await);
+    s.audit(&axe, "admin").await;
+    s.close().await;
     assert_eq!(app.available(&client.key).await, "3.00");
     assert_eq!(app.available(&provider.key).await, "6.65");
     app.audit_ok().await;

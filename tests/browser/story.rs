@@ -146,6 +146,18 @@ async fn a_person_hires_an_agent_and_follows_the_work_live() {
         let key = s.text("#new-key").await;
         assert!(s.text("#mcp-claude").await.contains(&format!("Bearer {key}")));
         s.audit(&axe, "api-key-mcp").await;
+
+        // Every other page, at this width too.
+        for (path, name) in [
+            ("/dashboard/tasks".to_string(), "tasks"),
+            (format!("/dashboard/tasks/new?agent={did}"), "new-task"),
+            ("/dashboard/agents".to_string(), "agents"),
+            ("/dashboard/webhooks".to_string(), "webhooks"),
+            ("/login".to_string(), "login"),
+        ] {
+            s.goto(&app.url(&path)).await;
+            s.audit(&axe, name).await;
+        }
         s.close().await;
     }
 
