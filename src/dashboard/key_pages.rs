@@ -26,7 +26,7 @@ fn presets() -> Vec<(&'static str, &'static str, Option<BTreeSet<Scope>>)> {
     vec![
         ("full", "Full access", None),
         ("read", "Read only", Some(Scope::ALL.into_iter().filter(|s| s.is_read_only()).collect())),
-        ("assistant", "AI assistant hiring (MCP)", Some(crate::mcp::mirror::hirer_scopes())),
+        ("assistant", "AI assistant hiring (MCP)", Some(crate::mcp::scopes::hirer_scopes())),
         ("custom", "Choose below", Some(BTreeSet::new())),
     ]
 }

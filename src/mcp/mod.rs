@@ -12,6 +12,7 @@ pub mod follow;
 pub mod github;
 pub mod hirer;
 pub mod mirror;
+pub mod scopes;
 
 use std::sync::Arc;
 
