@@ -9,7 +9,6 @@
 
 pub mod batch;
 pub mod follow;
-#[rustfmt::skip] // kept out of the alphabetical list: its place there is being rewritten
 pub mod scopes;
 pub mod github;
 pub mod hirer;
