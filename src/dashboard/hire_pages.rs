@@ -132,19 +132,49 @@ impl HireForm {
     }
 }
 
-#[derive(Template)]
-#[template(path = "hire.html")]
-struct HirePage {
-    nav: Option<Nav>,
+/// What both forms show: the quote, the form as typed, the refusal.
+pub struct FormView {
     csrf: String,
-    name: String,
-    did: String,
-    path: String,
     capabilities: Vec<String>,
     form: HireForm,
     quote: Quote,
     error: Option<String>,
     errors: HashMap<String, String>,
+}
+
+async fn form_view(
+    state: &AppState,
+    b: &Browser,
+    agent: Option<&AgentRow>,
+    form: &Fields,
+    error: Option<&ApiError>,
+) -> Result<FormView, Response> {
+    let quote = quote(state, b, agent, form).await?;
+    let errors = error.map(form_errors).unwrap_or_default();
+    Ok(FormView {
+        csrf: b.session.csrf_token.clone(),
+        capabilities: agent.map(|a| a.capabilities()).unwrap_or_default(),
+        form: HireForm::of(form),
+        quote,
+        error: error.and_then(|e| banner(e, &errors)),
+        errors,
+    })
+}
+
+/// A form page, 422 when it shows a refusal.
+fn form_response(page: impl Template, error: Option<&ApiError>) -> Response {
+    let status = if error.is_some() { StatusCode::UNPROCESSABLE_ENTITY } else { StatusCode::OK };
+    (status, render(page)).into_response()
+}
+
+#[derive(Template)]
+#[template(path = "hire.html")]
+struct HirePage {
+    nav: Option<Nav>,
+    name: String,
+    did: String,
+    path: String,
+    v: FormView,
 }
 
 async fn hire_page(
@@ -154,25 +184,18 @@ async fn hire_page(
     form: &Fields,
     error: Option<&ApiError>,
 ) -> Response {
-    let quote = match quote(state, b, Some(agent), form).await {
-        Ok(q) => q,
+    let v = match form_view(state, b, Some(agent), form, error).await {
+        Ok(v) => v,
         Err(r) => return r,
     };
-    let errors = error.map(form_errors).unwrap_or_default();
     let page = HirePage {
         nav: b.nav("tasks"),
-        csrf: b.session.csrf_token.clone(),
         name: agent.name.clone(),
         did: agent.did.clone(),
         path: did_path(&agent.did),
-        capabilities: agent.capabilities(),
-        form: HireForm::of(form),
-        quote,
-        error: error.and_then(|e| banner(e, &errors)),
-        errors,
+        v,
     };
-    let status = if error.is_some() { StatusCode::UNPROCESSABLE_ENTITY } else { StatusCode::OK };
-    (status, render(page)).into_response()
+    form_response(page, error)
 }
 
 fn hire_path(did: &str) -> String {
@@ -249,35 +272,18 @@ pub async fn hire(
 #[template(path = "new_task.html")]
 struct NewTaskPage {
     nav: Option<Nav>,
-    csrf: String,
     agent: String,
-    capabilities: Vec<String>,
-    form: HireForm,
-    quote: Quote,
-    error: Option<String>,
-    errors: HashMap<String, String>,
+    v: FormView,
 }
 
 async fn new_task_page(state: &AppState, b: &Browser, form: &Fields, error: Option<&ApiError>) -> Response {
     let reference = field(form, "agent");
     let agent = if reference.is_empty() { None } else { public_agent(state, &reference).await.ok() };
-    let quote = match quote(state, b, agent.as_ref(), form).await {
-        Ok(q) => q,
+    let v = match form_view(state, b, agent.as_ref(), form, error).await {
+        Ok(v) => v,
         Err(r) => return r,
     };
-    let errors = error.map(form_errors).unwrap_or_default();
-    let page = NewTaskPage {
-        nav: b.nav("tasks"),
-        csrf: b.session.csrf_token.clone(),
-        agent: reference,
-        capabilities: agent.map(|a| a.capabilities()).unwrap_or_default(),
-        form: HireForm::of(form),
-        quote,
-        error: error.and_then(|e| banner(e, &errors)),
-        errors,
-    };
-    let status = if error.is_some() { StatusCode::UNPROCESSABLE_ENTITY } else { StatusCode::OK };
-    (status, render(page)).into_response()
+    form_response(NewTaskPage { nav: b.nav("tasks"), agent: reference, v }, error)
 }
 
 pub async fn new_task_form(State(state): State<AppState>, headers: HeaderMap, Query(q): Query<Fields>) -> Response {

@@ -142,10 +142,7 @@ async fn keys_and_agents_through_the_browser() {
     .expect(201);
     app.admin("root@example.com").await;
     let s = driver.session(1280).await;
-    s.goto(&app.url("/login")).await;
-    s.fill("#email", "root@example.com").await;
-    s.fill("#password", "administrator password").await;
-    s.click("form[action='/login'] button[type=submit]").await;
+    s.log_in(&app.base, "root@example.com", "administrator password").await;
     assert!(s.shows("Admin").await);
     s.goto(&app.url("/dashboard/admin")).await;
     assert!(s.shows("half was agreed").await, "both sides' evidence is shown");
@@ -161,10 +158,7 @@ async fn keys_and_agents_through_the_browser() {
     s.close().await;
     // The admin page on a phone.
     let s = driver.session(390).await;
-    s.goto(&app.url("/login")).await;
-    s.fill("#email", "root@example.com").await;
-    s.fill("#password", "administrator password").await;
-    s.click("form[action='/login'] button[type=submit]").await;
+    s.log_in(&app.base, "root@example.com", "administrator password").await;
     assert!(s.shows("Admin").await);
     s.goto(&app.url("/dashboard/admin")).await;
     assert!(s.shows("Fee income").await);

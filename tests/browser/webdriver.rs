@@ -149,6 +149,14 @@ impl Session<'_> {
         false
     }
 
+    /// Logs in through the login form.
+    pub async fn log_in(&self, base: &str, email: &str, password: &str) {
+        self.goto(&format!("{base}/login")).await;
+        self.fill("#email", email).await;
+        self.fill("#password", password).await;
+        self.click("form[action='/login'] button[type=submit]").await;
+    }
+
     /// Accepts the confirm() dialog a button opened.
     pub async fn accept_alert(&self) {
         self.call(reqwest::Method::POST, "/alert/accept", Some(json!({}))).await;
