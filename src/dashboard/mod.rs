@@ -296,7 +296,7 @@ impl<S: Send + Sync> axum::extract::FromRequest<S> for Form<pages::Fields> {
 
     async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, Response> {
         let axum::Form(fields) = axum::Form::<pages::Fields>::from_request(req, state).await.map_err(|e| {
-            (StatusCode::BAD_REQUEST, Html(format!("<h1>Bad request</h1><p>{}</p>", html_escape(&e.body_text()))))
+            (StatusCode::BAD_REQUEST, Html(format!("<h1>Bad request</h1><p>{}</p>", view::escape(&e.body_text()))))
                 .into_response()
         })?;
         if let Some(name) = fields
@@ -306,16 +306,12 @@ impl<S: Send + Sync> axum::extract::FromRequest<S> for Form<pages::Fields> {
         {
             let message = format!(
                 "<h1>Unprocessable form</h1><p>The field {} holds control characters; remove them and try again.</p>",
-                html_escape(name)
+                view::escape(name)
             );
             return Err((StatusCode::UNPROCESSABLE_ENTITY, Html(message)).into_response());
         }
         Ok(Form(fields))
     }
-}
-
-fn html_escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
 pub fn internal(err: impl std::fmt::Display) -> Response {
