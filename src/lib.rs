@@ -11,6 +11,7 @@ pub mod config;
 pub mod dashboard;
 pub mod db;
 pub mod error;
+pub mod hex;
 pub mod http;
 pub mod ledger;
 pub mod mcp;
@@ -69,7 +70,17 @@ impl App {
         let key_uses = Arc::default();
         let config = Arc::new(config);
         let rate_leases = Arc::default();
-        let state = AppState { db, config, clock, http, secrets, engine, verified_keys, key_uses, rate_leases };
+        let state = AppState::new(state::Parts {
+            db,
+            config,
+            clock,
+            http,
+            secrets,
+            engine,
+            verified_keys,
+            key_uses,
+            rate_leases,
+        });
         Ok(App { state })
     }
 
