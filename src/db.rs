@@ -1,6 +1,7 @@
 //! The one place that knows which engine is underneath. Everything else writes portable SQL
 //! (`$1…$n`, `RETURNING`, `ON CONFLICT`) against `sqlx::Any`.
 
+use std::fmt::Write;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -413,13 +414,14 @@ impl SqlBuilder {
         for ch in fragment.chars() {
             if ch == '?' {
                 self.args.push(args.next().expect("one argument per placeholder"));
-                self.sql.push_str(&format!("${}", self.args.len()));
+                let _ = write!(self.sql, "${}", self.args.len());
             } else {
                 self.sql.push(ch);
             }
         }
         self
     }
+
     /// `INSERT INTO table (columns) SELECT columns FROM rows`, one statement text for any
     /// number of rows on PostgreSQL. (`WHERE 1 = 1`: SQLite would read a following
     /// `ON CONFLICT` as part of the `FROM`.)
@@ -451,14 +453,22 @@ impl SqlBuilder {
                 self.sql.push_str(&format!(") AS {alias}({})", names.join(", ")));
             }
             Engine::Sqlite => {
-                let select: Vec<String> =
-                    names.iter().enumerate().map(|(c, name)| format!("column{} AS {name}", c + 1)).collect();
-                self.sql.push_str(&format!("(SELECT {} FROM (VALUES ", select.join(", ")));
-                let marks = format!("({})", vec!["?"; names.len()].join(", "));
-                for (r, row) in rows.cells.chunks(names.len()).enumerate() {
-                    self.push(&if r == 0 { marks.clone() } else { format!(", {marks}") }, row.iter().cloned());
+                // Inline rows: SQLite prepares in process, and reading the rows from one JSON
+                // parameter instead (the same text for any number of rows) cost more than that.
+                let mut select = String::new();
+                for (c, name) in names.iter().enumerate() {
+                    let _ = write!(select, "{}column{} AS {name}", if c == 0 { "" } else { ", " }, c + 1);
                 }
-                self.sql.push_str(&format!(")) AS {alias}"));
+                let _ = write!(self.sql, "(SELECT {select} FROM (VALUES ");
+                for (r, row) in rows.cells.chunks(names.len()).enumerate() {
+                    self.sql.push_str(if r == 0 { "(" } else { ", (" });
+                    for (c, cell) in row.iter().enumerate() {
+                        self.args.push(cell.clone());
+                        let _ = write!(self.sql, "{}${}", if c == 0 { "" } else { ", " }, self.args.len());
+                    }
+                    self.sql.push(')');
+                }
+                let _ = write!(self.sql, ")) AS {alias}");
             }
         }
         self

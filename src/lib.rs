@@ -4,6 +4,7 @@
 //! runs it on a listener (port 0 in tests).
 
 pub mod accounts;
+pub mod alloc;
 pub mod agents;
 pub mod auth;
 pub mod clock;
