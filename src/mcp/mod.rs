@@ -9,6 +9,7 @@
 
 pub mod batch;
 pub mod follow;
+pub mod scopes;
 pub mod github;
 pub mod hirer;
 pub mod mirror;
