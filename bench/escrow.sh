@@ -32,8 +32,48 @@ trap cleanup EXIT
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
+# CPU seconds (user + system) a set of processes has used, from /proc.
+ticks() {
+    local t=0 p
+    for p in "$@"; do [ -r "/proc/$p/stat" ] && t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done
+    echo "$t"
+}
+
+# Where the CPU goes: the server's, the database backends' (PostgreSQL) and the load
+# generator's CPU time per escrow cycle, sampled from 3 s into the run (after seeding) to 1 s
+# before its end, and the engine's mean batch size over the run.
+cpu_profile() {
+    local label="$1" loadgen="$2" dbname="$3" port="$4" backends=""
+    sleep 3
+    [ -n "$dbname" ] && backends=$(psql "$PG/postgres" -Atc "SELECT pid FROM pg_stat_activity WHERE datname = '$dbname'")
+    local s0 b0 l0 r0 t0 s1 b1 l1 r1 t1
+    s0=$(ticks "$SERVER_PID"); b0=$(ticks $backends); l0=$(ticks "$loadgen"); r0=$(released "$label"); t0=$(date +%s.%N)
+    sleep $((SECONDS_PER_RUN - 4))
+    s1=$(ticks "$SERVER_PID"); b1=$(ticks $backends); l1=$(ticks "$loadgen"); r1=$(released "$label"); t1=$(date +%s.%N)
+    local batches
+    batches=$(curl -s "http://127.0.0.1:$port/metrics" | awk '/^agentmarket_engine_batch_size_(sum|count)/ {print $2}' | tr '\n' ' ')
+    python3 - "$s0" "$s1" "$b0" "$b1" "$l0" "$l1" "$r0" "$r1" "$(getconf CLK_TCK)" $batches <<'PY'
+import sys
+s0, s1, b0, b1, l0, l1, r0, r1, hz = map(float, sys.argv[1:10])
+cycles = max(1.0, r1 - r0)
+per = lambda a, b: (b - a) / hz * 1000 / cycles
+print(f"cpu_ms_per_cycle server={per(s0, s1):.3f} database={per(b0, b1):.3f} loadgen={per(l0, l1):.3f} (over {cycles:.0f} cycles)")
+if len(sys.argv) > 11:
+    print(f"engine_mean_batch={float(sys.argv[10]) / max(1.0, float(sys.argv[11])):.1f} commands")
+PY
+}
+
+# Escrow cycles settled so far (released tasks), from the database.
+released() {
+    if [ "$1" = postgres ]; then
+        psql "$PG/$DB" -Atc "SELECT count(*) FROM tasks WHERE payment_status = 'released'"
+    else
+        python3 -c "import sqlite3; print(sqlite3.connect('file:$WORK/bench.db?mode=ro', uri=True).execute(\"SELECT count(*) FROM tasks WHERE payment_status = 'released'\").fetchone()[0])"
+    fi
+}
+
 run_engine() {
-    local label="$1" url="$2" conns="$3"
+    local label="$1" url="$2" conns="$3" dbname="${4:-}"
     local port; port="$(free_port)"
     AGENTMARKET_LOG=warn "$SERVER" serve --bind "127.0.0.1:$port" --database-url "$url" \
         --enable-sandbox-deposits --register-limit-per-hour 1000000 --signup-limit-per-hour 1000000 \
@@ -43,7 +83,13 @@ run_engine() {
     for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
     echo
     echo "== $label ($CLIENTS clients, ${SECONDS_PER_RUN}s)"
-    "$LOADGEN" --base "http://127.0.0.1:$port" --clients "$CLIENTS" --seconds "$SECONDS_PER_RUN" | tee "$WORK/$label.out"
+    "$LOADGEN" --base "http://127.0.0.1:$port" --clients "$CLIENTS" --seconds "$SECONDS_PER_RUN" > "$WORK/$label.out" &
+    local loadgen=$!
+    cpu_profile "$label" "$loadgen" "$dbname" "$port" > "$WORK/$label.cpu" &
+    local profiler=$!
+    wait "$loadgen"
+    wait "$profiler"
+    cat "$WORK/$label.out" "$WORK/$label.cpu"
     echo "-- $label reads, with and without a key (${SECONDS_PER_RUN}s in all)"
     "$LOADGEN" --mode get --base "http://127.0.0.1:$port" --clients "$CLIENTS" --seconds "$SECONDS_PER_RUN" | tee "$WORK/$label-get.out"
     kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true; SERVER_PID=""
@@ -53,7 +99,7 @@ run_engine sqlite "sqlite://$WORK/bench.db?mode=rwc" 8
 
 DB="agentmarket_bench_$$"
 psql "$PG/postgres" -qc "CREATE DATABASE $DB" >/dev/null
-run_engine postgres "$PG/$DB" $((CLIENTS + 4))
+run_engine postgres "$PG/$DB" $((CLIENTS + 4)) "$DB"
 psql "$PG/postgres" -qc "DROP DATABASE $DB WITH (FORCE)" >/dev/null
 
 echo
