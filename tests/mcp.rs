@@ -204,6 +204,91 @@ fn story(database_url: &str, dir: &Path) {
     });
 }
 
+/// Runs a script of `tests/mcp/` with the SDK, `env` beside `SDK_DIR`; returns its JSON report.
+fn run_script(name: &str, env: &[(&str, String)]) -> Value {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/mcp").join(name);
+    let mut cmd = Command::new("node");
+    cmd.arg(&script).env("SDK_DIR", sdk_dir());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("node runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{name} failed:\n{stdout}\n{stderr}");
+    let report: Value = stdout
+        .lines()
+        .rev()
+        .find_map(|l| serde_json::from_str(l).ok())
+        .unwrap_or_else(|| panic!("no report from {name}:\n{stdout}\n{stderr}"));
+    assert_eq!(report["ok"], true);
+    report
+}
+
+/// The whole story over both surfaces: the hirer hires and follows over MCP, the agent asks,
+/// streams and delivers over MCP with its own key.
+fn agent_story(database_url: &str, dir: &Path) {
+    let server = Server::start(database_url, dir, &["--enable-sandbox-deposits", "--defer-hiring-probe"]);
+    let http = Client::new();
+    let (key, agent_key) = process::run(async {
+        let key = http.signup(&server, "story@example.com").await;
+        let deposit = json!({"amount": "100.00", "currency": "USD", "payment_method": "sandbox"});
+        assert_eq!(http.post(&server, "/api/v1/ledger/deposit", Some(&key), deposit).await.0, 201);
+        let agent = json!({"agent": {"name": "Story reviewer", "did": AGENT_DID, "capabilities": ["code-review"],
+            "pricing_model": "fixed", "base_price": "10.00"}});
+        let (status, r) = http.post(&server, "/api/v1/agents/register", None, agent).await;
+        assert_eq!(status, 201, "{r}");
+        (key, r["data"]["api_key"].as_str().unwrap().to_string())
+    });
+    let report = run_script(
+        "story.mjs",
+        &[
+            ("HIRER_URL", format!("{}/mcp/hirer", server.base)),
+            ("AGENT_URL", format!("{}/mcp", server.base)),
+            ("API_URL", format!("{}/api/v1", server.base)),
+            ("KEY", key.clone()),
+            ("AGENT_DID", AGENT_DID.to_string()),
+            ("AGENT_KEY", agent_key.clone()),
+        ],
+    );
+    assert_eq!(report["checks"].as_array().unwrap().len(), 10, "every step ran: {}", report["checks"]);
+    assert_eq!(report["userOnAgentSurface"]["status"], 401, "{}", report["userOnAgentSurface"]);
+    // What the tools did is what REST sees.
+    process::run(async {
+        let res = http.0.get(format!("{}/api/v1/hirings", server.base)).header("x-api-key", &key).send().await.unwrap();
+        let body: Value = res.json().await.unwrap();
+        let mut statuses: Vec<&str> =
+            body["data"]["hirings"].as_array().unwrap().iter().map(|h| h["status"].as_str().unwrap()).collect();
+        statuses.sort();
+        assert_eq!(statuses, ["completed", "failed"], "{body}");
+        let completed =
+            body["data"]["hirings"].as_array().unwrap().iter().find(|h| h["status"] == "completed").unwrap();
+        let stream = format!("{}/api/v1/hirings/{}/stream?after=1", server.base, completed["id"].as_str().unwrap());
+        let res = http.0.get(stream).header("x-api-key", &key).send().await.unwrap();
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(body["data"][0]["seq"], 2, "{body}");
+        assert_eq!(body["data"][0]["content"], "Found 2 issues");
+    });
+}
+
+#[test]
+fn the_agent_surface_delivers_a_hiring_with_the_sdk_client_on_sqlite() {
+    if !node_available() {
+        return;
+    }
+    let (url, dir) = process::run(process::sqlite());
+    agent_story(&url, dir.path());
+}
+
+#[test]
+fn the_agent_surface_delivers_a_hiring_with_the_sdk_client_on_postgres() {
+    if !node_available() {
+        return;
+    }
+    let Some((url, dir, _db)) = process::run(process::postgres()) else { return };
+    agent_story(&url, dir.path());
+}
+
 #[test]
 fn the_hirer_surface_works_with_the_sdk_client_on_sqlite() {
     if !node_available() {

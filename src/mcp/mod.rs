@@ -1,12 +1,14 @@
-//! The MCP surfaces. Today: the hirer surface, `POST /mcp/hirer` (Streamable HTTP through the
-//! official SDK, `rmcp`), whose tools call the same slice functions as the REST endpoints they
-//! mirror, with the same `Caller`, behind the same route-table access rules (`mirror`).
+//! The MCP surfaces, over Streamable HTTP through the official SDK (`rmcp`): the hirer surface
+//! (`/mcp/hirer`, user keys) and the agent surface (`/mcp`, agent keys). Their tools call the
+//! same slice functions as the REST endpoints they mirror, with the same `Caller`, behind the
+//! same route-table access rules (`mirror`).
 //!
 //! Served statelessly: every POST is answered on its own (no `Mcp-Session-Id`, nothing kept in
 //! memory between requests), so any server of a deployment answers any request. `GET` and
 //! `DELETE` therefore answer 405, as the transport allows for a server without a stream.
 //! JSON-RPC batches (protocol 2025-03-26) are split and answered message by message (`batch`).
 
+pub mod agent;
 pub mod batch;
 pub mod follow;
 pub mod github;
@@ -19,6 +21,7 @@ use axum::Router;
 use axum::extract::Request;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
+use rmcp::ServerHandler;
 use rmcp::model::{CallToolResult, ContentBlock};
 use rmcp::transport::streamable_http_server::session::never::NeverSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
@@ -32,29 +35,50 @@ use crate::state::AppState;
 
 /// The path of the hirer surface.
 pub const HIRER_PATH: &str = "/mcp/hirer";
+/// The path of the agent surface.
+pub const AGENT_PATH: &str = "/mcp";
 
-/// The MCP routes, merged into the top-level router. A request without a valid credential is
-/// answered 401 in the API's error envelope before any MCP handling (`auth::caller` resolves
-/// it exactly as for `/api/v1`); each request counts against the general rate limit.
+/// The MCP routes, merged into the top-level router. A request without a valid credential (on
+/// the agent surface: one acting as an agent) is answered 401 in the API's error envelope
+/// before any MCP handling (`auth::caller` resolves it exactly as for `/api/v1`); each request
+/// counts against the general rate limit.
 pub fn router(state: &AppState) -> Router<AppState> {
-    let tools = hirer::Hirer::router();
+    let hirer_tools = hirer::Hirer::router();
     let hirer_state = state.clone();
+    let hirer = surface(state, move || Ok(hirer::Hirer::new(hirer_state.clone(), hirer_tools.clone())));
+    let agent_tools = agent::AgentSurface::router();
+    let agent_state = state.clone();
+    let agent = surface(state, move || Ok(agent::AgentSurface::new(agent_state.clone(), agent_tools.clone())));
+    let hirer = guarded(state, Router::new().route_service(HIRER_PATH, hirer), require_caller);
+    let agent = guarded(state, Router::new().route_service(AGENT_PATH, agent), require_agent);
+    hirer.merge(agent)
+}
+
+/// One surface over Streamable HTTP (the official SDK's service).
+fn surface<S: ServerHandler + Send + 'static>(
+    state: &AppState,
+    handler: impl Fn() -> Result<S, std::io::Error> + Send + Sync + 'static,
+) -> StreamableHttpService<S, NeverSessionManager> {
     let config = StreamableHttpServerConfig::default()
         .with_legacy_session_mode(false)
         .with_json_response(true)
         .with_sse_keep_alive(None)
         .with_max_request_body_bytes(state.config.max_body_bytes)
         .with_allowed_hosts(allowed_hosts(&state.config.public_url));
-    let service = StreamableHttpService::new(
-        move || Ok(hirer::Hirer::new(hirer_state.clone(), tools.clone())),
-        Arc::new(NeverSessionManager::default()),
-        config,
-    );
-    Router::new()
-        .route_service(HIRER_PATH, service)
+    StreamableHttpService::new(handler, Arc::new(NeverSessionManager::default()), config)
+}
+
+/// The layers in front of a surface: the caller resolved (a bad key is 401), `admit` (who may
+/// use the surface at all), the general rate limit, then batches split.
+fn guarded<F, Fut>(state: &AppState, routes: Router<AppState>, admit: F) -> Router<AppState>
+where
+    F: Fn(Request, Next) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Response> + Send + 'static,
+{
+    routes
         .route_layer(middleware::from_fn(batch::split_batches))
         .route_layer(middleware::from_fn_with_state(state.clone(), rate_limit::enforce))
-        .route_layer(middleware::from_fn(require_caller))
+        .route_layer(middleware::from_fn(admit))
         .route_layer(middleware::from_fn_with_state(state.clone(), crate::auth::caller::resolve_caller))
         .route_layer(axum::Extension(Declared { access: Access::Credential, limit: Limit::General }))
 }
@@ -77,6 +101,16 @@ pub fn allowed_hosts(public_url: &str) -> Vec<String> {
 async fn require_caller(req: Request, next: Next) -> Response {
     if req.extensions().get::<Caller>().is_none() {
         return ApiError::unauthorized("an API key is required (Authorization: Bearer ap_… or X-API-Key)")
+            .into_response();
+    }
+    next.run(req).await
+}
+
+/// The agent surface is for agents: an agent key, or a user key acting as an owned agent
+/// (`X-Agent-ID`).
+async fn require_agent(req: Request, next: Next) -> Response {
+    if req.extensions().get::<Caller>().is_none_or(|c| c.agent.is_none()) {
+        return ApiError::unauthorized("an agent key is required (X-API-Key: agk_… or Authorization: Bearer agk_…)")
             .into_response();
     }
     next.run(req).await
@@ -133,7 +167,10 @@ fn hint(code: &str) -> Option<&'static str> {
             "This server takes no provider deposits; ask its operator to configure one, or fund the wallet another way."
         }
         "RATE_LIMIT_EXCEEDED" => "Wait a moment and call the tool again.",
-        "CONFLICT" | "INVALID_STATE" => "Call get_hiring_status to see where the hiring stands.",
+        "CONFLICT" | "INVALID_STATE" => {
+            "The hiring is not in a state that allows this: call get_hiring_status (agents: read hiring://pending or GET /api/v1/hirings/{id}) to see where it stands."
+        }
+        "ESCROW_LOCKED" => "The hiring's money is held by an open dispute: wait for the ruling.",
         _ => return None,
     })
 }

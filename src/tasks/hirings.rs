@@ -228,6 +228,11 @@ pub struct Hiring {
     pub open_questions: Vec<Question>,
     #[schema(value_type = Vec<Object>)]
     pub artifacts: Vec<serde_json::Value>,
+    /// The latest chunks of the agent's stream (at most 100, oldest first); the whole stream is
+    /// at `GET /hirings/:id/stream`.
+    pub stream: Vec<super::stream::Chunk>,
+    /// The highest sequence number emitted (0: none yet).
+    pub stream_seq: i64,
     pub started_at: Option<String>,
     pub completed_at: Option<String>,
     pub failed_at: Option<String>,
@@ -286,6 +291,7 @@ pub async fn view(db: &Db, t: &TaskRow) -> ApiResult<Hiring> {
         .collect();
     let input: serde_json::Value = serde_json::from_str(&t.input).unwrap_or_default();
     let status = t.hiring_status();
+    let stream = super::stream::latest(db, &t.id).await?;
     Ok(Hiring {
         id: t.id.clone(),
         status: status.as_str().into(),
@@ -325,6 +331,8 @@ pub async fn view(db: &Db, t: &TaskRow) -> ApiResult<Hiring> {
             .into_iter()
             .map(|a| serde_json::to_value(a).unwrap_or_default())
             .collect(),
+        stream_seq: stream.last().map_or(0, |c| c.seq),
+        stream,
         started_at: rfc3339_opt(t.claimed_at),
         completed_at: rfc3339_opt(t.completed_at),
         failed_at: (t.status == Status::Failed).then(|| rfc3339(t.updated_at)),

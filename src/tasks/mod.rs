@@ -10,6 +10,7 @@ pub mod hirings;
 pub mod model;
 pub mod routes;
 pub mod store;
+pub mod stream;
 pub mod sweeper;
 
 use axum::http::StatusCode;
