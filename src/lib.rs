@@ -69,7 +69,8 @@ impl App {
         let key_uses = Arc::default();
         let config = Arc::new(config);
         let rate_leases = Arc::default();
-        let state = AppState { db, config, clock, http, secrets, engine, verified_keys, key_uses, rate_leases };
+        let mcp = Arc::default();
+        let state = AppState { db, config, clock, http, secrets, engine, verified_keys, key_uses, rate_leases, mcp };
         Ok(App { state })
     }
 
@@ -104,6 +105,7 @@ impl App {
             tokio::spawn(repeat(self.state.clone(), std::time::Duration::from_secs(1), "key use", |s| async move {
                 Ok(s.flush_key_uses().await?)
             }));
+        let mcp_listener = tokio::spawn(mcp::hub::listen(self.state.clone()));
         let limits = http::server::ConnectionLimits::from_config(config);
         tracing::info!(
             max_connections = limits.max_connections,
@@ -113,7 +115,7 @@ impl App {
             "connection limits"
         );
         http::server::serve(listener, self.router(), limits, shutdown).await;
-        for worker in [sweeper, deliveries, Some(key_uses)].into_iter().flatten() {
+        for worker in [sweeper, deliveries, Some(key_uses), Some(mcp_listener)].into_iter().flatten() {
             worker.abort();
         }
         let _ = self.state.flush_key_uses().await;

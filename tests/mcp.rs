@@ -7,6 +7,8 @@
 //! over REST with its own key (a question, artifacts) while the hirer follows over MCP.
 
 mod process;
+#[path = "mcp/servers.rs"]
+mod servers;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -59,6 +61,19 @@ async fn key_with(http: &Client, server: &Server, owner_key: &str, rights: Value
     let (status, r) = http.post(server, "/api/v1/api-keys", Some(owner_key), rights).await;
     assert_eq!(status, 201, "{r}");
     r["data"]["api_key"].as_str().unwrap().to_string()
+}
+
+/// The JSON-RPC answer in a response: its JSON body, or the `data:` event of its event stream
+/// that carries a result or an error.
+async fn answer(res: reqwest::Response) -> Value {
+    let text = res.text().await.unwrap();
+    serde_json::from_str(&text).ok().unwrap_or_else(|| {
+        text.lines()
+            .filter_map(|l| l.strip_prefix("data:"))
+            .filter_map(|d| serde_json::from_str::<Value>(d.trim()).ok())
+            .find(|v| v.get("result").is_some() || v.get("error").is_some())
+            .unwrap_or_else(|| panic!("no JSON-RPC answer in {text}"))
+    })
 }
 
 async fn mcp_post(http: &Client, server: &Server, host: Option<&str>, key: Option<&str>) -> reqwest::Response {
@@ -118,14 +133,15 @@ fn story(database_url: &str, dir: &Path) {
         let port = server.base.rsplit(':').next().unwrap().to_string();
         let res = mcp_post(&http, &server, Some(&format!("{PUBLIC_HOST}:{port}")), Some(&key)).await;
         assert_eq!(res.status(), 200, "the --public-url host is allowed");
-        let body: Value = res.json().await.unwrap();
+        assert!(res.headers().get("mcp-session-id").is_some(), "initialize opens a session");
+        let body = answer(res).await;
         assert_eq!(body["result"]["protocolVersion"], "2025-11-25", "{body}");
         assert_eq!(body["result"]["serverInfo"]["name"], "agentmarket");
         let res = mcp_post(&http, &server, Some(&format!("elsewhere.test:{port}")), Some(&key)).await;
         assert_eq!(res.status(), 403, "another host is refused (DNS rebinding)");
         let get = http.0.get(format!("{}/mcp/hirer", server.base)).header("authorization", format!("Bearer {key}"));
         let res = get.header("accept", "text/event-stream").send().await.unwrap();
-        assert_eq!(res.status(), 405, "stateless: no server stream");
+        assert_eq!(res.status(), 400, "a stream belongs to a session");
         (key, scoped, capped, agent_key)
     });
 
@@ -226,9 +242,12 @@ fn run_script(name: &str, env: &[(&str, String)]) -> Value {
 }
 
 /// The whole story over both surfaces: the hirer hires and follows over MCP, the agent asks,
-/// streams and delivers over MCP with its own key.
-fn agent_story(database_url: &str, dir: &Path) {
+/// streams and delivers over MCP with its own key. With `balanced`, a second server runs on
+/// the same database and every session's requests alternate between the two.
+fn agent_story(database_url: &str, dir: &Path, balanced: bool) {
     let server = Server::start(database_url, dir, &["--enable-sandbox-deposits", "--defer-hiring-probe"]);
+    let second =
+        balanced.then(|| Server::start(database_url, dir, &["--enable-sandbox-deposits", "--defer-hiring-probe"]));
     let http = Client::new();
     let (key, agent_key) = process::run(async {
         let key = http.signup(&server, "story@example.com").await;
@@ -240,18 +259,24 @@ fn agent_story(database_url: &str, dir: &Path) {
         assert_eq!(status, 201, "{r}");
         (key, r["data"]["api_key"].as_str().unwrap().to_string())
     });
-    let report = run_script(
-        "story.mjs",
-        &[
-            ("HIRER_URL", format!("{}/mcp/hirer", server.base)),
-            ("AGENT_URL", format!("{}/mcp", server.base)),
-            ("API_URL", format!("{}/api/v1", server.base)),
-            ("KEY", key.clone()),
-            ("AGENT_DID", AGENT_DID.to_string()),
-            ("AGENT_KEY", agent_key.clone()),
-        ],
-    );
-    assert_eq!(report["checks"].as_array().unwrap().len(), 10, "every step ran: {}", report["checks"]);
+    let mut env = vec![
+        ("HIRER_URL", format!("{}/mcp/hirer", server.base)),
+        ("AGENT_URL", format!("{}/mcp", server.base)),
+        ("API_URL", format!("{}/api/v1", server.base)),
+        ("KEY", key.clone()),
+        ("AGENT_DID", AGENT_DID.to_string()),
+        ("AGENT_KEY", agent_key.clone()),
+    ];
+    if let Some(second) = &second {
+        env.push(("BALANCE", format!("{},{}", server.base, second.base)));
+    }
+    let report = run_script("story.mjs", &env);
+    assert_eq!(report["checks"].as_array().unwrap().len(), 15, "every step ran: {}", report["checks"]);
+    if let Some(second) = &second {
+        let mut both = [server.base.clone(), second.base.clone()];
+        both.sort();
+        assert_eq!(report["servedBy"], json!([both, both]), "each session was served by both servers");
+    }
     assert_eq!(report["userOnAgentSurface"]["status"], 401, "{}", report["userOnAgentSurface"]);
     // What the tools did is what REST sees.
     process::run(async {
@@ -260,7 +285,7 @@ fn agent_story(database_url: &str, dir: &Path) {
         let mut statuses: Vec<&str> =
             body["data"]["hirings"].as_array().unwrap().iter().map(|h| h["status"].as_str().unwrap()).collect();
         statuses.sort();
-        assert_eq!(statuses, ["completed", "failed"], "{body}");
+        assert_eq!(statuses, ["cancelled", "completed", "failed", "queued"], "{body}");
         let completed =
             body["data"]["hirings"].as_array().unwrap().iter().find(|h| h["status"] == "completed").unwrap();
         let stream = format!("{}/api/v1/hirings/{}/stream?after=1", server.base, completed["id"].as_str().unwrap());
@@ -277,7 +302,7 @@ fn the_agent_surface_delivers_a_hiring_with_the_sdk_client_on_sqlite() {
         return;
     }
     let (url, dir) = process::run(process::sqlite());
-    agent_story(&url, dir.path());
+    agent_story(&url, dir.path(), false);
 }
 
 #[test]
@@ -286,7 +311,18 @@ fn the_agent_surface_delivers_a_hiring_with_the_sdk_client_on_postgres() {
         return;
     }
     let Some((url, dir, _db)) = process::run(process::postgres()) else { return };
-    agent_story(&url, dir.path());
+    agent_story(&url, dir.path(), false);
+}
+
+/// The whole story with the SDK clients behind a load balancer without sticky routing: two
+/// servers on one PostgreSQL take turns at every session's requests, streams included.
+#[test]
+fn the_story_holds_across_two_servers_on_postgres() {
+    if !node_available() {
+        return;
+    }
+    let Some((url, dir, _db)) = process::run(process::postgres()) else { return };
+    agent_story(&url, dir.path(), true);
 }
 
 #[test]
@@ -351,7 +387,7 @@ async fn rpc(http: &Client, server: &Server, key: &str, id: i64, method: &str, p
         .await
         .unwrap();
     assert_eq!(res.status(), 200, "{method} on {}", server.base);
-    res.json().await.unwrap()
+    answer(res).await
 }
 
 async fn tool(http: &Client, server: &Server, key: &str, name: &str, arguments: Value) -> Value {

@@ -232,15 +232,19 @@ impl AgentSurface {
 #[tool_handler(router = self.tool_router)]
 impl ServerHandler for AgentSurface {
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
-            .with_protocol_version(ProtocolVersion::V_2025_11_25)
-            .with_server_info(Implementation::new("agentmarket-agent", env!("CARGO_PKG_VERSION")))
-            .with_instructions(
-                "agentmarket, for hired agents: your hirings are at GET /api/v1/hirings/pending. Stream partial \
+        ServerConfig::new(
+            ServerCapabilities::builder().enable_tools().enable_resources().enable_resources_subscribe().build(),
+        )
+        .with_protocol_version(ProtocolVersion::V_2025_11_25)
+        .with_server_info(Implementation::new("agentmarket-agent", env!("CARGO_PKG_VERSION")))
+        .with_instructions(
+            "agentmarket, for hired agents: your hirings are at GET /api/v1/hirings/pending. Stream partial \
                  output with task_emit_chunk, ask the hirer with add_hiring_message (question), deliver with \
                  submit_hiring_result, or give up with report_hiring_failure (the hirer is refunded).",
-            )
+        )
     }
+
+    super::resources::resource_methods!(super::sessions::Surface::Agent);
 
     fn supported_protocol_versions(&self) -> std::borrow::Cow<'static, [ProtocolVersion]> {
         super::hirer::PROTOCOL_VERSIONS.into()

@@ -304,15 +304,19 @@ impl Hirer {
 #[tool_handler(router = self.tool_router)]
 impl ServerHandler for Hirer {
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
-            .with_protocol_version(ProtocolVersion::V_2025_11_25)
-            .with_server_info(Implementation::new("agentmarket", env!("CARGO_PKG_VERSION")))
-            .with_instructions(
-                "agentmarket: hire AI agents. Find one with list_agents, check_balance, then hire_agent with \
+        ServerConfig::new(
+            ServerCapabilities::builder().enable_tools().enable_resources().enable_resources_subscribe().build(),
+        )
+        .with_protocol_version(ProtocolVersion::V_2025_11_25)
+        .with_server_info(Implementation::new("agentmarket", env!("CARGO_PKG_VERSION")))
+        .with_instructions(
+            "agentmarket: hire AI agents. Find one with list_agents, check_balance, then hire_agent with \
                  an idempotency_key; follow it with get_hiring_status or list_my_hirings; cancel_hiring refunds \
                  an unfinished hiring. Prices are USD decimal strings.",
-            )
+        )
     }
+
+    super::resources::resource_methods!(super::sessions::Surface::Hirer);
 
     fn supported_protocol_versions(&self) -> std::borrow::Cow<'static, [ProtocolVersion]> {
         PROTOCOL_VERSIONS.into()

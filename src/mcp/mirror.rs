@@ -144,8 +144,12 @@ mod tests {
             Access::Scoped(scopes) => assert_eq!(scopes, &[Scope::HireCreate]),
             other => panic!("{other:?}"),
         }
-        let surfaces =
-            [&super::super::hirer::MIRRORED[..], &super::super::follow::MIRRORED, &super::super::agent::MIRRORED];
+        let surfaces = [
+            &super::super::hirer::MIRRORED[..],
+            &super::super::follow::MIRRORED,
+            &super::super::agent::MIRRORED,
+            &super::super::resources::MIRRORED,
+        ];
         for rest in surfaces.into_iter().flatten() {
             rest.access();
         }

@@ -1,30 +1,32 @@
 //! The MCP surfaces, over Streamable HTTP through the official SDK (`rmcp`): the hirer surface
-//! (`/mcp/hirer`, user keys) and the agent surface (`/mcp`, agent keys). Their tools call the
-//! same slice functions as the REST endpoints they mirror, with the same `Caller`, behind the
-//! same route-table access rules (`mirror`).
+//! (`/mcp/hirer`, user keys) and the agent surface (`/mcp`, agent keys). Their tools and
+//! resources call the same slice functions as the REST endpoints they mirror, with the same
+//! `Caller`, behind the same route-table access rules (`mirror`).
 //!
-//! Served statelessly: every POST is answered on its own (no `Mcp-Session-Id`, nothing kept in
-//! memory between requests), so any server of a deployment answers any request. `GET` and
-//! `DELETE` therefore answer 405, as the transport allows for a server without a stream.
-//! JSON-RPC batches (protocol 2025-03-26) are split and answered message by message (`batch`).
+//! - `streamable`: sessions kept in the database (`sessions`), so any server answers any request
+//!   of a session, beside a stateless mode for clients that do not keep the session.
+//! - `resources` and `hub`: resources, subscriptions, and notifications delivered to the server
+//!   holding the subscriber's stream from whichever server the change happened on.
+//! - JSON-RPC batches (protocol 2025-03-26) are split and answered message by message (`batch`).
 
 pub mod agent;
 pub mod batch;
 pub mod follow;
 pub mod github;
 pub mod hirer;
+pub mod hub;
 pub mod mirror;
-
-use std::sync::Arc;
+pub mod resources;
+pub mod sessions;
+pub mod streamable;
 
 use axum::Router;
 use axum::extract::Request;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
+use axum::routing::any;
 use rmcp::ServerHandler;
 use rmcp::model::{CallToolResult, ContentBlock};
-use rmcp::transport::streamable_http_server::session::never::NeverSessionManager;
-use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use serde::Serialize;
 
 use crate::auth::Caller;
@@ -32,6 +34,8 @@ use crate::error::ApiError;
 use crate::http::endpoint::{Access, Declared};
 use crate::http::rate_limit::{self, Limit};
 use crate::state::AppState;
+use sessions::Surface;
+use streamable::Streamable;
 
 /// The path of the hirer surface.
 pub const HIRER_PATH: &str = "/mcp/hirer";
@@ -45,27 +49,20 @@ pub const AGENT_PATH: &str = "/mcp";
 pub fn router(state: &AppState) -> Router<AppState> {
     let hirer_tools = hirer::Hirer::router();
     let hirer_state = state.clone();
-    let hirer = surface(state, move || Ok(hirer::Hirer::new(hirer_state.clone(), hirer_tools.clone())));
+    let hirer =
+        Streamable::new(state, Surface::Hirer, move || Ok(hirer::Hirer::new(hirer_state.clone(), hirer_tools.clone())));
     let agent_tools = agent::AgentSurface::router();
     let agent_state = state.clone();
-    let agent = surface(state, move || Ok(agent::AgentSurface::new(agent_state.clone(), agent_tools.clone())));
-    let hirer = guarded(state, Router::new().route_service(HIRER_PATH, hirer), require_caller);
-    let agent = guarded(state, Router::new().route_service(AGENT_PATH, agent), require_agent);
-    hirer.merge(agent)
+    let agent = Streamable::new(state, Surface::Agent, move || {
+        Ok(agent::AgentSurface::new(agent_state.clone(), agent_tools.clone()))
+    });
+    let hirer = Router::new().route(HIRER_PATH, any(move |req: Request| serve(hirer.clone(), req)));
+    let agent = Router::new().route(AGENT_PATH, any(move |req: Request| serve(agent.clone(), req)));
+    guarded(state, hirer, require_caller).merge(guarded(state, agent, require_agent))
 }
 
-/// One surface over Streamable HTTP (the official SDK's service).
-fn surface<S: ServerHandler + Send + 'static>(
-    state: &AppState,
-    handler: impl Fn() -> Result<S, std::io::Error> + Send + Sync + 'static,
-) -> StreamableHttpService<S, NeverSessionManager> {
-    let config = StreamableHttpServerConfig::default()
-        .with_legacy_session_mode(false)
-        .with_json_response(true)
-        .with_sse_keep_alive(None)
-        .with_max_request_body_bytes(state.config.max_body_bytes)
-        .with_allowed_hosts(allowed_hosts(&state.config.public_url));
-    StreamableHttpService::new(handler, Arc::new(NeverSessionManager::default()), config)
+async fn serve<S: ServerHandler + Send + 'static>(surface: Streamable<S>, req: Request) -> Response {
+    surface.serve(req).await
 }
 
 /// The layers in front of a surface: the caller resolved (a bad key is 401), `admit` (who may
@@ -130,7 +127,13 @@ pub fn answer<T: Serialize>(result: Result<T, ApiError>) -> CallToolResult {
 
 /// A refusal as a tool error: `CODE: message`, the field details, and a hint.
 pub fn refused(err: ApiError) -> CallToolResult {
-    let text = match &err {
+    CallToolResult::error(vec![ContentBlock::text(refusal_text(&err))])
+}
+
+/// What a refusal says: `CODE: message`, the field details, and a hint (internal errors are
+/// logged, never shown).
+pub fn refusal_text(err: &ApiError) -> String {
+    match err {
         ApiError::Known { code, message, details, .. } => {
             let mut text = format!("{code}: {message}");
             for d in details {
@@ -148,8 +151,7 @@ pub fn refused(err: ApiError) -> CallToolResult {
             tracing::error!(error = ?e, "MCP tool failed");
             "INTERNAL_ERROR: the server failed; try again later, and report it if it persists".to_string()
         }
-    };
-    CallToolResult::error(vec![ContentBlock::text(text)])
+    }
 }
 
 fn hint(code: &str) -> Option<&'static str> {

@@ -208,6 +208,7 @@ pub(crate) async fn add_with(
     let mut tx = state.db.begin().await?;
     q.query().execute(&mut *tx).await?;
     tx.commit().await?;
+    state.engine.changes().announce(&task);
     let all = list(&state.db, &task.id).await?;
     Ok(all.into_iter().filter(|a| ids.contains(&a.id)).collect())
 }

@@ -87,7 +87,7 @@ pub struct ListQuery {
 
 #[derive(Serialize, ToSchema)]
 pub struct HiringPage {
-    hirings: Vec<Hiring>,
+    pub(crate) hirings: Vec<Hiring>,
     total: i64,
     page: i64,
     per_page: i64,
@@ -272,6 +272,7 @@ pub(crate) async fn post_message_with(
     )
     .await?;
     tx.commit().await?;
+    state.engine.changes().announce(&task);
     let hiring = hiring_view(state, &task).await?;
     hiring.messages.into_iter().find(|m| m.id == mid).ok_or_else(|| ApiError::not_found("message"))
 }

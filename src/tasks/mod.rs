@@ -2,6 +2,7 @@
 //! change goes.
 
 pub mod artifacts;
+pub mod changes;
 pub mod dispute_routes;
 pub mod disputes;
 pub mod engine;

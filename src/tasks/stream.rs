@@ -166,6 +166,7 @@ pub(crate) async fn emit_with(state: &AppState, caller: &Caller, id: &str, body:
     .fetch_one(&mut *tx)
     .await?;
     tx.commit().await?;
+    state.engine.changes().announce(&task);
     Ok(Chunk::from(row))
 }
 

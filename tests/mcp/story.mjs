@@ -1,7 +1,7 @@
 // The whole hiring story over both MCP surfaces, driven by the official TypeScript SDK's own
 // Client: a hirer (user key, Bearer) on the hirer surface and the hired agent (its own agk_ key,
 // X-API-Key) on the agent surface. Every check asserts; the last stdout line is a JSON report
-// the Rust test asserts on too. Env: SDK_DIR, HIRER_URL, AGENT_URL, API_URL, KEY (the hirer,
+// the Rust test asserts on too. Env: SDK_DIR, HIRER_URL, AGENT_URL (or BALANCE), API_URL, KEY (the hirer,
 // funded with 100.00), AGENT_DID / AGENT_KEY (an agent offering `code-review` at 10.00).
 import assert from 'node:assert/strict';
 import { pathToFileURL } from 'node:url';
@@ -9,16 +9,61 @@ import { pathToFileURL } from 'node:url';
 const sdk = (p) => import(pathToFileURL(`${process.env.SDK_DIR}/dist/esm/${p}`).href);
 const { Client } = await sdk('client/index.js');
 const { StreamableHTTPClientTransport } = await sdk('client/streamableHttp.js');
+const { ResourceUpdatedNotificationSchema } = await sdk('types.js');
 
 const report = { checks: [] };
 const check = (name) => report.checks.push(name);
+
+// With BALANCE (server base URLs, comma-separated) the clients talk to a load balancer without
+// sticky routing: each session's requests go to the servers in turn.
+let [hirerUrl, agentUrl] = [process.env.HIRER_URL, process.env.AGENT_URL];
+let balancer = null;
+const served = {};
+if (process.env.BALANCE) {
+  const http = await import('node:http');
+  const upstreams = process.env.BALANCE.split(',');
+  const turns = {};
+  balancer = http.createServer((req, res) => {
+    const session = req.headers['mcp-session-id'] ?? 'new';
+    turns[session] = (turns[session] ?? -1) + 1;
+    const upstream = new URL(upstreams[turns[session] % upstreams.length]);
+    (served[session] ??= new Set()).add(upstream.origin);
+    const forward = http.request(
+      { host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: req.headers },
+      (answer) => {
+        res.writeHead(answer.statusCode, answer.headers);
+        answer.pipe(res);
+      },
+    );
+    forward.on('error', (e) => { if (!res.headersSent) res.writeHead(502); res.end(String(e)); });
+    res.on('close', () => forward.destroy());
+    req.pipe(forward);
+  });
+  await new Promise((r) => balancer.listen(0, '127.0.0.1', r));
+  const base = `http://127.0.0.1:${balancer.address().port}`;
+  [hirerUrl, agentUrl] = [`${base}/mcp/hirer`, `${base}/mcp`];
+}
 
 async function connect(url, headers) {
   const client = new Client({ name: 'agentmarket-story', version: '1.0.0' });
   const transport = new StreamableHTTPClientTransport(new URL(url), { requestInit: { headers } });
   await client.connect(transport);
+  // `notifications/resources/updated` as they arrive, and a wait for the next one about a URI.
+  client.updates = [];
+  client.setNotificationHandler(ResourceUpdatedNotificationSchema, (n) => client.updates.push(n.params.uri));
+  client.nextUpdate = async (uri, what) => {
+    const from = client.updates.length;
+    const deadline = Date.now() + 10000;
+    while (!client.updates.slice(from).includes(uri)) {
+      assert.ok(Date.now() < deadline, `no notification for ${uri} (${what}); got ${JSON.stringify(client.updates)}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  };
   return client;
 }
+// Starts waiting for a notification now (before the action that causes it).
+const expectUpdate = (client, uri, what) => client.nextUpdate(uri, what);
+const readJson = async (client, uri) => JSON.parse((await client.readResource({ uri })).contents[0].text);
 
 const text = (result) => result.content.filter((c) => c.type === 'text').map((c) => c.text).join('\n');
 async function call(client, name, args = {}) {
@@ -38,9 +83,22 @@ async function rest(path, key) {
   return body.data;
 }
 
-const hirer = await connect(process.env.HIRER_URL, { Authorization: `Bearer ${process.env.KEY}` });
-const agent = await connect(process.env.AGENT_URL, { 'X-API-Key': process.env.AGENT_KEY });
+const hirer = await connect(hirerUrl, { Authorization: `Bearer ${process.env.KEY}` });
+const agent = await connect(agentUrl, { 'X-API-Key': process.env.AGENT_KEY });
+assert.ok(hirer.transport.sessionId && agent.transport.sessionId, 'each client holds a session');
+assert.equal(hirer.getServerCapabilities().resources.subscribe, true);
+assert.equal(agent.getServerCapabilities().resources.subscribe, true);
 check('connect');
+
+// The agent listens for hirings.
+const { resources: agentResources } = await agent.listResources();
+assert.deepEqual(agentResources.map((r) => r.uri), ['hiring://pending']);
+const { resourceTemplates } = await agent.listResourceTemplates();
+assert.deepEqual(resourceTemplates.map((t) => t.uriTemplate), ['hiring://{id}/status']);
+assert.deepEqual(await readJson(agent, 'hiring://pending'), { hirings: [] });
+await agent.subscribeResource({ uri: 'hiring://pending' });
+await assert.rejects(agent.readResource({ uri: 'hirings://active' }), /-32002|not found/i, 'a hirer resource is not on the agent surface');
+check('agent subscribes hiring://pending');
 
 const { tools } = await agent.listTools();
 const byName = Object.fromEntries(tools.map((t) => [t.name, t]));
@@ -60,22 +118,49 @@ check('agent tools/list');
 const { agents } = await call(hirer, 'list_agents', { capability: 'code-review' });
 assert.ok(agents.some((a) => a.did === process.env.AGENT_DID));
 const hire = { agent_did: process.env.AGENT_DID, capability: 'code-review', task_description: 'Review PR #7', max_price: '10.00' };
+await hirer.subscribeResource({ uri: 'hirings://active' });
+let arrived = expectUpdate(agent, 'hiring://pending', 'a hiring arrives');
 const hired = await call(hirer, 'hire_agent', { ...hire, idempotency_key: 'story-1' });
-const id = hired.hiring.id;
 let balance = await call(hirer, 'check_balance');
 assert.deepEqual([balance.available, balance.escrow], ['90.00', '10.00'], 'escrow held');
 check('hire_agent');
 
+// The agent hears of it and finds it in hiring://pending.
+await arrived;
+const pending = await readJson(agent, 'hiring://pending');
+assert.equal(pending.hirings.length, 1);
+const id = pending.hirings[0].id;
+assert.equal(id, hired.hiring.id);
+assert.equal(pending.hirings[0].task_description, 'Review PR #7');
+check('the agent is notified');
+
+// The hirer follows the hiring: hirings://active lists it, hiring://{id}/status shows it.
+const active = await readJson(hirer, 'hirings://active');
+assert.deepEqual(active.hirings.map((h) => h.id), [id]);
+const { resources: hirerResources } = await hirer.listResources();
+assert.deepEqual(hirerResources.map((r) => r.uri), ['hirings://active', `hiring://${id}/status`]);
+assert.equal((await readJson(hirer, `hiring://${id}/status`)).id, id);
+await hirer.subscribeResource({ uri: `hiring://${id}/status` });
+await agent.subscribeResource({ uri: `hiring://${id}/status` });
+await assert.rejects(hirer.subscribeResource({ uri: 'hiring://no-such-hiring/status' }), /NOT_FOUND/);
+check('the hirer subscribes');
+
 // The agent asks; the hirer's wait returns with the question; the hirer answers.
 const waiting = call(hirer, 'wait_for_hirings', { hiring_ids: [id], wait_seconds: 20 });
 await new Promise((r) => setTimeout(r, 500));
+let asked = expectUpdate(hirer, `hiring://${id}/status`, 'a question is asked');
 const question = await call(agent, 'add_hiring_message', { hiring_id: id, question: 'Which branch?' });
 assert.equal(question.kind, 'question');
 const woke = await waiting;
 assert.deepEqual(woke.changed, [id]);
 const qid = woke.hirings[0].open_questions[0].question_id;
 assert.equal(qid, question.id);
+await asked;
+const answeredUpdate = expectUpdate(agent, `hiring://${id}/status`, 'the answer');
 await call(hirer, 'answer_hiring_question', { hiring_id: id, question_id: qid, answer: 'main' });
+await answeredUpdate;
+const seenByAgent = await readJson(agent, `hiring://${id}/status`);
+assert.deepEqual(seenByAgent.messages.filter((m) => m.kind === 'answer').map((m) => [m.content, m.reply_to_id]), [['main', qid]]);
 const note = await call(agent, 'add_hiring_message', { hiring_id: id, message: 'On it.' });
 assert.equal(note.kind, 'message');
 assert.match(await refused(agent, 'add_hiring_message', { hiring_id: id, message: 'a', question: 'b' }), /VALIDATION_ERROR/);
@@ -86,12 +171,14 @@ const first = await call(agent, 'task_emit_chunk', { hiring_id: id, content: 'Re
 const second = await call(agent, 'task_emit_chunk', { hiring_id: id, content: 'Found 2 issues', kind: 'progress' });
 assert.deepEqual([first.seq, second.seq], [1, 2]);
 assert.match(await refused(agent, 'task_emit_chunk', { hiring_id: id, content: 'x', kind: 'shout' }), /VALIDATION_ERROR[\s\S]*kind/);
+const deliveredUpdate = expectUpdate(hirer, `hiring://${id}/status`, 'the result is delivered');
 const delivered = await call(agent, 'submit_hiring_result', {
   hiring_id: id,
   output: { summary: 'Two issues, both minor' },
   artifacts: [{ artifact_type: 'markdown', name: 'review.md', content: '# Review\n\nLooks good.\n' }],
 });
 assert.deepEqual([delivered.status, delivered.final], ['completed', true]);
+await deliveredUpdate;
 check('chunks and result');
 
 const status = await call(hirer, 'get_hiring_status', { hiring_id: id });
@@ -135,10 +222,32 @@ balance = await call(hirer, 'check_balance');
 assert.deepEqual([balance.available, balance.escrow], ['90.00', '0.00'], 'the failed hiring is refunded');
 check('report_hiring_failure');
 
+// A third hiring the hirer cancels: both sides hear of it.
+arrived = expectUpdate(agent, 'hiring://pending', 'another hiring arrives');
+const third = await call(hirer, 'hire_agent', { ...hire, idempotency_key: 'story-3' });
+await arrived;
+const cancelledForHirer = expectUpdate(hirer, 'hirings://active', 'the hiring is cancelled');
+const cancelledForAgent = expectUpdate(agent, 'hiring://pending', 'the hiring is cancelled');
+assert.equal((await call(hirer, 'cancel_hiring', { hiring_id: third.hiring.id })).status, 'cancelled');
+await cancelledForHirer;
+await cancelledForAgent;
+assert.deepEqual(await readJson(agent, 'hiring://pending'), { hirings: [] });
+assert.deepEqual((await readJson(hirer, 'hirings://active')).hirings, []);
+check('cancel_hiring is heard');
+
+// Unsubscribed: no more notifications about that hiring.
+await hirer.unsubscribeResource({ uri: `hiring://${id}/status` });
+await hirer.unsubscribeResource({ uri: 'hirings://active' });
+const quietFrom = hirer.updates.length;
+await call(hirer, 'hire_agent', { ...hire, idempotency_key: 'story-4' });
+await new Promise((r) => setTimeout(r, 1500));
+assert.deepEqual(hirer.updates.slice(quietFrom), [], 'nothing after unsubscribing');
+check('unsubscribe');
+
 // The agent surface is for agents: a user key without an agent is refused before MCP.
 let userOnAgentSurface = null;
 try {
-  await connect(process.env.AGENT_URL, { Authorization: `Bearer ${process.env.KEY}` });
+  await connect(agentUrl, { Authorization: `Bearer ${process.env.KEY}` });
 } catch (e) {
   userOnAgentSurface = { status: e?.code ?? null, message: String(e?.message ?? e) };
 }
@@ -146,7 +255,13 @@ assert.ok(userOnAgentSurface, 'a user key cannot use the agent surface');
 report.userOnAgentSurface = userOnAgentSurface;
 check('agent surface needs an agent key');
 
+const sessions = [hirer.transport.sessionId, agent.transport.sessionId];
 await hirer.close();
 await agent.close();
+if (balancer) {
+  report.servedBy = sessions.map((s) => [...(served[s] ?? [])].sort());
+  balancer.closeAllConnections();
+  balancer.close();
+}
 report.ok = true;
 console.log(JSON.stringify(report));

@@ -1,0 +1,191 @@
+//! Two servers on one PostgreSQL, as behind a load balancer without sticky routing: one MCP
+//! session's requests land on either server, and a change made on one server reaches a
+//! subscriber whose stream is open on the other.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use super::process::{self, Client, Server};
+use super::{AGENT_DID, answer};
+
+/// A JSON-RPC message POSTed to `base`'s hirer surface, in session `session` if any.
+async fn post(http: &Client, base: &str, key: &str, session: Option<&str>, message: Value) -> reqwest::Response {
+    let mut req = http
+        .0
+        .post(format!("{base}/mcp/hirer"))
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2025-11-25")
+        .header("authorization", format!("Bearer {key}"))
+        .json(&message);
+    if let Some(s) = session {
+        req = req.header("mcp-session-id", s);
+    }
+    req.send().await.unwrap()
+}
+
+async fn call(http: &Client, base: &str, key: &str, session: &str, id: i64, method: &str, params: Value) -> Value {
+    let res =
+        post(http, base, key, Some(session), json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}))
+            .await;
+    assert_eq!(res.status(), 200, "{method} on {base}");
+    let body = answer(res).await;
+    assert!(body.get("result").is_some(), "{method} on {base}: {body}");
+    body["result"].clone()
+}
+
+async fn tool(http: &Client, base: &str, key: &str, session: &str, name: &str, arguments: Value) -> Value {
+    let result = call(http, base, key, session, 9, "tools/call", json!({"name": name, "arguments": arguments})).await;
+    assert_eq!(result["isError"], false, "{name}: {result}");
+    serde_json::from_str(result["content"][0]["text"].as_str().unwrap()).unwrap()
+}
+
+/// Reads the event stream until a `notifications/resources/updated` for `uri` arrives.
+async fn next_update(stream: &mut reqwest::Response, seen: &mut String, uri: &str) {
+    let wanted = format!("\"uri\":\"{uri}\"");
+    let read = async {
+        loop {
+            if let Some(at) = seen.find(&wanted) {
+                seen.drain(..at + wanted.len());
+                return;
+            }
+            match stream.chunk().await.unwrap() {
+                Some(bytes) => seen.push_str(&String::from_utf8_lossy(&bytes)),
+                None => panic!("the stream ended before {uri} was updated: {seen}"),
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), read)
+        .await
+        .unwrap_or_else(|_| panic!("no notification for {uri} within 10 s; the stream said: {seen}"));
+}
+
+/// Opens a session on `base` for `key`: its id.
+async fn open_session(http: &Client, base: &str, key: &str) -> String {
+    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": "2025-11-25",
+        "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}});
+    let res = post(http, base, key, None, init).await;
+    assert_eq!(res.status(), 200);
+    let session = res.headers()["mcp-session-id"].to_str().unwrap().to_string();
+    assert_eq!(answer(res).await["result"]["protocolVersion"], "2025-11-25");
+    session
+}
+
+/// The session's server-to-client stream, on `base`.
+async fn open_stream(http: &Client, base: &str, key: &str, session: &str) -> reqwest::Response {
+    let stream = http
+        .0
+        .get(format!("{base}/mcp/hirer"))
+        .header("accept", "text/event-stream")
+        .header("mcp-protocol-version", "2025-11-25")
+        .header("mcp-session-id", session)
+        .header("authorization", format!("Bearer {key}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), 200);
+    stream
+}
+
+/// A hirer (funded with 50.00) and an agent's key, on `server`.
+async fn parties(http: &Client, server: &Server) -> (String, String) {
+    let key = http.signup(server, "spans@example.com").await;
+    let deposit = json!({"amount": "50.00", "currency": "USD", "payment_method": "sandbox"});
+    assert_eq!(http.post(server, "/api/v1/ledger/deposit", Some(&key), deposit).await.0, 201);
+    let agent = json!({"agent": {"name": "Spans", "did": AGENT_DID, "capabilities": ["code-review"],
+        "pricing_model": "fixed", "base_price": "10.00"}});
+    let (status, r) = http.post(server, "/api/v1/agents/register", None, agent).await;
+    assert_eq!(status, 201);
+    (key, r["data"]["api_key"].as_str().unwrap().to_string())
+}
+
+fn hire(key: &str) -> Value {
+    json!({"agent_did": AGENT_DID, "capability": "code-review", "task_description": "Review", "max_price": "10.00",
+        "idempotency_key": key})
+}
+
+/// An open stream is a request in progress, not an idle connection: it outlives the idle timeout.
+#[test]
+fn a_stream_outlives_the_idle_timeout() {
+    let (url, dir) = process::run(process::sqlite());
+    let server =
+        Server::start(&url, dir.path(), &["--enable-sandbox-deposits", "--defer-hiring-probe", "--idle-timeout", "1s"]);
+    let http = Client::new();
+    process::run(async {
+        let (key, _) = parties(&http, &server).await;
+        let session = open_session(&http, &server.base, &key).await;
+        call(&http, &server.base, &key, &session, 2, "resources/subscribe", json!({"uri": "hirings://active"})).await;
+        let mut stream = open_stream(&http, &server.base, &key, &session).await;
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        tool(&http, &server.base, &key, &session, "hire_agent", hire("idle")).await;
+        next_update(&mut stream, &mut String::new(), "hirings://active").await;
+    });
+}
+
+#[test]
+fn one_session_spans_two_servers_and_hears_changes_made_on_either_on_postgres() {
+    let Some((url, dir, _db)) = process::run(process::postgres()) else { return };
+    let a = Server::start(&url, dir.path(), &["--enable-sandbox-deposits", "--defer-hiring-probe"]);
+    let b = Server::start(&url, dir.path(), &["--enable-sandbox-deposits", "--defer-hiring-probe"]);
+    let http = Client::new();
+    process::run(async {
+        let (key, agent_key) = parties(&http, &a).await;
+        let other_key = http.signup(&b, "other@example.com").await;
+
+        // initialize on A, the rest of the handshake and the calls alternate between the servers.
+        let session = open_session(&http, &a.base, &key).await;
+        let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+        assert_eq!(post(&http, &b.base, &key, Some(&session), initialized).await.status(), 202);
+        let tools = call(&http, &b.base, &key, &session, 2, "tools/list", json!({})).await;
+        assert_eq!(tools["tools"].as_array().unwrap().len(), 14);
+        let hired = tool(&http, &a.base, &key, &session, "hire_agent", hire("spans")).await;
+        let id = hired["hiring"]["id"].as_str().unwrap().to_string();
+        let status_uri = format!("hiring://{id}/status");
+        call(&http, &b.base, &key, &session, 3, "resources/subscribe", json!({"uri": status_uri})).await;
+        call(&http, &a.base, &key, &session, 4, "resources/subscribe", json!({"uri": "hirings://active"})).await;
+
+        // The session's stream is open on A.
+        let mut stream = open_stream(&http, &a.base, &key, &session).await;
+        let mut seen = String::new();
+
+        // A question asked on B (over REST) reaches the stream on A.
+        let question = json!({"content": "Which branch?", "kind": "question"});
+        let (status, _) = http.post(&b, &format!("/api/v1/hirings/{id}/messages"), Some(&agent_key), question).await;
+        assert_eq!(status, 201);
+        next_update(&mut stream, &mut seen, &status_uri).await;
+        // A cancellation through the session's own tool call on B, too.
+        let cancelled = tool(&http, &b.base, &key, &session, "cancel_hiring", json!({"hiring_id": id})).await;
+        assert_eq!(cancelled["status"], "cancelled");
+        next_update(&mut stream, &mut seen, "hirings://active").await;
+
+        // Only the credential that opened the session may use it, on either server.
+        for server in [&a, &b] {
+            let res = post(
+                &http,
+                &server.base,
+                &other_key,
+                Some(&session),
+                json!({"jsonrpc": "2.0", "id": 5,
+                "method": "tools/list"}),
+            )
+            .await;
+            assert_eq!(res.status(), 404, "another key cannot use the session on {}", server.base);
+        }
+
+        // Ended on B, the session is gone on A too.
+        let end = http
+            .0
+            .delete(format!("{}/mcp/hirer", b.base))
+            .header("mcp-protocol-version", "2025-11-25")
+            .header("mcp-session-id", &session)
+            .header("authorization", format!("Bearer {key}"))
+            .send()
+            .await
+            .unwrap();
+        assert!(end.status().is_success(), "DELETE: {}", end.status());
+        let res =
+            post(&http, &a.base, &key, Some(&session), json!({"jsonrpc": "2.0", "id": 6, "method": "tools/list"}))
+                .await;
+        assert_eq!(res.status(), 404, "the ended session is unknown on A");
+    });
+}
