@@ -1,10 +1,12 @@
-//! The hirer MCP surface driven by a real client: installs `@modelcontextprotocol/sdk@1.32.2`
-//! from the npm registry at test time (into the build's temporary folder, once; none of its code
-//! is committed) and runs `tests/mcp/hirer.mjs`, which uses the SDK's own `Client` over
-//! `StreamableHTTPClientTransport` with Bearer keys against the real binary, on SQLite and on a
-//! fresh PostgreSQL database. The HTTP-level rules (401 before MCP, allowed hosts from
-//! `--public-url`, stateless GET) are checked here with plain requests. The hired agent acts
-//! over REST with its own key (a question, artifacts) while the hirer follows over MCP.
+//! The MCP surfaces driven by a real client: installs `@modelcontextprotocol/sdk@1.32.2` from
+//! the npm registry at test time (into the build's temporary folder, once; none of its code is
+//! committed) and runs the scripts of `tests/mcp/` with the SDK's own `Client` against the real
+//! binary, on SQLite and on a fresh PostgreSQL database, over `StreamableHTTPClientTransport` and
+//! over `SSEClientTransport`: `hirer.mjs` (every hirer tool, scoped and capped keys, a bad key)
+//! and `story.mjs` (the hirer and the hired agent, each with its own key, through the whole
+//! hiring with subscriptions; also behind a non-sticky load balancer over two servers). The
+//! HTTP-level rules (401 before MCP, allowed hosts, sessions across servers, the SSE transport's
+//! own rules) are checked with plain requests here and in `tests/mcp/servers.rs`.
 
 mod process;
 #[path = "mcp/servers.rs"]
@@ -93,8 +95,9 @@ async fn mcp_post(http: &Client, server: &Server, host: Option<&str>, key: Optio
     req.send().await.unwrap()
 }
 
-fn story(database_url: &str, dir: &Path) {
-    let sdk = sdk_dir();
+/// The hirer surface on its own: every tool, keys with fewer rights, a bad key; over the
+/// 2024-11-05 transport when `sse`.
+fn hirer_story(database_url: &str, dir: &Path, sse: bool) {
     let public_url = format!("http://{PUBLIC_HOST}");
     let server = Server::start(
         database_url,
@@ -145,29 +148,20 @@ fn story(database_url: &str, dir: &Path) {
         (key, scoped, capped, agent_key)
     });
 
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/mcp/hirer.mjs");
-    let out = Command::new("node")
-        .arg(&script)
-        .env("SDK_DIR", &sdk)
-        .env("MCP_URL", format!("{}/mcp/hirer", server.base))
-        .env("KEY", &key)
-        .env("SCOPED_KEY", &scoped)
-        .env("CAPPED_KEY", &capped)
-        .env("AGENT_DID", AGENT_DID)
-        .env("AGENT_KEY", &agent_key)
-        .env("API_URL", format!("{}/api/v1", server.base))
-        .env("GITHUB_TOKEN", GITHUB_TOKEN)
-        .output()
-        .expect("node runs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "the MCP client script failed:\n{stdout}\n{stderr}");
-    let report: Value = stdout
-        .lines()
-        .rev()
-        .find_map(|l| serde_json::from_str(l).ok())
-        .unwrap_or_else(|| panic!("no report from the MCP client script:\n{stdout}\n{stderr}"));
-    assert_eq!(report["ok"], true);
+    let mut env = vec![
+        ("MCP_URL", format!("{}/mcp/hirer", server.base)),
+        ("KEY", key.clone()),
+        ("SCOPED_KEY", scoped),
+        ("CAPPED_KEY", capped),
+        ("AGENT_DID", AGENT_DID.to_string()),
+        ("AGENT_KEY", agent_key),
+        ("API_URL", format!("{}/api/v1", server.base)),
+        ("GITHUB_TOKEN", GITHUB_TOKEN.to_string()),
+    ];
+    if sse {
+        env.push(("TRANSPORT", "sse".to_string()));
+    }
+    let report = run_script("hirer.mjs", &env);
     let tools: Vec<&str> = report["tools"].as_array().unwrap().iter().map(|t| t.as_str().unwrap()).collect();
     for tool in [
         "list_agents",
@@ -192,7 +186,9 @@ fn story(database_url: &str, dir: &Path) {
     assert!(report["scopeRefusal"].as_str().unwrap().contains("hire:create"));
     assert!(report["capRefusal"].as_str().unwrap().contains("PRICE_ABOVE_MAX"));
     assert_eq!(report["badKey"]["status"], 401, "the SDK saw the 401: {}", report["badKey"]);
-    assert!(report["badKey"]["message"].as_str().unwrap().contains("UNAUTHORIZED"));
+    if !sse {
+        assert!(report["badKey"]["message"].as_str().unwrap().contains("UNAUTHORIZED"));
+    }
 
     // The stored GitHub token is sealed at rest and never logged.
     let mut at_rest = Vec::new();
@@ -241,13 +237,23 @@ fn run_script(name: &str, env: &[(&str, String)]) -> Value {
     report
 }
 
+/// How the story's clients reach the server.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Streamable HTTP, one server.
+    Streamable,
+    /// The 2024-11-05 HTTP+SSE transport, one server.
+    Sse,
+    /// Streamable HTTP through a load balancer without sticky routing, two servers.
+    Balanced,
+}
+
 /// The whole story over both surfaces: the hirer hires and follows over MCP, the agent asks,
-/// streams and delivers over MCP with its own key. With `balanced`, a second server runs on
-/// the same database and every session's requests alternate between the two.
-fn agent_story(database_url: &str, dir: &Path, balanced: bool) {
+/// streams and delivers over MCP with its own key.
+fn agent_story(database_url: &str, dir: &Path, mode: Mode) {
     let server = Server::start(database_url, dir, &["--enable-sandbox-deposits", "--defer-hiring-probe"]);
-    let second =
-        balanced.then(|| Server::start(database_url, dir, &["--enable-sandbox-deposits", "--defer-hiring-probe"]));
+    let second = (mode == Mode::Balanced)
+        .then(|| Server::start(database_url, dir, &["--enable-sandbox-deposits", "--defer-hiring-probe"]));
     let http = Client::new();
     let (key, agent_key) = process::run(async {
         let key = http.signup(&server, "story@example.com").await;
@@ -270,7 +276,11 @@ fn agent_story(database_url: &str, dir: &Path, balanced: bool) {
     if let Some(second) = &second {
         env.push(("BALANCE", format!("{},{}", server.base, second.base)));
     }
+    if mode == Mode::Sse {
+        env.push(("TRANSPORT", "sse".to_string()));
+    }
     let report = run_script("story.mjs", &env);
+    assert_eq!(report["transport"], if mode == Mode::Sse { "sse" } else { "streamable" });
     assert_eq!(report["checks"].as_array().unwrap().len(), 15, "every step ran: {}", report["checks"]);
     if let Some(second) = &second {
         let mut both = [server.base.clone(), second.base.clone()];
@@ -302,7 +312,25 @@ fn the_agent_surface_delivers_a_hiring_with_the_sdk_client_on_sqlite() {
         return;
     }
     let (url, dir) = process::run(process::sqlite());
-    agent_story(&url, dir.path(), false);
+    agent_story(&url, dir.path(), Mode::Streamable);
+}
+
+#[test]
+fn the_story_holds_over_the_sse_transport_on_sqlite() {
+    if !node_available() {
+        return;
+    }
+    let (url, dir) = process::run(process::sqlite());
+    agent_story(&url, dir.path(), Mode::Sse);
+}
+
+#[test]
+fn the_story_holds_over_the_sse_transport_on_postgres() {
+    if !node_available() {
+        return;
+    }
+    let Some((url, dir, _db)) = process::run(process::postgres()) else { return };
+    agent_story(&url, dir.path(), Mode::Sse);
 }
 
 #[test]
@@ -311,7 +339,7 @@ fn the_agent_surface_delivers_a_hiring_with_the_sdk_client_on_postgres() {
         return;
     }
     let Some((url, dir, _db)) = process::run(process::postgres()) else { return };
-    agent_story(&url, dir.path(), false);
+    agent_story(&url, dir.path(), Mode::Streamable);
 }
 
 /// The whole story with the SDK clients behind a load balancer without sticky routing: two
@@ -322,7 +350,7 @@ fn the_story_holds_across_two_servers_on_postgres() {
         return;
     }
     let Some((url, dir, _db)) = process::run(process::postgres()) else { return };
-    agent_story(&url, dir.path(), true);
+    agent_story(&url, dir.path(), Mode::Balanced);
 }
 
 #[test]
@@ -331,7 +359,25 @@ fn the_hirer_surface_works_with_the_sdk_client_on_sqlite() {
         return;
     }
     let (url, dir) = process::run(process::sqlite());
-    story(&url, dir.path());
+    hirer_story(&url, dir.path(), false);
+}
+
+#[test]
+fn the_hirer_surface_works_over_the_sse_transport_on_sqlite() {
+    if !node_available() {
+        return;
+    }
+    let (url, dir) = process::run(process::sqlite());
+    hirer_story(&url, dir.path(), true);
+}
+
+#[test]
+fn the_hirer_surface_works_over_the_sse_transport_on_postgres() {
+    if !node_available() {
+        return;
+    }
+    let Some((url, dir, _db)) = process::run(process::postgres()) else { return };
+    hirer_story(&url, dir.path(), true);
 }
 
 #[test]
@@ -340,7 +386,7 @@ fn the_hirer_surface_works_with_the_sdk_client_on_postgres() {
         return;
     }
     let Some((url, dir, _db)) = process::run(process::postgres()) else { return };
-    story(&url, dir.path());
+    hirer_story(&url, dir.path(), false);
 }
 
 /// A hire through MCP spends the REST endpoint's `financial` allowance, not only the general one.

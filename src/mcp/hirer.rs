@@ -31,8 +31,12 @@ const BALANCE: Rest = Rest::get("/api/v1/ledger/balance");
 const DEPOSIT: Rest = Rest::post("/api/v1/ledger/deposit");
 
 /// The protocol versions both surfaces negotiate (the client's if listed, else the latest).
-pub const PROTOCOL_VERSIONS: &[ProtocolVersion] =
-    &[ProtocolVersion::V_2025_03_26, ProtocolVersion::V_2025_06_18, ProtocolVersion::V_2025_11_25];
+pub const PROTOCOL_VERSIONS: &[ProtocolVersion] = &[
+    ProtocolVersion::V_2024_11_05,
+    ProtocolVersion::V_2025_03_26,
+    ProtocolVersion::V_2025_06_18,
+    ProtocolVersion::V_2025_11_25,
+];
 
 /// Every endpoint a tool mirrors (a test checks each is in the route table).
 pub const MIRRORED: [Rest; 7] = [LIST_AGENTS, HIRE, SHOW_HIRING, LIST_HIRINGS, CANCEL_HIRING, BALANCE, DEPOSIT];

@@ -15,16 +15,20 @@ pub mod follow;
 pub mod github;
 pub mod hirer;
 pub mod hub;
+pub mod legacy;
 pub mod mirror;
 pub mod resources;
 pub mod sessions;
 pub mod streamable;
 
+use std::sync::Arc;
+
 use axum::Router;
+use axum::extract::Path;
 use axum::extract::Request;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::any;
+use axum::routing::{any, get, post};
 use rmcp::ServerHandler;
 use rmcp::model::{CallToolResult, ContentBlock};
 use serde::Serialize;
@@ -34,6 +38,7 @@ use crate::error::ApiError;
 use crate::http::endpoint::{Access, Declared};
 use crate::http::rate_limit::{self, Limit};
 use crate::state::AppState;
+use legacy::Legacy;
 use sessions::Surface;
 use streamable::Streamable;
 
@@ -42,27 +47,58 @@ pub const HIRER_PATH: &str = "/mcp/hirer";
 /// The path of the agent surface.
 pub const AGENT_PATH: &str = "/mcp";
 
+/// Builds a surface's handler for a session or a request.
+pub type Factory<S> = Arc<dyn Fn() -> Result<S, std::io::Error> + Send + Sync>;
+
 /// The MCP routes, merged into the top-level router. A request without a valid credential (on
 /// the agent surface: one acting as an agent) is answered 401 in the API's error envelope
 /// before any MCP handling (`auth::caller` resolves it exactly as for `/api/v1`); each request
 /// counts against the general rate limit.
 pub fn router(state: &AppState) -> Router<AppState> {
-    let hirer_tools = hirer::Hirer::router();
-    let hirer_state = state.clone();
-    let hirer =
-        Streamable::new(state, Surface::Hirer, move || Ok(hirer::Hirer::new(hirer_state.clone(), hirer_tools.clone())));
-    let agent_tools = agent::AgentSurface::router();
-    let agent_state = state.clone();
-    let agent = Streamable::new(state, Surface::Agent, move || {
-        Ok(agent::AgentSurface::new(agent_state.clone(), agent_tools.clone()))
-    });
-    let hirer = Router::new().route(HIRER_PATH, any(move |req: Request| serve(hirer.clone(), req)));
-    let agent = Router::new().route(AGENT_PATH, any(move |req: Request| serve(agent.clone(), req)));
+    let (tools, hirer_state) = (hirer::Hirer::router(), state.clone());
+    let hirer: Factory<hirer::Hirer> = Arc::new(move || Ok(hirer::Hirer::new(hirer_state.clone(), tools.clone())));
+    let (tools, agent_state) = (agent::AgentSurface::router(), state.clone());
+    let agent: Factory<agent::AgentSurface> =
+        Arc::new(move || Ok(agent::AgentSurface::new(agent_state.clone(), tools.clone())));
+    let hirer = surface_routes(state, Surface::Hirer, HIRER_PATH, hirer);
+    let agent = surface_routes(state, Surface::Agent, AGENT_PATH, agent);
     guarded(state, hirer, require_caller).merge(guarded(state, agent, require_agent))
+}
+
+/// A surface's routes: Streamable HTTP at `path`, and the 2024-11-05 transport at `path/sse`
+/// with its messages at `path/messages/{session}`.
+fn surface_routes<S: ServerHandler + Send + 'static>(
+    state: &AppState,
+    surface: Surface,
+    path: &'static str,
+    handler: Factory<S>,
+) -> Router<AppState> {
+    let streamable = Streamable::new(state, surface, handler.clone());
+    let messages_path: &'static str = match surface {
+        Surface::Hirer => "/mcp/hirer/messages",
+        Surface::Agent => "/mcp/messages",
+    };
+    let legacy = Legacy::new(state, surface, messages_path, handler);
+    let sse = legacy.clone();
+    Router::new()
+        .route(path, any(move |req: Request| serve(streamable.clone(), req)))
+        .route(&format!("{path}/sse"), get(move |req: Request| connect(sse.clone(), req)))
+        .route(
+            &format!("{messages_path}/{{session}}"),
+            post(move |Path(id): Path<String>, req: Request| message(legacy.clone(), id, req)),
+        )
 }
 
 async fn serve<S: ServerHandler + Send + 'static>(surface: Streamable<S>, req: Request) -> Response {
     surface.serve(req).await
+}
+
+async fn connect<S: ServerHandler + Send + 'static>(surface: Legacy<S>, req: Request) -> Response {
+    surface.connect(req).await
+}
+
+async fn message<S: ServerHandler + Send + 'static>(surface: Legacy<S>, id: String, req: Request) -> Response {
+    surface.message(id, req).await
 }
 
 /// The layers in front of a surface: the caller resolved (a bad key is 401), `admit` (who may

@@ -10,7 +10,6 @@
 //! A request naming a session is served only when the session exists for this surface and was
 //! opened by the same credential; otherwise 404, as for an unknown session.
 
-use std::io;
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -21,6 +20,7 @@ use rmcp::ServerHandler;
 use rmcp::transport::streamable_http_server::session::never::NeverSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 
+use super::Factory;
 use super::resources::SESSION_HEADER;
 use super::sessions::{self, DbSessionStore, DbSessions, Surface};
 use crate::auth::Caller;
@@ -61,12 +61,7 @@ fn session_not_found() -> Response {
 }
 
 impl<S: ServerHandler + Send + 'static> Streamable<S> {
-    pub fn new(
-        state: &AppState,
-        surface: Surface,
-        handler: impl Fn() -> Result<S, io::Error> + Send + Sync + 'static,
-    ) -> Streamable<S> {
-        let handler = Arc::new(handler);
+    pub fn new(state: &AppState, surface: Surface, handler: Factory<S>) -> Streamable<S> {
         let stateless_config =
             base_config(state).with_legacy_session_mode(false).with_json_response(true).with_sse_keep_alive(None);
         let first = handler.clone();

@@ -1,6 +1,7 @@
-//! Two servers on one PostgreSQL, as behind a load balancer without sticky routing: one MCP
-//! session's requests land on either server, and a change made on one server reaches a
-//! subscriber whose stream is open on the other.
+//! The transports over plain HTTP: two servers on one PostgreSQL, as behind a load balancer
+//! without sticky routing (one MCP session's requests land on either server, and a change made
+//! on one server reaches a subscriber whose stream is open on the other); long-lived streams;
+//! the 2024-11-05 transport's own rules.
 
 use std::time::Duration;
 
@@ -40,24 +41,31 @@ async fn tool(http: &Client, base: &str, key: &str, session: &str, name: &str, a
     serde_json::from_str(result["content"][0]["text"].as_str().unwrap()).unwrap()
 }
 
-/// Reads the event stream until a `notifications/resources/updated` for `uri` arrives.
-async fn next_update(stream: &mut reqwest::Response, seen: &mut String, uri: &str) {
-    let wanted = format!("\"uri\":\"{uri}\"");
+/// The next JSON-RPC message on the event stream for which `wanted` holds (others are skipped).
+async fn next_message(stream: &mut reqwest::Response, seen: &mut String, wanted: impl Fn(&Value) -> bool) -> Value {
     let read = async {
         loop {
-            if let Some(at) = seen.find(&wanted) {
-                seen.drain(..at + wanted.len());
-                return;
+            while let Some(end) = seen.find("\n\n") {
+                let event: String = seen.drain(..end + 2).collect();
+                let data = event.lines().find_map(|l| l.strip_prefix("data:")).unwrap_or("");
+                if let Ok(message) = serde_json::from_str::<Value>(data.trim())
+                    && wanted(&message)
+                {
+                    return message;
+                }
             }
             match stream.chunk().await.unwrap() {
                 Some(bytes) => seen.push_str(&String::from_utf8_lossy(&bytes)),
-                None => panic!("the stream ended before {uri} was updated: {seen}"),
+                None => panic!("the stream ended: {seen}"),
             }
         }
     };
-    tokio::time::timeout(Duration::from_secs(10), read)
-        .await
-        .unwrap_or_else(|_| panic!("no notification for {uri} within 10 s; the stream said: {seen}"));
+    tokio::time::timeout(Duration::from_secs(10), read).await.unwrap_or_else(|_| panic!("nothing wanted in: {seen}"))
+}
+
+/// Reads the event stream until a `notifications/resources/updated` for `uri` arrives.
+async fn next_update(stream: &mut reqwest::Response, seen: &mut String, uri: &str) {
+    next_message(stream, seen, |m| m["method"] == "notifications/resources/updated" && m["params"]["uri"] == uri).await;
 }
 
 /// Opens a session on `base` for `key`: its id.
@@ -187,5 +195,80 @@ fn one_session_spans_two_servers_and_hears_changes_made_on_either_on_postgres() 
             post(&http, &a.base, &key, Some(&session), json!({"jsonrpc": "2.0", "id": 6, "method": "tools/list"}))
                 .await;
         assert_eq!(res.status(), 404, "the ended session is unknown on A");
+    });
+}
+
+/// The 2024-11-05 transport: the `endpoint` event names the session's message path; only the
+/// credential that opened the session may post to it; answers travel on the stream; other hosts
+/// are refused; the session is the stream's server's (a second server does not know it: sticky
+/// routing, as the README says).
+#[test]
+fn the_sse_transport_serves_its_session_to_its_owner_on_postgres() {
+    let Some((url, dir, _db)) = process::run(process::postgres()) else { return };
+    let a = Server::start(&url, dir.path(), &["--enable-sandbox-deposits", "--defer-hiring-probe"]);
+    let b = Server::start(&url, dir.path(), &["--enable-sandbox-deposits", "--defer-hiring-probe"]);
+    let http = Client::new();
+    process::run(async {
+        let (key, agent_key) = parties(&http, &a).await;
+        let other = http.signup(&a, "other@example.com").await;
+        let open = |base: String, key: String, host: Option<String>| {
+            let mut req = http.0.get(format!("{base}/mcp/hirer/sse")).header("authorization", format!("Bearer {key}"));
+            if let Some(host) = host {
+                req = req.header("host", host);
+            }
+            req.header("accept", "text/event-stream").send()
+        };
+        let port = a.base.rsplit(':').next().unwrap().to_string();
+        let refused = open(a.base.clone(), key.clone(), Some(format!("elsewhere.test:{port}"))).await.unwrap();
+        assert_eq!(refused.status(), 403, "another host is refused");
+        assert_eq!(
+            open(a.base.clone(), "ap_not_a_real_key_0000000000000000".into(), None).await.unwrap().status(),
+            401
+        );
+
+        let mut stream = open(a.base.clone(), key.clone(), None).await.unwrap();
+        assert_eq!(stream.status(), 200);
+        assert_eq!(stream.headers()["content-type"], "text/event-stream");
+        let first = stream.chunk().await.unwrap().unwrap();
+        let first = String::from_utf8_lossy(&first).to_string();
+        let path = first.strip_prefix("event: endpoint\ndata: ").unwrap().trim().to_string();
+        assert!(path.starts_with("/mcp/hirer/messages/"), "{first}");
+        let mut seen = String::new();
+        let answer_to = |id: i64| move |m: &Value| m["id"] == id;
+        let send = |base: &str, key: &str, message: Value| {
+            http.0.post(format!("{base}{path}")).header("authorization", format!("Bearer {key}")).json(&message).send()
+        };
+        let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": "2024-11-05",
+            "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}});
+        assert_eq!(send(&a.base, &other, init.clone()).await.unwrap().status(), 404, "not the session's credential");
+        assert_eq!(send(&b.base, &key, init.clone()).await.unwrap().status(), 404, "not this server's session");
+        let bad = send(&a.base, &key, json!({"no": "message"})).await.unwrap();
+        assert_eq!(bad.status(), 400);
+        assert_eq!(send(&a.base, &key, init).await.unwrap().status(), 202);
+        let answered = next_message(&mut stream, &mut seen, answer_to(1)).await;
+        assert_eq!(answered["result"]["protocolVersion"], "2024-11-05");
+        let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+        assert_eq!(send(&a.base, &key, initialized).await.unwrap().status(), 202);
+
+        // A hire through the session, a subscription, and a question asked on B reaching A's stream.
+        let call = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+            "params": {"name": "hire_agent", "arguments": hire("sse")}});
+        assert_eq!(send(&a.base, &key, call).await.unwrap().status(), 202);
+        let hired = next_message(&mut stream, &mut seen, answer_to(2)).await;
+        let hiring: Value = serde_json::from_str(hired["result"]["content"][0]["text"].as_str().unwrap()).unwrap();
+        let id = hiring["hiring"]["id"].as_str().unwrap().to_string();
+        let subscribe = json!({"jsonrpc": "2.0", "id": 3, "method": "resources/subscribe",
+            "params": {"uri": format!("hiring://{id}/status")}});
+        assert_eq!(send(&a.base, &key, subscribe).await.unwrap().status(), 202);
+        assert!(next_message(&mut stream, &mut seen, answer_to(3)).await.get("result").is_some());
+        let question = json!({"content": "Which branch?", "kind": "question"});
+        assert_eq!(http.post(&b, &format!("/api/v1/hirings/{id}/messages"), Some(&agent_key), question).await.0, 201);
+        next_update(&mut stream, &mut seen, &format!("hiring://{id}/status")).await;
+
+        // The stream closed, the session is gone.
+        drop(stream);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let ping = json!({"jsonrpc": "2.0", "id": 4, "method": "ping"});
+        assert_eq!(send(&a.base, &key, ping).await.unwrap().status(), 404);
     });
 }

@@ -1,7 +1,8 @@
 // The whole hiring story over both MCP surfaces, driven by the official TypeScript SDK's own
 // Client: a hirer (user key, Bearer) on the hirer surface and the hired agent (its own agk_ key,
 // X-API-Key) on the agent surface. Every check asserts; the last stdout line is a JSON report
-// the Rust test asserts on too. Env: SDK_DIR, HIRER_URL, AGENT_URL (or BALANCE), API_URL, KEY (the hirer,
+// the Rust test asserts on too. Env: SDK_DIR, HIRER_URL, AGENT_URL (or BALANCE), TRANSPORT (`sse`
+// for the 2024-11-05 transport), API_URL, KEY (the hirer,
 // funded with 100.00), AGENT_DID / AGENT_KEY (an agent offering `code-review` at 10.00).
 import assert from 'node:assert/strict';
 import { pathToFileURL } from 'node:url';
@@ -9,6 +10,7 @@ import { pathToFileURL } from 'node:url';
 const sdk = (p) => import(pathToFileURL(`${process.env.SDK_DIR}/dist/esm/${p}`).href);
 const { Client } = await sdk('client/index.js');
 const { StreamableHTTPClientTransport } = await sdk('client/streamableHttp.js');
+const { SSEClientTransport } = await sdk('client/sse.js');
 const { ResourceUpdatedNotificationSchema } = await sdk('types.js');
 
 const report = { checks: [] };
@@ -46,8 +48,12 @@ if (process.env.BALANCE) {
 
 async function connect(url, headers) {
   const client = new Client({ name: 'agentmarket-story', version: '1.0.0' });
-  const transport = new StreamableHTTPClientTransport(new URL(url), { requestInit: { headers } });
+  // TRANSPORT=sse: the 2024-11-05 transport at <surface>/sse; else Streamable HTTP.
+  const transport = process.env.TRANSPORT === 'sse'
+    ? new SSEClientTransport(new URL(`${url}/sse`), { requestInit: { headers } })
+    : new StreamableHTTPClientTransport(new URL(url), { requestInit: { headers } });
   await client.connect(transport);
+  client.session = transport.sessionId ?? transport._endpoint?.pathname.split('/').pop();
   // `notifications/resources/updated` as they arrive, and a wait for the next one about a URI.
   client.updates = [];
   client.setNotificationHandler(ResourceUpdatedNotificationSchema, (n) => client.updates.push(n.params.uri));
@@ -85,7 +91,8 @@ async function rest(path, key) {
 
 const hirer = await connect(hirerUrl, { Authorization: `Bearer ${process.env.KEY}` });
 const agent = await connect(agentUrl, { 'X-API-Key': process.env.AGENT_KEY });
-assert.ok(hirer.transport.sessionId && agent.transport.sessionId, 'each client holds a session');
+assert.ok(hirer.session && agent.session, 'each client holds a session');
+report.transport = process.env.TRANSPORT ?? 'streamable';
 assert.equal(hirer.getServerCapabilities().resources.subscribe, true);
 assert.equal(agent.getServerCapabilities().resources.subscribe, true);
 check('connect');
@@ -255,7 +262,7 @@ assert.ok(userOnAgentSurface, 'a user key cannot use the agent surface');
 report.userOnAgentSurface = userOnAgentSurface;
 check('agent surface needs an agent key');
 
-const sessions = [hirer.transport.sessionId, agent.transport.sessionId];
+const sessions = [hirer.session, agent.session];
 await hirer.close();
 await agent.close();
 if (balancer) {
