@@ -251,9 +251,9 @@ enum Mode {
 /// The whole story over both surfaces: the hirer hires and follows over MCP, the agent asks,
 /// streams and delivers over MCP with its own key.
 fn agent_story(database_url: &str, dir: &Path, mode: Mode) {
-    let server = Server::start(database_url, dir, &["--enable-sandbox-deposits", "--defer-hiring-probe"]);
-    let second = (mode == Mode::Balanced)
-        .then(|| Server::start(database_url, dir, &["--enable-sandbox-deposits", "--defer-hiring-probe"]));
+    // The availability probe runs at each hire: the agent answers it over MCP.
+    let server = Server::start(database_url, dir, &["--enable-sandbox-deposits"]);
+    let second = (mode == Mode::Balanced).then(|| Server::start(database_url, dir, &["--enable-sandbox-deposits"]));
     let http = Client::new();
     let (key, agent_key) = process::run(async {
         let key = http.signup(&server, "story@example.com").await;
@@ -281,7 +281,8 @@ fn agent_story(database_url: &str, dir: &Path, mode: Mode) {
     }
     let report = run_script("story.mjs", &env);
     assert_eq!(report["transport"], if mode == Mode::Sse { "sse" } else { "streamable" });
-    assert_eq!(report["checks"].as_array().unwrap().len(), 15, "every step ran: {}", report["checks"]);
+    assert_eq!(report["checks"].as_array().unwrap().len(), 16, "every step ran: {}", report["checks"]);
+    assert!(report["pings"].as_u64().unwrap() >= 1, "the agent answered the probe's ping");
     if let Some(second) = &second {
         let mut both = [server.base.clone(), second.base.clone()];
         both.sort();
@@ -295,7 +296,7 @@ fn agent_story(database_url: &str, dir: &Path, mode: Mode) {
         let mut statuses: Vec<&str> =
             body["data"]["hirings"].as_array().unwrap().iter().map(|h| h["status"].as_str().unwrap()).collect();
         statuses.sort();
-        assert_eq!(statuses, ["cancelled", "completed", "failed", "queued"], "{body}");
+        assert_eq!(statuses, ["cancelled", "completed", "failed", "in_progress"], "{body}");
         let completed =
             body["data"]["hirings"].as_array().unwrap().iter().find(|h| h["status"] == "completed").unwrap();
         let stream = format!("{}/api/v1/hirings/{}/stream?after=1", server.base, completed["id"].as_str().unwrap());

@@ -5,7 +5,8 @@
 //!   knows a session has a live stream and where;
 //! - every `TICK` the listener writes this server's announced hiring changes that someone
 //!   subscribes to (`tasks::changes`), reads the changes every server wrote lately, and sends
-//!   `notifications/resources/updated` to the local streams whose sessions subscribe to them.
+//!   `notifications/resources/updated` to the local streams whose sessions subscribe to them;
+//!   it also sends the availability pings addressed to its streams (`presence`).
 //!
 //! One code path for both engines: on SQLite the table is read by the one process that writes
 //! it, on PostgreSQL by every server. A change reaches a subscriber within about two ticks.
@@ -230,6 +231,7 @@ impl Hub {
 async fn purge(db: &Db, now: i64) -> sqlx::Result<()> {
     changes::purge(db, now - CHANGES_KEPT_MS).await?;
     sqlx::query("DELETE FROM mcp_streams WHERE seen_at < $1").bind(now - STREAM_TTL_MS).execute(db.writer()).await?;
+    super::presence::purge(db, now).await?;
     sessions::purge(db, now).await
 }
 
@@ -248,6 +250,9 @@ pub async fn listen(state: AppState) {
         if !local.is_empty() {
             if let Err(e) = hub.deliver(&state.db, &local, now).await {
                 tracing::warn!(error = %e, "could not deliver MCP notifications");
+            }
+            if let Err(e) = super::presence::send_due(&state, now).await {
+                tracing::warn!(error = %e, "could not send MCP pings");
             }
             if tick % HEARTBEAT_TICKS == 0
                 && let Err(e) = hub.heartbeat(&state.db, &local, now).await

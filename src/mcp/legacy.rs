@@ -245,6 +245,11 @@ impl<S: ServerHandler + Send + 'static> Legacy<S> {
                 return (StatusCode::BAD_REQUEST, format!("Bad Request: not a JSON-RPC message: {e}")).into_response();
             }
         };
+        match super::presence::take_answer(&self.state.db, &id, &message, self.state.now()).await {
+            Ok(true) => return (StatusCode::ACCEPTED, "Accepted").into_response(),
+            Ok(false) => {}
+            Err(e) => return ApiError::from(e).into_response(),
+        }
         // The resources find their session as on Streamable HTTP, in this header.
         if let Ok(value) = HeaderValue::from_str(&id) {
             parts.headers.insert(SESSION_HEADER, value);

@@ -17,6 +17,7 @@ pub mod hirer;
 pub mod hub;
 pub mod legacy;
 pub mod mirror;
+pub mod presence;
 pub mod resources;
 pub mod sessions;
 pub mod streamable;

@@ -280,6 +280,11 @@ impl SessionManager for DbSessions {
     }
 
     async fn accept_message(&self, id: &SessionId, message: ClientJsonRpcMessage) -> Result<(), Self::Error> {
+        // An answer to an availability ping, which the SDK's session did not send: recorded for
+        // the server that waits for it.
+        if super::presence::take_answer(&self.state.db, id, &message, self.state.now()).await? {
+            return Ok(());
+        }
         Ok(self.local.accept_message(id, message).await?)
     }
 

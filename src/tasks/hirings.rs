@@ -158,9 +158,10 @@ pub async fn hire(state: &AppState, caller: &Caller, agent_ref: &str, req: HireR
     Ok((done.task, created))
 }
 
-/// Decides a queued hiring: `HEAD metadata.callback_url` within 2 s (any 2xx = available), or,
-/// without a callback, a poll for work within the last hour. Available → `in_progress`;
-/// otherwise the hiring fails and the escrow is refunded.
+/// Decides a queued hiring: `HEAD metadata.callback_url` within 2 s (any 2xx = available), or
+/// an MCP `ping` over a live session of the agent answered within 3 s (`mcp::presence`), or,
+/// with neither a callback nor a live session, a poll for work within the last hour. Available
+/// → `in_progress`; otherwise the hiring fails and the escrow is refunded.
 pub async fn probe(state: &AppState, id: &str) -> ApiResult<TaskRow> {
     let task = store::find(&state.db, id).await?.ok_or_else(|| ApiError::not_found("hiring"))?;
     let agent =
@@ -168,10 +169,21 @@ pub async fn probe(state: &AppState, id: &str) -> ApiResult<TaskRow> {
     let metadata: serde_json::Value = serde_json::from_str(&agent.metadata).unwrap_or_default();
     let now = state.now();
     let available = match metadata["callback_url"].as_str() {
-        Some(url) => head_ok(state, url).await,
-        None => agent.last_seen_at.is_some_and(|t| now - t <= agents::model::ONLINE_WINDOW_MS),
+        Some(url) => head_ok(state, url).await || mcp_ping(state, &agent.id).await == Some(true),
+        None => match mcp_ping(state, &agent.id).await {
+            Some(answered) => answered,
+            None => agent.last_seen_at.is_some_and(|t| now - t <= agents::model::ONLINE_WINDOW_MS),
+        },
     };
     Ok(state.engine.act(&Actor::System, id, Command::Probe { available }).await?.task)
+}
+
+/// The agent's answer to an MCP ping (`None`: no live MCP session, or the lookup failed).
+async fn mcp_ping(state: &AppState, agent_id: &str) -> Option<bool> {
+    crate::mcp::presence::ping_agent(state, agent_id).await.unwrap_or_else(|e| {
+        tracing::warn!(agent = %agent_id, error = %e, "could not ping the agent over MCP");
+        None
+    })
 }
 
 async fn head_ok(state: &AppState, url: &str) -> bool {

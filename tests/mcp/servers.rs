@@ -10,11 +10,16 @@ use serde_json::{Value, json};
 use super::process::{self, Client, Server};
 use super::{AGENT_DID, answer};
 
-/// A JSON-RPC message POSTed to `base`'s hirer surface, in session `session` if any.
+/// The surface a key uses: agent keys the agent surface, user keys the hirer surface.
+fn surface(key: &str) -> &'static str {
+    if key.starts_with("agk_") { "/mcp" } else { "/mcp/hirer" }
+}
+
+/// A JSON-RPC message POSTed to `base`'s surface for `key`, in session `session` if any.
 async fn post(http: &Client, base: &str, key: &str, session: Option<&str>, message: Value) -> reqwest::Response {
     let mut req = http
         .0
-        .post(format!("{base}/mcp/hirer"))
+        .post(format!("{base}{}", surface(key)))
         .header("accept", "application/json, text/event-stream")
         .header("mcp-protocol-version", "2025-11-25")
         .header("authorization", format!("Bearer {key}"))
@@ -83,7 +88,7 @@ async fn open_session(http: &Client, base: &str, key: &str) -> String {
 async fn open_stream(http: &Client, base: &str, key: &str, session: &str) -> reqwest::Response {
     let stream = http
         .0
-        .get(format!("{base}/mcp/hirer"))
+        .get(format!("{base}{}", surface(key)))
         .header("accept", "text/event-stream")
         .header("mcp-protocol-version", "2025-11-25")
         .header("mcp-session-id", session)
@@ -270,5 +275,72 @@ fn the_sse_transport_serves_its_session_to_its_owner_on_postgres() {
         tokio::time::sleep(Duration::from_millis(300)).await;
         let ping = json!({"jsonrpc": "2.0", "id": 4, "method": "ping"});
         assert_eq!(send(&a.base, &key, ping).await.unwrap().status(), 404);
+    });
+}
+
+/// Waits until the hiring (read over REST on `server`) is in `status`; returns it.
+async fn hiring_becomes(http: &Client, server: &Server, key: &str, id: &str, status: &str) -> Value {
+    for _ in 0..100 {
+        let (code, body) = http
+            .call(reqwest::Method::GET, format!("{}/api/v1/hirings/{id}", server.base), Some(key), Value::Null)
+            .await;
+        assert_eq!(code, 200);
+        if body["data"]["status"] == status {
+            return body["data"].clone();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the hiring did not become {status}");
+}
+
+/// An agent with a session open on A is probed from B (where the hire happens): the ping goes
+/// out on A's stream, the agent answers through B, and the hiring starts.
+#[test]
+fn an_agent_answering_pings_over_mcp_is_available_across_servers_on_postgres() {
+    let Some((url, dir, _db)) = process::run(process::postgres()) else { return };
+    let a = Server::start(&url, dir.path(), &["--enable-sandbox-deposits"]);
+    let b = Server::start(&url, dir.path(), &["--enable-sandbox-deposits"]);
+    let http = Client::new();
+    process::run(async {
+        let (key, agent_key) = parties(&http, &a).await;
+        let session = open_session(&http, &a.base, &agent_key).await;
+        let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+        assert_eq!(post(&http, &b.base, &agent_key, Some(&session), initialized).await.status(), 202);
+        let mut stream = open_stream(&http, &a.base, &agent_key, &session).await;
+        let mut seen = String::new();
+
+        let body = json!({"task_description": "Review", "capability_requested": "code-review", "price": "10.00"});
+        let (status, hired) = http.post(&b, &format!("/api/v1/agents/{AGENT_DID}/hire"), Some(&key), body).await;
+        assert_eq!(status, 201, "{hired}");
+        let id = hired["data"]["hiring"]["id"].as_str().unwrap().to_string();
+        let ping = next_message(&mut stream, &mut seen, |m| m["method"] == "ping").await;
+        let pong = json!({"jsonrpc": "2.0", "id": ping["id"], "result": {}});
+        assert_eq!(post(&http, &b.base, &agent_key, Some(&session), pong).await.status(), 202);
+        hiring_becomes(&http, &a, &key, &id, "in_progress").await;
+    });
+}
+
+/// An agent whose MCP stream is open but does not answer is unavailable, however recently it
+/// was seen: the hiring fails with a refund.
+#[test]
+fn an_agent_that_does_not_answer_the_ping_is_unavailable() {
+    let (url, dir) = process::run(process::sqlite());
+    let server = Server::start(&url, dir.path(), &["--enable-sandbox-deposits"]);
+    let http = Client::new();
+    process::run(async {
+        let (key, agent_key) = parties(&http, &server).await;
+        let session = open_session(&http, &server.base, &agent_key).await;
+        let mut stream = open_stream(&http, &server.base, &agent_key, &session).await;
+        let body = json!({"task_description": "Review", "capability_requested": "code-review", "price": "10.00"});
+        let (status, hired) = http.post(&server, &format!("/api/v1/agents/{AGENT_DID}/hire"), Some(&key), body).await;
+        assert_eq!(status, 201, "{hired}");
+        let id = hired["data"]["hiring"]["id"].as_str().unwrap().to_string();
+        next_message(&mut stream, &mut String::new(), |m| m["method"] == "ping").await;
+        let failed = hiring_becomes(&http, &server, &key, &id, "failed").await;
+        assert!(failed["failed_reason"].as_str().unwrap().starts_with("agent_unresponsive"), "{failed}");
+        let (_, balance) = http
+            .call(reqwest::Method::GET, format!("{}/api/v1/ledger/balance", server.base), Some(&key), Value::Null)
+            .await;
+        assert_eq!(balance["data"]["available"], "50.00", "refunded");
     });
 }

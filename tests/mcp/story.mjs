@@ -54,6 +54,13 @@ async function connect(url, headers) {
     : new StreamableHTTPClientTransport(new URL(url), { requestInit: { headers } });
   await client.connect(transport);
   client.session = transport.sessionId ?? transport._endpoint?.pathname.split('/').pop();
+  // The server's pings, as they arrive (the SDK's Client answers them by itself).
+  client.pings = [];
+  const deliver = transport.onmessage;
+  transport.onmessage = (message, extra) => {
+    if (message.method === 'ping') client.pings.push(message.id);
+    deliver?.(message, extra);
+  };
   // `notifications/resources/updated` as they arrive, and a wait for the next one about a URI.
   client.updates = [];
   client.setNotificationHandler(ResourceUpdatedNotificationSchema, (n) => client.updates.push(n.params.uri));
@@ -66,6 +73,13 @@ async function connect(url, headers) {
     }
   };
   return client;
+}
+async function until(condition, what) {
+  const deadline = Date.now() + 10000;
+  while (!(await condition())) {
+    assert.ok(Date.now() < deadline, `timed out waiting: ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
 }
 // Starts waiting for a notification now (before the action that causes it).
 const expectUpdate = (client, uri, what) => client.nextUpdate(uri, what);
@@ -140,6 +154,15 @@ const id = pending.hirings[0].id;
 assert.equal(id, hired.hiring.id);
 assert.equal(pending.hirings[0].task_description, 'Review PR #7');
 check('the agent is notified');
+
+// The availability probe pings the agent over its session (it has no callback URL); the SDK's
+// Client answers, and the hiring starts.
+await until(async () => (await call(hirer, 'get_hiring_status', { hiring_id: id })).status === 'in_progress',
+  'the probe finds the agent available');
+assert.ok(agent.pings.length >= 1, 'the agent was pinged');
+assert.ok(agent.pings.every((p) => String(p).startsWith('agentmarket-ping:')), JSON.stringify(agent.pings));
+report.pings = agent.pings.length;
+check('the availability ping is answered');
 
 // The hirer follows the hiring: hirings://active lists it, hiring://{id}/status shows it.
 const active = await readJson(hirer, 'hirings://active');
