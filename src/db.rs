@@ -295,6 +295,10 @@ fn renumber(sql: &str, offset: usize) -> String {
     out
 }
 
+/// Values per `IN` list in statements built from many values (well below both engines' limits
+/// on bound parameters).
+pub const IN_CHUNK: usize = 500;
+
 /// Builds `$n` placeholders for a query assembled from optional filters.
 #[derive(Default)]
 pub struct SqlBuilder {
@@ -319,6 +323,16 @@ impl SqlBuilder {
         }
         self
     }
+    /// Appends `(?, ?, …)` bound to `values`: an `IN` list (callers keep it short, see `IN_CHUNK`).
+    pub fn push_list(&mut self, values: impl IntoIterator<Item = Arg>) -> &mut Self {
+        self.sql.push('(');
+        for (i, value) in values.into_iter().enumerate() {
+            self.push(if i == 0 { "?" } else { ", ?" }, [value]);
+        }
+        self.sql.push(')');
+        self
+    }
+
     pub fn query(&self) -> sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArguments> {
         let mut q = sqlx::query(sqlx::AssertSqlSafe(self.sql.clone()));
         for arg in &self.args {

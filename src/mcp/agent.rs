@@ -7,7 +7,7 @@ use axum::http::request::Parts;
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::tool::Extension;
 use rmcp::handler::server::wrapper::Parameters;
-use rmcp::model::{Implementation, ProtocolVersion, ServerCapabilities, ServerConfig};
+use rmcp::model::{ProtocolVersion, ServerConfig};
 use rmcp::{ServerHandler, tool, tool_handler, tool_router};
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -232,15 +232,13 @@ impl AgentSurface {
 #[tool_handler(router = self.tool_router)]
 impl ServerHandler for AgentSurface {
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(
-            ServerCapabilities::builder().enable_tools().enable_resources().enable_resources_subscribe().build(),
-        )
-        .with_protocol_version(ProtocolVersion::V_2025_11_25)
-        .with_server_info(Implementation::new("agentmarket-agent", env!("CARGO_PKG_VERSION")))
-        .with_instructions(
-            "agentmarket, for hired agents: your hirings are at GET /api/v1/hirings/pending. Stream partial \
-                 output with task_emit_chunk, ask the hirer with add_hiring_message (question), deliver with \
-                 submit_hiring_result, or give up with report_hiring_failure (the hirer is refunded).",
+        super::server_config(
+            "agentmarket-agent",
+            "agentmarket, for hired agents: subscribe to hiring://pending to hear when you are hired (read it for \
+             your hirings; hiring://{id}/status follows one). Stream partial output with task_emit_chunk, ask the \
+             hirer with add_hiring_message (question), deliver with submit_hiring_result, or give up with \
+             report_hiring_failure (the hirer is refunded). Keep the session's stream open: the server pings it \
+             to know you are available.",
         )
     }
 

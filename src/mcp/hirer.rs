@@ -8,7 +8,7 @@ use axum::http::request::Parts;
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::tool::Extension;
 use rmcp::handler::server::wrapper::Parameters;
-use rmcp::model::{Implementation, ProtocolVersion, ServerCapabilities, ServerConfig};
+use rmcp::model::{ProtocolVersion, ServerConfig};
 use rmcp::{ServerHandler, tool, tool_handler, tool_router};
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -308,15 +308,12 @@ impl Hirer {
 #[tool_handler(router = self.tool_router)]
 impl ServerHandler for Hirer {
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(
-            ServerCapabilities::builder().enable_tools().enable_resources().enable_resources_subscribe().build(),
-        )
-        .with_protocol_version(ProtocolVersion::V_2025_11_25)
-        .with_server_info(Implementation::new("agentmarket", env!("CARGO_PKG_VERSION")))
-        .with_instructions(
-            "agentmarket: hire AI agents. Find one with list_agents, check_balance, then hire_agent with \
-                 an idempotency_key; follow it with get_hiring_status or list_my_hirings; cancel_hiring refunds \
-                 an unfinished hiring. Prices are USD decimal strings.",
+        super::server_config(
+            "agentmarket",
+            "agentmarket: hire AI agents. Find one with list_agents, check_balance, then hire_agent with an \
+             idempotency_key; follow it with get_hiring_status, wait_for_hirings or list_my_hirings (or subscribe \
+             to hiring://{id}/status and hirings://active); cancel_hiring refunds an unfinished hiring. Prices \
+             are USD decimal strings.",
         )
     }
 

@@ -11,7 +11,7 @@
 //! One code path for both engines: on SQLite the table is read by the one process that writes
 //! it, on PostgreSQL by every server. A change reaches a subscriber within about two ticks.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -26,7 +26,7 @@ use rmcp::transport::streamable_http_server::session::ServerSseMessage;
 use tokio::sync::mpsc;
 
 use super::sessions;
-use crate::db::{Arg, Db, SqlBuilder};
+use crate::db::{Arg, Db, IN_CHUNK, SqlBuilder};
 use crate::state::AppState;
 use crate::tasks::changes::{self, Change};
 
@@ -200,18 +200,18 @@ impl Hub {
             return Ok(());
         }
         let targets: BTreeSet<String> = fresh.iter().flat_map(Change::targets).collect();
-        let mut q = SqlBuilder::new("SELECT DISTINCT session_id, uri FROM mcp_subscriptions WHERE session_id IN (");
-        for (i, s) in sessions.iter().enumerate() {
-            q.push(if i == 0 { "?" } else { ", ?" }, [Arg::Text(s.clone())]);
-        }
-        q.push(") AND target IN (", []);
-        for (i, t) in targets.into_iter().enumerate() {
-            q.push(if i == 0 { "?" } else { ", ?" }, [Arg::Text(t)]);
-        }
-        q.push(")", []);
-        let subscribed: Vec<(String, String)> = q.query_as().fetch_all(db.pool()).await?;
-        for (session, uri) in subscribed {
-            self.push(&session, resource_updated(&uri));
+        let targets: Vec<String> = targets.into_iter().collect();
+        let local: HashSet<&String> = sessions.iter().collect();
+        let mut notified = HashSet::new();
+        for chunk in targets.chunks(IN_CHUNK) {
+            let mut q = SqlBuilder::new("SELECT session_id, uri FROM mcp_subscriptions WHERE target IN ");
+            q.push_list(chunk.iter().cloned().map(Arg::Text));
+            let subscribed: Vec<(String, String)> = q.query_as().fetch_all(db.pool()).await?;
+            for (session, uri) in subscribed {
+                if local.contains(&session) && notified.insert((session.clone(), uri.clone())) {
+                    self.push(&session, resource_updated(&uri));
+                }
+            }
         }
         Ok(())
     }

@@ -31,7 +31,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use rmcp::ServerHandler;
-use rmcp::model::{CallToolResult, ContentBlock};
+use rmcp::model::{CallToolResult, ContentBlock, Implementation, ProtocolVersion, ServerCapabilities, ServerConfig};
 use serde::Serialize;
 
 use crate::auth::Caller;
@@ -148,6 +148,17 @@ async fn require_agent(req: Request, next: Next) -> Response {
             .into_response();
     }
     next.run(req).await
+}
+
+/// What a surface says about itself at `initialize`: tools, resources with subscriptions, the
+/// latest protocol version (the client's is echoed when supported), and how to use it.
+pub fn server_config(name: &str, instructions: &str) -> ServerConfig {
+    let capabilities =
+        ServerCapabilities::builder().enable_tools().enable_resources().enable_resources_subscribe().build();
+    ServerConfig::new(capabilities)
+        .with_protocol_version(ProtocolVersion::V_2025_11_25)
+        .with_server_info(Implementation::new(name, env!("CARGO_PKG_VERSION")))
+        .with_instructions(instructions)
 }
 
 /// A tool's answer: the value as JSON text, or a refusal as a tool error (`isError: true`)

@@ -11,7 +11,7 @@ use std::time::Duration;
 use rmcp::model::{ClientJsonRpcMessage, PingRequest, RequestId, ServerJsonRpcMessage, ServerRequest};
 
 use super::hub::STREAM_TTL_MS;
-use crate::db::{Arg, Db, SqlBuilder};
+use crate::db::{Arg, Db, IN_CHUNK, SqlBuilder};
 use crate::state::AppState;
 
 /// How long the agent has to answer.
@@ -76,23 +76,19 @@ pub async fn ping_agent(state: &AppState, agent_id: &str) -> sqlx::Result<Option
 }
 
 async fn answered(db: &Db, pings: &[String]) -> sqlx::Result<bool> {
-    let mut q = SqlBuilder::new("SELECT id FROM mcp_pings WHERE answered_at IS NOT NULL AND id IN (");
-    for (i, id) in pings.iter().enumerate() {
-        q.push(if i == 0 { "?" } else { ", ?" }, [Arg::Text(id.clone())]);
-    }
-    q.push(")", []);
+    let mut q = SqlBuilder::new("SELECT id FROM mcp_pings WHERE answered_at IS NOT NULL AND id IN ");
+    q.push_list(pings.iter().cloned().map(Arg::Text));
     let rows: Vec<(String,)> = q.query_as().fetch_all(db.pool()).await?;
     Ok(!rows.is_empty())
 }
 
 async fn mark_sent(db: &Db, pings: &[String], now: i64) -> sqlx::Result<()> {
-    let mut q = SqlBuilder::new("");
-    q.push("UPDATE mcp_pings SET sent_at = ? WHERE id IN (", [Arg::Int(now)]);
-    for (i, id) in pings.iter().enumerate() {
-        q.push(if i == 0 { "?" } else { ", ?" }, [Arg::Text(id.clone())]);
+    for chunk in pings.chunks(IN_CHUNK) {
+        let mut q = SqlBuilder::new("");
+        q.push("UPDATE mcp_pings SET sent_at = ? WHERE id IN ", [Arg::Int(now)]);
+        q.push_list(chunk.iter().cloned().map(Arg::Text));
+        q.query().execute(db.writer()).await?;
     }
-    q.push(")", []);
-    q.query().execute(db.writer()).await?;
     Ok(())
 }
 

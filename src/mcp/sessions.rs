@@ -27,7 +27,7 @@ use rmcp::transport::streamable_http_server::session::{
 
 use super::hub::Hub;
 use crate::auth::Caller;
-use crate::db::{Arg, Db, SqlBuilder};
+use crate::db::{Arg, Db, IN_CHUNK, SqlBuilder};
 use crate::ledger::routes::principal_of;
 use crate::state::AppState;
 
@@ -137,16 +137,12 @@ pub async fn delete(db: &Db, id: &str) -> sqlx::Result<()> {
 
 /// Keeps the sessions alive (their streams are open, or they were used).
 pub async fn touch(db: &Db, ids: &[String], now: i64) -> sqlx::Result<()> {
-    if ids.is_empty() {
-        return Ok(());
+    for chunk in ids.chunks(IN_CHUNK) {
+        let mut q = SqlBuilder::new("");
+        q.push("UPDATE mcp_sessions SET seen_at = ? WHERE id IN ", [Arg::Int(now)]);
+        q.push_list(chunk.iter().cloned().map(Arg::Text));
+        q.query().execute(db.writer()).await?;
     }
-    let mut q = SqlBuilder::new("");
-    q.push("UPDATE mcp_sessions SET seen_at = ? WHERE id IN (", [Arg::Int(now)]);
-    for (i, id) in ids.iter().enumerate() {
-        q.push(if i == 0 { "?" } else { ", ?" }, [Arg::Text(id.clone())]);
-    }
-    q.push(")", []);
-    q.query().execute(db.writer()).await?;
     Ok(())
 }
 

@@ -4,9 +4,10 @@
 //! writes the ones someone listens for into `hiring_changes` in one statement, where every
 //! server's listener reads them. Nothing is written while nobody listens.
 
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Mutex;
 
-use crate::db::{Arg, Db, SqlBuilder};
+use crate::db::{Arg, Db, IN_CHUNK, SqlBuilder};
 use crate::tasks::model::TaskRow;
 
 /// One changed hiring, and who hears about it.
@@ -44,10 +45,10 @@ pub fn provider_target(agent_id: &str) -> String {
     format!("provider:{agent_id}")
 }
 
-/// Announcements not written yet (one per hiring: a second change before the flush adds nothing).
+/// Announcements not written yet, by hiring (a second change before the flush adds nothing).
 #[derive(Debug, Default)]
 pub struct HiringChanges {
-    pending: Mutex<Vec<Change>>,
+    pending: Mutex<HashMap<String, Change>>,
 }
 
 impl HiringChanges {
@@ -57,10 +58,7 @@ impl HiringChanges {
             return;
         }
         let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-        if pending.iter().any(|c| c.hiring_id == task.id) {
-            return;
-        }
-        pending.push(Change {
+        pending.entry(task.id.clone()).or_insert_with(|| Change {
             id: uuid::Uuid::now_v7().to_string(),
             hiring_id: task.id.clone(),
             client_principal: task.client_principal.clone(),
@@ -76,34 +74,33 @@ impl HiringChanges {
         if announced.is_empty() {
             return Ok(0);
         }
-        let mut targets: Vec<String> = announced.iter().flat_map(Change::targets).collect();
-        targets.sort();
-        targets.dedup();
-        let mut q = SqlBuilder::new("SELECT DISTINCT target FROM mcp_subscriptions WHERE target IN (");
-        for (i, t) in targets.into_iter().enumerate() {
-            q.push(if i == 0 { "?" } else { ", ?" }, [Arg::Text(t)]);
+        let targets: BTreeSet<String> = announced.values().flat_map(Change::targets).collect();
+        let targets: Vec<String> = targets.into_iter().collect();
+        let mut listened = HashSet::new();
+        for chunk in targets.chunks(IN_CHUNK) {
+            let mut q = SqlBuilder::new("SELECT DISTINCT target FROM mcp_subscriptions WHERE target IN ");
+            q.push_list(chunk.iter().cloned().map(Arg::Text));
+            let rows: Vec<(String,)> = q.query_as().fetch_all(db.pool()).await?;
+            listened.extend(rows.into_iter().map(|(t,)| t));
         }
-        q.push(")", []);
-        let listened: Vec<(String,)> = q.query_as().fetch_all(db.pool()).await?;
         let heard: Vec<&Change> =
-            announced.iter().filter(|c| c.targets().iter().any(|t| listened.iter().any(|(l,)| l == t))).collect();
-        if heard.is_empty() {
-            return Ok(0);
+            announced.values().filter(|c| c.targets().iter().any(|t| listened.contains(t))).collect();
+        for chunk in heard.chunks(IN_CHUNK / 5) {
+            let mut insert = SqlBuilder::new(
+                "INSERT INTO hiring_changes (id, hiring_id, client_principal, provider_agent_id, created_at) VALUES ",
+            );
+            for (i, c) in chunk.iter().enumerate() {
+                let row = [
+                    Arg::Text(c.id.clone()),
+                    Arg::Text(c.hiring_id.clone()),
+                    Arg::Text(c.client_principal.clone()),
+                    Arg::Text(c.provider_agent_id.clone()),
+                    Arg::Int(now),
+                ];
+                insert.push(if i == 0 { "(?, ?, ?, ?, ?)" } else { ", (?, ?, ?, ?, ?)" }, row);
+            }
+            insert.query().execute(db.writer()).await?;
         }
-        let mut insert = SqlBuilder::new(
-            "INSERT INTO hiring_changes (id, hiring_id, client_principal, provider_agent_id, created_at) VALUES ",
-        );
-        for (i, c) in heard.iter().enumerate() {
-            let row = [
-                Arg::Text(c.id.clone()),
-                Arg::Text(c.hiring_id.clone()),
-                Arg::Text(c.client_principal.clone()),
-                Arg::Text(c.provider_agent_id.clone()),
-                Arg::Int(now),
-            ];
-            insert.push(if i == 0 { "(?, ?, ?, ?, ?)" } else { ", (?, ?, ?, ?, ?)" }, row);
-        }
-        insert.query().execute(db.writer()).await?;
         Ok(heard.len())
     }
 }

@@ -100,6 +100,11 @@ async fn open_stream(http: &Client, base: &str, key: &str, session: &str) -> req
     stream
 }
 
+/// Two servers on one database, as behind a load balancer.
+fn two_servers(url: &str, dir: &std::path::Path, args: &[&str]) -> (Server, Server) {
+    (Server::start(url, dir, args), Server::start(url, dir, args))
+}
+
 /// A hirer (funded with 50.00) and an agent's key, on `server`.
 async fn parties(http: &Client, server: &Server) -> (String, String) {
     let key = http.signup(server, "spans@example.com").await;
@@ -138,8 +143,7 @@ fn a_stream_outlives_the_idle_timeout() {
 #[test]
 fn one_session_spans_two_servers_and_hears_changes_made_on_either_on_postgres() {
     let Some((url, dir, _db)) = process::run(process::postgres()) else { return };
-    let a = Server::start(&url, dir.path(), &["--enable-sandbox-deposits", "--defer-hiring-probe"]);
-    let b = Server::start(&url, dir.path(), &["--enable-sandbox-deposits", "--defer-hiring-probe"]);
+    let (a, b) = two_servers(&url, dir.path(), &["--enable-sandbox-deposits", "--defer-hiring-probe"]);
     let http = Client::new();
     process::run(async {
         let (key, agent_key) = parties(&http, &a).await;
@@ -210,8 +214,7 @@ fn one_session_spans_two_servers_and_hears_changes_made_on_either_on_postgres() 
 #[test]
 fn the_sse_transport_serves_its_session_to_its_owner_on_postgres() {
     let Some((url, dir, _db)) = process::run(process::postgres()) else { return };
-    let a = Server::start(&url, dir.path(), &["--enable-sandbox-deposits", "--defer-hiring-probe"]);
-    let b = Server::start(&url, dir.path(), &["--enable-sandbox-deposits", "--defer-hiring-probe"]);
+    let (a, b) = two_servers(&url, dir.path(), &["--enable-sandbox-deposits", "--defer-hiring-probe"]);
     let http = Client::new();
     process::run(async {
         let (key, agent_key) = parties(&http, &a).await;
@@ -298,8 +301,7 @@ async fn hiring_becomes(http: &Client, server: &Server, key: &str, id: &str, sta
 #[test]
 fn an_agent_answering_pings_over_mcp_is_available_across_servers_on_postgres() {
     let Some((url, dir, _db)) = process::run(process::postgres()) else { return };
-    let a = Server::start(&url, dir.path(), &["--enable-sandbox-deposits"]);
-    let b = Server::start(&url, dir.path(), &["--enable-sandbox-deposits"]);
+    let (a, b) = two_servers(&url, dir.path(), &["--enable-sandbox-deposits"]);
     let http = Client::new();
     process::run(async {
         let (key, agent_key) = parties(&http, &a).await;
