@@ -114,6 +114,13 @@ impl App {
             request_timeout = ?config.request_timeout,
             "connection limits"
         );
+        // Open MCP event streams never end by themselves: shutting down ends them, so the
+        // server does not wait for their clients.
+        let hub = self.state.mcp.clone();
+        let shutdown = async move {
+            shutdown.await;
+            hub.close_all();
+        };
         http::server::serve(listener, self.router(), limits, shutdown).await;
         for worker in [sweeper, deliveries, Some(key_uses), Some(mcp_listener)].into_iter().flatten() {
             worker.abort();

@@ -13,7 +13,7 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -49,6 +49,8 @@ type Sender = mpsc::Sender<ServerJsonRpcMessage>;
 /// The open streams of this server, by session.
 pub struct Hub {
     server_id: String,
+    /// Set at shutdown: every stream ends and none opens.
+    closed: AtomicBool,
     next_stream: AtomicU64,
     streams: Mutex<HashMap<String, Vec<(u64, Sender)>>>,
     /// Changes already delivered (by id), with when they were first read.
@@ -59,11 +61,20 @@ impl Default for Hub {
     fn default() -> Hub {
         Hub {
             server_id: uuid::Uuid::new_v4().to_string(),
+            closed: AtomicBool::new(false),
             next_stream: AtomicU64::new(1),
             streams: Mutex::default(),
             seen: Mutex::default(),
         }
     }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+    #[error("the server is shutting down")]
+    Closing,
 }
 
 /// A registered stream; dropping it (the client went away) unregisters it here and in the
@@ -113,7 +124,9 @@ impl Stream for WithPushed {
         }
         match this.pushed.poll_recv(cx) {
             Poll::Ready(Some(message)) => Poll::Ready(Some(ServerSseMessage::from_message(message))),
-            _ => Poll::Pending,
+            // The hub let go of the stream: the server is shutting down.
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
         }
     }
 }
@@ -130,13 +143,16 @@ impl Hub {
     }
 
     /// Registers a stream of `session` on this server: what `push` sends it arrives on the
-    /// receiver while the guard lives.
+    /// receiver while the guard lives; the receiver ends when the server shuts down.
     pub async fn open(
         self: &Arc<Self>,
         db: &Db,
         session: &str,
         now: i64,
-    ) -> sqlx::Result<(mpsc::Receiver<ServerJsonRpcMessage>, StreamGuard)> {
+    ) -> Result<(mpsc::Receiver<ServerJsonRpcMessage>, StreamGuard), OpenError> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(OpenError::Closing);
+        }
         let row_id = uuid::Uuid::now_v7().to_string();
         sqlx::query(
             "INSERT INTO mcp_streams (id, session_id, server_id, opened_at, seen_at) VALUES ($1, $2, $3, $4, $4)",
@@ -167,9 +183,16 @@ impl Hub {
         session: &str,
         inner: Pin<Box<dyn Stream<Item = ServerSseMessage> + Send + Sync>>,
         now: i64,
-    ) -> sqlx::Result<WithPushed> {
+    ) -> Result<WithPushed, OpenError> {
         let (pushed, guard) = self.open(db, session, now).await?;
         Ok(WithPushed { inner, pushed, _guard: guard })
+    }
+
+    /// Ends every stream of this server and refuses new ones (shutdown: the server then waits
+    /// for no event stream's client).
+    pub fn close_all(&self) {
+        self.closed.store(true, Ordering::Release);
+        self.streams.lock().unwrap_or_else(|e| e.into_inner()).clear();
     }
 
     /// Sends `message` to every stream of `session` open on this server; `false` when none

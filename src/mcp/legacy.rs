@@ -27,7 +27,7 @@ use rmcp::{RoleServer, ServerHandler};
 use tokio::sync::mpsc;
 
 use super::Factory;
-use super::hub::StreamGuard;
+use super::hub::{OpenError, StreamGuard};
 use super::resources::SESSION_HEADER;
 use super::sessions::{self, Surface, Transport as Kind};
 use crate::auth::Caller;
@@ -140,8 +140,11 @@ impl Stream for Events {
             Poll::Ready(None) => return Poll::Ready(None),
             Poll::Pending => {}
         }
-        if let Poll::Ready(Some(message)) = this.pushed.poll_recv(cx) {
-            return Poll::Ready(Some(Ok(event(&message))));
+        match this.pushed.poll_recv(cx) {
+            Poll::Ready(Some(message)) => return Poll::Ready(Some(Ok(event(&message)))),
+            // The hub let go of the stream: the server is shutting down.
+            Poll::Ready(None) => return Poll::Ready(None),
+            Poll::Pending => {}
         }
         if this.keep_alive.poll_tick(cx).is_ready() {
             return Poll::Ready(Some(Ok(Bytes::from_static(b": keep-alive\n\n"))));
@@ -188,7 +191,10 @@ impl<S: ServerHandler + Send + 'static> Legacy<S> {
         let closing = Closing { open: self.open.clone(), db: db.clone(), id: id.clone() };
         let (pushed, stream_guard) = match self.state.mcp.open(&db, &id, now).await {
             Ok(opened) => opened,
-            Err(e) => return ApiError::from(e).into_response(),
+            Err(OpenError::Db(e)) => return ApiError::from(e).into_response(),
+            Err(OpenError::Closing) => {
+                return (StatusCode::SERVICE_UNAVAILABLE, "the server is shutting down").into_response();
+            }
         };
         let handler = match (self.handler)() {
             Ok(h) => h,

@@ -196,6 +196,8 @@ pub enum SessionsError {
     Local(#[from] LocalSessionManagerError),
     #[error(transparent)]
     Db(#[from] sqlx::Error),
+    #[error(transparent)]
+    Open(#[from] super::hub::OpenError),
     #[error("the session was opened without a credential")]
     NoCaller,
 }

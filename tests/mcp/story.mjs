@@ -268,6 +268,7 @@ check('cancel_hiring is heard');
 // Unsubscribed: no more notifications about that hiring.
 await hirer.unsubscribeResource({ uri: `hiring://${id}/status` });
 await hirer.unsubscribeResource({ uri: 'hirings://active' });
+await new Promise((r) => setTimeout(r, 1000)); // notifications sent before that land first
 const quietFrom = hirer.updates.length;
 await call(hirer, 'hire_agent', { ...hire, idempotency_key: 'story-4' });
 await new Promise((r) => setTimeout(r, 1500));
