@@ -283,6 +283,7 @@ fn agent_story(database_url: &str, dir: &Path, mode: Mode) {
     assert_eq!(report["transport"], if mode == Mode::Sse { "sse" } else { "streamable" });
     assert_eq!(report["checks"].as_array().unwrap().len(), 16, "every step ran: {}", report["checks"]);
     assert!(report["pings"].as_u64().unwrap() >= 1, "the agent answered the probe's ping");
+    eprintln!("milliseconds from the action to the client ({}): {}", report["transport"], report["timings"]);
     if let Some(second) = &second {
         let mut both = [server.base.clone(), second.base.clone()];
         both.sort();

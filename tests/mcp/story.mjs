@@ -13,7 +13,7 @@ const { StreamableHTTPClientTransport } = await sdk('client/streamableHttp.js');
 const { SSEClientTransport } = await sdk('client/sse.js');
 const { ResourceUpdatedNotificationSchema } = await sdk('types.js');
 
-const report = { checks: [] };
+const report = { checks: [], timings: {} };
 const check = (name) => report.checks.push(name);
 
 // With BALANCE (server base URLs, comma-separated) the clients talk to a load balancer without
@@ -58,7 +58,7 @@ async function connect(url, headers) {
   client.pings = [];
   const deliver = transport.onmessage;
   transport.onmessage = (message, extra) => {
-    if (message.method === 'ping') client.pings.push(message.id);
+    if (message.method === 'ping') client.pings.push({ id: message.id, at: Date.now() });
     deliver?.(message, extra);
   };
   // `notifications/resources/updated` as they arrive, and a wait for the next one about a URI.
@@ -66,11 +66,14 @@ async function connect(url, headers) {
   client.setNotificationHandler(ResourceUpdatedNotificationSchema, (n) => client.updates.push(n.params.uri));
   client.nextUpdate = async (uri, what) => {
     const from = client.updates.length;
-    const deadline = Date.now() + 10000;
+    const started = Date.now();
+    const deadline = started + 10000;
     while (!client.updates.slice(from).includes(uri)) {
       assert.ok(Date.now() < deadline, `no notification for ${uri} (${what}); got ${JSON.stringify(client.updates)}`);
-      await new Promise((r) => setTimeout(r, 50));
+      await new Promise((r) => setTimeout(r, 20));
     }
+    // How long after the action started (to about 20 ms): reported, never asserted.
+    report.timings[what] = Date.now() - started;
   };
   return client;
 }
@@ -141,6 +144,7 @@ assert.ok(agents.some((a) => a.did === process.env.AGENT_DID));
 const hire = { agent_did: process.env.AGENT_DID, capability: 'code-review', task_description: 'Review PR #7', max_price: '10.00' };
 await hirer.subscribeResource({ uri: 'hirings://active' });
 let arrived = expectUpdate(agent, 'hiring://pending', 'a hiring arrives');
+const hireStarted = Date.now();
 const hired = await call(hirer, 'hire_agent', { ...hire, idempotency_key: 'story-1' });
 let balance = await call(hirer, 'check_balance');
 assert.deepEqual([balance.available, balance.escrow], ['90.00', '10.00'], 'escrow held');
@@ -160,8 +164,9 @@ check('the agent is notified');
 await until(async () => (await call(hirer, 'get_hiring_status', { hiring_id: id })).status === 'in_progress',
   'the probe finds the agent available');
 assert.ok(agent.pings.length >= 1, 'the agent was pinged');
-assert.ok(agent.pings.every((p) => String(p).startsWith('agentmarket-ping:')), JSON.stringify(agent.pings));
+assert.ok(agent.pings.every((p) => String(p.id).startsWith('agentmarket-ping:')), JSON.stringify(agent.pings));
 report.pings = agent.pings.length;
+report.timings['the ping reaches the agent'] = agent.pings[0].at - hireStarted;
 check('the availability ping is answered');
 
 // The hirer follows the hiring: hirings://active lists it, hiring://{id}/status shows it.
