@@ -1,6 +1,7 @@
 //! The one place that knows which engine is underneath. Everything else writes portable SQL
 //! (`$1…$n`, `RETURNING`, `ON CONFLICT`) against `sqlx::Any`.
 
+use std::fmt::Write;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -8,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::{Any, AnyPool, ConnectOptions, Executor, Transaction};
+use sqlx::{Any, AnyPool, ConnectOptions, Executor, Row, Transaction};
 
 pub type Tx = Transaction<'static, Any>;
 
@@ -133,6 +134,19 @@ impl Db {
         Ok(tx)
     }
 
+    /// Opens a write transaction for statements that are the same text whatever their data
+    /// and find their rows by key (the task engine's batches). On PostgreSQL they then run on
+    /// their cached generic plans: left to itself, PostgreSQL plans a statement whose
+    /// parameters are arrays again at every execution, which costs more than running it.
+    pub async fn begin_keyed(&self) -> Result<Tx, sqlx::Error> {
+        let mut tx = match self.engine {
+            Engine::Sqlite => self.writer.begin_with("BEGIN IMMEDIATE").await?,
+            Engine::Postgres => self.writer.begin_with("BEGIN; SET LOCAL plan_cache_mode = force_generic_plan").await?,
+        };
+        crate::http::idempotency::record_in(&mut tx).await?;
+        Ok(tx)
+    }
+
     /// Row lock for a `SELECT` inside a write transaction: needed on PostgreSQL, implied on
     /// SQLite by `BEGIN IMMEDIATE`.
     pub fn for_update(&self) -> &'static str {
@@ -252,28 +266,116 @@ pub enum Arg {
     NullInt,
 }
 
-/// Runs statements whose results nobody reads, in order. On PostgreSQL they travel as one
-/// statement (`WITH w0 AS (…), w1 AS (…) SELECT 1`: data-modifying CTEs all run, and foreign
-/// keys are checked at the end of the statement), one round trip instead of one each; so
-/// they must not change the same row twice. On SQLite, in process, one by one.
-pub async fn execute_all(tx: &mut Tx, statements: Vec<SqlBuilder>) -> sqlx::Result<()> {
-    if statements.len() <= 1 || tx.backend_name() != "PostgreSQL" {
+/// Runs `statements` in order, in `tx`, and returns how many rows each one wrote. On
+/// PostgreSQL they travel as one statement (`WITH w0 AS (… RETURNING 1), w1 AS (…) SELECT
+/// (SELECT count(*) FROM w0), …`: every data-modifying CTE runs to completion, in order, and
+/// foreign keys are checked at the end of the statement), one round trip instead of one each;
+/// so they must not change the same row twice, and none may have a `RETURNING` of its own. On
+/// SQLite, in process, one by one.
+pub async fn execute_all(tx: &mut Tx, statements: Vec<SqlBuilder>) -> sqlx::Result<Vec<u64>> {
+    if engine_of(tx) == Engine::Sqlite || statements.len() <= 1 {
+        let mut counts = Vec::with_capacity(statements.len());
         for statement in &statements {
-            statement.query().execute(&mut **tx).await?;
+            counts.push(statement.query().execute(&mut **tx).await?.rows_affected());
         }
-        return Ok(());
+        return Ok(counts);
     }
+    let n = statements.len();
     let mut combined = SqlBuilder::new("WITH ");
     for (i, statement) in statements.into_iter().enumerate() {
         let offset = combined.args.len();
         combined.sql.push_str(&format!("{}w{i} AS (", if i == 0 { "" } else { ", " }));
         combined.sql.push_str(&renumber(&statement.sql, offset));
-        combined.sql.push(')');
+        combined.sql.push_str(" RETURNING 1)");
         combined.args.extend(statement.args);
     }
-    combined.sql.push_str(" SELECT 1");
-    combined.query().execute(&mut **tx).await?;
-    Ok(())
+    let counts: Vec<String> = (0..n).map(|i| format!("(SELECT count(*) FROM w{i})")).collect();
+    combined.sql.push_str(&format!(" SELECT {}", counts.join(", ")));
+    let row = combined.query().fetch_one(&mut **tx).await?;
+    (0..n).map(|i| row.try_get::<i64, _>(i).map(|c| c as u64)).collect()
+}
+
+/// Which engine `tx` runs on.
+pub fn engine_of(tx: &Tx) -> Engine {
+    if tx.backend_name() == "PostgreSQL" { Engine::Postgres } else { Engine::Sqlite }
+}
+
+/// An SQL expression for a new random id (a version 4 UUID as text), evaluated per row.
+pub fn new_id_sql(engine: Engine) -> &'static str {
+    match engine {
+        Engine::Postgres => "gen_random_uuid()::text",
+        Engine::Sqlite => {
+            "lower(hex(randomblob(4)) || '-' || hex(randomblob(2)) || '-4' || substr(hex(randomblob(2)), 2) || '-' \
+             || substr('89ab', 1 + (abs(random()) % 4), 1) || substr(hex(randomblob(2)), 2) || '-' || hex(randomblob(6)))"
+        }
+    }
+}
+
+/// The type of a column of `Rows`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Col {
+    Text,
+    Int,
+}
+
+/// Rows handed to a statement as data (`SqlBuilder::push_rows`). On PostgreSQL every column
+/// travels as one array parameter and the rows are `unnest($1::text[], $2::bigint[], …)`, so
+/// the statement's text is the same for one row or sixty: it is parsed and planned once per
+/// connection (a cached prepared statement) instead of once per batch. SQLite, where a
+/// statement costs no round trip and is cheap to prepare, gets inline `VALUES`.
+#[derive(Debug, Clone)]
+pub struct Rows {
+    columns: &'static [(&'static str, Col)],
+    /// Row after row.
+    cells: Vec<Arg>,
+}
+
+impl Rows {
+    pub fn new(columns: &'static [(&'static str, Col)]) -> Rows {
+        Rows { columns, cells: Vec::new() }
+    }
+
+    /// Appends a row: one value per column, in the columns' order.
+    pub fn push(&mut self, row: impl IntoIterator<Item = Arg>) {
+        let before = self.cells.len();
+        self.cells.extend(row);
+        assert_eq!(self.cells.len() - before, self.columns.len(), "one value per column");
+    }
+
+    pub fn len(&self) -> usize {
+        self.cells.len() / self.columns.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.cells.is_empty()
+    }
+
+    /// Column `c` as a PostgreSQL array literal (`{"a","b",NULL}`, `{1,2,NULL}`).
+    fn array_literal(&self, c: usize) -> String {
+        let mut out = String::from("{");
+        for (i, cell) in self.cells.iter().skip(c).step_by(self.columns.len()).enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            match cell {
+                Arg::Text(s) => {
+                    out.push('"');
+                    for ch in s.chars() {
+                        if ch == '"' || ch == '\\' {
+                            out.push('\\');
+                        }
+                        out.push(ch);
+                    }
+                    out.push('"');
+                }
+                Arg::Int(n) => out.push_str(&n.to_string()),
+                Arg::Float(f) => out.push_str(&f.to_string()),
+                Arg::NullText | Arg::NullInt => out.push_str("NULL"),
+            }
+        }
+        out.push('}');
+        out
+    }
 }
 
 /// `sql` with every placeholder `$n` moved to `$(n + offset)`.
@@ -295,8 +397,8 @@ fn renumber(sql: &str, offset: usize) -> String {
     out
 }
 
-/// Values per `IN` list in statements built from many values (well below both engines' limits
-/// on bound parameters).
+/// Values per `push_in` list where their number follows the load (SQLite binds one parameter per
+/// value, and limits how many a statement takes).
 pub const IN_CHUNK: usize = 500;
 
 /// Builds `$n` placeholders for a query assembled from optional filters.
@@ -316,20 +418,89 @@ impl SqlBuilder {
         for ch in fragment.chars() {
             if ch == '?' {
                 self.args.push(args.next().expect("one argument per placeholder"));
-                self.sql.push_str(&format!("${}", self.args.len()));
+                let _ = write!(self.sql, "${}", self.args.len());
             } else {
                 self.sql.push(ch);
             }
         }
         self
     }
-    /// Appends `(?, ?, …)` bound to `values`: an `IN` list (callers keep it short, see `IN_CHUNK`).
-    pub fn push_list(&mut self, values: impl IntoIterator<Item = Arg>) -> &mut Self {
-        self.sql.push('(');
-        for (i, value) in values.into_iter().enumerate() {
-            self.push(if i == 0 { "?" } else { ", ?" }, [value]);
+
+    /// `INSERT INTO table (columns) SELECT columns FROM rows`, one statement text for any
+    /// number of rows on PostgreSQL. (`WHERE 1 = 1`: SQLite would read a following
+    /// `ON CONFLICT` as part of the `FROM`.)
+    pub fn insert_rows(engine: Engine, table: &str, rows: &Rows) -> SqlBuilder {
+        let names: Vec<&str> = rows.columns.iter().map(|(c, _)| *c).collect();
+        let names = names.join(", ");
+        let mut q = SqlBuilder::new(&format!("INSERT INTO {table} ({names}) SELECT {names} FROM "));
+        q.push_rows(engine, rows, "r");
+        q.push(" WHERE 1 = 1", []);
+        q
+    }
+
+    /// Appends `rows` as a table `alias(column, …)` to read from (`FROM …`, `USING …`).
+    /// `rows` must not be empty (SQLite has no empty `VALUES`).
+    pub fn push_rows(&mut self, engine: Engine, rows: &Rows, alias: &str) -> &mut Self {
+        assert!(!rows.is_empty(), "an empty row set");
+        let names: Vec<&str> = rows.columns.iter().map(|(name, _)| *name).collect();
+        match engine {
+            Engine::Postgres => {
+                self.sql.push_str("unnest(");
+                for (c, (_, col)) in rows.columns.iter().enumerate() {
+                    self.args.push(Arg::Text(rows.array_literal(c)));
+                    let cast = match col {
+                        Col::Text => "text[]",
+                        Col::Int => "bigint[]",
+                    };
+                    self.sql.push_str(&format!("{}${}::{cast}", if c == 0 { "" } else { ", " }, self.args.len()));
+                }
+                self.sql.push_str(&format!(") AS {alias}({})", names.join(", ")));
+            }
+            Engine::Sqlite => {
+                // Inline rows: SQLite prepares in process, and reading the rows from one JSON
+                // parameter instead (the same text for any number of rows) cost more than that.
+                let mut select = String::new();
+                for (c, name) in names.iter().enumerate() {
+                    let _ = write!(select, "{}column{} AS {name}", if c == 0 { "" } else { ", " }, c + 1);
+                }
+                let _ = write!(self.sql, "(SELECT {select} FROM (VALUES ");
+                for (r, row) in rows.cells.chunks(names.len()).enumerate() {
+                    self.sql.push_str(if r == 0 { "(" } else { ", (" });
+                    for (c, cell) in row.iter().enumerate() {
+                        self.args.push(cell.clone());
+                        let _ = write!(self.sql, "{}${}", if c == 0 { "" } else { ", " }, self.args.len());
+                    }
+                    self.sql.push(')');
+                }
+                let _ = write!(self.sql, ")) AS {alias}");
+            }
         }
-        self.sql.push(')');
+        self
+    }
+
+    /// Appends `column IN (values)` (PostgreSQL: `column = ANY(…$n::text[])`, one parameter
+    /// whatever the count, so the statement's text stays the same). `values` must not be empty.
+    pub fn push_in(&mut self, engine: Engine, column: &str, values: &[String]) -> &mut Self {
+        assert!(!values.is_empty(), "an empty IN list");
+        match engine {
+            Engine::Postgres => {
+                let mut rows = Rows::new(&[("v", Col::Text)]);
+                for v in values {
+                    rows.push([Arg::Text(v.clone())]);
+                }
+                // The array is read once per execution (`ARRAY(SELECT …)` is an init plan):
+                // a plain `$n::text[]` is parsed again for every row a scan filters.
+                self.args.push(Arg::Text(rows.array_literal(0)));
+                self.sql.push_str(&format!("{column} = ANY(ARRAY(SELECT unnest(${}::text[])))", self.args.len()));
+            }
+            Engine::Sqlite => {
+                self.sql.push_str(&format!("{column} IN ("));
+                for (i, v) in values.iter().enumerate() {
+                    self.push(if i == 0 { "?" } else { ", ?" }, [Arg::Text(v.clone())]);
+                }
+                self.sql.push(')');
+            }
+        }
         self
     }
 

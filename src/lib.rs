@@ -5,12 +5,14 @@
 
 pub mod accounts;
 pub mod agents;
+pub mod alloc;
 pub mod auth;
 pub mod clock;
 pub mod config;
 pub mod dashboard;
 pub mod db;
 pub mod error;
+pub mod hex;
 pub mod http;
 pub mod ledger;
 pub mod mcp;
@@ -69,8 +71,18 @@ impl App {
         let key_uses = Arc::default();
         let config = Arc::new(config);
         let rate_leases = Arc::default();
-        let mcp = Arc::default();
-        let state = AppState { db, config, clock, http, secrets, engine, verified_keys, key_uses, rate_leases, mcp };
+        let state = AppState::new(state::Parts {
+            db,
+            config,
+            clock,
+            http,
+            secrets,
+            engine,
+            verified_keys,
+            key_uses,
+            rate_leases,
+            mcp: Arc::default(),
+        });
         Ok(App { state })
     }
 

@@ -9,6 +9,9 @@ use agentmarket::accounts::users::{self, SignUpRequest};
 use agentmarket::config::{Config, LogFormat};
 use agentmarket::{App, Clock, SystemClock, db, ledger, tasks};
 
+#[global_allocator]
+static ALLOCATOR: agentmarket::alloc::Allocator = agentmarket::alloc::Allocator;
+
 #[derive(Parser)]
 #[command(name = "agentmarket", version, about = "Open, self-hostable agent marketplace")]
 struct Cli {

@@ -88,7 +88,7 @@ impl SecretsKey {
     fn check_value(&self) -> String {
         let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.0).expect("HMAC takes keys of any length");
         mac.update(b"agentmarket secrets key check");
-        mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect()
+        crate::hex::encode(&mac.finalize().into_bytes())
     }
 }
 

@@ -7,8 +7,19 @@ use crate::config::Config;
 use crate::db::Db;
 use crate::http::rate_limit::LockoutPolicy;
 
+/// A handle to the server's shared parts: one `Arc`, so the per-request clones that axum's
+/// extractors and middleware make cost one reference count, not one per part.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Parts>);
+
+impl std::ops::Deref for AppState {
+    type Target = Parts;
+    fn deref(&self) -> &Parts {
+        &self.0
+    }
+}
+
+pub struct Parts {
     pub db: Db,
     pub config: Arc<Config>,
     pub clock: SharedClock,
@@ -30,6 +41,10 @@ pub struct AppState {
 }
 
 impl AppState {
+    pub fn new(parts: Parts) -> AppState {
+        AppState(Arc::new(parts))
+    }
+
     pub fn now(&self) -> i64 {
         self.clock.now_ms()
     }

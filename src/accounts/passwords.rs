@@ -11,7 +11,8 @@
 //! permit moves into the blocking job, so a caller that goes away (a dropped request) still holds
 //! it until the computation it started has finished.
 //!
-//! Memory return: glibc's malloc raises its mmap threshold after the first large block is freed,
+//! Memory return: the server's allocator hands blocks of 4 MiB or more, Argon2's among them, to
+//! glibc's malloc (`crate::alloc`). glibc raises its mmap threshold after the first large block is freed,
 //! so later 19 MiB blocks would come from (and stay in) its arenas — one per thread that hashed,
 //! gigabytes after a burst. Before the first hash we pin the threshold with `mallopt`, which
 //! also turns the dynamic adjustment off: every block of 4 MiB or more is mmapped and unmapped on
@@ -38,7 +39,7 @@ pub const P_COST: u32 = 1;
 
 /// Allocations at least this large are always mmapped (and so returned to the OS on free).
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
-const MMAP_THRESHOLD: usize = 4 * 1024 * 1024;
+const MMAP_THRESHOLD: usize = crate::alloc::LARGE;
 
 fn argon2() -> Argon2<'static> {
     let params = Params::new(M_COST_KIB, T_COST, P_COST, None).expect("valid Argon2 parameters");

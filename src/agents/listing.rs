@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use super::model::AgentRow;
-use crate::db::{Arg, SqlBuilder, Tx};
+use crate::db::{Arg, Engine, Rows, SqlBuilder, Tx};
 
 /// Counter rows per capability (and for the active total). Concurrent registrations offering
 /// the same capability update different rows on PostgreSQL instead of queuing on one.
@@ -109,23 +109,27 @@ pub async fn sync(tx: &mut Tx, before: Option<&AgentRow>, after: &AgentRow) -> s
     Ok(())
 }
 
-/// Copies the sort keys the task engine changes (reputation, completed tasks) into the listing.
-pub async fn refresh_outcomes(tx: &mut Tx, agent_ids: &[&str]) -> sqlx::Result<()> {
-    if agent_ids.is_empty() {
-        return Ok(());
-    }
-    let mut q = SqlBuilder::new(
-        "UPDATE agent_capabilities SET \
-         reputation_centi = (SELECT a.reputation_centi FROM agents a WHERE a.id = agent_capabilities.agent_id), \
-         tasks_completed = (SELECT a.tasks_completed FROM agents a WHERE a.id = agent_capabilities.agent_id) \
-         WHERE agent_id IN (",
-    );
-    for (i, id) in agent_ids.iter().enumerate() {
-        q.push(if i == 0 { "?" } else { ", ?" }, [Arg::Text(id.to_string())]);
-    }
-    q.push(")", []);
-    q.query().execute(&mut **tx).await?;
-    Ok(())
+/// `table`'s reputation after an outcome's `o.reputation_centi` is added, kept within 0–5:
+/// the agents' update and the listing's compute it alike.
+pub fn clamped_reputation(table: &str) -> String {
+    let sum = format!("{table}.reputation_centi + o.reputation_centi");
+    format!("CASE WHEN {sum} > 500 THEN 500 WHEN {sum} < 0 THEN 0 ELSE {sum} END")
+}
+
+/// Changes the listing's copies of the sort keys the task engine changes (reputation,
+/// completed tasks) as the agents' update changes the originals
+/// (`agents::store::outcomes_statements`): the two may run as one statement on PostgreSQL,
+/// where this one could not read the agents' new values, so it applies the same change to
+/// the same old values.
+pub fn outcomes_statement(engine: Engine, outcomes: &Rows) -> SqlBuilder {
+    let mut q = SqlBuilder::new(&format!(
+        "UPDATE agent_capabilities SET tasks_completed = agent_capabilities.tasks_completed + o.completed, \
+         reputation_centi = {} FROM ",
+        clamped_reputation("agent_capabilities")
+    ));
+    q.push_rows(engine, outcomes, "o");
+    q.push(" WHERE agent_capabilities.agent_id = o.id", []);
+    q
 }
 
 /// Active agents in the marketplace (the counters, not a scan).

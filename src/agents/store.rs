@@ -2,7 +2,7 @@
 
 use super::model::{AgentFields, AgentRow, INITIAL_REPUTATION_CENTI};
 pub use crate::db::{Arg, SqlBuilder};
-use crate::db::{Db, Tx};
+use crate::db::{Col, Db, Rows, Tx};
 use crate::money::Amount;
 
 pub const AGENT_COLUMNS: &str = "id, did, name, description, owner_id, capabilities, pricing_model, base_price, \
@@ -220,38 +220,34 @@ pub async fn find_many(tx: &mut Tx, refs: &[String]) -> sqlx::Result<Vec<AgentRo
     if refs.is_empty() {
         return Ok(Vec::new());
     }
-    let mut q = SqlBuilder::new(&format!("SELECT {AGENT_COLUMNS} FROM agents WHERE id IN ("));
-    for (i, r) in refs.iter().enumerate() {
-        q.push(if i == 0 { "?" } else { ", ?" }, [Arg::Text(r.clone())]);
-    }
-    q.push(") OR did IN (", []);
-    for (i, r) in refs.iter().enumerate() {
-        q.push(if i == 0 { "?" } else { ", ?" }, [Arg::Text(r.clone())]);
-    }
-    q.push(")", []);
+    let engine = crate::db::engine_of(tx);
+    let mut q = SqlBuilder::new(&format!("SELECT {AGENT_COLUMNS} FROM agents WHERE "));
+    q.push_in(engine, "id", refs);
+    q.push(" OR ", []);
+    q.push_in(engine, "did", refs);
     q.query_as().fetch_all(&mut **tx).await
 }
 
-/// Several agents' outcomes in one statement: each agent's changes are summed, the reputation
-/// kept within 0–5 (at a bound, the sum of one batch is clamped once, not after each outcome).
+/// Several agents' outcomes: each agent's changes are summed, the reputation kept within
+/// 0–5 (at a bound, the sum of one batch is clamped once, not after each outcome), and the
+/// discovery listing's copies changed alike.
 pub async fn record_outcomes(tx: &mut Tx, outcomes: &[(String, Outcome)], now: i64) -> sqlx::Result<()> {
-    if let Some(q) = outcomes_statement(tx, outcomes, now) {
-        q.query().execute(&mut **tx).await?;
-    }
-    refresh_listing(tx, outcomes).await
+    let statements = outcomes_statements(tx, outcomes, now);
+    crate::db::execute_all(tx, statements).await.map(drop)
 }
 
-/// Copies the agents' new reputation and counts into the discovery listing; after the update
-/// of `outcomes_statement` has run (a statement does not see its own CTEs' changes).
-pub async fn refresh_listing(tx: &mut Tx, outcomes: &[(String, Outcome)]) -> sqlx::Result<()> {
-    let mut ids: Vec<&str> = outcomes.iter().map(|(agent, _)| agent.as_str()).collect();
-    ids.sort();
-    ids.dedup();
-    super::listing::refresh_outcomes(tx, &ids).await
-}
+const OUTCOME: &[(&str, Col)] = &[
+    ("id", Col::Text),
+    ("completed", Col::Int),
+    ("failed", Col::Int),
+    ("reputation_centi", Col::Int),
+    ("rating_sum", Col::Int),
+    ("rating_count", Col::Int),
+];
 
-/// The update `record_outcomes` runs (not run); `None` if there is nothing to count.
-pub fn outcomes_statement(tx: &Tx, outcomes: &[(String, Outcome)], now: i64) -> Option<SqlBuilder> {
+/// The statements `record_outcomes` runs (not run; none if there is nothing to count): the
+/// agents' update, then the listing's.
+pub fn outcomes_statements(tx: &Tx, outcomes: &[(String, Outcome)], now: i64) -> Vec<SqlBuilder> {
     #[derive(Default)]
     struct Sum {
         completed: i64,
@@ -272,36 +268,33 @@ pub fn outcomes_statement(tx: &Tx, outcomes: &[(String, Outcome)], now: i64) -> 
         }
     }
     if summed.is_empty() {
-        return None;
+        return Vec::new();
     }
-    let case = |q: &mut SqlBuilder, value: fn(&Sum) -> i64| {
-        q.push("(CASE id", []);
-        for (agent, s) in &summed {
-            q.push(" WHEN ? THEN ?", [Arg::Text(agent.to_string()), Arg::Int(value(s))]);
-        }
-        q.push(" ELSE 0 END)", []);
-    };
-    let mut q = SqlBuilder::new("UPDATE agents SET tasks_completed = tasks_completed + ");
-    case(&mut q, |s| s.completed);
-    q.push(", tasks_failed = tasks_failed + ", []);
-    case(&mut q, |s| s.failed);
-    q.push(", rating_sum = rating_sum + ", []);
-    case(&mut q, |s| s.rating_sum);
-    q.push(", rating_count = rating_count + ", []);
-    case(&mut q, |s| s.rating_count);
-    q.push(", reputation_centi = CASE WHEN reputation_centi + ", []);
-    case(&mut q, |s| s.reputation_centi);
-    q.push(" > 500 THEN 500 WHEN reputation_centi + ", []);
-    case(&mut q, |s| s.reputation_centi);
-    q.push(" < 0 THEN 0 ELSE reputation_centi + ", []);
-    case(&mut q, |s| s.reputation_centi);
-    q.push(" END", []);
+    let engine = crate::db::engine_of(tx);
+    let mut rows = Rows::new(OUTCOME);
+    for (agent, s) in &summed {
+        rows.push([
+            Arg::Text(agent.to_string()),
+            Arg::Int(s.completed),
+            Arg::Int(s.failed),
+            Arg::Int(s.reputation_centi),
+            Arg::Int(s.rating_sum),
+            Arg::Int(s.rating_count),
+        ]);
+    }
+    let mut q = SqlBuilder::new(&format!(
+        "UPDATE agents SET tasks_completed = agents.tasks_completed + o.completed, \
+         tasks_failed = agents.tasks_failed + o.failed, rating_sum = agents.rating_sum + o.rating_sum, \
+         rating_count = agents.rating_count + o.rating_count, reputation_centi = {}",
+        super::listing::clamped_reputation("agents")
+    ));
+    q.push(", updated_at = ? FROM ", [Arg::Int(now)]);
+    q.push_rows(engine, &rows, "o");
     // The rows are locked in id order first, so two batches changing the same agents on
     // PostgreSQL wait for each other instead of deadlocking.
-    q.push(", updated_at = ? WHERE id IN (SELECT id FROM agents WHERE id IN (", [Arg::Int(now)]);
-    for (i, agent) in summed.keys().enumerate() {
-        q.push(if i == 0 { "?" } else { ", ?" }, [Arg::Text(agent.to_string())]);
-    }
-    q.push(&format!(") ORDER BY id{})", crate::db::for_update_in(tx)), []);
-    Some(q)
+    q.push(" WHERE agents.id = o.id AND agents.id IN (SELECT id FROM agents WHERE ", []);
+    let ids: Vec<String> = summed.keys().map(|a| a.to_string()).collect();
+    q.push_in(engine, "id", &ids);
+    q.push(&format!(" ORDER BY id{})", crate::db::for_update_in(tx)), []);
+    vec![q, super::listing::outcomes_statement(engine, &rows)]
 }

@@ -7,7 +7,6 @@ use std::fmt;
 
 use rand::TryRngCore;
 use rand::rngs::OsRng;
-use sha2::{Digest, Sha256};
 
 const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 const RANDOM_LEN: usize = 40;
@@ -148,12 +147,7 @@ pub fn generate(kind: KeyKind) -> NewKey {
 
 /// Hex SHA-256 of a presented credential: the only form that is stored or looked up.
 pub fn hash(token: &str) -> String {
-    let digest = Sha256::digest(token.as_bytes());
-    let mut out = String::with_capacity(64);
-    for byte in digest {
-        out.push_str(&format!("{byte:02x}"));
-    }
-    out
+    crate::hex::sha256(token.as_bytes())
 }
 
 /// What lists show about a key: never the secret, only its display prefix and last four.

@@ -31,6 +31,7 @@ use crate::auth::Caller;
 use crate::auth::keys::{KeyKind, SHOWN_ONCE};
 use crate::db::{Db, Tx};
 use crate::error::ApiError;
+use crate::hex::encode as hex;
 use crate::http::extract::client_ip;
 use crate::state::AppState;
 
@@ -152,10 +153,6 @@ impl Claim {
     pub(crate) fn lost(&self) {
         self.taken.store(true, Ordering::SeqCst);
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 pub async fn idempotency(State(state): State<AppState>, req: Request, next: Next) -> Response {

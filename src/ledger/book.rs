@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 
 use super::{Account, Entry, LedgerError, MAX_BALANCE};
-use crate::db::{Arg, SqlBuilder, Tx};
+use crate::db::{Arg, Col, Engine, Rows, SqlBuilder, Tx};
 
 #[derive(Debug, Clone)]
 struct Held {
@@ -46,11 +46,10 @@ impl Book {
         if book.accounts.is_empty() {
             return Ok(book);
         }
-        let mut q = SqlBuilder::new("SELECT id, balance FROM ledger_accounts WHERE id IN (");
-        for (i, id) in book.accounts.keys().enumerate() {
-            q.push(if i == 0 { "?" } else { ", ?" }, [Arg::Text(id.clone())]);
-        }
-        q.push(&format!(") ORDER BY id{}", crate::db::for_update_in(tx)), []);
+        let ids: Vec<String> = book.accounts.keys().cloned().collect();
+        let mut q = SqlBuilder::new("SELECT id, balance FROM ledger_accounts WHERE ");
+        q.push_in(crate::db::engine_of(tx), "id", &ids);
+        q.push(&format!(" ORDER BY id{}", crate::db::for_update_in(tx)), []);
         let rows: Vec<(String, i64)> = q.query_as().fetch_all(&mut **tx).await?;
         for (id, balance) in rows {
             if let Some(held) = book.accounts.get_mut(&id) {
@@ -113,77 +112,59 @@ impl Book {
 
     /// Writes every posted entry; returns their journal ids in order.
     pub async fn write(self, tx: &mut Tx, now: i64) -> Result<Vec<String>, LedgerError> {
-        let mut later = Vec::new();
-        let ids = self.write_deferred(tx, now, &mut later).await?;
-        crate::db::execute_all(tx, later).await?;
-        Ok(ids)
+        let Some(writes) = self.writes(crate::db::engine_of(tx), now) else {
+            return Ok(Vec::new());
+        };
+        let mut journal = writes.journal;
+        journal.push(" RETURNING reference", []);
+        let booked: Vec<(String,)> = journal.query_as().fetch_all(&mut **tx).await?;
+        if booked.len() != self.entries.len() {
+            let missing = self.entries.iter().find(|e| !booked.iter().any(|(r,)| *r == e.reference));
+            return Err(LedgerError::AlreadyBooked(missing.map(|e| e.reference.clone()).unwrap_or_default()));
+        }
+        crate::db::execute_all(tx, writes.rest).await?;
+        Ok(writes.ids)
     }
 
-    /// Books the journal entries now (their unique references refuse a double booking here)
-    /// and adds the balance changes and postings to `later`, for `db::execute_all` with the
-    /// rest of a batch's writes.
-    pub async fn write_deferred(
-        self,
-        tx: &mut Tx,
-        now: i64,
-        later: &mut Vec<SqlBuilder>,
-    ) -> Result<Vec<String>, LedgerError> {
+    /// The statements that write every posted entry (`None` if there is none), for
+    /// `db::execute_all` with the rest of a batch's writes.
+    pub fn writes(&self, engine: Engine, now: i64) -> Option<Writes> {
         if self.entries.is_empty() {
-            return Ok(Vec::new());
+            return None;
         }
         let ids: Vec<String> = self.entries.iter().map(|_| uuid::Uuid::now_v7().to_string()).collect();
-        let mut journal =
-            SqlBuilder::new("INSERT INTO journal_entries (id, kind, reference, task_id, memo, created_at) VALUES ");
-        let mut postings =
-            SqlBuilder::new("INSERT INTO postings (id, entry_id, account_id, amount, created_at) VALUES ");
-        let mut first_posting = true;
-        for (i, (entry, id)) in self.entries.iter().zip(&ids).enumerate() {
+        let mut journal = Rows::new(JOURNAL);
+        let mut postings = Rows::new(POSTING);
+        for (entry, id) in self.entries.iter().zip(&ids) {
             let text = |v: &Option<String>| v.clone().map(Arg::Text).unwrap_or(Arg::NullText);
-            let row = [
+            journal.push([
                 Arg::Text(id.clone()),
                 Arg::Text(entry.kind.to_string()),
                 Arg::Text(entry.reference.clone()),
                 text(&entry.task_id),
                 text(&entry.memo),
                 Arg::Int(now),
-            ];
-            journal.push(if i == 0 { "(?, ?, ?, ?, ?, ?)" } else { ", (?, ?, ?, ?, ?, ?)" }, row);
+            ]);
             for (account, amount) in entry.postings.iter().filter(|(_, a)| *a != 0) {
-                let row = [
+                postings.push([
                     Arg::Text(uuid::Uuid::now_v7().to_string()),
                     Arg::Text(id.clone()),
                     Arg::Text(account.id()),
                     Arg::Int(*amount),
                     Arg::Int(now),
-                ];
-                postings.push(if first_posting { "(?, ?, ?, ?, ?)" } else { ", (?, ?, ?, ?, ?)" }, row);
-                first_posting = false;
+                ]);
             }
-        }
-        journal.push(" ON CONFLICT (reference) DO NOTHING RETURNING reference", []);
-        let booked: Vec<(String,)> = journal.query_as().fetch_all(&mut **tx).await?;
-        if booked.len() != self.entries.len() {
-            let missing = self.entries.iter().find(|e| !booked.iter().any(|(r,)| *r == e.reference));
-            return Err(LedgerError::AlreadyBooked(missing.map(|e| e.reference.clone()).unwrap_or_default()));
         }
         // New accounts are created with their change (added to, should another transaction
         // have created one meanwhile); existing ones change in one statement.
-        let mut created = SqlBuilder::new(
-            "INSERT INTO ledger_accounts (id, owner_kind, owner_id, purpose, balance, allow_negative, created_at) VALUES ",
-        );
-        let mut update_case = SqlBuilder::new("UPDATE ledger_accounts SET balance = balance + CASE id");
-        let mut update_ids: Vec<String> = Vec::new();
-        let mut any_created = false;
+        let mut created = Rows::new(NEW_ACCOUNT);
+        let mut changed = Rows::new(BALANCE_CHANGE);
         for (id, held) in &self.accounts {
-            if held.delta == 0 && held.exists {
-                continue;
-            }
-            if held.exists {
-                update_case.push(" WHEN ? THEN ?", [Arg::Text(id.clone()), Arg::Int(held.delta)]);
-                update_ids.push(id.clone());
-            } else if held.touched {
+            if held.exists && held.delta != 0 {
+                changed.push([Arg::Text(id.clone()), Arg::Int(held.delta)]);
+            } else if !held.exists && held.touched {
                 let (kind, owner, purpose) = held.account.owner();
-                let row = [
+                created.push([
                     Arg::Text(id.clone()),
                     Arg::Text(kind),
                     Arg::Text(owner),
@@ -191,27 +172,66 @@ impl Book {
                     Arg::Int(held.delta),
                     Arg::Int(held.account.may_go_negative() as i64),
                     Arg::Int(now),
-                ];
-                created.push(if any_created { ", (?, ?, ?, ?, ?, ?, ?)" } else { "(?, ?, ?, ?, ?, ?, ?)" }, row);
-                any_created = true;
+                ]);
             }
         }
-        if any_created {
-            created.push(" ON CONFLICT (id) DO UPDATE SET balance = ledger_accounts.balance + excluded.balance", []);
-            later.push(created);
+        let mut rest = Vec::new();
+        if !created.is_empty() {
+            let mut q = SqlBuilder::insert_rows(engine, "ledger_accounts", &created);
+            q.push(" ON CONFLICT (id) DO UPDATE SET balance = ledger_accounts.balance + excluded.balance", []);
+            rest.push(q);
         }
-        if !update_ids.is_empty() {
-            update_case.push(" ELSE 0 END WHERE id IN (", []);
-            for (i, id) in update_ids.iter().enumerate() {
-                update_case.push(if i == 0 { "?" } else { ", ?" }, [Arg::Text(id.clone())]);
-            }
-            update_case.push(")", []);
-            later.push(update_case);
+        if !changed.is_empty() {
+            let mut q = SqlBuilder::new("UPDATE ledger_accounts SET balance = ledger_accounts.balance + c.delta FROM ");
+            q.push_rows(engine, &changed, "c");
+            q.push(" WHERE ledger_accounts.id = c.id", []);
+            rest.push(q);
         }
         // The postings last: they refer to the journal rows and to the accounts.
-        if !first_posting {
-            later.push(postings);
+        if !postings.is_empty() {
+            rest.push(SqlBuilder::insert_rows(engine, "postings", &postings));
         }
-        Ok(ids)
+        Some(Writes { journal: SqlBuilder::insert_rows(engine, "journal_entries", &journal), rest, ids })
     }
 }
+
+/// What writes a book's entries (`Book::writes`).
+pub struct Writes {
+    /// The journal rows, one per entry. Its unique references make a second booking of the
+    /// same event write fewer rows than there are entries (and the postings then fail their
+    /// foreign key): the caller checks the count and gives the transaction up.
+    pub journal: SqlBuilder,
+    /// New accounts, balance changes and postings, in that order.
+    pub rest: Vec<SqlBuilder>,
+    /// The entries' journal ids, in order.
+    pub ids: Vec<String>,
+}
+
+const JOURNAL: &[(&str, Col)] = &[
+    ("id", Col::Text),
+    ("kind", Col::Text),
+    ("reference", Col::Text),
+    ("task_id", Col::Text),
+    ("memo", Col::Text),
+    ("created_at", Col::Int),
+];
+
+const POSTING: &[(&str, Col)] = &[
+    ("id", Col::Text),
+    ("entry_id", Col::Text),
+    ("account_id", Col::Text),
+    ("amount", Col::Int),
+    ("created_at", Col::Int),
+];
+
+const NEW_ACCOUNT: &[(&str, Col)] = &[
+    ("id", Col::Text),
+    ("owner_kind", Col::Text),
+    ("owner_id", Col::Text),
+    ("purpose", Col::Text),
+    ("balance", Col::Int),
+    ("allow_negative", Col::Int),
+    ("created_at", Col::Int),
+];
+
+const BALANCE_CHANGE: &[(&str, Col)] = &[("id", Col::Text), ("delta", Col::Int)];

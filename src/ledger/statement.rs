@@ -6,7 +6,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::Principal;
 use crate::clock::rfc3339;
-use crate::db::{Arg, Db, SqlBuilder, Tx};
+use crate::db::{Arg, Col, Db, Engine, Rows, SqlBuilder, Tx};
 use crate::money::Amount;
 
 pub const TYPES: &[&str] = &[
@@ -39,23 +39,34 @@ pub async fn record(tx: &mut Tx, line: Line<'_>, now: i64) -> sqlx::Result<Strin
 
 /// Writes several lines in one statement.
 pub async fn record_all(tx: &mut Tx, lines: Vec<Line<'_>>, now: i64) -> sqlx::Result<Vec<String>> {
-    let (ids, q) = insert_lines(lines, now);
-    if !ids.is_empty() {
+    let (ids, q) = insert_lines(crate::db::engine_of(tx), lines, now);
+    if let Some(q) = q {
         q.query().execute(&mut **tx).await?;
     }
     Ok(ids)
 }
 
-/// The insert of `lines` (not run), with their ids.
-fn insert_lines(lines: Vec<Line<'_>>, now: i64) -> (Vec<String>, SqlBuilder) {
+const LINE: &[(&str, Col)] = &[
+    ("id", Col::Text),
+    ("principal", Col::Text),
+    ("type", Col::Text),
+    ("amount", Col::Int),
+    ("status", Col::Text),
+    ("task_id", Col::Text),
+    ("reference", Col::Text),
+    ("description", Col::Text),
+    ("created_at", Col::Int),
+    ("updated_at", Col::Int),
+];
+
+/// The insert of `lines` (not run; `None` when there are none), with their ids.
+fn insert_lines(engine: Engine, lines: Vec<Line<'_>>, now: i64) -> (Vec<String>, Option<SqlBuilder>) {
     let mut ids = Vec::with_capacity(lines.len());
-    let mut q = SqlBuilder::new(
-        "INSERT INTO wallet_transactions (id, principal, type, amount, status, task_id, reference, description, created_at, updated_at) VALUES ",
-    );
-    for (i, line) in lines.into_iter().enumerate() {
+    let mut rows = Rows::new(LINE);
+    for line in lines {
         let id = line.id.unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
         let text = |v: Option<&str>| v.map(|s| Arg::Text(s.to_string())).unwrap_or(Arg::NullText);
-        let row = [
+        rows.push([
             Arg::Text(id.clone()),
             Arg::Text(line.principal.key()),
             Arg::Text(line.kind.to_string()),
@@ -66,10 +77,10 @@ fn insert_lines(lines: Vec<Line<'_>>, now: i64) -> (Vec<String>, SqlBuilder) {
             Arg::Text(line.description),
             Arg::Int(now),
             Arg::Int(now),
-        ];
-        q.push(if i == 0 { "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)" } else { ", (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)" }, row);
+        ]);
         ids.push(id);
     }
+    let q = (!rows.is_empty()).then(|| SqlBuilder::insert_rows(engine, "wallet_transactions", &rows));
     (ids, q)
 }
 
@@ -84,7 +95,7 @@ pub struct Item {
 }
 
 /// The insert of completed task lines, one statement (for `db::execute_all`); `None` if none.
-pub fn items_statement(items: &[Item], now: i64) -> Option<SqlBuilder> {
+pub fn items_statement(engine: Engine, items: &[Item], now: i64) -> Option<SqlBuilder> {
     let lines = items
         .iter()
         .map(|i| Line {
@@ -98,8 +109,7 @@ pub fn items_statement(items: &[Item], now: i64) -> Option<SqlBuilder> {
             description: i.description.clone(),
         })
         .collect();
-    let (ids, q) = insert_lines(lines, now);
-    (!ids.is_empty()).then_some(q)
+    insert_lines(engine, lines, now).1
 }
 
 /// Moves a pending line (deposit, withdrawal) to its final status.

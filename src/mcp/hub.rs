@@ -26,7 +26,7 @@ use rmcp::transport::streamable_http_server::session::ServerSseMessage;
 use tokio::sync::mpsc;
 
 use super::sessions;
-use crate::db::{Arg, Db, IN_CHUNK, SqlBuilder};
+use crate::db::{Db, IN_CHUNK, SqlBuilder};
 use crate::state::AppState;
 use crate::tasks::changes::{self, Change};
 
@@ -227,8 +227,8 @@ impl Hub {
         let local: HashSet<&String> = sessions.iter().collect();
         let mut notified = HashSet::new();
         for chunk in targets.chunks(IN_CHUNK) {
-            let mut q = SqlBuilder::new("SELECT session_id, uri FROM mcp_subscriptions WHERE target IN ");
-            q.push_list(chunk.iter().cloned().map(Arg::Text));
+            let mut q = SqlBuilder::new("SELECT session_id, uri FROM mcp_subscriptions WHERE ");
+            q.push_in(db.engine(), "target", chunk);
             let subscribed: Vec<(String, String)> = q.query_as().fetch_all(db.pool()).await?;
             for (session, uri) in subscribed {
                 if local.contains(&session) && notified.insert((session.clone(), uri.clone())) {

@@ -76,8 +76,8 @@ pub async fn ping_agent(state: &AppState, agent_id: &str) -> sqlx::Result<Option
 }
 
 async fn answered(db: &Db, pings: &[String]) -> sqlx::Result<bool> {
-    let mut q = SqlBuilder::new("SELECT id FROM mcp_pings WHERE answered_at IS NOT NULL AND id IN ");
-    q.push_list(pings.iter().cloned().map(Arg::Text));
+    let mut q = SqlBuilder::new("SELECT id FROM mcp_pings WHERE answered_at IS NOT NULL AND ");
+    q.push_in(db.engine(), "id", pings);
     let rows: Vec<(String,)> = q.query_as().fetch_all(db.pool()).await?;
     Ok(!rows.is_empty())
 }
@@ -85,8 +85,8 @@ async fn answered(db: &Db, pings: &[String]) -> sqlx::Result<bool> {
 async fn mark_sent(db: &Db, pings: &[String], now: i64) -> sqlx::Result<()> {
     for chunk in pings.chunks(IN_CHUNK) {
         let mut q = SqlBuilder::new("");
-        q.push("UPDATE mcp_pings SET sent_at = ? WHERE id IN ", [Arg::Int(now)]);
-        q.push_list(chunk.iter().cloned().map(Arg::Text));
+        q.push("UPDATE mcp_pings SET sent_at = ? WHERE ", [Arg::Int(now)]);
+        q.push_in(db.engine(), "id", chunk);
         q.query().execute(db.writer()).await?;
     }
     Ok(())

@@ -139,8 +139,8 @@ pub async fn delete(db: &Db, id: &str) -> sqlx::Result<()> {
 pub async fn touch(db: &Db, ids: &[String], now: i64) -> sqlx::Result<()> {
     for chunk in ids.chunks(IN_CHUNK) {
         let mut q = SqlBuilder::new("");
-        q.push("UPDATE mcp_sessions SET seen_at = ? WHERE id IN ", [Arg::Int(now)]);
-        q.push_list(chunk.iter().cloned().map(Arg::Text));
+        q.push("UPDATE mcp_sessions SET seen_at = ? WHERE ", [Arg::Int(now)]);
+        q.push_in(db.engine(), "id", chunk);
         q.query().execute(db.writer()).await?;
     }
     Ok(())

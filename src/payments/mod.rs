@@ -20,6 +20,7 @@ use serde::Serialize;
 
 use crate::config::Config;
 use crate::error::{ApiError, ApiResult};
+use crate::hex::encode as hex;
 use crate::ledger::Principal;
 use crate::ledger::deposits::{self, Deposit, DepositSpec};
 use crate::state::AppState;
@@ -213,10 +214,6 @@ pub fn methods(config: &Config) -> Vec<PaymentMethod> {
 }
 
 /// Lowercase hex of `bytes`.
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// Equal in constant time (for equal lengths; a length difference is not a secret).
 fn same(a: &[u8], b: &[u8]) -> bool {
     use subtle::ConstantTimeEq;

@@ -78,8 +78,8 @@ impl HiringChanges {
         let targets: Vec<String> = targets.into_iter().collect();
         let mut listened = HashSet::new();
         for chunk in targets.chunks(IN_CHUNK) {
-            let mut q = SqlBuilder::new("SELECT DISTINCT target FROM mcp_subscriptions WHERE target IN ");
-            q.push_list(chunk.iter().cloned().map(Arg::Text));
+            let mut q = SqlBuilder::new("SELECT DISTINCT target FROM mcp_subscriptions WHERE ");
+            q.push_in(db.engine(), "target", chunk);
             let rows: Vec<(String,)> = q.query_as().fetch_all(db.pool()).await?;
             listened.extend(rows.into_iter().map(|(t,)| t));
         }

@@ -16,7 +16,6 @@ pub mod sweeper;
 
 use axum::http::StatusCode;
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 
 use crate::agents;
@@ -264,5 +263,5 @@ pub fn free_payment(task: &TaskRow) -> Payment {
 
 /// SHA-256 of the stored output text.
 pub fn output_digest(output: &str) -> String {
-    Sha256::digest(output.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+    crate::hex::sha256(output.as_bytes())
 }

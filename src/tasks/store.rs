@@ -6,7 +6,7 @@ use utoipa::ToSchema;
 
 use super::model::{HiringStatus, TASK_COLUMNS, TaskRow};
 use crate::clock::rfc3339;
-use crate::db::{Arg, Db, SqlBuilder, Tx};
+use crate::db::{Arg, Col, Db, Engine, Rows, SqlBuilder, Tx};
 
 /// The database refuses a task state the engine does not know (`Status`, `PaymentStatus`).
 pub async fn ensure_states(db: &Db) -> anyhow::Result<()> {
@@ -404,11 +404,9 @@ pub async fn lock_many(tx: &mut Tx, ids: &[String]) -> sqlx::Result<Vec<TaskRow>
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let mut q = SqlBuilder::new(&format!("SELECT {TASK_COLUMNS} FROM tasks WHERE id IN ("));
-    for (i, id) in ids.iter().enumerate() {
-        q.push(if i == 0 { "?" } else { ", ?" }, [Arg::Text(id.clone())]);
-    }
-    q.push(&format!(") ORDER BY id{}", crate::db::for_update_in(tx)), []);
+    let mut q = SqlBuilder::new(&format!("SELECT {TASK_COLUMNS} FROM tasks WHERE "));
+    q.push_in(crate::db::engine_of(tx), "id", ids);
+    q.push(&format!(" ORDER BY id{}", crate::db::for_update_in(tx)), []);
     q.query_as().fetch_all(&mut **tx).await
 }
 
@@ -431,21 +429,52 @@ pub async fn find_by_keys(tx: &mut Tx, keys: &[(String, String)]) -> sqlx::Resul
     q.query_as().fetch_all(&mut **tx).await
 }
 
-/// Inserts new tasks in one statement; returns the ids inserted (a hiring whose client
-/// idempotency key another transaction used meanwhile is left out).
-pub async fn insert_many(tx: &mut Tx, tasks: &[&TaskRow]) -> sqlx::Result<Vec<String>> {
+fn text(v: &Option<String>) -> Arg {
+    v.clone().map(Arg::Text).unwrap_or(Arg::NullText)
+}
+
+fn int(v: Option<i64>) -> Arg {
+    v.map(Arg::Int).unwrap_or(Arg::NullInt)
+}
+
+const NEW_TASK: &[(&str, Col)] = &[
+    ("id", Col::Text),
+    ("status", Col::Text),
+    ("payment_status", Col::Text),
+    ("client_user_id", Col::Text),
+    ("client_agent_id", Col::Text),
+    ("provider_agent_id", Col::Text),
+    ("provider_agent_did", Col::Text),
+    ("capability", Col::Text),
+    ("input", Col::Text),
+    ("price", Col::Int),
+    ("fee_bps", Col::Int),
+    ("fee", Col::Int),
+    ("currency", Col::Text),
+    ("deadline_at", Col::Int),
+    ("payment_id", Col::Text),
+    ("payment_type", Col::Text),
+    ("payment_created_at", Col::Int),
+    ("created_at", Col::Int),
+    ("updated_at", Col::Int),
+    ("kind", Col::Text),
+    ("client_principal", Col::Text),
+    ("task_description", Col::Text),
+    ("delivery_mode", Col::Text),
+    ("repo_url", Col::Text),
+    ("client_idempotency_key", Col::Text),
+    ("request_fingerprint", Col::Text),
+];
+
+/// The insert of new tasks (for `db::execute_all`); it writes fewer rows than given when a
+/// hiring's client idempotency key was taken by another transaction meanwhile.
+pub fn insert_statement(engine: Engine, tasks: &[&TaskRow]) -> Option<SqlBuilder> {
     if tasks.is_empty() {
-        return Ok(Vec::new());
+        return None;
     }
-    let mut q = SqlBuilder::new(
-        "INSERT INTO tasks (id, status, payment_status, client_user_id, client_agent_id, provider_agent_id, provider_agent_did, \
-         capability, input, price, fee_bps, fee, currency, deadline_at, payment_id, payment_type, payment_created_at, created_at, \
-         updated_at, kind, client_principal, task_description, delivery_mode, repo_url, client_idempotency_key, request_fingerprint) VALUES ",
-    );
-    let text = |v: &Option<String>| v.clone().map(Arg::Text).unwrap_or(Arg::NullText);
-    let int = |v: Option<i64>| v.map(Arg::Int).unwrap_or(Arg::NullInt);
-    for (i, t) in tasks.iter().enumerate() {
-        let row = [
+    let mut rows = Rows::new(NEW_TASK);
+    for t in tasks {
+        rows.push([
             Arg::Text(t.id.clone()),
             Arg::Text(t.status.as_str().into()),
             Arg::Text(t.payment_status.as_str().into()),
@@ -472,109 +501,122 @@ pub async fn insert_many(tx: &mut Tx, tasks: &[&TaskRow]) -> sqlx::Result<Vec<St
             text(&t.repo_url),
             text(&t.client_idempotency_key),
             text(&t.request_fingerprint),
-        ];
-        let marks = format!("({})", vec!["?"; row.len()].join(", "));
-        q.push(&if i == 0 { marks } else { format!(", {marks}") }, row);
+        ]);
     }
-    q.push(" ON CONFLICT (client_principal, client_idempotency_key) DO NOTHING RETURNING id", []);
-    let rows: Vec<(String,)> = q.query_as().fetch_all(&mut **tx).await?;
-    Ok(rows.into_iter().map(|(id,)| id).collect())
+    let mut q = SqlBuilder::insert_rows(engine, "tasks", &rows);
+    q.push(" ON CONFLICT (client_principal, client_idempotency_key) DO NOTHING", []);
+    Some(q)
 }
 
-/// The columns a command may change, with `after`'s values, for the ones that differ from
-/// `before` (`updated_at` always).
-fn changed_columns(before: &TaskRow, after: &TaskRow) -> Vec<(&'static str, Arg)> {
-    let text = |v: &Option<String>| v.clone().map(Arg::Text).unwrap_or(Arg::NullText);
-    let int = |v: Option<i64>| v.map(Arg::Int).unwrap_or(Arg::NullInt);
-    let mut columns = vec![("updated_at", Arg::Int(after.updated_at))];
-    macro_rules! changed {
-        ($field:ident, $arg:expr) => {
-            if before.$field != after.$field {
-                columns.push((stringify!($field), $arg));
-            }
-        };
-    }
-    changed!(status, Arg::Text(after.status.as_str().into()));
-    changed!(payment_status, Arg::Text(after.payment_status.as_str().into()));
-    changed!(provider_agent_id, Arg::Text(after.provider_agent_id.clone()));
-    changed!(provider_agent_did, Arg::Text(after.provider_agent_did.clone()));
-    changed!(output, text(&after.output));
-    changed!(output_sha256, text(&after.output_sha256));
-    changed!(error_reason, text(&after.error_reason));
-    changed!(progress_percent, Arg::Int(after.progress_percent));
-    changed!(progress_message, text(&after.progress_message));
-    changed!(review_until, int(after.review_until));
-    changed!(payment_id, text(&after.payment_id));
-    changed!(payment_type, text(&after.payment_type));
-    changed!(payment_created_at, int(after.payment_created_at));
-    changed!(rating, int(after.rating));
-    changed!(review, text(&after.review));
-    changed!(claimed_at, int(after.claimed_at));
-    changed!(completed_at, int(after.completed_at));
-    changed!(released_at, int(after.released_at));
-    changed!(trace_attempt, Arg::Int(after.trace_attempt));
-    columns
-}
+/// The columns a command may change. The update writes all of them (one statement text for
+/// every kind of change), except `output`, which can be large and is sent only when it changed.
+const TASK_CHANGE: &[(&str, Col)] = &[
+    ("id", Col::Text),
+    ("old_status", Col::Text),
+    ("old_payment_status", Col::Text),
+    ("updated_at", Col::Int),
+    ("status", Col::Text),
+    ("payment_status", Col::Text),
+    ("provider_agent_id", Col::Text),
+    ("provider_agent_did", Col::Text),
+    ("output_changed", Col::Int),
+    ("output", Col::Text),
+    ("output_sha256", Col::Text),
+    ("error_reason", Col::Text),
+    ("progress_percent", Col::Int),
+    ("progress_message", Col::Text),
+    ("review_until", Col::Int),
+    ("payment_id", Col::Text),
+    ("payment_type", Col::Text),
+    ("payment_created_at", Col::Int),
+    ("rating", Col::Int),
+    ("review", Col::Text),
+    ("claimed_at", Col::Int),
+    ("completed_at", Col::Int),
+    ("released_at", Col::Int),
+    ("trace_attempt", Col::Int),
+];
 
-/// Writes each `(before, after)` pair, on condition that the task is still in `before`'s
-/// state; one statement per set of changed columns (a batch of claims, completions and
-/// accepts is three). Returns how many tasks were updated: fewer than given means a row
+/// The update of each `(before, after)` pair, on condition that the task is still in
+/// `before`'s state (for `db::execute_all`): it writes fewer rows than given when a row
 /// changed under its lock.
-pub async fn update_many(tx: &mut Tx, changes: &[(&TaskRow, &TaskRow)]) -> sqlx::Result<usize> {
-    // The changed columns, and for each task with exactly those, its old state and new values.
-    type Shape<'a> = (Vec<&'static str>, Vec<(&'a TaskRow, Vec<Arg>)>);
-    let mut shapes: Vec<Shape> = Vec::new();
+pub fn update_statement(engine: Engine, changes: &[(&TaskRow, &TaskRow)]) -> Option<SqlBuilder> {
+    if changes.is_empty() {
+        return None;
+    }
+    let mut rows = Rows::new(TASK_CHANGE);
     for (before, after) in changes {
-        let (names, args): (Vec<&'static str>, Vec<Arg>) = changed_columns(before, after).into_iter().unzip();
-        match shapes.iter_mut().find(|(n, _)| *n == names) {
-            Some((_, rows)) => rows.push((before, args)),
-            None => shapes.push((names, vec![(before, args)])),
-        }
+        let output_changed = before.output != after.output;
+        rows.push([
+            Arg::Text(before.id.clone()),
+            Arg::Text(before.status.as_str().into()),
+            Arg::Text(before.payment_status.as_str().into()),
+            Arg::Int(after.updated_at),
+            Arg::Text(after.status.as_str().into()),
+            Arg::Text(after.payment_status.as_str().into()),
+            Arg::Text(after.provider_agent_id.clone()),
+            Arg::Text(after.provider_agent_did.clone()),
+            Arg::Int(output_changed as i64),
+            if output_changed { text(&after.output) } else { Arg::NullText },
+            text(&after.output_sha256),
+            text(&after.error_reason),
+            Arg::Int(after.progress_percent),
+            text(&after.progress_message),
+            int(after.review_until),
+            text(&after.payment_id),
+            text(&after.payment_type),
+            int(after.payment_created_at),
+            int(after.rating),
+            text(&after.review),
+            int(after.claimed_at),
+            int(after.completed_at),
+            int(after.released_at),
+            Arg::Int(after.trace_attempt),
+        ]);
     }
-    let mut updated = 0;
-    for (names, rows) in shapes {
-        let sets: Vec<String> = names.iter().map(|c| format!("{c} = v.{c}")).collect();
-        let mut q = SqlBuilder::new(&format!("UPDATE tasks SET {} FROM (", sets.join(", ")));
-        for (i, (before, args)) in rows.into_iter().enumerate() {
-            let mut select = if i == 0 { String::from("SELECT ") } else { String::from(" UNION ALL SELECT ") };
-            select.push_str("? AS id, ? AS old_status, ? AS old_payment_status");
-            for c in &names {
-                select.push_str(&format!(", ? AS {c}"));
-            }
-            let keys = [
-                Arg::Text(before.id.clone()),
-                Arg::Text(before.status.as_str().into()),
-                Arg::Text(before.payment_status.as_str().into()),
-            ];
-            q.push(&select, keys.into_iter().chain(args));
-        }
-        q.push(
-            ") AS v WHERE tasks.id = v.id AND tasks.status = v.old_status AND tasks.payment_status = v.old_payment_status",
-            [],
-        );
-        updated += q.query().execute(&mut **tx).await?.rows_affected() as usize;
-    }
-    Ok(updated)
+    let sets: Vec<String> = TASK_CHANGE[3..]
+        .iter()
+        .filter(|(c, _)| *c != "output_changed")
+        .map(|(c, _)| match *c {
+            "output" => "output = CASE WHEN v.output_changed = 1 THEN v.output ELSE tasks.output END".to_string(),
+            c => format!("{c} = v.{c}"),
+        })
+        .collect();
+    let mut q = SqlBuilder::new(&format!("UPDATE tasks SET {} FROM ", sets.join(", ")));
+    q.push_rows(engine, &rows, "v");
+    q.push(
+        " WHERE tasks.id = v.id AND tasks.status = v.old_status AND tasks.payment_status = v.old_payment_status",
+        [],
+    );
+    Some(q)
 }
 
 /// Appends timeline events in one statement, in the order given.
 pub async fn insert_events(tx: &mut Tx, events: &[super::engine::effects::Event], now: i64) -> sqlx::Result<()> {
-    match events_statement(events, now) {
+    match events_statement(crate::db::engine_of(tx), events, now) {
         Some(q) => q.query().execute(&mut **tx).await.map(drop),
         None => Ok(()),
     }
 }
 
+const EVENT: &[(&str, Col)] = &[
+    ("id", Col::Text),
+    ("task_id", Col::Text),
+    ("event_type", Col::Text),
+    ("progress_percent", Col::Int),
+    ("progress_message", Col::Text),
+    ("details", Col::Text),
+    ("created_at", Col::Int),
+];
+
 /// The insert of timeline events (not run); `None` if there are none.
-pub fn events_statement(events: &[super::engine::effects::Event], now: i64) -> Option<SqlBuilder> {
+pub fn events_statement(engine: Engine, events: &[super::engine::effects::Event], now: i64) -> Option<SqlBuilder> {
     if events.is_empty() {
         return None;
     }
-    let mut q = SqlBuilder::new(
-        "INSERT INTO task_events (id, task_id, event_type, progress_percent, progress_message, details, created_at) VALUES ",
-    );
-    for (i, e) in events.iter().enumerate() {
-        let row = [
+    let mut rows = Rows::new(EVENT);
+    for e in events {
+        rows.push([
             Arg::Text(uuid::Uuid::now_v7().to_string()),
             Arg::Text(e.task_id.clone()),
             Arg::Text(e.event_type.to_string()),
@@ -582,8 +624,7 @@ pub fn events_statement(events: &[super::engine::effects::Event], now: i64) -> O
             e.progress.as_ref().and_then(|p| p.1.clone()).map(Arg::Text).unwrap_or(Arg::NullText),
             Arg::Text(e.details.to_string()),
             Arg::Int(now),
-        ];
-        q.push(if i == 0 { "(?, ?, ?, ?, ?, ?, ?)" } else { ", (?, ?, ?, ?, ?, ?, ?)" }, row);
+        ]);
     }
-    Some(q)
+    Some(SqlBuilder::insert_rows(engine, "task_events", &rows))
 }

@@ -13,7 +13,7 @@ use utoipa::ToSchema;
 
 use crate::auth::keys::PlainSecret;
 use crate::clock::{rfc3339, rfc3339_opt};
-use crate::db::{Arg, Db, SqlBuilder, Tx};
+use crate::db::{Arg, Col, Db, Engine, Rows, SqlBuilder, Tx};
 use crate::error::{ApiError, ApiResult, FieldError};
 use crate::secrets::SecretsKey;
 
@@ -242,60 +242,48 @@ pub struct Outgoing<'a> {
     pub payload: &'a serde_json::Value,
 }
 
-/// Queues many webhooks inside `tx` with two statements: the subscriptions of every owner
-/// named, then one row per (webhook, subscription that wants its event), in the order given.
+/// Queues many webhooks inside `tx` with one statement (`deliveries_statement`).
 pub async fn emit_all(tx: &mut Tx, outgoing: &[Outgoing<'_>], now: i64) -> sqlx::Result<()> {
-    match deliveries_statement(tx, outgoing, now).await? {
+    match deliveries_statement(crate::db::engine_of(tx), outgoing, now) {
         Some(q) => q.query().execute(&mut **tx).await.map(drop),
         None => Ok(()),
     }
 }
 
-/// Reads the owners' subscriptions and returns the insert of the deliveries they want (not
-/// run); `None` if nobody subscribed to these events.
-pub async fn deliveries_statement(
-    tx: &mut Tx,
-    outgoing: &[Outgoing<'_>],
-    now: i64,
-) -> sqlx::Result<Option<SqlBuilder>> {
-    let mut owners: Vec<&String> = outgoing.iter().flat_map(|o| o.owners.iter()).collect();
-    owners.sort();
-    owners.dedup();
-    if owners.is_empty() {
-        return Ok(None);
-    }
-    let mut q = SqlBuilder::new("SELECT id, owner, event_types FROM webhook_subscriptions WHERE status = 'active'");
-    let marks = vec!["?"; owners.len()].join(", ");
-    q.push(&format!(" AND owner IN ({marks})"), owners.iter().map(|o| Arg::Text((*o).clone())));
-    q.push(" ORDER BY id", []);
-    let subscriptions: Vec<(String, String, String)> = q.query_as().fetch_all(&mut **tx).await?;
-    if subscriptions.is_empty() {
-        return Ok(None);
-    }
-    let mut insert = SqlBuilder::new(
-        "INSERT INTO webhook_deliveries (id, subscription_id, event, task_id, payload, status, next_attempt_at, created_at) VALUES ",
-    );
-    let mut any = false;
+/// The insert of the deliveries `outgoing` makes (not run; `None` if it names nobody): one
+/// row per webhook and owner, joined in the database with the owners' active subscriptions
+/// that want its event, so queueing webhooks reads nothing first (a batch of the task engine
+/// writes them with the rest of its changes, in one round trip on PostgreSQL).
+pub fn deliveries_statement(engine: Engine, outgoing: &[Outgoing<'_>], now: i64) -> Option<SqlBuilder> {
+    let mut rows = Rows::new(OUTGOING);
     for o in outgoing {
-        let wanted = format!(",{},", o.event);
         let body = o.payload.to_string();
-        for (id, owner, events) in &subscriptions {
-            if !o.owners.contains(owner) || !events.contains(&wanted) {
-                continue;
-            }
-            let row = [
-                Arg::Text(uuid::Uuid::now_v7().to_string()),
-                Arg::Text(id.clone()),
+        for owner in o.owners {
+            rows.push([
+                Arg::Text(owner.clone()),
                 Arg::Text(o.event.to_string()),
                 o.task_id.map(|t| Arg::Text(t.to_string())).unwrap_or(Arg::NullText),
                 Arg::Text(body.clone()),
-                Arg::Text("pending".into()),
                 Arg::Int(now),
-                Arg::Int(now),
-            ];
-            insert.push(if any { ", (?, ?, ?, ?, ?, ?, ?, ?)" } else { "(?, ?, ?, ?, ?, ?, ?, ?)" }, row);
-            any = true;
+            ]);
         }
     }
-    Ok(any.then_some(insert))
+    if rows.is_empty() {
+        return None;
+    }
+    let mut q = SqlBuilder::new(&format!(
+        "INSERT INTO webhook_deliveries (id, subscription_id, event, task_id, payload, status, next_attempt_at, created_at) \
+         SELECT {}, s.id, w.event, w.task_id, w.payload, 'pending', w.at, w.at FROM ",
+        crate::db::new_id_sql(engine)
+    ));
+    q.push_rows(engine, &rows, "w");
+    q.push(
+        " JOIN webhook_subscriptions s ON s.owner = w.owner \
+         WHERE s.status = 'active' AND s.event_types LIKE '%,' || w.event || ',%'",
+        [],
+    );
+    Some(q)
 }
+
+const OUTGOING: &[(&str, Col)] =
+    &[("owner", Col::Text), ("event", Col::Text), ("task_id", Col::Text), ("payload", Col::Text), ("at", Col::Int)];

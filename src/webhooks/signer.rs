@@ -23,7 +23,7 @@ pub fn signature(secret: &str, body: &[u8]) -> String {
 
 pub fn signature_v2(secret: &str, unix_secs: i64, body: &[u8]) -> String {
     let t = unix_secs.to_string();
-    let hex: String = mac(secret, &[t.as_bytes(), b".", body]).iter().map(|b| format!("{b:02x}")).collect();
+    let hex = crate::hex::encode(&mac(secret, &[t.as_bytes(), b".", body]));
     format!("t={t},v1={hex}")
 }
 

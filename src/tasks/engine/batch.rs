@@ -16,7 +16,7 @@ use super::decide::{Decision, Roles, decide};
 use super::effects::{DisputeChange, Effects};
 use super::{Done, Job, Order};
 use crate::agents::model::AgentRow;
-use crate::db::Db;
+use crate::db::{Db, SqlBuilder};
 use crate::error::{ApiError, ApiResult};
 use crate::http::idempotency::{self, Claim};
 use crate::ledger::{Account, Book, LedgerError};
@@ -147,7 +147,7 @@ fn task_key(job: &Job, decision: &Decision) -> String {
 
 pub(super) async fn apply(db: &Db, now: i64, jobs: &[Job]) -> Result<Vec<ApiResult<Done>>, BatchError> {
     let mut results: Vec<Option<ApiResult<Done>>> = jobs.iter().map(|_| None).collect();
-    let mut tx = db.begin().await?;
+    let mut tx = db.begin_keyed().await?;
 
     // The requests' idempotency keys commit (or roll back) with their commands.
     let claimed: Vec<(usize, Arc<Claim>)> =
@@ -292,12 +292,12 @@ pub(super) async fn apply(db: &Db, now: i64, jobs: &[Job]) -> Result<Vec<ApiResu
         tasks.insert(key, task);
     }
 
-    // Write everything.
+    // Write everything: on PostgreSQL one statement (`db::execute_all`), each of its parts the
+    // same text for any batch with the same kinds of writes, so it stays a prepared statement.
+    // The rows each part wrote are checked: a hiring key another transaction took, a task
+    // changed under its lock or a journal reference already booked gives the batch up.
+    let engine = crate::db::engine_of(&tx);
     let new_rows: Vec<&TaskRow> = created.iter().filter_map(|id| tasks.get(id)).collect();
-    let inserted = store::insert_many(&mut tx, &new_rows).await?;
-    if inserted.len() != new_rows.len() {
-        return Err(BatchError::Retry("a hiring key was taken by another transaction".into()));
-    }
     let created: HashSet<&String> = created.iter().collect();
     let mut changed: Vec<(&TaskRow, &TaskRow)> = tasks
         .iter()
@@ -305,21 +305,17 @@ pub(super) async fn apply(db: &Db, now: i64, jobs: &[Job]) -> Result<Vec<ApiResu
         .filter_map(|(id, after)| locked.get(id).filter(|before| *before != after).map(|before| (before, after)))
         .collect();
     changed.sort_by(|a, b| a.0.id.cmp(&b.0.id));
-    if store::update_many(&mut tx, &changed).await? != changed.len() {
-        return Err(BatchError::Retry("a task changed under its lock".into()));
+    let mut writes = Writes::default();
+    writes.checked(store::insert_statement(engine, &new_rows), new_rows.len(), "a hiring key was taken meanwhile");
+    writes.checked(store::update_statement(engine, &changed), changed.len(), "a task changed under its lock");
+    if let Some(ledger) = book.writes(engine, now) {
+        let entries = ledger.ids.len();
+        writes.checked(Some(ledger.journal), entries, "a journal reference was already booked");
+        writes.add(ledger.rest);
     }
-    // The journal first (its unique references refuse a double booking); every write whose
-    // result nobody reads then goes in one round trip (`db::execute_all`).
-    let mut later = Vec::new();
-    book.write_deferred(&mut tx, now, &mut later).await.map_err(ledger_to_batch)?;
-    later.extend(crate::ledger::statement::items_statement(&effects.lines, now));
-    later.extend(store::events_statement(&effects.events, now));
-    for (task_id, content, sender) in &messages {
-        store::add_message_in(&mut tx, task_id, content, "instruction", "message", None, sender.as_deref(), None, now)
-            .await?;
-    }
-    disputes::write_changes(&mut tx, &disputes, now).await?;
-    later.extend(agents::store::outcomes_statement(&tx, &outcomes, now));
+    writes.add(crate::ledger::statement::items_statement(engine, &effects.lines, now));
+    writes.add(store::events_statement(engine, &effects.events, now));
+    writes.add(agents::store::outcomes_statements(&tx, &outcomes, now));
     let outgoing: Vec<webhooks::Outgoing<'_>> = effects
         .webhooks
         .iter()
@@ -330,9 +326,14 @@ pub(super) async fn apply(db: &Db, now: i64, jobs: &[Job]) -> Result<Vec<ApiResu
             payload: &w.payload,
         })
         .collect();
-    later.extend(webhooks::deliveries_statement(&mut tx, &outgoing, now).await?);
-    crate::db::execute_all(&mut tx, later).await?;
-    agents::store::refresh_listing(&mut tx, &outcomes).await?;
+    writes.add(webhooks::deliveries_statement(engine, &outgoing, now));
+    writes.run(&mut tx).await?;
+    // Messages and dispute changes (rare) refer to their tasks, written above.
+    for (task_id, content, sender) in &messages {
+        store::add_message_in(&mut tx, task_id, content, "instruction", "message", None, sender.as_deref(), None, now)
+            .await?;
+    }
+    disputes::write_changes(&mut tx, &disputes, now).await?;
     tx.commit().await?;
     // Every recorded key committed, with its command's effects or (refused) with none: the
     // request's answer is saved on it.
@@ -340,6 +341,36 @@ pub(super) async fn apply(db: &Db, now: i64, jobs: &[Job]) -> Result<Vec<ApiResu
         claim.committed();
     }
     Ok(results.into_iter().map(|r| r.unwrap_or_else(|| Err(internal("a command was not decided")))).collect())
+}
+
+/// A batch's writes, in order, and how many rows some of them must write.
+#[derive(Default)]
+struct Writes {
+    statements: Vec<SqlBuilder>,
+    /// (statement, rows it must write, what it means when it writes fewer).
+    checks: Vec<(usize, usize, &'static str)>,
+}
+
+impl Writes {
+    fn add(&mut self, statements: impl IntoIterator<Item = SqlBuilder>) {
+        self.statements.extend(statements);
+    }
+
+    fn checked(&mut self, statement: Option<SqlBuilder>, rows: usize, why: &'static str) {
+        if let Some(statement) = statement {
+            self.checks.push((self.statements.len(), rows, why));
+            self.statements.push(statement);
+        }
+    }
+
+    /// Runs every statement (`db::execute_all`); a count that differs gives the batch up.
+    async fn run(self, tx: &mut crate::db::Tx) -> Result<(), BatchError> {
+        let counts = crate::db::execute_all(tx, self.statements).await?;
+        match self.checks.into_iter().find(|(i, rows, _)| counts[*i] != *rows as u64) {
+            Some((_, _, why)) => Err(BatchError::Retry(why.into())),
+            None => Ok(()),
+        }
+    }
 }
 
 fn ledger_to_batch(e: LedgerError) -> BatchError {

@@ -39,11 +39,10 @@ pub struct HireParts {
 impl HireParts {
     /// The request's fingerprint: SHA-256 of `[agent DID, …request]` as JSON.
     pub fn fingerprint(&self, did: &str) -> String {
-        use sha2::{Digest, Sha256};
         let mut canonical = vec![serde_json::Value::String(did.to_string())];
         canonical.extend(self.request.iter().cloned());
         let text = serde_json::Value::Array(canonical).to_string();
-        Sha256::digest(text.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+        crate::hex::sha256(text.as_bytes())
     }
 }
 
