@@ -1,12 +1,15 @@
-//! The MCP surfaces, over Streamable HTTP through the official SDK (`rmcp`): the hirer surface
-//! (`/mcp/hirer`, user keys) and the agent surface (`/mcp`, agent keys). Their tools and
-//! resources call the same slice functions as the REST endpoints they mirror, with the same
-//! `Caller`, behind the same route-table access rules (`mirror`).
+//! The MCP surfaces through the official SDK (`rmcp`): the hirer surface (`/mcp/hirer`, user
+//! keys) and the agent surface (`/mcp`, agent keys), each over Streamable HTTP and over the
+//! 2024-11-05 HTTP+SSE transport. Their tools and resources call the same slice functions as
+//! the REST endpoints they mirror, with the same `Caller`, behind the same route-table access
+//! rules (`mirror`).
 //!
 //! - `streamable`: sessions kept in the database (`sessions`), so any server answers any request
-//!   of a session, beside a stateless mode for clients that do not keep the session.
+//!   of a session, beside a stateless mode for clients that do not keep the session;
+//!   `legacy`: the SSE transport, whose session stays on the server of its stream.
 //! - `resources` and `hub`: resources, subscriptions, and notifications delivered to the server
-//!   holding the subscriber's stream from whichever server the change happened on.
+//!   holding the subscriber's stream from whichever server the change happened on; `presence`:
+//!   availability pings over an agent's stream.
 //! - JSON-RPC batches (protocol 2025-03-26) are split and answered message by message (`batch`).
 
 pub mod agent;
@@ -25,8 +28,7 @@ pub mod streamable;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::Path;
-use axum::extract::Request;
+use axum::extract::{Path, Request};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
