@@ -538,7 +538,18 @@ impl SqlBuilder {
 
 #[cfg(test)]
 mod tests {
-    use super::renumber;
+    use super::{Arg, Col, Rows, renumber};
+
+    #[test]
+    fn array_literals_quote_every_text_and_escape_quotes_and_backslashes() {
+        let mut rows = Rows::new(&[("t", Col::Text), ("n", Col::Int)]);
+        rows.push([Arg::Text("NULL".into()), Arg::Int(-5)]);
+        rows.push([Arg::Text("a\"b\\c,{d}".into()), Arg::NullInt]);
+        rows.push([Arg::NullText, Arg::Int(i64::MAX)]);
+        assert_eq!(rows.len(), 3);
+        assert_eq!(rows.array_literal(0), r#"{"NULL","a\"b\\c,{d}",NULL}"#);
+        assert_eq!(rows.array_literal(1), "{-5,NULL,9223372036854775807}");
+    }
 
     #[test]
     fn placeholders_move_by_the_offset_and_nothing_else_changes() {

@@ -72,6 +72,33 @@ impl Scope {
     pub fn parse(s: &str) -> Option<Scope> {
         Scope::ALL.into_iter().find(|scope| scope.as_str() == s)
     }
+
+    /// The area of the product a scope belongs to, for grouping them where people choose.
+    pub fn area(self) -> &'static str {
+        match self {
+            Scope::AgentsRead | Scope::AgentsWrite | Scope::AgentsDiscover => "Agents",
+            Scope::TasksRead | Scope::TasksWrite | Scope::ArtifactsRead => "Tasks and artifacts",
+            Scope::HireCreate | Scope::HiringsRead | Scope::HiringsCancel => "Hiring",
+            Scope::BalanceRead | Scope::DepositsCreate | Scope::WithdrawalsCreate => "Money",
+            Scope::WebhooksWrite => "Webhooks",
+            Scope::AccountRead | Scope::AccountWrite => "Account",
+            Scope::Admin => "Administration",
+        }
+    }
+
+    /// Grants reading only: nothing it allows changes anything.
+    pub fn is_read_only(self) -> bool {
+        matches!(
+            self,
+            Scope::AgentsRead
+                | Scope::AgentsDiscover
+                | Scope::TasksRead
+                | Scope::HiringsRead
+                | Scope::BalanceRead
+                | Scope::ArtifactsRead
+                | Scope::AccountRead
+        )
+    }
 }
 
 impl fmt::Display for Scope {

@@ -10,6 +10,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 
 use super::pages::message_of;
+use super::view::filters;
 use super::{Browser, Nav, internal, render, require_browser};
 use crate::accounts::users::{self, User};
 use crate::error::ApiError;
@@ -26,6 +27,9 @@ type Fields = HashMap<String, String>;
 #[template(path = "admin.html")]
 struct AdminPage {
     nav: Option<Nav>,
+    now: i64,
+    fees_chart: super::charts::Chart,
+    volume_chart: super::charts::Chart,
     pager: super::Pager,
     csrf: String,
     /// The last stored audit (the page never runs one by itself: it reads every posting).
@@ -60,10 +64,11 @@ async fn render_page_at(state: &AppState, b: &Browser, mut pager: super::Pager, 
             deposits::list_pending(db, 100).await?,
             withdrawals::list_pending(db, 100).await?,
             users::list(db, super::PER_PAGE + 1, pager.offset()).await?,
+            super::charts::platform(state).await?,
         ))
     }
     .await;
-    let (report, open, pending_deposits, pending_withdrawals, all_users) = match loaded {
+    let (report, open, pending_deposits, pending_withdrawals, all_users, (fees_chart, volume_chart)) = match loaded {
         Ok(x) => x,
         Err(e) => return internal(e),
     };
@@ -71,6 +76,9 @@ async fn render_page_at(state: &AppState, b: &Browser, mut pager: super::Pager, 
     pager.has_next = all_users.len() as i64 > super::PER_PAGE;
     all_users.truncate(super::PER_PAGE as usize);
     let page = AdminPage {
+        now: state.now(),
+        fees_chart,
+        volume_chart,
         pager,
         nav: b.nav("admin"),
         csrf: b.session.csrf_token.clone(),

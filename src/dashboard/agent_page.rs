@@ -9,6 +9,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 
 use super::pages::{as_caller, message_of};
+use super::view::filters;
 use super::{Browser, Nav, render, require_browser};
 use crate::agents::{self, credentials, model::AgentInput};
 use crate::auth::keys::KeyInfo;
@@ -33,6 +34,7 @@ pub struct AgentView {
 #[template(path = "agent.html")]
 struct AgentPage {
     nav: Option<Nav>,
+    now: i64,
     csrf: String,
     a: AgentView,
     available: String,
@@ -78,6 +80,7 @@ async fn show(
     };
     let page = AgentPage {
         nav: b.nav("agents"),
+        now: state.now(),
         csrf: b.session.csrf_token.clone(),
         a: AgentView {
             id: agent.id.clone(),
@@ -89,8 +92,8 @@ async fn show(
             reputation: format!("{:.2}", agent.reputation()),
             status: agent.status.clone(),
         },
-        available: balances.available.to_string(),
-        pending: balances.pending.to_string(),
+        available: super::view::usd(balances.available),
+        pending: super::view::usd(balances.pending),
         keys,
         new_key,
         notice,

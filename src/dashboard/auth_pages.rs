@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use super::Form;
 use askama::Template;
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 
@@ -23,6 +23,7 @@ use crate::text::Text;
 struct RegisterPage {
     nav: Option<Nav>,
     csrf: String,
+    next: String,
     name: String,
     email: String,
     error: Option<String>,
@@ -36,6 +37,7 @@ struct RegisterPage {
 struct LoginPage {
     nav: Option<Nav>,
     csrf: String,
+    next: String,
     email: String,
     error: Option<String>,
 }
@@ -51,11 +53,17 @@ fn with_pre_csrf(state: &AppState, headers: &HeaderMap, csrf: &str, page: Respon
     page
 }
 
-pub async fn register_form(State(state): State<AppState>, headers: HeaderMap) -> Response {
+/// Where to go once signed in: a local path from the form or the query, else the dashboard.
+fn next_of(form: &Fields) -> String {
+    super::view::local_path(form.get("next").map(String::as_str)).unwrap_or_default()
+}
+
+pub async fn register_form(State(state): State<AppState>, headers: HeaderMap, Query(q): Query<Fields>) -> Response {
     let csrf = fresh_token();
     let page = RegisterPage {
         nav: None,
         csrf: csrf.clone(),
+        next: next_of(&q),
         name: String::new(),
         email: String::new(),
         error: None,
@@ -78,10 +86,12 @@ pub async fn register(
         return r;
     }
     let (name, email) = (field(&form, "name"), field(&form, "email"));
+    let next = next_of(&form);
     let csrf = fresh_token();
     let page = |error: Option<String>, errors: HashMap<String, String>| RegisterPage {
         nav: None,
         csrf: csrf.clone(),
+        next: next.clone(),
         name: name.clone(),
         email: email.clone(),
         error,
@@ -118,7 +128,7 @@ pub async fn register(
         Err(e) => Err(e),
     };
     match outcome {
-        Ok((user, _, _)) => super::start_session(&state, &headers, &user.id).await.unwrap_or_else(|r| r),
+        Ok((user, _, _)) => super::start_session(&state, &headers, &user.id, &next).await.unwrap_or_else(|r| r),
         Err(e) => {
             let mut errors = errors_of(&e);
             if e.code() == "CONFLICT" {
@@ -130,14 +140,10 @@ pub async fn register(
     }
 }
 
-pub async fn login_form(State(state): State<AppState>, headers: HeaderMap) -> Response {
+pub async fn login_form(State(state): State<AppState>, headers: HeaderMap, Query(q): Query<Fields>) -> Response {
     let csrf = fresh_token();
-    with_pre_csrf(
-        &state,
-        &headers,
-        &csrf,
-        render(LoginPage { nav: None, csrf: csrf.clone(), email: String::new(), error: None }),
-    )
+    let page = LoginPage { nav: None, csrf: csrf.clone(), next: next_of(&q), email: String::new(), error: None };
+    with_pre_csrf(&state, &headers, &csrf, render(page))
 }
 
 pub async fn login(
@@ -152,13 +158,20 @@ pub async fn login(
         return r;
     }
     let email = field(&form, "email").to_lowercase();
+    let next = next_of(&form);
     let now = state.now();
     // Failures count per client IP and per account at that IP — never per account alone, so
     // nobody can lock a person out of their account from elsewhere.
     let subjects = [format!("login:ip:{ip}"), format!("login:account-ip:{email}|{ip}")];
     let csrf = fresh_token();
     let refuse = |status: StatusCode, error: &str| {
-        let page = render(LoginPage { nav: None, csrf: csrf.clone(), email: email.clone(), error: Some(error.into()) });
+        let page = render(LoginPage {
+            nav: None,
+            csrf: csrf.clone(),
+            next: next.clone(),
+            email: email.clone(),
+            error: Some(error.into()),
+        });
         with_pre_csrf(&state, &headers, &csrf, (status, page).into_response())
     };
     match rate_limit::locked_out(&state.db, &subjects, now).await {
@@ -168,7 +181,7 @@ pub async fn login(
     }
     let password = form.get("password").cloned().unwrap_or_default();
     match users::verify_password(&state.db, &email, &password).await {
-        Ok(Some(user)) => super::start_session(&state, &headers, &user.id).await.unwrap_or_else(|r| r),
+        Ok(Some(user)) => super::start_session(&state, &headers, &user.id, &next).await.unwrap_or_else(|r| r),
         Ok(None) => {
             for subject in &subjects {
                 if let Err(e) = rate_limit::record_failure(&state.db, subject, state.lockout_policy(), now).await {

@@ -1,4 +1,8 @@
-//! The API keys page: list, create (the secret shown once), revoke, roll.
+//! The API keys page: list, create (the secret shown once, with the MCP set-up for it), revoke,
+//! roll. Scopes are chosen as checkboxes grouped by area or as presets, all derived from the
+//! `Scope` type and, for "AI assistant hiring", from the MCP hirer tools' own guards.
+
+use std::collections::BTreeSet;
 
 use super::Form;
 use askama::Template;
@@ -7,11 +11,126 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 
 use super::pages::{Fields, NewSecret, as_caller, errors_of, field, line, message_of};
+use super::view::filters;
 use super::{Browser, Nav, internal, render, require_browser};
 use crate::accounts::api_keys::{self, NewKeyRequest};
+use crate::auth::scope::Scope;
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::text::Line;
+
+const DAY_MS: i64 = 86_400_000;
+
+/// The scope presets: `(id, label, scopes)`; full access is every scope (`*`).
+fn presets() -> Vec<(&'static str, &'static str, Option<BTreeSet<Scope>>)> {
+    vec![
+        ("full", "Full access", None),
+        ("read", "Read only", Some(Scope::ALL.into_iter().filter(|s| s.is_read_only()).collect())),
+        ("assistant", "AI assistant hiring (MCP)", Some(crate::mcp::scopes::hirer_scopes())),
+        ("custom", "Choose below", Some(BTreeSet::new())),
+    ]
+}
+
+pub struct PresetChoice {
+    id: &'static str,
+    label: &'static str,
+    /// The scopes it ticks, space-separated (for the page's script).
+    scopes: String,
+    checked: bool,
+}
+
+pub struct ScopeBox {
+    name: &'static str,
+    checked: bool,
+}
+
+pub struct ScopeGroup {
+    area: &'static str,
+    scopes: Vec<ScopeBox>,
+}
+
+/// The set-up lines for an AI assistant using the new key over MCP.
+pub struct McpSnippets {
+    claude: String,
+    codex: String,
+    env: String,
+}
+
+fn mcp_snippets(state: &AppState, secret: &str) -> McpSnippets {
+    let url = format!("{}{}", state.config.public_url.trim_end_matches('/'), crate::mcp::HIRER_PATH);
+    let codex = serde_json::json!({"mcpServers": {"agentmarket": {
+        "type": "http",
+        "url": url,
+        "bearer_token_env_var": CODEX_KEY_VARIABLE,
+        "default_tools_approval_mode": "writes",
+    }}});
+    McpSnippets {
+        claude: format!(
+            "claude mcp add --transport http agentmarket {url} --header \"Authorization: Bearer {secret}\""
+        ),
+        codex: serde_json::to_string_pretty(&codex).unwrap_or_default(),
+        env: format!("export {CODEX_KEY_VARIABLE}={secret}"),
+    }
+}
+
+/// The variable Agrenting's Codex plugin reads its key from, so the plugin works unchanged.
+const CODEX_KEY_VARIABLE: &str = "AGRENTING_API_KEY";
+
+/// The preset the form chose (`full` when none).
+fn preset_of(form: &Fields) -> String {
+    let p = field(form, "preset");
+    if presets().iter().any(|(id, ..)| *id == p) { p } else { "full".into() }
+}
+
+/// The scope names the form asks for: a preset's, or the ticked boxes (`None` = full access).
+fn chosen_scopes(form: &Fields) -> Option<Vec<String>> {
+    let preset = preset_of(form);
+    if preset == "custom" {
+        let mut names: Vec<String> = form.keys().filter_map(|k| k.strip_prefix("scope.")).map(String::from).collect();
+        names.sort();
+        return Some(names);
+    }
+    let (_, _, scopes) = presets().into_iter().find(|(id, ..)| *id == preset)?;
+    scopes.map(|set| set.into_iter().map(|s| s.as_str().to_string()).collect())
+}
+
+fn scope_choices(form: &Fields, keep: bool, is_admin: bool) -> (Vec<PresetChoice>, Vec<ScopeGroup>) {
+    let preset = if keep { preset_of(form) } else { "full".into() };
+    let ticked: BTreeSet<String> =
+        if keep { chosen_scopes(form).unwrap_or_default().into_iter().collect() } else { BTreeSet::new() };
+    let choices = presets()
+        .into_iter()
+        .map(|(id, label, scopes)| PresetChoice {
+            id,
+            label,
+            scopes: match scopes {
+                None => Scope::ALL.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(" "),
+                Some(set) => set.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(" "),
+            },
+            checked: id == preset,
+        })
+        .collect();
+    let mut groups: Vec<ScopeGroup> = Vec::new();
+    for scope in Scope::ALL.into_iter().filter(|s| is_admin || *s != Scope::Admin) {
+        let b = ScopeBox { name: scope.as_str(), checked: ticked.contains(scope.as_str()) };
+        match groups.iter_mut().find(|g| g.area == scope.area()) {
+            Some(g) => g.scopes.push(b),
+            None => groups.push(ScopeGroup { area: scope.area(), scopes: vec![b] }),
+        }
+    }
+    (choices, groups)
+}
+
+/// The form's expiry: a preset (30 or 90 days, never) or the date given, as RFC 3339.
+fn expiry(form: &Fields, now: i64) -> Result<Option<Line>, ApiError> {
+    let days = |n: i64| Line::field("expires_at", crate::clock::rfc3339(now + n * DAY_MS)).map(Some);
+    match field(form, "expiry").as_str() {
+        "never" => Ok(None),
+        "30" => days(30),
+        "90" => days(90),
+        _ => super::hire_pages::utc_datetime(form, "expires_at"),
+    }
+}
 
 pub struct KeyRow {
     id: String,
@@ -29,13 +148,17 @@ pub struct KeyRow {
 #[template(path = "api_keys.html")]
 struct KeysPage {
     nav: Option<Nav>,
+    now: i64,
     pager: super::Pager,
     csrf: String,
     keys: Vec<KeyRow>,
     new_key: Option<NewSecret>,
+    mcp: Option<McpSnippets>,
     error: Option<String>,
     form_name: String,
-    form_scopes: String,
+    presets: Vec<PresetChoice>,
+    scope_groups: Vec<ScopeGroup>,
+    form_expiry: String,
     form_cap: String,
     form_expires: String,
     expires_error: Option<String>,
@@ -79,7 +202,7 @@ async fn keys_page_at(
                 name: k.name,
                 prefix: k.prefix,
                 last4: k.last4,
-                scopes: k.scopes.join(", "),
+                scopes: if k.scopes == ["*"] { "full access".into() } else { k.scopes.join(", ") },
                 created_at: k.created_at,
                 last_used_at: k.last_used_at.unwrap_or_else(|| "never".into()),
                 expires_at: k.expires_at.unwrap_or_else(|| "never".into()),
@@ -87,15 +210,21 @@ async fn keys_page_at(
         })
         .collect();
     let banner = error.filter(|_| errors.is_empty()).map(message_of);
+    let keep = error.is_some();
+    let (presets, scope_groups) = scope_choices(form, keep, b.user.is_admin);
     let page = KeysPage {
         pager,
         nav: b.nav("api-keys"),
+        now,
         csrf: b.session.csrf_token.clone(),
         keys: rows,
+        mcp: new_key.as_ref().map(|k| mcp_snippets(state, &k.secret)),
         new_key,
         error: banner,
-        form_name: if error.is_some() { field(form, "name") } else { String::new() },
-        form_scopes: if error.is_some() { field(form, "scopes") } else { String::new() },
+        form_name: if keep { field(form, "name") } else { String::new() },
+        presets,
+        scope_groups,
+        form_expiry: if keep { field(form, "expiry") } else { "never".into() },
         form_cap: if error.is_some() { field(form, "max_price_per_hire") } else { String::new() },
         form_expires: if error.is_some() { field(form, "expires_at") } else { String::new() },
         expires_error: errors.get("expires_at").cloned(),
@@ -129,20 +258,18 @@ pub async fn create_key(State(state): State<AppState>, headers: HeaderMap, Form(
         Ok(b) => b,
         Err(r) => return r,
     };
-    let scopes = field(&form, "scopes");
+    let now = state.now();
     let request = || -> Result<NewKeyRequest, ApiError> {
         Ok(NewKeyRequest {
             name: line(&form, "name")?,
-            scopes: if scopes.is_empty() { None } else { Some(super::pages::lines(&form, "scopes")?) },
-            // A datetime-local field: "2026-12-01T10:00", read as UTC.
-            expires_at: match line(&form, "expires_at")?.filter(|e| !e.is_empty()) {
-                Some(e) if e.len() == 16 => Some(Line::field("expires_at", format!("{e}:00Z"))?),
-                other => other,
+            scopes: match chosen_scopes(&form) {
+                None => None,
+                Some(names) => Some(names.into_iter().map(|n| Line::field("scopes", n)).collect::<Result<_, _>>()?),
             },
+            expires_at: expiry(&form, now)?,
             max_price_per_hire: line(&form, "max_price_per_hire")?.filter(|s| !s.is_empty()),
         })
     };
-    let now = state.now();
     let created = match request().and_then(|r| r.validate(now, state.config.max_amount)) {
         Ok(spec) => api_keys::create(&state.db, &as_caller(&b), &spec, now).await,
         Err(e) => Err(e),

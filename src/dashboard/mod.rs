@@ -3,10 +3,17 @@
 
 mod admin;
 mod agent_page;
+mod artifact_view;
 mod auth_pages;
+mod charts;
+mod hire_pages;
 mod key_pages;
+mod markdown;
+mod market_pages;
 mod money_pages;
 mod pages;
+mod task_page;
+mod view;
 mod webhook_pages;
 
 use std::collections::HashMap;
@@ -29,6 +36,8 @@ const SESSION_TTL_MS: i64 = 7 * 24 * 3600 * 1000;
 pub fn router(state: AppState) -> Router<AppState> {
     Router::new()
         .route("/", get(pages::marketplace))
+        .route("/agents/{did}", get(market_pages::agent))
+        .route("/agents/{did}/hire", get(hire_pages::hire_form).post(hire_pages::hire))
         .route("/register", get(auth_pages::register_form).post(auth_pages::register))
         .route("/login", get(auth_pages::login_form).post(auth_pages::login))
         .route("/logout", post(auth_pages::logout))
@@ -44,8 +53,11 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/dashboard/agents/{id}/keys", post(agent_page::create_key))
         .route("/dashboard/agents/{id}/keys/{key_id}/revoke", post(agent_page::revoke_key))
         .route("/dashboard/tasks", get(money_pages::tasks))
-        .route("/dashboard/tasks/{id}", get(money_pages::task))
-        .route("/dashboard/tasks/{id}/{action}", post(money_pages::task_action))
+        .route("/dashboard/tasks/new", get(hire_pages::new_task_form).post(hire_pages::new_task))
+        .route("/dashboard/tasks/{id}", get(task_page::task))
+        .route("/dashboard/tasks/{id}/live", get(task_page::live))
+        .route("/dashboard/tasks/{id}/{action}", post(task_page::task_action))
+        .route("/dashboard/artifacts/{id}/download", get(artifact_view::download))
         .route("/dashboard/wallet", get(money_pages::wallet))
         .route("/dashboard/wallet/deposit", post(money_pages::deposit))
         .route("/dashboard/wallet/{action}", post(money_pages::wallet_action))
@@ -55,6 +67,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/dashboard/admin/{kind}/{id}/{action}", post(admin::act))
         .route("/static/app.css", get(stylesheet))
         .route("/static/app.js", get(script))
+        .route("/static/live.js", get(live_script))
         .layer(axum::middleware::from_fn_with_state(state, security_headers))
 }
 
@@ -67,7 +80,7 @@ async fn security_headers(
     next: axum::middleware::Next,
 ) -> Response {
     let https = is_https(req.headers(), &state);
-    let public = matches!(req.uri().path(), "/" | "/static/app.css" | "/static/app.js");
+    let public = matches!(req.uri().path(), "/" | "/static/app.css" | "/static/app.js" | "/static/live.js");
     let mut response = next.run(req).await;
     let headers = response.headers_mut();
     let set = |headers: &mut HeaderMap, name: &'static str, value: &'static str| {
@@ -96,6 +109,14 @@ async fn script() -> Response {
     (
         [(header::CONTENT_TYPE, "text/javascript; charset=utf-8"), (header::CACHE_CONTROL, "public, max-age=300")],
         include_str!("../../static/app.js"),
+    )
+        .into_response()
+}
+
+async fn live_script() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8"), (header::CACHE_CONTROL, "public, max-age=300")],
+        include_str!("../../static/live.js"),
     )
         .into_response()
 }
@@ -244,10 +265,24 @@ pub async fn require_browser(state: &AppState, headers: &HeaderMap) -> Result<Br
     browser(state, headers).await?.ok_or_else(|| Redirect::to("/login").into_response())
 }
 
-pub async fn start_session(state: &AppState, headers: &HeaderMap, user_id: &str) -> Result<Response, Response> {
+/// The signed-in browser, or a redirect to the login page that comes back to `path` after.
+pub async fn require_browser_for(state: &AppState, headers: &HeaderMap, path: &str) -> Result<Browser, Response> {
+    let back = percent_encoding::utf8_percent_encode(path, percent_encoding::NON_ALPHANUMERIC).to_string();
+    browser(state, headers).await?.ok_or_else(|| Redirect::to(&format!("/login?next={back}")).into_response())
+}
+
+/// Signs the browser in and sends it on to `next` (a local path checked by `view::local_path`),
+/// or to the dashboard when `next` is empty.
+pub async fn start_session(
+    state: &AppState,
+    headers: &HeaderMap,
+    user_id: &str,
+    next: &str,
+) -> Result<Response, Response> {
     let (token, _) =
         browser_sessions::start(&state.db, user_id, state.now(), SESSION_TTL_MS).await.map_err(internal)?;
-    let mut response = Redirect::to("/dashboard").into_response();
+    let to = view::local_path(Some(next)).unwrap_or_else(|| "/dashboard".into());
+    let mut response = Redirect::to(&to).into_response();
     set_cookie(&mut response, headers, state, SESSION_COOKIE, &token, SESSION_TTL_MS / 1000);
     Ok(response)
 }
@@ -261,7 +296,7 @@ impl<S: Send + Sync> axum::extract::FromRequest<S> for Form<pages::Fields> {
 
     async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, Response> {
         let axum::Form(fields) = axum::Form::<pages::Fields>::from_request(req, state).await.map_err(|e| {
-            (StatusCode::BAD_REQUEST, Html(format!("<h1>Bad request</h1><p>{}</p>", html_escape(&e.body_text()))))
+            (StatusCode::BAD_REQUEST, Html(format!("<h1>Bad request</h1><p>{}</p>", view::escape(&e.body_text()))))
                 .into_response()
         })?;
         if let Some(name) = fields
@@ -271,16 +306,12 @@ impl<S: Send + Sync> axum::extract::FromRequest<S> for Form<pages::Fields> {
         {
             let message = format!(
                 "<h1>Unprocessable form</h1><p>The field {} holds control characters; remove them and try again.</p>",
-                html_escape(name)
+                view::escape(name)
             );
             return Err((StatusCode::UNPROCESSABLE_ENTITY, Html(message)).into_response());
         }
         Ok(Form(fields))
     }
-}
-
-fn html_escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
 pub fn internal(err: impl std::fmt::Display) -> Response {

@@ -7,16 +7,14 @@ use super::Form;
 use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 
-use super::pages::{as_caller, line, message_of};
+use super::pages::{line, message_of};
+use super::view::{filters, usd};
 use super::{Browser, Nav, internal, render, require_browser};
 use crate::error::ApiError;
 use crate::ledger::{self, Principal};
-use crate::money::Amount;
 use crate::state::AppState;
-use crate::tasks::engine::{Command, can};
-use crate::tasks::model::Actor;
 use crate::tasks::{self, store};
 
 type Fields = HashMap<String, String>;
@@ -40,10 +38,6 @@ struct TasksPage {
     statuses: Vec<String>,
     status: String,
     tasks: Vec<TaskLine>,
-}
-
-fn short(id: &str) -> String {
-    id.chars().rev().take(8).collect::<Vec<_>>().into_iter().rev().collect()
 }
 
 pub async fn tasks(State(state): State<AppState>, headers: HeaderMap, Query(q): Query<Fields>) -> Response {
@@ -75,11 +69,11 @@ pub async fn tasks(State(state): State<AppState>, headers: HeaderMap, Query(q): 
         .iter()
         .map(|t| TaskLine {
             id: t.id.clone(),
-            short_id: short(&t.id),
+            short_id: super::task_page::short(&t.id),
             capability: t.capability.clone(),
             provider: t.provider_agent_did.clone(),
             role: if owned.contains(&t.provider_agent_id) { "provider" } else { "client" },
-            price: t.price().to_string(),
+            price: usd(t.price()),
             status: t.status.to_string(),
             payment_status: t.payment_status.to_string(),
         })
@@ -88,136 +82,8 @@ pub async fn tasks(State(state): State<AppState>, headers: HeaderMap, Query(q): 
     render(TasksPage { nav: b.nav("tasks"), pager, statuses, status, tasks })
 }
 
-pub struct TaskView {
-    id: String,
-    short_id: String,
-    status: String,
-    payment_status: String,
-    price: String,
-    fee: String,
-    capability: String,
-    provider: String,
-    output: String,
-    payable: bool,
-    cancellable: bool,
-    acceptable: bool,
-    disputable: bool,
-}
-
-#[derive(Template)]
-#[template(path = "task.html")]
-struct TaskPage {
-    nav: Option<Nav>,
-    csrf: String,
-    t: TaskView,
-    is_client: bool,
-    events: Vec<(String, String)>,
-    messages: Vec<store::Message>,
-    dispute: Option<tasks::disputes::Dispute>,
-    error: Option<String>,
-}
-
-async fn task_page(state: &AppState, b: &Browser, id: &str, error: Option<&ApiError>) -> Response {
-    let mut actor = Actor::of(&as_caller(b));
-    let task = match tasks::visible(&state.db, &mut actor, id).await {
-        Ok(t) => t,
-        Err(e) => return (StatusCode::NOT_FOUND, internal_page(&message_of(&e))).into_response(),
-    };
-    let events = match store::timeline(&state.db, &task.id).await {
-        Ok(ev) => ev.into_iter().map(|e| (e.timestamp, e.event_type.replace('_', " "))).collect(),
-        Err(e) => return internal(e),
-    };
-    let messages = match store::messages(&state.db, &task.id).await {
-        Ok(m) => m,
-        Err(e) => return internal(e),
-    };
-    let dispute = tasks::disputes::get(&state.db, &mut actor, &task.id).await.ok();
-    // The buttons ask the engine's own rules whether the command would be accepted now.
-    let (roles, now) = (actor.roles(&task), state.now());
-    let may = |command: Command| can(&task, roles, &command, now);
-    let open_dispute =
-        Command::OpenDispute { dispute_id: String::new(), reason: String::new(), existing: dispute.is_some() };
-    let view = TaskView {
-        id: task.id.clone(),
-        short_id: short(&task.id),
-        status: task.status.to_string(),
-        payment_status: task.payment_status.to_string(),
-        price: task.price().to_string(),
-        fee: Amount::from_units(task.fee).unwrap_or_default().to_string(),
-        capability: task.capability.clone(),
-        provider: task.provider_agent_did.clone(),
-        output: task.output.clone().unwrap_or_default(),
-        payable: may(Command::pay()),
-        cancellable: may(Command::Cancel),
-        acceptable: may(Command::Accept { rating: None, review: None }),
-        disputable: may(open_dispute),
-    };
-    let page = TaskPage {
-        nav: b.nav("tasks"),
-        csrf: b.session.csrf_token.clone(),
-        is_client: actor.is_client(&task),
-        t: view,
-        events,
-        messages,
-        dispute,
-        error: error.map(message_of),
-    };
-    let status = if error.is_some() { StatusCode::UNPROCESSABLE_ENTITY } else { StatusCode::OK };
-    (status, render(page)).into_response()
-}
-
-fn internal_page(message: &str) -> Response {
-    (StatusCode::NOT_FOUND, axum::response::Html(format!("<h1>Not found</h1><p>{}</p>", message.replace('<', "&lt;"))))
-        .into_response()
-}
-
-pub async fn task(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Response {
-    match require_browser(&state, &headers).await {
-        Ok(b) => task_page(&state, &b, &id, None).await,
-        Err(r) => r,
-    }
-}
-
-/// `pay`, `cancel`, `accept` (rating, review) or `dispute` (reason) on a task, as its client.
-pub async fn task_action(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Path((id, action)): Path<(String, String)>,
-    Form(form): Form<Fields>,
-) -> Response {
-    let b = match super::posting_browser(&state, &headers, &form).await {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
-    let mut actor = Actor::of(&as_caller(&b));
-    let now = state.now();
-    let (db, engine) = (&state.db, &state.engine);
-    let field = |k: &str| form.get(k).map(|v| v.to_string());
-    let outcome: Result<(), ApiError> = match action.as_str() {
-        "pay" => tasks::pay(engine, &actor, &id, None).await.map(drop),
-        "cancel" => engine.act(&actor, &id, Command::Cancel).await.map(drop),
-        "accept" => {
-            // An empty rating or review is "none"; anything else is checked as the API checks it.
-            let rating = match form.get("rating").map(|r| r.trim()).filter(|r| !r.is_empty()) {
-                None => Ok(None),
-                Some(r) => r.parse::<i64>().map(Some).map_err(|_| ApiError::field("rating", "must be from 1 to 5")),
-            };
-            let review = form.get("review").map(|r| r.trim().to_string()).filter(|r| !r.is_empty());
-            match rating.and_then(|rating| Command::accept(rating, review)) {
-                Ok(command) => engine.act(&actor, &id, command).await.map(drop),
-                Err(e) => Err(e),
-            }
-        }
-        "message" => tasks::post_message(db, &mut actor, &id, field("content"), None, now).await.map(drop),
-        "evidence" => tasks::disputes::add_evidence(db, &mut actor, &id, field("content"), now).await.map(drop),
-        "dispute" => tasks::disputes::open(db, engine, &actor, &id, field("reason")).await.map(drop),
-        _ => return (StatusCode::NOT_FOUND, internal_page("no such action")).into_response(),
-    };
-    match outcome {
-        Ok(()) => Redirect::to(&format!("/dashboard/tasks/{id}")).into_response(),
-        Err(e) => task_page(&state, &b, &id, Some(&e)).await,
-    }
-}
+/// Owned agents whose earnings the wallet page draws (the first ones listed).
+const MAX_AGENT_CHARTS: usize = 12;
 
 pub struct WalletLine {
     key: String,
@@ -240,6 +106,9 @@ pub struct TxLine {
 #[template(path = "wallet.html")]
 struct WalletPage {
     nav: Option<Nav>,
+    now: i64,
+    balance_chart: super::charts::Chart,
+    earnings_charts: Vec<super::charts::Chart>,
     pager: super::Pager,
     csrf: String,
     wallets: Vec<WalletLine>,
@@ -275,10 +144,10 @@ async fn wallet_page_at(
         wallets.push(WalletLine {
             key: p.key().replace(':', "-"),
             label: label.clone(),
-            available: bal.available.to_string(),
-            escrow: bal.escrow.to_string(),
-            pending: bal.pending.to_string(),
-            total: bal.total().to_string(),
+            available: usd(bal.available),
+            escrow: usd(bal.escrow),
+            pending: usd(bal.pending),
+            total: usd(bal.total()),
         });
     }
     let page = crate::http::pagination::PageRequest { limit: super::PER_PAGE, offset: pager.offset() };
@@ -292,7 +161,7 @@ async fn wallet_page_at(
         .map(|t| TxLine {
             created_at: t.created_at,
             kind: t.kind,
-            amount: t.amount.to_string(),
+            amount: usd(t.amount),
             status: t.status,
             task_id: t.task_id,
         })
@@ -302,8 +171,23 @@ async fn wallet_page_at(
         Ok(a) => a,
         Err(e) => return internal(e),
     };
+    let agents: Vec<(String, String)> = principals[1..]
+        .iter()
+        .filter_map(|(p, name)| match p {
+            Principal::Agent(id) => Some((id.clone(), name.clone())),
+            Principal::User(_) => None,
+        })
+        .take(MAX_AGENT_CHARTS)
+        .collect();
+    let (balance_chart, earnings_charts) = match super::charts::wallet(state, &principals[0].0, &agents).await {
+        Ok(c) => c,
+        Err(e) => return internal(e),
+    };
     let status = if error.is_some() { StatusCode::UNPROCESSABLE_ENTITY } else { StatusCode::OK };
     let page = WalletPage {
+        now: state.now(),
+        balance_chart,
+        earnings_charts,
         pager,
         addresses,
         nav: b.nav("wallet"),
@@ -415,7 +299,7 @@ pub async fn wallet_action(
                 Err(e) => Err(e),
             }
         }
-        _ => return (StatusCode::NOT_FOUND, internal_page("no such action")).into_response(),
+        _ => return (StatusCode::NOT_FOUND, axum::response::Html("<h1>Not found</h1>")).into_response(),
     };
     match done {
         Ok(notice) => wallet_page(&state, &b, Some(notice), None).await,

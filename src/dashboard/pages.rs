@@ -82,6 +82,7 @@ pub(super) fn as_caller(b: &Browser) -> Caller {
 pub struct AgentCard {
     name: String,
     did: String,
+    path: String,
     capabilities: Vec<String>,
     base_price: String,
     reputation_score: String,
@@ -117,8 +118,9 @@ pub async fn marketplace(State(state): State<AppState>, headers: HeaderMap, Quer
         .map(|a| AgentCard {
             name: a.name.clone(),
             did: a.did.clone(),
+            path: super::view::did_path(&a.did),
             capabilities: a.capabilities(),
-            base_price: crate::money::Amount::from_units(a.base_price).unwrap_or_default().to_string(),
+            base_price: super::view::usd_units(a.base_price),
             reputation_score: format!("{:.2}", a.reputation()),
         })
         .collect();
@@ -233,7 +235,7 @@ async fn agents_page_with(
                 name: a.name.clone(),
                 did: a.did.clone(),
                 capabilities: a.capabilities().join(", "),
-                price: crate::money::Amount::from_units(a.base_price).unwrap_or_default().to_string(),
+                price: super::view::usd_units(a.base_price),
                 reputation: format!("{:.2}", a.reputation()),
                 status: a.status.clone(),
             })

@@ -9,6 +9,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 
 use super::pages::message_of;
+use super::view::filters;
 use super::{Browser, Nav, internal, render, require_browser};
 use crate::error::ApiError;
 use crate::ledger::Principal;
@@ -21,6 +22,7 @@ type Fields = HashMap<String, String>;
 #[template(path = "webhooks.html")]
 struct WebhooksPage {
     nav: Option<Nav>,
+    now: i64,
     csrf: String,
     hooks: Vec<Webhook>,
     new_secret: Option<String>,
@@ -57,6 +59,7 @@ async fn show(
     let keep = |k: &str| if error.is_some() { form.get(k).cloned().unwrap_or_default() } else { String::new() };
     let page = WebhooksPage {
         nav: b.nav("webhooks"),
+        now: state.now(),
         csrf: b.session.csrf_token.clone(),
         hooks,
         new_secret,

@@ -5,6 +5,7 @@
 pub mod audit;
 pub mod book;
 pub mod deposits;
+pub mod history;
 pub mod routes;
 pub mod statement;
 pub mod withdrawals;

@@ -30,6 +30,12 @@ impl std::fmt::Debug for SetTokenArgs {
     }
 }
 
+/// What the token tools need: `account:write` to set or clear it, `account:read` for its status.
+const WRITE: Scope = Scope::AccountWrite;
+const READ: Scope = Scope::AccountRead;
+/// Every scope these tools check (the "AI assistant hiring" key preset is derived from it).
+pub const SCOPES: [Scope; 2] = [READ, WRITE];
+
 /// The account behind a user key holding `scope`.
 fn user_with(parts: &Parts, scope: Scope) -> ApiResult<(Caller, String)> {
     let caller = caller_of(parts)?;
@@ -56,7 +62,7 @@ impl Hirer {
         Parameters(a): Parameters<SetTokenArgs>,
         Extension(parts): Extension<Parts>,
     ) -> ToolResult {
-        let (_, user) = match user_with(&parts, Scope::AccountWrite) {
+        let (_, user) = match user_with(&parts, WRITE) {
             Ok(u) => u,
             Err(e) => return Ok(refused(e)),
         };
@@ -74,7 +80,7 @@ impl Hirer {
         Parameters(_): Parameters<NoArgs>,
         Extension(parts): Extension<Parts>,
     ) -> ToolResult {
-        let (_, user) = match user_with(&parts, Scope::AccountRead) {
+        let (_, user) = match user_with(&parts, READ) {
             Ok(u) => u,
             Err(e) => return Ok(refused(e)),
         };
@@ -97,7 +103,7 @@ impl Hirer {
         Parameters(_): Parameters<NoArgs>,
         Extension(parts): Extension<Parts>,
     ) -> ToolResult {
-        let (_, user) = match user_with(&parts, Scope::AccountWrite) {
+        let (_, user) = match user_with(&parts, WRITE) {
             Ok(u) => u,
             Err(e) => return Ok(refused(e)),
         };

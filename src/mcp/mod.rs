@@ -15,6 +15,7 @@
 pub mod agent;
 pub mod batch;
 pub mod follow;
+pub mod scopes;
 pub mod github;
 pub mod hirer;
 pub mod hub;

@@ -265,7 +265,7 @@ pub(crate) async fn list_for_hiring(
     list_for_task(state, caller, id).await
 }
 
-fn file_response(content_type: &str, name: &str, bytes: Vec<u8>) -> Response {
+pub(crate) fn file_response(content_type: &str, name: &str, bytes: Vec<u8>) -> Response {
     let disposition = format!("attachment; filename=\"{}\"", name.replace(['"', '\\', '\r', '\n'], "_"));
     ([(header::CONTENT_TYPE, content_type.to_string()), (header::CONTENT_DISPOSITION, disposition)], bytes)
         .into_response()

@@ -32,7 +32,7 @@ pub struct HireConfig {
 
 #[derive(Serialize, ToSchema)]
 pub struct Hired {
-    hiring: Hiring,
+    pub(crate) hiring: Hiring,
     config: HireConfig,
 }
 

@@ -41,6 +41,9 @@ pub struct HireRequest {
     pub repo_url: Option<Line>,
     /// Accepted for compatibility and never stored.
     pub repo_access_token: Option<Line>,
+    /// RFC 3339, in the future: past it an unfinished hiring fails and is refunded (as for tasks).
+    #[schema(format = DateTime)]
+    pub deadline_at: Option<Line>,
 }
 
 struct Hire {
@@ -52,10 +55,11 @@ struct Hire {
     client_message: Option<String>,
     key: Option<String>,
     repo_url: Option<String>,
+    deadline_at: Option<i64>,
 }
 
 impl HireRequest {
-    fn validate(self, max_amount: Amount) -> ApiResult<Hire> {
+    fn validate(self, now: i64, max_amount: Amount) -> ApiResult<Hire> {
         let mut errors = Vec::new();
         let description = self.task_description.unwrap_or_default().trim().to_string();
         if description.is_empty() || description.chars().count() > 5000 {
@@ -84,6 +88,16 @@ impl HireRequest {
         if key.as_ref().is_some_and(|k| k.len() > 255) {
             errors.push(FieldError::new("client_idempotency_key", "must be at most 255 characters"));
         }
+        let deadline_at = match self.deadline_at.as_deref().map(str::trim).filter(|d| !d.is_empty()) {
+            None => None,
+            Some(d) => match crate::clock::parse_rfc3339(d) {
+                Some(t) if t > now => Some(t),
+                _ => {
+                    errors.push(FieldError::new("deadline_at", "must be an RFC 3339 time in the future"));
+                    None
+                }
+            },
+        };
         if !errors.is_empty() {
             return Err(ApiError::validation(errors));
         }
@@ -99,6 +113,7 @@ impl HireRequest {
             client_message: self.client_message.map(String::from).filter(|m| !m.trim().is_empty()),
             key,
             repo_url: self.repo_url.map(String::from).filter(|u| !u.trim().is_empty()),
+            deadline_at,
         })
     }
 }
@@ -106,7 +121,7 @@ impl HireRequest {
 impl Hire {
     /// The fields that make two hirings the same request (the engine adds the agent's DID).
     fn request(&self) -> Vec<serde_json::Value> {
-        vec![
+        let mut fields = vec![
             json!(self.description),
             json!(self.capability),
             json!(self.price),
@@ -114,7 +129,10 @@ impl Hire {
             self.task_input.clone(),
             json!(self.client_message),
             json!(self.repo_url),
-        ]
+        ];
+        // Only when given, so hirings made before deadlines existed keep their fingerprints.
+        fields.extend(self.deadline_at.map(|d| json!(d)));
+        fields
     }
 }
 
@@ -122,7 +140,7 @@ impl Hire {
 /// idempotency key with the same request returns the original (`false` = nothing new).
 pub async fn hire(state: &AppState, caller: &Caller, agent_ref: &str, req: HireRequest) -> ApiResult<(TaskRow, bool)> {
     let client = Actor::of(caller).paying_principal().ok_or_else(|| ApiError::forbidden("no client identity"))?;
-    let h = req.validate(state.config.max_amount)?;
+    let h = req.validate(state.now(), state.config.max_amount)?;
     let request = h.request();
     let settings = Settings::from_config(&state.config);
     let create = Create {
@@ -134,7 +152,7 @@ pub async fn hire(state: &AppState, caller: &Caller, agent_ref: &str, req: HireR
         pricing: Pricing::Offer(h.price),
         pay_now: true,
         unsupported_payment: false,
-        deadline_at: None,
+        deadline_at: h.deadline_at,
         fee_bps: settings.fee_bps,
         hire: Some(HireParts {
             description: h.description,

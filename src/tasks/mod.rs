@@ -9,6 +9,7 @@ pub mod engine;
 pub mod hiring_routes;
 pub mod hirings;
 pub mod model;
+pub mod reviews;
 pub mod routes;
 pub mod store;
 pub mod stream;

@@ -239,7 +239,8 @@ pub struct Outgoing<'a> {
     pub owners: &'a [String],
     pub event: &'a str,
     pub task_id: Option<&'a str>,
-    pub payload: &'a serde_json::Value,
+    /// The JSON body.
+    pub payload: &'a str,
 }
 
 /// Queues many webhooks inside `tx` with one statement (`deliveries_statement`).
@@ -257,13 +258,12 @@ pub async fn emit_all(tx: &mut Tx, outgoing: &[Outgoing<'_>], now: i64) -> sqlx:
 pub fn deliveries_statement(engine: Engine, outgoing: &[Outgoing<'_>], now: i64) -> Option<SqlBuilder> {
     let mut rows = Rows::new(OUTGOING);
     for o in outgoing {
-        let body = o.payload.to_string();
         for owner in o.owners {
             rows.push([
                 Arg::Text(owner.clone()),
                 Arg::Text(o.event.to_string()),
                 o.task_id.map(|t| Arg::Text(t.to_string())).unwrap_or(Arg::NullText),
-                Arg::Text(body.clone()),
+                Arg::Text(o.payload.to_string()),
                 Arg::Int(now),
             ]);
         }

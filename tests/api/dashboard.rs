@@ -6,6 +6,11 @@ use serde_json::json;
 use crate::both_engines;
 use crate::support::TestApp;
 
+mod charts;
+mod keys;
+mod live;
+mod market;
+
 struct Browser {
     http: reqwest::Client,
     base: String,
@@ -35,6 +40,19 @@ impl Browser {
         let r = self.http.post(format!("{}{path}", self.base)).form(form).send().await.unwrap();
         (r.status().as_u16(), r.text().await.unwrap())
     }
+    /// Like `post`, and the path the browser ended on after any redirects.
+    async fn post_to(&self, path: &str, form: &[(&str, &str)]) -> (u16, String, String) {
+        let r = self.http.post(format!("{}{path}", self.base)).form(form).send().await.unwrap();
+        let landed = r.url().path().to_string();
+        (r.status().as_u16(), landed, r.text().await.unwrap())
+    }
+    /// Like `get`, and the path (with its query) the browser ended on after any redirects.
+    async fn get_to(&self, path: &str) -> (u16, String, String) {
+        let r = self.http.get(format!("{}{path}", self.base)).send().await.unwrap();
+        let url = r.url();
+        let landed = format!("{}{}", url.path(), url.query().map(|q| format!("?{q}")).unwrap_or_default());
+        (r.status().as_u16(), landed, r.text().await.unwrap())
+    }
     /// Signs up through the form; lands on the dashboard.
     async fn sign_up(&self, email: &str) -> String {
         let (_, page) = self.get("/register").await;
@@ -52,6 +70,13 @@ impl Browser {
 
 fn csrf(page: &str) -> String {
     let at = page.find("name=\"csrf\" value=\"").expect("a CSRF field") + "name=\"csrf\" value=\"".len();
+    page[at..].split('"').next().unwrap().to_string()
+}
+
+/// The value of the form field `name` on a page.
+fn field_value(page: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let at = page.find(&marker).unwrap_or_else(|| panic!("a {name} field")) + marker.len();
     page[at..].split('"').next().unwrap().to_string()
 }
 
@@ -93,7 +118,13 @@ async fn a_key_created_in_the_dashboard_is_shown_once_and_works(app: TestApp) {
     let (status, page) = b
         .post(
             "/dashboard/api-keys",
-            &[("csrf", &token), ("name", "capped"), ("scopes", "root"), ("max_price_per_hire", "-5")],
+            &[
+                ("csrf", &token),
+                ("name", "capped"),
+                ("preset", "custom"),
+                ("scope.root", "on"),
+                ("max_price_per_hire", "-5"),
+            ],
         )
         .await;
     assert_eq!(status, 422);
@@ -636,5 +667,5 @@ async fn the_admin_page_shows_the_last_stored_audit_and_runs_one_on_demand(app: 
     let r = app.get("/api/v1/admin/ledger/audit", Some(&admin.key)).await.expect(200);
     let checked_at = r.data()["checked_at"].as_str().unwrap().to_string();
     let (_, page) = b.get("/dashboard/admin").await;
-    assert!(page.contains(&format!("last run {checked_at}")), "{page}");
+    assert!(page.contains(&format!("last run <time datetime=\"{checked_at}\"")), "{page}");
 }

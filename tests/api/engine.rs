@@ -152,3 +152,37 @@ async fn two_requests_with_one_key_in_one_batch_run_once(app: TestApp) {
     assert_eq!(keys, 1);
     app.audit_ok().await;
 }
+
+both_engines!(text_with_array_and_sql_syntax_round_trips_through_a_batch);
+/// A batch's rows travel as array literals on PostgreSQL and as bound values on SQLite: text
+/// that looks like either syntax (quotes, backslashes, braces, commas, the word NULL) must
+/// come back exactly as sent, whatever else shares the batch.
+async fn text_with_array_and_sql_syntax_round_trips_through_a_batch(app: TestApp) {
+    let client = app.register_agent(None, "did:t:client", json!({})).await;
+    let provider = app.register_agent(None, "did:t:provider", json!({})).await;
+    app.fund(&client.key, "500").await;
+    let tricky = ["NULL", "null", "a\"b", "a\\b\\\"", "{x,y}", "{\"NULL\"}", "', $1 --", "é 🦀 \u{2028}"];
+    let mut ids = Vec::new();
+    for text in tricky {
+        let created =
+            app.task(&client.key, &provider, json!({"input": text, "payment_type": "balance"})).await.expect(201);
+        ids.push(created.data()["id"].as_str().unwrap().to_string());
+    }
+    // Every completion at once, so they share batches.
+    let completions = ids.iter().zip(tricky).map(|(id, text)| {
+        let (app, provider) = (&app, &provider);
+        async move {
+            app.post(&format!("/api/v1/tasks/{id}/claim"), Some(&provider.key), json!({})).await.expect(200);
+            app.post(&format!("/api/v1/tasks/{id}/complete"), Some(&provider.key), json!({"output": text}))
+                .await
+                .expect(200);
+        }
+    });
+    futures::future::join_all(completions).await;
+    for (id, text) in ids.iter().zip(tricky) {
+        let task = app.get(&format!("/api/v1/tasks/{id}"), Some(&client.key)).await.expect(200);
+        assert_eq!(task.data()["input"], json!({"prompt": text}), "input of {text:?}");
+        assert_eq!(task.data()["output"], json!(text), "output of {text:?}");
+    }
+    app.audit_ok().await;
+}

@@ -8,9 +8,12 @@ mod webdriver;
 use serde_json::json;
 use support::{Engine, TestApp};
 
+mod story;
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keys_and_agents_through_the_browser() {
     let Some(driver) = webdriver::start().await else { return };
+    let Some(axe) = webdriver::axe_source() else { return };
     let app = TestApp::spawn(Engine::Sqlite, |_| {}).await.unwrap();
     for width in [1280u32, 390] {
         let s = driver.session(width).await;
@@ -29,7 +32,7 @@ async fn keys_and_agents_through_the_browser() {
         s.click("form[action='/dashboard/api-keys'] button[type=submit]").await;
         let key = s.text("#new-key").await;
         assert!(key.starts_with("ap_") && key.len() >= 35, "{key}");
-        s.screenshot(&format!("api-keys-created-{width}")).await;
+        s.audit(&axe, "api-keys-created").await;
         s.goto(&app.url("/dashboard/api-keys")).await;
         assert!(!s.source().await.contains(&key), "a reload never shows the key");
         app.get("/api/v1/accounts/me", Some(&key)).await.expect(200);
@@ -63,7 +66,7 @@ async fn keys_and_agents_through_the_browser() {
         assert!(s.shows("Make active").await);
         let listed = app.get("/api/v1/agents", None).await.expect(200);
         assert!(!listed.text.contains(&did), "a draft is not in the marketplace");
-        s.screenshot(&format!("agents-draft-{width}")).await;
+        s.audit(&axe, "agents-draft").await;
 
         // An autonomous agent appears in no dashboard until claimed with its own key.
         let loose = app.register_agent(None, &format!("did:browser:loose{width}"), json!({})).await;
@@ -81,7 +84,7 @@ async fn keys_and_agents_through_the_browser() {
         assert!(claimed.data()["owner_id"].is_string());
         s.goto(&app.url("/")).await;
         assert!(s.source().await.contains(&loose.did), "it stays in the public marketplace");
-        s.screenshot(&format!("marketplace-{width}")).await;
+        s.audit(&axe, "marketplace").await;
 
         // A paid task: fund the wallet and pay in the browser, deliver over the API as the
         // provider, accept in the browser; both wallets show the right amounts.
@@ -107,10 +110,10 @@ async fn keys_and_agents_through_the_browser() {
         s.goto(&app.url(&format!("/dashboard/tasks/{task_id}"))).await;
         s.click("#accept").await;
         assert!(s.shows("id=\"payment-status\">released").await);
-        s.screenshot(&format!("task-released-{width}")).await;
+        s.audit(&axe, "task-released").await;
         s.goto(&app.url("/dashboard/wallet")).await;
         assert!(s.shows("40.00").await);
-        s.screenshot(&format!("wallet-{width}")).await;
+        s.audit(&axe, "wallet").await;
         assert_eq!(app.balance(&automation).await, ("40.00".into(), "0.00".into(), "0.00".into(), "40.00".into()));
         assert_eq!(app.available(&provider.key).await, "9.50");
         s.close().await;
@@ -139,10 +142,7 @@ async fn keys_and_agents_through_the_browser() {
     .expect(201);
     app.admin("root@example.com").await;
     let s = driver.session(1280).await;
-    s.goto(&app.url("/login")).await;
-    s.fill("#email", "root@example.com").await;
-    s.fill("#password", "administrator password").await;
-    s.click("form[action='/login'] button[type=submit]").await;
+    s.log_in(&app.base, "root@example.com", "administrator password").await;
     assert!(s.shows("Admin").await);
     s.goto(&app.url("/dashboard/admin")).await;
     assert!(s.shows("half was agreed").await, "both sides' evidence is shown");
@@ -154,7 +154,15 @@ async fn keys_and_agents_through_the_browser() {
     // The page shows the last stored audit; the button runs one now.
     s.click("form[action='/dashboard/admin/ledger/run/audit'] button").await;
     assert!(s.shows("every invariant holds").await);
-    s.screenshot("admin-after-split-1280").await;
+    s.audit(&axe, "admin-after-split").await;
+    s.close().await;
+    // The admin page on a phone.
+    let s = driver.session(390).await;
+    s.log_in(&app.base, "root@example.com", "administrator password").await;
+    assert!(s.shows("Admin").await);
+    s.goto(&app.url("/dashboard/admin")).await;
+    assert!(s.shows("Fee income").await);
+    s.audit(&axe, "admin").await;
     s.close().await;
     assert_eq!(app.available(&client.key).await, "3.00");
     assert_eq!(app.available(&provider.key).await, "6.65");

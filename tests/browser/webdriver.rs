@@ -52,6 +52,7 @@ pub async fn start() -> Option<Driver> {
 pub struct Session<'a> {
     driver: &'a Driver,
     id: String,
+    width: u32,
     _profile: tempfile::TempDir,
 }
 
@@ -82,10 +83,16 @@ impl Driver {
             format!("--window-size={width},900"),
             format!("--user-data-dir={}", profile.path().display()),
         ];
-        let caps = json!({"capabilities": {"alwaysMatch": {"browserName": "chrome",
-            "goog:chromeOptions": {"binary": std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into()), "args": args}}}});
+        let mut options =
+            json!({"binary": std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into()), "args": args});
+        // Headless windows are at least 500 px wide: a phone's width is emulated instead.
+        if width < 500 {
+            options["mobileEmulation"] = json!({"deviceMetrics": {"width": width, "height": 844, "pixelRatio": 1.0}});
+        }
+        let caps = json!({"capabilities": {"alwaysMatch": {"browserName": "chrome", "goog:chromeOptions": options}}});
         let v = self.call(reqwest::Method::POST, "/session", Some(caps)).await;
-        let session = Session { driver: self, id: v["sessionId"].as_str().unwrap().to_string(), _profile: profile };
+        let session =
+            Session { driver: self, id: v["sessionId"].as_str().unwrap().to_string(), width, _profile: profile };
         // Element lookups wait for the page a click led to.
         session.call(reqwest::Method::POST, "/timeouts", Some(json!({"implicit": 5000}))).await;
         session
@@ -142,21 +149,102 @@ impl Session<'_> {
         false
     }
 
+    /// Logs in through the login form.
+    pub async fn log_in(&self, base: &str, email: &str, password: &str) {
+        self.goto(&format!("{base}/login")).await;
+        self.fill("#email", email).await;
+        self.fill("#password", password).await;
+        self.click("form[action='/login'] button[type=submit]").await;
+    }
+
     /// Accepts the confirm() dialog a button opened.
     pub async fn accept_alert(&self) {
         self.call(reqwest::Method::POST, "/alert/accept", Some(json!({}))).await;
     }
 
-    /// Saves a PNG of the page under `target/screenshots/`.
+    /// Runs `script` in the page (a function body; `arguments` holds `args`) and returns its
+    /// value, awaiting a returned promise.
+    pub async fn execute(&self, script: &str, args: Value) -> Value {
+        self.call(reqwest::Method::POST, "/execute/sync", Some(json!({"script": script, "args": args}))).await
+    }
+
+    /// Saves a PNG of the page under the build's temporary folder (`screenshots/`).
     pub async fn screenshot(&self, name: &str) {
         let v = self.call(reqwest::Method::GET, "/screenshot", None).await;
         let png = base64::engine::general_purpose::STANDARD.decode(v.as_str().unwrap()).unwrap();
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
+        let dir = screenshots_dir();
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
+    }
+
+    /// Every page a test visits: axe-core finds no serious or critical violation, the page
+    /// does not scroll sideways (tables scroll inside themselves), and a screenshot is saved.
+    pub async fn audit(&self, axe: &str, name: &str) {
+        self.execute(axe, json!([])).await;
+        let found = self
+            .execute(
+                "return axe.run(document, {resultTypes: ['violations']}).then(function (r) {\
+                   return r.violations.filter(function (v) { return v.impact === 'serious' || v.impact === 'critical'; })\
+                     .map(function (v) { return v.id + ' (' + v.impact + '): ' + v.help + ' at ' + v.nodes.map(function (n) { return n.target.join(' '); }).join(', '); });\
+                 });",
+                json!([]),
+            )
+            .await;
+        assert_eq!(found, json!([]), "axe-core on {name} at {} px", self.width);
+        let widths = self
+            .execute("return [document.documentElement.scrollWidth, document.documentElement.clientWidth];", json!([]))
+            .await;
+        if widths[0].as_i64() > widths[1].as_i64() {
+            // Name the elements that stick out, to say what to fix.
+            let wide = self
+                .execute(
+                    "var w = document.documentElement.clientWidth; return Array.from(document.querySelectorAll('body *'))\
+                       .filter(function (e) { return e.getBoundingClientRect().right > w + 1 && !e.closest('.sr-only'); })\
+                       .slice(-5).map(function (e) { return e.tagName + '.' + e.className + ' ' + Math.round(e.getBoundingClientRect().right); });",
+                    json!([]),
+                )
+                .await;
+            panic!("{name} scrolls sideways at {} px: {widths}; widest: {wide}", self.width);
+        }
+        self.screenshot(&format!("{name}-{}", self.width)).await;
     }
 
     pub async fn close(self) {
         self.call(reqwest::Method::DELETE, "", None).await;
     }
+}
+
+/// Where screenshots go: `<target tmp>/screenshots`.
+pub fn screenshots_dir() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("screenshots")
+}
+
+/// axe-core's source, installed from the npm registry into the build's temporary folder once
+/// (`None` when npm is missing and `CI` is unset; with `CI` that is a failure).
+pub fn axe_source() -> Option<String> {
+    const AXE: &str = "axe-core@4.14.1";
+    static INSTALL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one = INSTALL.lock().unwrap_or_else(|e| e.into_inner());
+    let prefix = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("axe-core-4.14.1");
+    let package = prefix.join("node_modules/axe-core");
+    if !package.join("axe.min.js").exists() {
+        std::fs::create_dir_all(&prefix).unwrap();
+        let out = Command::new("npm")
+            .args(["install", "--no-audit", "--no-fund", "--silent", "--prefix"])
+            .arg(&prefix)
+            .arg(AXE)
+            .output();
+        match out {
+            Ok(out) if out.status.success() => {}
+            other if std::env::var_os("CI").is_none() => {
+                eprintln!("skipping the browser test: npm could not install {AXE}: {other:?}");
+                return None;
+            }
+            other => panic!("npm install {AXE} failed: {other:?}"),
+        }
+    }
+    let manifest: Value =
+        serde_json::from_str(&std::fs::read_to_string(package.join("package.json")).unwrap()).unwrap();
+    assert_eq!(manifest["version"], "4.14.1");
+    Some(std::fs::read_to_string(package.join("axe.min.js")).unwrap())
 }
