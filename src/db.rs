@@ -397,6 +397,10 @@ fn renumber(sql: &str, offset: usize) -> String {
     out
 }
 
+/// Values per `push_in` list where their number follows the load (SQLite binds one parameter per
+/// value, and limits how many a statement takes).
+pub const IN_CHUNK: usize = 500;
+
 /// Builds `$n` placeholders for a query assembled from optional filters.
 #[derive(Default)]
 pub struct SqlBuilder {

@@ -4,8 +4,8 @@
 //! runs it on a listener (port 0 in tests).
 
 pub mod accounts;
-pub mod alloc;
 pub mod agents;
+pub mod alloc;
 pub mod auth;
 pub mod clock;
 pub mod config;
@@ -81,6 +81,7 @@ impl App {
             verified_keys,
             key_uses,
             rate_leases,
+            mcp: Arc::default(),
         });
         Ok(App { state })
     }
@@ -116,6 +117,7 @@ impl App {
             tokio::spawn(repeat(self.state.clone(), std::time::Duration::from_secs(1), "key use", |s| async move {
                 Ok(s.flush_key_uses().await?)
             }));
+        let mcp_listener = tokio::spawn(mcp::hub::listen(self.state.clone()));
         let limits = http::server::ConnectionLimits::from_config(config);
         tracing::info!(
             max_connections = limits.max_connections,
@@ -124,8 +126,15 @@ impl App {
             request_timeout = ?config.request_timeout,
             "connection limits"
         );
+        // Open MCP event streams never end by themselves: shutting down ends them, so the
+        // server does not wait for their clients.
+        let hub = self.state.mcp.clone();
+        let shutdown = async move {
+            shutdown.await;
+            hub.close_all();
+        };
         http::server::serve(listener, self.router(), limits, shutdown).await;
-        for worker in [sweeper, deliveries, Some(key_uses)].into_iter().flatten() {
+        for worker in [sweeper, deliveries, Some(key_uses), Some(mcp_listener)].into_iter().flatten() {
             worker.abort();
         }
         let _ = self.state.flush_key_uses().await;

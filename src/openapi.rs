@@ -281,6 +281,9 @@ pub mod choice {
     pub fn failure_reason() -> Object {
         one_of(&["timeout", "capability_mismatch", "agent_unresponsive", "other"])
     }
+    pub fn chunk_kind() -> Object {
+        one_of(&crate::tasks::stream::ChunkKind::NAMES)
+    }
     pub fn ruling() -> Object {
         one_of(&["refund", "release", "split"])
     }

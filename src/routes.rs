@@ -97,6 +97,8 @@ pub fn table() -> Vec<Endpoint> {
         endpoint!(tasks::hiring_routes, messages, Scoped(&[HiringsRead, TasksRead]), General),
         endpoint!(tasks::hiring_routes, result, Scoped(&[TasksWrite]), General),
         endpoint!(tasks::hiring_routes, failure, Scoped(&[TasksWrite]), General),
+        endpoint!(tasks::stream, emit, Scoped(&[TasksWrite]), General),
+        endpoint!(tasks::stream, read, Scoped(&[HiringsRead, TasksRead]), General),
         // Artifacts (results) and uploads (documents sent along).
         endpoint!(tasks::artifacts, add_to_task, Scoped(&[TasksWrite]), General),
         endpoint!(tasks::artifacts, list_for_task, Scoped(&[ArtifactsRead, TasksRead, HiringsRead]), General),

@@ -36,6 +36,8 @@ pub struct Parts {
     pub key_uses: Arc<crate::auth::cache::KeyUses>,
     /// This server's shares of the shared rate-limit counters.
     pub rate_leases: Arc<crate::http::rate_lease::RateLeases>,
+    /// This server's open MCP streams (`mcp::hub`).
+    pub mcp: Arc<crate::mcp::hub::Hub>,
 }
 
 impl AppState {

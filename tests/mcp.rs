@@ -1,12 +1,16 @@
-//! The hirer MCP surface driven by a real client: installs `@modelcontextprotocol/sdk@1.32.2`
-//! from the npm registry at test time (into the build's temporary folder, once; none of its code
-//! is committed) and runs `tests/mcp/hirer.mjs`, which uses the SDK's own `Client` over
-//! `StreamableHTTPClientTransport` with Bearer keys against the real binary, on SQLite and on a
-//! fresh PostgreSQL database. The HTTP-level rules (401 before MCP, allowed hosts from
-//! `--public-url`, stateless GET) are checked here with plain requests. The hired agent acts
-//! over REST with its own key (a question, artifacts) while the hirer follows over MCP.
+//! The MCP surfaces driven by a real client: installs `@modelcontextprotocol/sdk@1.32.2` from
+//! the npm registry at test time (into the build's temporary folder, once; none of its code is
+//! committed) and runs the scripts of `tests/mcp/` with the SDK's own `Client` against the real
+//! binary, on SQLite and on a fresh PostgreSQL database, over `StreamableHTTPClientTransport` and
+//! over `SSEClientTransport`: `hirer.mjs` (every hirer tool, scoped and capped keys, a bad key)
+//! and `story.mjs` (the hirer and the hired agent, each with its own key, through the whole
+//! hiring with subscriptions; also behind a non-sticky load balancer over two servers). The
+//! HTTP-level rules (401 before MCP, allowed hosts, sessions across servers, the SSE transport's
+//! own rules) are checked with plain requests here and in `tests/mcp/servers.rs`.
 
 mod process;
+#[path = "mcp/servers.rs"]
+mod servers;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -61,6 +65,19 @@ async fn key_with(http: &Client, server: &Server, owner_key: &str, rights: Value
     r["data"]["api_key"].as_str().unwrap().to_string()
 }
 
+/// The JSON-RPC answer in a response: its JSON body, or the `data:` event of its event stream
+/// that carries a result or an error.
+async fn answer(res: reqwest::Response) -> Value {
+    let text = res.text().await.unwrap();
+    serde_json::from_str(&text).ok().unwrap_or_else(|| {
+        text.lines()
+            .filter_map(|l| l.strip_prefix("data:"))
+            .filter_map(|d| serde_json::from_str::<Value>(d.trim()).ok())
+            .find(|v| v.get("result").is_some() || v.get("error").is_some())
+            .unwrap_or_else(|| panic!("no JSON-RPC answer in {text}"))
+    })
+}
+
 async fn mcp_post(http: &Client, server: &Server, host: Option<&str>, key: Option<&str>) -> reqwest::Response {
     let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize",
         "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}});
@@ -78,8 +95,9 @@ async fn mcp_post(http: &Client, server: &Server, host: Option<&str>, key: Optio
     req.send().await.unwrap()
 }
 
-fn story(database_url: &str, dir: &Path) {
-    let sdk = sdk_dir();
+/// The hirer surface on its own: every tool, keys with fewer rights, a bad key; over the
+/// 2024-11-05 transport when `sse`.
+fn hirer_story(database_url: &str, dir: &Path, sse: bool) {
     let public_url = format!("http://{PUBLIC_HOST}");
     let server = Server::start(
         database_url,
@@ -118,40 +136,32 @@ fn story(database_url: &str, dir: &Path) {
         let port = server.base.rsplit(':').next().unwrap().to_string();
         let res = mcp_post(&http, &server, Some(&format!("{PUBLIC_HOST}:{port}")), Some(&key)).await;
         assert_eq!(res.status(), 200, "the --public-url host is allowed");
-        let body: Value = res.json().await.unwrap();
+        assert!(res.headers().get("mcp-session-id").is_some(), "initialize opens a session");
+        let body = answer(res).await;
         assert_eq!(body["result"]["protocolVersion"], "2025-11-25", "{body}");
         assert_eq!(body["result"]["serverInfo"]["name"], "agentmarket");
         let res = mcp_post(&http, &server, Some(&format!("elsewhere.test:{port}")), Some(&key)).await;
         assert_eq!(res.status(), 403, "another host is refused (DNS rebinding)");
         let get = http.0.get(format!("{}/mcp/hirer", server.base)).header("authorization", format!("Bearer {key}"));
         let res = get.header("accept", "text/event-stream").send().await.unwrap();
-        assert_eq!(res.status(), 405, "stateless: no server stream");
+        assert_eq!(res.status(), 400, "a stream belongs to a session");
         (key, scoped, capped, agent_key)
     });
 
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/mcp/hirer.mjs");
-    let out = Command::new("node")
-        .arg(&script)
-        .env("SDK_DIR", &sdk)
-        .env("MCP_URL", format!("{}/mcp/hirer", server.base))
-        .env("KEY", &key)
-        .env("SCOPED_KEY", &scoped)
-        .env("CAPPED_KEY", &capped)
-        .env("AGENT_DID", AGENT_DID)
-        .env("AGENT_KEY", &agent_key)
-        .env("API_URL", format!("{}/api/v1", server.base))
-        .env("GITHUB_TOKEN", GITHUB_TOKEN)
-        .output()
-        .expect("node runs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "the MCP client script failed:\n{stdout}\n{stderr}");
-    let report: Value = stdout
-        .lines()
-        .rev()
-        .find_map(|l| serde_json::from_str(l).ok())
-        .unwrap_or_else(|| panic!("no report from the MCP client script:\n{stdout}\n{stderr}"));
-    assert_eq!(report["ok"], true);
+    let mut env = vec![
+        ("MCP_URL", format!("{}/mcp/hirer", server.base)),
+        ("KEY", key.clone()),
+        ("SCOPED_KEY", scoped),
+        ("CAPPED_KEY", capped),
+        ("AGENT_DID", AGENT_DID.to_string()),
+        ("AGENT_KEY", agent_key),
+        ("API_URL", format!("{}/api/v1", server.base)),
+        ("GITHUB_TOKEN", GITHUB_TOKEN.to_string()),
+    ];
+    if sse {
+        env.push(("TRANSPORT", "sse".to_string()));
+    }
+    let report = run_script("hirer.mjs", &env);
     let tools: Vec<&str> = report["tools"].as_array().unwrap().iter().map(|t| t.as_str().unwrap()).collect();
     for tool in [
         "list_agents",
@@ -176,7 +186,9 @@ fn story(database_url: &str, dir: &Path) {
     assert!(report["scopeRefusal"].as_str().unwrap().contains("hire:create"));
     assert!(report["capRefusal"].as_str().unwrap().contains("PRICE_ABOVE_MAX"));
     assert_eq!(report["badKey"]["status"], 401, "the SDK saw the 401: {}", report["badKey"]);
-    assert!(report["badKey"]["message"].as_str().unwrap().contains("UNAUTHORIZED"));
+    if !sse {
+        assert!(report["badKey"]["message"].as_str().unwrap().contains("UNAUTHORIZED"));
+    }
 
     // The stored GitHub token is sealed at rest and never logged.
     let mut at_rest = Vec::new();
@@ -204,13 +216,170 @@ fn story(database_url: &str, dir: &Path) {
     });
 }
 
+/// Runs a script of `tests/mcp/` with the SDK, `env` beside `SDK_DIR`; returns its JSON report.
+fn run_script(name: &str, env: &[(&str, String)]) -> Value {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/mcp").join(name);
+    let mut cmd = Command::new("node");
+    cmd.arg(&script).env("SDK_DIR", sdk_dir());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("node runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{name} failed:\n{stdout}\n{stderr}");
+    let report: Value = stdout
+        .lines()
+        .rev()
+        .find_map(|l| serde_json::from_str(l).ok())
+        .unwrap_or_else(|| panic!("no report from {name}:\n{stdout}\n{stderr}"));
+    assert_eq!(report["ok"], true);
+    report
+}
+
+/// How the story's clients reach the server.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Streamable HTTP, one server.
+    Streamable,
+    /// The 2024-11-05 HTTP+SSE transport, one server.
+    Sse,
+    /// Streamable HTTP through a load balancer without sticky routing, two servers.
+    Balanced,
+}
+
+/// The whole story over both surfaces: the hirer hires and follows over MCP, the agent asks,
+/// streams and delivers over MCP with its own key.
+fn agent_story(database_url: &str, dir: &Path, mode: Mode) {
+    // The availability probe runs at each hire: the agent answers it over MCP.
+    let server = Server::start(database_url, dir, &["--enable-sandbox-deposits"]);
+    let second = (mode == Mode::Balanced).then(|| Server::start(database_url, dir, &["--enable-sandbox-deposits"]));
+    let http = Client::new();
+    let (key, agent_key) = process::run(async {
+        let key = http.signup(&server, "story@example.com").await;
+        let deposit = json!({"amount": "100.00", "currency": "USD", "payment_method": "sandbox"});
+        assert_eq!(http.post(&server, "/api/v1/ledger/deposit", Some(&key), deposit).await.0, 201);
+        let agent = json!({"agent": {"name": "Story reviewer", "did": AGENT_DID, "capabilities": ["code-review"],
+            "pricing_model": "fixed", "base_price": "10.00"}});
+        let (status, r) = http.post(&server, "/api/v1/agents/register", None, agent).await;
+        assert_eq!(status, 201, "{r}");
+        (key, r["data"]["api_key"].as_str().unwrap().to_string())
+    });
+    let mut env = vec![
+        ("HIRER_URL", format!("{}/mcp/hirer", server.base)),
+        ("AGENT_URL", format!("{}/mcp", server.base)),
+        ("API_URL", format!("{}/api/v1", server.base)),
+        ("KEY", key.clone()),
+        ("AGENT_DID", AGENT_DID.to_string()),
+        ("AGENT_KEY", agent_key.clone()),
+    ];
+    if let Some(second) = &second {
+        env.push(("BALANCE", format!("{},{}", server.base, second.base)));
+    }
+    if mode == Mode::Sse {
+        env.push(("TRANSPORT", "sse".to_string()));
+    }
+    let report = run_script("story.mjs", &env);
+    assert_eq!(report["transport"], if mode == Mode::Sse { "sse" } else { "streamable" });
+    assert_eq!(report["checks"].as_array().unwrap().len(), 16, "every step ran: {}", report["checks"]);
+    assert!(report["pings"].as_u64().unwrap() >= 1, "the agent answered the probe's ping");
+    eprintln!("milliseconds from the action to the client ({}): {}", report["transport"], report["timings"]);
+    if let Some(second) = &second {
+        let mut both = [server.base.clone(), second.base.clone()];
+        both.sort();
+        assert_eq!(report["servedBy"], json!([both, both]), "each session was served by both servers");
+    }
+    assert_eq!(report["userOnAgentSurface"]["status"], 401, "{}", report["userOnAgentSurface"]);
+    // What the tools did is what REST sees.
+    process::run(async {
+        let res = http.0.get(format!("{}/api/v1/hirings", server.base)).header("x-api-key", &key).send().await.unwrap();
+        let body: Value = res.json().await.unwrap();
+        let mut statuses: Vec<&str> =
+            body["data"]["hirings"].as_array().unwrap().iter().map(|h| h["status"].as_str().unwrap()).collect();
+        statuses.sort();
+        assert_eq!(statuses, ["cancelled", "completed", "failed", "in_progress"], "{body}");
+        let completed =
+            body["data"]["hirings"].as_array().unwrap().iter().find(|h| h["status"] == "completed").unwrap();
+        let stream = format!("{}/api/v1/hirings/{}/stream?after=1", server.base, completed["id"].as_str().unwrap());
+        let res = http.0.get(stream).header("x-api-key", &key).send().await.unwrap();
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(body["data"][0]["seq"], 2, "{body}");
+        assert_eq!(body["data"][0]["content"], "Found 2 issues");
+    });
+}
+
+#[test]
+fn the_agent_surface_delivers_a_hiring_with_the_sdk_client_on_sqlite() {
+    if !node_available() {
+        return;
+    }
+    let (url, dir) = process::run(process::sqlite());
+    agent_story(&url, dir.path(), Mode::Streamable);
+}
+
+#[test]
+fn the_story_holds_over_the_sse_transport_on_sqlite() {
+    if !node_available() {
+        return;
+    }
+    let (url, dir) = process::run(process::sqlite());
+    agent_story(&url, dir.path(), Mode::Sse);
+}
+
+#[test]
+fn the_story_holds_over_the_sse_transport_on_postgres() {
+    if !node_available() {
+        return;
+    }
+    let Some((url, dir, _db)) = process::run(process::postgres()) else { return };
+    agent_story(&url, dir.path(), Mode::Sse);
+}
+
+#[test]
+fn the_agent_surface_delivers_a_hiring_with_the_sdk_client_on_postgres() {
+    if !node_available() {
+        return;
+    }
+    let Some((url, dir, _db)) = process::run(process::postgres()) else { return };
+    agent_story(&url, dir.path(), Mode::Streamable);
+}
+
+/// The whole story with the SDK clients behind a load balancer without sticky routing: two
+/// servers on one PostgreSQL take turns at every session's requests, streams included.
+#[test]
+fn the_story_holds_across_two_servers_on_postgres() {
+    if !node_available() {
+        return;
+    }
+    let Some((url, dir, _db)) = process::run(process::postgres()) else { return };
+    agent_story(&url, dir.path(), Mode::Balanced);
+}
+
 #[test]
 fn the_hirer_surface_works_with_the_sdk_client_on_sqlite() {
     if !node_available() {
         return;
     }
     let (url, dir) = process::run(process::sqlite());
-    story(&url, dir.path());
+    hirer_story(&url, dir.path(), false);
+}
+
+#[test]
+fn the_hirer_surface_works_over_the_sse_transport_on_sqlite() {
+    if !node_available() {
+        return;
+    }
+    let (url, dir) = process::run(process::sqlite());
+    hirer_story(&url, dir.path(), true);
+}
+
+#[test]
+fn the_hirer_surface_works_over_the_sse_transport_on_postgres() {
+    if !node_available() {
+        return;
+    }
+    let Some((url, dir, _db)) = process::run(process::postgres()) else { return };
+    hirer_story(&url, dir.path(), true);
 }
 
 #[test]
@@ -219,7 +388,7 @@ fn the_hirer_surface_works_with_the_sdk_client_on_postgres() {
         return;
     }
     let Some((url, dir, _db)) = process::run(process::postgres()) else { return };
-    story(&url, dir.path());
+    hirer_story(&url, dir.path(), false);
 }
 
 /// A hire through MCP spends the REST endpoint's `financial` allowance, not only the general one.
@@ -266,7 +435,7 @@ async fn rpc(http: &Client, server: &Server, key: &str, id: i64, method: &str, p
         .await
         .unwrap();
     assert_eq!(res.status(), 200, "{method} on {}", server.base);
-    res.json().await.unwrap()
+    answer(res).await
 }
 
 async fn tool(http: &Client, server: &Server, key: &str, name: &str, arguments: Value) -> Value {

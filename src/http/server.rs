@@ -5,8 +5,9 @@
 //! - **head**: waiting for a request head, from the accept and again from the first byte that
 //!   arrives after a response. Closed when the head is not complete `header_read_timeout` after
 //!   the phase began, however many bytes trickle in meanwhile.
-//! - **request**: from hyper handing the parsed head to the service until the response is
-//!   produced. Bounded by the router's request timeout (`super::request_timeout`), not here.
+//! - **request**: from hyper handing the parsed head to the service until the response body is
+//!   sent (an event stream included). Producing the response head is bounded by the router's
+//!   request timeout (`super::request_timeout`), not here.
 //! - **idle**: after a response until the next byte arrives. Closed after `idle_timeout`.
 //!
 //! The socket is wrapped to note arriving bytes, the service marks the request phase, and a
@@ -199,9 +200,10 @@ async fn connection(
         let in_request = InRequest::begin(marks.clone());
         let response = router.clone().oneshot(req);
         async move {
+            // The request lasts until its body is sent (an event stream may run for hours),
+            // not only until the response head is ready: only then is the connection idle.
             let response = response.await;
-            drop(in_request);
-            response
+            response.map(|r| r.map(|body| axum::body::Body::new(UntilSent { body, _in_request: in_request })))
         }
     });
     let mut conn = pin!(http.serve_connection(io, service));
@@ -324,6 +326,32 @@ impl Drop for InRequest {
     fn drop(&mut self) {
         self.0.state.store(self.0.pack(Phase::Idle), Ordering::Release);
         self.0.wake.notify_one();
+    }
+}
+
+/// A response body that keeps its connection in the request phase until it is sent (or dropped).
+struct UntilSent {
+    body: axum::body::Body,
+    _in_request: InRequest,
+}
+
+impl hyper::body::Body for UntilSent {
+    type Data = axum::body::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        Pin::new(&mut self.get_mut().body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.body.size_hint()
     }
 }
 

@@ -16,8 +16,8 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::hirer::{Hirer, ToolResult, body, caller_of};
-use super::mirror::Rest;
+use super::hirer::Hirer;
+use super::mirror::{Rest, ToolResult, body, caller_of};
 use super::refused;
 use crate::error::ApiError;
 use crate::tasks::artifacts;

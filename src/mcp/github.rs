@@ -9,7 +9,8 @@ use rmcp::{tool, tool_router};
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use super::hirer::{Hirer, NoArgs, ToolResult, caller_of};
+use super::hirer::{Hirer, NoArgs};
+use super::mirror::{ToolResult, caller_of};
 use super::{answer, refused};
 use crate::accounts::github_tokens;
 use crate::auth::Caller;

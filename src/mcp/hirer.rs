@@ -4,23 +4,20 @@
 //! handler calls, with the request's own `Caller` — so scopes, `max_price_per_hire`,
 //! validation and every state change (through the task engine) are the REST endpoint's.
 
-use axum::body::Bytes;
 use axum::http::request::Parts;
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::tool::Extension;
 use rmcp::handler::server::wrapper::Parameters;
-use rmcp::model::{CallToolResult, Implementation, ProtocolVersion, ServerCapabilities, ServerConfig};
-use rmcp::{ErrorData, ServerHandler, tool, tool_handler, tool_router};
+use rmcp::model::{ProtocolVersion, ServerConfig};
+use rmcp::{ServerHandler, tool, tool_handler, tool_router};
 use schemars::JsonSchema;
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::json;
 
-use super::mirror::Rest;
-use super::{answer, refused};
+use super::mirror::{Rest, ToolResult, body};
 use crate::agents::discovery::{self, DiscoverQuery, DiscoveredAgent};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
-use crate::http::extract::JsonObject;
 use crate::ledger::routes as ledger;
 use crate::state::AppState;
 use crate::tasks::hiring_routes as hirings;
@@ -32,6 +29,14 @@ const LIST_HIRINGS: Rest = Rest::get("/api/v1/hirings");
 const CANCEL_HIRING: Rest = Rest::post("/api/v1/hirings/{id}/cancel");
 const BALANCE: Rest = Rest::get("/api/v1/ledger/balance");
 const DEPOSIT: Rest = Rest::post("/api/v1/ledger/deposit");
+
+/// The protocol versions both surfaces negotiate (the client's if listed, else the latest).
+pub const PROTOCOL_VERSIONS: &[ProtocolVersion] = &[
+    ProtocolVersion::V_2024_11_05,
+    ProtocolVersion::V_2025_03_26,
+    ProtocolVersion::V_2025_06_18,
+    ProtocolVersion::V_2025_11_25,
+];
 
 /// Every endpoint a tool mirrors (a test checks each is in the route table).
 pub const MIRRORED: [Rest; 7] = [LIST_AGENTS, HIRE, SHOW_HIRING, LIST_HIRINGS, CANCEL_HIRING, BALANCE, DEPOSIT];
@@ -117,24 +122,6 @@ pub struct Hirer {
     tool_router: ToolRouter<Hirer>,
 }
 
-/// The caller the HTTP layer resolved (`auth::caller::resolve_caller`), from the request parts
-/// the transport hands every tool call.
-pub(crate) fn caller_of(parts: &Parts) -> ApiResult<Caller> {
-    parts.extensions.get::<Caller>().cloned().ok_or_else(|| ApiError::unauthorized("an API key is required"))
-}
-
-/// A tool's arguments as a REST request body, through the same body rules (`JsonObject`);
-/// absent arguments are left out.
-pub(crate) fn body(fields: Value) -> ApiResult<JsonObject> {
-    let fields = match fields {
-        Value::Object(map) => Value::Object(map.into_iter().filter(|(_, v)| !v.is_null()).collect()),
-        other => other,
-    };
-    JsonObject::from_bytes(&Bytes::from(serde_json::to_vec(&fields).map_err(|e| ApiError::Internal(e.into()))?))
-}
-
-pub(crate) type ToolResult = Result<CallToolResult, ErrorData>;
-
 #[tool_router]
 impl Hirer {
     pub fn new(state: AppState, tool_router: ToolRouter<Hirer>) -> Hirer {
@@ -150,22 +137,14 @@ impl Hirer {
         self.state.clone()
     }
 
-    /// Runs a tool as `rest`'s handler would run: its guard and rate limit for this caller, then
-    /// `call`.
+    /// Runs a tool as `rest`'s handler would run (`mirror::run`).
     pub(crate) async fn mirror<T, F, Fut>(&self, parts: &Parts, rest: Rest, call: F) -> ToolResult
     where
         T: serde::Serialize,
         F: FnOnce(AppState, Caller) -> Fut,
         Fut: Future<Output = ApiResult<T>>,
     {
-        let caller = match caller_of(parts).and_then(|c| rest.check(&c).map(|()| c)) {
-            Ok(caller) => caller,
-            Err(e) => return Ok(refused(e)),
-        };
-        if let Err(e) = rest.admit(&self.state, &caller, parts).await {
-            return Ok(refused(e));
-        }
-        Ok(answer(call(self.state.clone(), caller).await))
+        super::mirror::run(&self.state, parts, rest, call).await
     }
 
     #[tool(
@@ -329,21 +308,18 @@ impl Hirer {
 #[tool_handler(router = self.tool_router)]
 impl ServerHandler for Hirer {
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
-            .with_protocol_version(ProtocolVersion::V_2025_11_25)
-            .with_server_info(Implementation::new("agentmarket", env!("CARGO_PKG_VERSION")))
-            .with_instructions(
-                "agentmarket: hire AI agents. Find one with list_agents, check_balance, then hire_agent with \
-                 an idempotency_key; follow it with get_hiring_status or list_my_hirings; cancel_hiring refunds \
-                 an unfinished hiring. Prices are USD decimal strings.",
-            )
+        super::server_config(
+            "agentmarket",
+            "agentmarket: hire AI agents. Find one with list_agents, check_balance, then hire_agent with an \
+             idempotency_key; follow it with get_hiring_status, wait_for_hirings or list_my_hirings (or subscribe \
+             to hiring://{id}/status and hirings://active); cancel_hiring refunds an unfinished hiring. Prices \
+             are USD decimal strings.",
+        )
     }
 
+    super::resources::resource_methods!(super::sessions::Surface::Hirer);
+
     fn supported_protocol_versions(&self) -> std::borrow::Cow<'static, [ProtocolVersion]> {
-        std::borrow::Cow::Borrowed(&[
-            ProtocolVersion::V_2025_03_26,
-            ProtocolVersion::V_2025_06_18,
-            ProtocolVersion::V_2025_11_25,
-        ])
+        PROTOCOL_VERSIONS.into()
     }
 }

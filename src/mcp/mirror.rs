@@ -5,14 +5,62 @@
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
+use axum::body::Bytes;
 use axum::http::Method;
+use axum::http::request::Parts;
+use rmcp::ErrorData;
+use rmcp::model::CallToolResult;
+use serde_json::Value;
 
+use super::{answer, refused};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::http::endpoint::{Access, Declared};
-use crate::http::extract::client_ip_of;
+use crate::http::extract::{JsonObject, client_ip_of};
 use crate::http::rate_limit::{self, Limit};
 use crate::state::AppState;
+
+pub(crate) type ToolResult = Result<CallToolResult, ErrorData>;
+
+/// The caller the HTTP layer resolved (`auth::caller::resolve_caller`), from the request parts
+/// the transport hands every tool call.
+pub(crate) fn caller_of(parts: &Parts) -> ApiResult<Caller> {
+    parts.extensions.get::<Caller>().cloned().ok_or_else(|| ApiError::unauthorized("an API key is required"))
+}
+
+/// A tool's arguments as a REST request body, through the same body rules (`JsonObject`);
+/// absent arguments are left out.
+pub(crate) fn body(fields: Value) -> ApiResult<JsonObject> {
+    let fields = match fields {
+        Value::Object(map) => Value::Object(map.into_iter().filter(|(_, v)| !v.is_null()).collect()),
+        other => other,
+    };
+    JsonObject::from_bytes(&Bytes::from(serde_json::to_vec(&fields).map_err(|e| ApiError::Internal(e.into()))?))
+}
+
+/// Runs a tool as `rest`'s handler would run: its guard and rate limit for this caller, then
+/// `call` (the function the handler calls), its answer or refusal as the tool's result.
+pub(crate) async fn run<T, F, Fut>(state: &AppState, parts: &Parts, rest: Rest, call: F) -> ToolResult
+where
+    T: serde::Serialize,
+    F: FnOnce(AppState, Caller) -> Fut,
+    Fut: Future<Output = ApiResult<T>>,
+{
+    let caller = match caller_of(parts).and_then(|c| rest.check(&c).map(|()| c)) {
+        Ok(caller) => caller,
+        Err(e) => return Ok(refused(e)),
+    };
+    if let Err(e) = rest.admit(state, &caller, parts).await {
+        return Ok(refused(e));
+    }
+    Ok(answer(call(state.clone(), caller).await))
+}
+
+/// `rest`'s guard's refusal of this caller, if any (a tool mirroring two endpoints checks the
+/// second one with it).
+pub(crate) fn refusal(parts: &Parts, rest: Rest) -> Option<CallToolResult> {
+    caller_of(parts).and_then(|c| rest.check(&c)).err().map(refused)
+}
 
 /// A REST endpoint as the route table names it: `(POST, "/api/v1/hirings/{id}/cancel")`.
 #[derive(Debug, Clone, Copy)]
@@ -61,7 +109,7 @@ impl Rest {
     /// Counts the call against the endpoint's own rate-limit buckets beyond the general one
     /// (which the `/mcp` HTTP request already counted): a hire through MCP spends the same
     /// `financial` allowance as one through REST.
-    pub async fn admit(&self, state: &AppState, caller: &Caller, parts: &axum::http::request::Parts) -> ApiResult<()> {
+    pub async fn admit(&self, state: &AppState, caller: &Caller, parts: &Parts) -> ApiResult<()> {
         let limit = self.declared().limit;
         if matches!(limit, Limit::General) {
             return Ok(());
@@ -96,7 +144,13 @@ mod tests {
             Access::Scoped(scopes) => assert_eq!(scopes, &[Scope::HireCreate]),
             other => panic!("{other:?}"),
         }
-        for rest in super::super::hirer::MIRRORED.iter().chain(&super::super::follow::MIRRORED) {
+        let surfaces = [
+            &super::super::hirer::MIRRORED[..],
+            &super::super::follow::MIRRORED,
+            &super::super::agent::MIRRORED,
+            &super::super::resources::MIRRORED,
+        ];
+        for rest in surfaces.into_iter().flatten() {
             rest.access();
         }
     }

@@ -1,28 +1,40 @@
-//! The MCP surfaces. Today: the hirer surface, `POST /mcp/hirer` (Streamable HTTP through the
-//! official SDK, `rmcp`), whose tools call the same slice functions as the REST endpoints they
-//! mirror, with the same `Caller`, behind the same route-table access rules (`mirror`).
+//! The MCP surfaces through the official SDK (`rmcp`): the hirer surface (`/mcp/hirer`, user
+//! keys) and the agent surface (`/mcp`, agent keys), each over Streamable HTTP and over the
+//! 2024-11-05 HTTP+SSE transport. Their tools and resources call the same slice functions as
+//! the REST endpoints they mirror, with the same `Caller`, behind the same route-table access
+//! rules (`mirror`).
 //!
-//! Served statelessly: every POST is answered on its own (no `Mcp-Session-Id`, nothing kept in
-//! memory between requests), so any server of a deployment answers any request. `GET` and
-//! `DELETE` therefore answer 405, as the transport allows for a server without a stream.
-//! JSON-RPC batches (protocol 2025-03-26) are split and answered message by message (`batch`).
+//! - `streamable`: sessions kept in the database (`sessions`), so any server answers any request
+//!   of a session, beside a stateless mode for clients that do not keep the session;
+//!   `legacy`: the SSE transport, whose session stays on the server of its stream.
+//! - `resources` and `hub`: resources, subscriptions, and notifications delivered to the server
+//!   holding the subscriber's stream from whichever server the change happened on; `presence`:
+//!   availability pings over an agent's stream.
+//! - JSON-RPC batches (protocol 2025-03-26) are split and answered message by message (`batch`).
 
+pub mod agent;
 pub mod batch;
 pub mod follow;
 pub mod scopes;
 pub mod github;
 pub mod hirer;
+pub mod hub;
+pub mod legacy;
 pub mod mirror;
+pub mod presence;
+pub mod resources;
+pub mod sessions;
+pub mod streamable;
 
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::Request;
+use axum::extract::{Path, Request};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use rmcp::model::{CallToolResult, ContentBlock};
-use rmcp::transport::streamable_http_server::session::never::NeverSessionManager;
-use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+use axum::routing::{any, get, post};
+use rmcp::ServerHandler;
+use rmcp::model::{CallToolResult, ContentBlock, Implementation, ProtocolVersion, ServerCapabilities, ServerConfig};
 use serde::Serialize;
 
 use crate::auth::Caller;
@@ -30,32 +42,80 @@ use crate::error::ApiError;
 use crate::http::endpoint::{Access, Declared};
 use crate::http::rate_limit::{self, Limit};
 use crate::state::AppState;
+use legacy::Legacy;
+use sessions::Surface;
+use streamable::Streamable;
 
 /// The path of the hirer surface.
 pub const HIRER_PATH: &str = "/mcp/hirer";
+/// The path of the agent surface.
+pub const AGENT_PATH: &str = "/mcp";
 
-/// The MCP routes, merged into the top-level router. A request without a valid credential is
-/// answered 401 in the API's error envelope before any MCP handling (`auth::caller` resolves
-/// it exactly as for `/api/v1`); each request counts against the general rate limit.
+/// Builds a surface's handler for a session or a request.
+pub type Factory<S> = Arc<dyn Fn() -> Result<S, std::io::Error> + Send + Sync>;
+
+/// The MCP routes, merged into the top-level router. A request without a valid credential (on
+/// the agent surface: one acting as an agent) is answered 401 in the API's error envelope
+/// before any MCP handling (`auth::caller` resolves it exactly as for `/api/v1`); each request
+/// counts against the general rate limit.
 pub fn router(state: &AppState) -> Router<AppState> {
-    let tools = hirer::Hirer::router();
-    let hirer_state = state.clone();
-    let config = StreamableHttpServerConfig::default()
-        .with_legacy_session_mode(false)
-        .with_json_response(true)
-        .with_sse_keep_alive(None)
-        .with_max_request_body_bytes(state.config.max_body_bytes)
-        .with_allowed_hosts(allowed_hosts(&state.config.public_url));
-    let service = StreamableHttpService::new(
-        move || Ok(hirer::Hirer::new(hirer_state.clone(), tools.clone())),
-        Arc::new(NeverSessionManager::default()),
-        config,
-    );
+    let (tools, hirer_state) = (hirer::Hirer::router(), state.clone());
+    let hirer: Factory<hirer::Hirer> = Arc::new(move || Ok(hirer::Hirer::new(hirer_state.clone(), tools.clone())));
+    let (tools, agent_state) = (agent::AgentSurface::router(), state.clone());
+    let agent: Factory<agent::AgentSurface> =
+        Arc::new(move || Ok(agent::AgentSurface::new(agent_state.clone(), tools.clone())));
+    let hirer = surface_routes(state, Surface::Hirer, HIRER_PATH, hirer);
+    let agent = surface_routes(state, Surface::Agent, AGENT_PATH, agent);
+    guarded(state, hirer, require_caller).merge(guarded(state, agent, require_agent))
+}
+
+/// A surface's routes: Streamable HTTP at `path`, and the 2024-11-05 transport at `path/sse`
+/// with its messages at `path/messages/{session}`.
+fn surface_routes<S: ServerHandler + Send + 'static>(
+    state: &AppState,
+    surface: Surface,
+    path: &'static str,
+    handler: Factory<S>,
+) -> Router<AppState> {
+    let streamable = Streamable::new(state, surface, handler.clone());
+    let messages_path: &'static str = match surface {
+        Surface::Hirer => "/mcp/hirer/messages",
+        Surface::Agent => "/mcp/messages",
+    };
+    let legacy = Legacy::new(state, surface, messages_path, handler);
+    let sse = legacy.clone();
     Router::new()
-        .route_service(HIRER_PATH, service)
+        .route(path, any(move |req: Request| serve(streamable.clone(), req)))
+        .route(&format!("{path}/sse"), get(move |req: Request| connect(sse.clone(), req)))
+        .route(
+            &format!("{messages_path}/{{session}}"),
+            post(move |Path(id): Path<String>, req: Request| message(legacy.clone(), id, req)),
+        )
+}
+
+async fn serve<S: ServerHandler + Send + 'static>(surface: Streamable<S>, req: Request) -> Response {
+    surface.serve(req).await
+}
+
+async fn connect<S: ServerHandler + Send + 'static>(surface: Legacy<S>, req: Request) -> Response {
+    surface.connect(req).await
+}
+
+async fn message<S: ServerHandler + Send + 'static>(surface: Legacy<S>, id: String, req: Request) -> Response {
+    surface.message(id, req).await
+}
+
+/// The layers in front of a surface: the caller resolved (a bad key is 401), `admit` (who may
+/// use the surface at all), the general rate limit, then batches split.
+fn guarded<F, Fut>(state: &AppState, routes: Router<AppState>, admit: F) -> Router<AppState>
+where
+    F: Fn(Request, Next) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Response> + Send + 'static,
+{
+    routes
         .route_layer(middleware::from_fn(batch::split_batches))
         .route_layer(middleware::from_fn_with_state(state.clone(), rate_limit::enforce))
-        .route_layer(middleware::from_fn(require_caller))
+        .route_layer(middleware::from_fn(admit))
         .route_layer(middleware::from_fn_with_state(state.clone(), crate::auth::caller::resolve_caller))
         .route_layer(axum::Extension(Declared { access: Access::Credential, limit: Limit::General }))
 }
@@ -83,6 +143,27 @@ async fn require_caller(req: Request, next: Next) -> Response {
     next.run(req).await
 }
 
+/// The agent surface is for agents: an agent key, or a user key acting as an owned agent
+/// (`X-Agent-ID`).
+async fn require_agent(req: Request, next: Next) -> Response {
+    if req.extensions().get::<Caller>().is_none_or(|c| c.agent.is_none()) {
+        return ApiError::unauthorized("an agent key is required (X-API-Key: agk_… or Authorization: Bearer agk_…)")
+            .into_response();
+    }
+    next.run(req).await
+}
+
+/// What a surface says about itself at `initialize`: tools, resources with subscriptions, the
+/// latest protocol version (the client's is echoed when supported), and how to use it.
+pub fn server_config(name: &str, instructions: &str) -> ServerConfig {
+    let capabilities =
+        ServerCapabilities::builder().enable_tools().enable_resources().enable_resources_subscribe().build();
+    ServerConfig::new(capabilities)
+        .with_protocol_version(ProtocolVersion::V_2025_11_25)
+        .with_server_info(Implementation::new(name, env!("CARGO_PKG_VERSION")))
+        .with_instructions(instructions)
+}
+
 /// A tool's answer: the value as JSON text, or a refusal as a tool error (`isError: true`)
 /// whose text says what went wrong and what to do — never a protocol error.
 pub fn answer<T: Serialize>(result: Result<T, ApiError>) -> CallToolResult {
@@ -97,7 +178,13 @@ pub fn answer<T: Serialize>(result: Result<T, ApiError>) -> CallToolResult {
 
 /// A refusal as a tool error: `CODE: message`, the field details, and a hint.
 pub fn refused(err: ApiError) -> CallToolResult {
-    let text = match &err {
+    CallToolResult::error(vec![ContentBlock::text(refusal_text(&err))])
+}
+
+/// What a refusal says: `CODE: message`, the field details, and a hint (internal errors are
+/// logged, never shown).
+pub fn refusal_text(err: &ApiError) -> String {
+    match err {
         ApiError::Known { code, message, details, .. } => {
             let mut text = format!("{code}: {message}");
             for d in details {
@@ -115,8 +202,7 @@ pub fn refused(err: ApiError) -> CallToolResult {
             tracing::error!(error = ?e, "MCP tool failed");
             "INTERNAL_ERROR: the server failed; try again later, and report it if it persists".to_string()
         }
-    };
-    CallToolResult::error(vec![ContentBlock::text(text)])
+    }
 }
 
 fn hint(code: &str) -> Option<&'static str> {
@@ -134,7 +220,10 @@ fn hint(code: &str) -> Option<&'static str> {
             "This server takes no provider deposits; ask its operator to configure one, or fund the wallet another way."
         }
         "RATE_LIMIT_EXCEEDED" => "Wait a moment and call the tool again.",
-        "CONFLICT" | "INVALID_STATE" => "Call get_hiring_status to see where the hiring stands.",
+        "CONFLICT" | "INVALID_STATE" => {
+            "The hiring is not in a state that allows this: call get_hiring_status (agents: read hiring://pending or GET /api/v1/hirings/{id}) to see where it stands."
+        }
+        "ESCROW_LOCKED" => "The hiring's money is held by an open dispute: wait for the ruling.",
         _ => return None,
     })
 }

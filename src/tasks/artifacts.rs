@@ -118,7 +118,18 @@ pub(crate) async fn add_to_task(
     Path(id): Path<String>,
     body: JsonObject,
 ) -> ApiResult<Api<Vec<Artifact>>> {
-    let (actor, task) = task_for(&state, &caller, &id).await?;
+    Ok(Api::created(add_with(&state, &caller, &id, body).await?))
+}
+
+/// `POST /tasks/:id/artifacts` (and `/hirings/:id/artifacts`) without the HTTP: every artifact
+/// is checked before any is stored (MCP `submit_hiring_result` calls it too).
+pub(crate) async fn add_with(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+    body: JsonObject,
+) -> ApiResult<Vec<Artifact>> {
+    let (actor, task) = task_for(state, caller, id).await?;
     if !actor.is_provider(&task) {
         return Err(ApiError::forbidden("only the provider attaches artifacts"));
     }
@@ -168,7 +179,7 @@ pub(crate) async fn add_to_task(
         return Err(ApiError::validation(errors));
     }
     let now = state.now();
-    let owner = principal_of(&caller)?.key();
+    let owner = principal_of(caller)?.key();
     let mut q = SqlBuilder::new(
         "INSERT INTO artifacts (id, task_id, uploaded_by, artifact_type, name, content_type, encoding, content, size_bytes, sha256, created_at) VALUES ",
     );
@@ -197,8 +208,9 @@ pub(crate) async fn add_to_task(
     let mut tx = state.db.begin().await?;
     q.query().execute(&mut *tx).await?;
     tx.commit().await?;
+    state.engine.changes().announce(&task);
     let all = list(&state.db, &task.id).await?;
-    Ok(Api::created(all.into_iter().filter(|a| ids.contains(&a.id)).collect()))
+    Ok(all.into_iter().filter(|a| ids.contains(&a.id)).collect())
 }
 
 /// Provider: attach up to 50 artifacts to a hiring (the same as on its task).

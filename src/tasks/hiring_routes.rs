@@ -87,7 +87,7 @@ pub struct ListQuery {
 
 #[derive(Serialize, ToSchema)]
 pub struct HiringPage {
-    hirings: Vec<Hiring>,
+    pub(crate) hirings: Vec<Hiring>,
     total: i64,
     page: i64,
     per_page: i64,
@@ -128,12 +128,17 @@ pub(crate) async fn list_page(state: &AppState, caller: &Caller, q: &ListQuery) 
 /// Agent side: hirings waiting for the calling agent.
 #[utoipa::path(get, path = "/api/v1/hirings/pending", tag = "hirings", responses((status = 200, body = Vec<Hiring>), (status = 403)))]
 pub(crate) async fn pending(State(state): State<AppState>, caller: Caller) -> ApiResult<Api<Vec<Hiring>>> {
+    Ok(Api::ok(pending_for(&state, &caller).await?))
+}
+
+/// `GET /hirings/pending` without the HTTP (the agent surface's `hiring://pending` reads it too).
+pub(crate) async fn pending_for(state: &AppState, caller: &Caller) -> ApiResult<Vec<Hiring>> {
     let agent = caller.agent.as_ref().ok_or_else(|| ApiError::forbidden("use an agent key (or X-Agent-ID)"))?;
     let mut out = Vec::new();
     for t in store::pending_hirings(&state.db, &agent.id).await? {
-        out.push(hiring_view(&state, &t).await?);
+        out.push(hiring_view(state, &t).await?);
     }
-    Ok(Api::ok(out))
+    Ok(out)
 }
 
 async fn load(state: &AppState, caller: &Caller, id: &str) -> ApiResult<(Actor, TaskRow)> {
@@ -267,6 +272,7 @@ pub(crate) async fn post_message_with(
     )
     .await?;
     tx.commit().await?;
+    state.engine.changes().announce(&task);
     let hiring = hiring_view(state, &task).await?;
     hiring.messages.into_iter().find(|m| m.id == mid).ok_or_else(|| ApiError::not_found("message"))
 }
@@ -300,11 +306,30 @@ pub(crate) async fn result(
     Path(id): Path<String>,
     body: JsonObject,
 ) -> ApiResult<Api<Hiring>> {
-    let (actor, task) = load(&state, &caller, &id).await?;
+    Ok(Api::ok(result_with(&state, &caller, &id, body).await?))
+}
+
+/// The engine's `Complete` command for a result body (validated: the output is required).
+fn result_command(state: &AppState, body: JsonObject) -> ApiResult<Command> {
     let req: ResultRequest = body.parse(None)?;
-    let command = Command::complete(req.output.or(req.result), Settings::from_config(&state.config).review_window_ms)?;
+    Command::complete(req.output.or(req.result), Settings::from_config(&state.config).review_window_ms)
+}
+
+/// `POST /hirings/:id/result` without the HTTP (MCP `submit_hiring_result` calls it too).
+pub(crate) async fn result_with(state: &AppState, caller: &Caller, id: &str, body: JsonObject) -> ApiResult<Hiring> {
+    let (actor, task) = load(state, caller, id).await?;
+    let command = result_command(state, body)?;
     let task = state.engine.act(&actor, &task.id, command).await?.task;
-    Ok(Api::ok(hiring_view(&state, &task).await?))
+    hiring_view(state, &task).await
+}
+
+/// Whether the engine would take this result from the caller on the hiring as it stands now,
+/// with its refusal if not: lets a delivery that comes with artifacts store nothing when the
+/// result itself would be refused (MCP `submit_hiring_result`).
+pub(crate) async fn check_result(state: &AppState, caller: &Caller, id: &str, body: JsonObject) -> ApiResult<()> {
+    let (actor, task) = load(state, caller, id).await?;
+    let command = result_command(state, body)?;
+    super::engine::decide(&task, actor.roles(&task), &command, state.now()).map(drop)
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -324,7 +349,12 @@ pub(crate) async fn failure(
     Path(id): Path<String>,
     body: JsonObject,
 ) -> ApiResult<Api<Hiring>> {
-    let (actor, task) = load(&state, &caller, &id).await?;
+    Ok(Api::ok(failure_with(&state, &caller, &id, body).await?))
+}
+
+/// `POST /hirings/:id/failure` without the HTTP (MCP `report_hiring_failure` calls it too).
+pub(crate) async fn failure_with(state: &AppState, caller: &Caller, id: &str, body: JsonObject) -> ApiResult<Hiring> {
+    let (actor, task) = load(state, caller, id).await?;
     let req: FailureRequest = body.parse(None)?;
     let reason = req.reason.unwrap_or_else(|| "other".into());
     if !["timeout", "capability_mismatch", "agent_unresponsive", "other"].contains(&reason.as_str()) {
@@ -335,5 +365,5 @@ pub(crate) async fn failure(
         None => reason.into_string(),
     };
     let task = state.engine.act(&actor, &task.id, Command::fail(Some(text))?).await?.task;
-    Ok(Api::ok(hiring_view(&state, &task).await?))
+    hiring_view(state, &task).await
 }

@@ -176,9 +176,10 @@ pub async fn hire(state: &AppState, caller: &Caller, agent_ref: &str, req: HireR
     Ok((done.task, created))
 }
 
-/// Decides a queued hiring: `HEAD metadata.callback_url` within 2 s (any 2xx = available), or,
-/// without a callback, a poll for work within the last hour. Available → `in_progress`;
-/// otherwise the hiring fails and the escrow is refunded.
+/// Decides a queued hiring: `HEAD metadata.callback_url` within 2 s (any 2xx = available), or
+/// an MCP `ping` over a live session of the agent answered within 3 s (`mcp::presence`), or,
+/// with neither a callback nor a live session, a poll for work within the last hour. Available
+/// → `in_progress`; otherwise the hiring fails and the escrow is refunded.
 pub async fn probe(state: &AppState, id: &str) -> ApiResult<TaskRow> {
     let task = store::find(&state.db, id).await?.ok_or_else(|| ApiError::not_found("hiring"))?;
     let agent =
@@ -186,10 +187,21 @@ pub async fn probe(state: &AppState, id: &str) -> ApiResult<TaskRow> {
     let metadata: serde_json::Value = serde_json::from_str(&agent.metadata).unwrap_or_default();
     let now = state.now();
     let available = match metadata["callback_url"].as_str() {
-        Some(url) => head_ok(state, url).await,
-        None => agent.last_seen_at.is_some_and(|t| now - t <= agents::model::ONLINE_WINDOW_MS),
+        Some(url) => head_ok(state, url).await || mcp_ping(state, &agent.id).await == Some(true),
+        None => match mcp_ping(state, &agent.id).await {
+            Some(answered) => answered,
+            None => agent.last_seen_at.is_some_and(|t| now - t <= agents::model::ONLINE_WINDOW_MS),
+        },
     };
     Ok(state.engine.act(&Actor::System, id, Command::Probe { available }).await?.task)
+}
+
+/// The agent's answer to an MCP ping (`None`: no live MCP session, or the lookup failed).
+async fn mcp_ping(state: &AppState, agent_id: &str) -> Option<bool> {
+    crate::mcp::presence::ping_agent(state, agent_id).await.unwrap_or_else(|e| {
+        tracing::warn!(agent = %agent_id, error = %e, "could not ping the agent over MCP");
+        None
+    })
 }
 
 async fn head_ok(state: &AppState, url: &str) -> bool {
@@ -246,6 +258,11 @@ pub struct Hiring {
     pub open_questions: Vec<Question>,
     #[schema(value_type = Vec<Object>)]
     pub artifacts: Vec<serde_json::Value>,
+    /// The latest chunks of the agent's stream (at most 100, oldest first); the whole stream is
+    /// at `GET /hirings/:id/stream`.
+    pub stream: Vec<super::stream::Chunk>,
+    /// The highest sequence number emitted (0: none yet).
+    pub stream_seq: i64,
     pub started_at: Option<String>,
     pub completed_at: Option<String>,
     pub failed_at: Option<String>,
@@ -304,6 +321,7 @@ pub async fn view(db: &Db, t: &TaskRow) -> ApiResult<Hiring> {
         .collect();
     let input: serde_json::Value = serde_json::from_str(&t.input).unwrap_or_default();
     let status = t.hiring_status();
+    let stream = super::stream::latest(db, &t.id).await?;
     Ok(Hiring {
         id: t.id.clone(),
         status: status.as_str().into(),
@@ -343,6 +361,8 @@ pub async fn view(db: &Db, t: &TaskRow) -> ApiResult<Hiring> {
             .into_iter()
             .map(|a| serde_json::to_value(a).unwrap_or_default())
             .collect(),
+        stream_seq: stream.last().map_or(0, |c| c.seq),
+        stream,
         started_at: rfc3339_opt(t.claimed_at),
         completed_at: rfc3339_opt(t.completed_at),
         failed_at: (t.status == Status::Failed).then(|| rfc3339(t.updated_at)),

@@ -2,6 +2,7 @@
 //! change goes.
 
 pub mod artifacts;
+pub mod changes;
 pub mod dispute_routes;
 pub mod disputes;
 pub mod engine;
@@ -11,6 +12,7 @@ pub mod model;
 pub mod reviews;
 pub mod routes;
 pub mod store;
+pub mod stream;
 pub mod sweeper;
 
 use axum::http::StatusCode;

@@ -290,3 +290,42 @@ async fn at_the_connection_cap_a_new_client_waits_at_most_the_header_timeout() {
     let waited = started.elapsed();
     assert!(waited >= ms(500), "served at once ({waited:?}): the cap of 4 did not hold");
 }
+
+/// Shutting down ends the open MCP event streams (a Streamable HTTP session's `GET` stream and
+/// a 2024-11-05 SSE stream): they never end by themselves, and the server must not wait for
+/// their clients.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_ends_open_event_streams() {
+    let app = spawn(|_| {}).await;
+    let user = app.signup("streams@example.com").await;
+    let bearer = format!("Bearer {}", user.key);
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let init = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}});
+    let opened = client
+        .post(app.url("/mcp/hirer"))
+        .header("accept", "application/json, text/event-stream")
+        .header("authorization", &bearer)
+        .json(&init)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(opened.status(), 200);
+    let session = opened.headers()["mcp-session-id"].to_str().unwrap().to_string();
+    let mut streamable = client
+        .get(app.url("/mcp/hirer"))
+        .header("accept", "text/event-stream")
+        .header("mcp-session-id", &session)
+        .header("authorization", &bearer)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(streamable.status(), 200);
+    let mut sse = client.get(app.url("/mcp/hirer/sse")).header("authorization", &bearer).send().await.unwrap();
+    assert_eq!(sse.status(), 200);
+    assert!(timeout(ms(5000), app.stop()).await.is_ok(), "the server waited for its event streams' clients");
+    for stream in [&mut streamable, &mut sse] {
+        let ended = timeout(ms(5000), async { while let Ok(Some(_)) = stream.chunk().await {} }).await;
+        assert!(ended.is_ok(), "the stream ended with the server");
+    }
+}

@@ -27,6 +27,7 @@ mod rate_limits;
 mod review_window;
 mod secrets;
 mod sessions;
+mod stream;
 mod tasks;
 mod text_input;
 mod webhooks;

@@ -1,5 +1,5 @@
 // Drives agentmarket's hirer MCP surface with the official TypeScript SDK's own Client over
-// StreamableHTTPClientTransport (Bearer keys). Every check asserts; the last stdout line is a
+// StreamableHTTPClientTransport, or SSEClientTransport with TRANSPORT=sse (Bearer keys). Every check asserts; the last stdout line is a
 // JSON report the Rust test asserts on too. Env: SDK_DIR (the installed package), MCP_URL,
 // KEY (full rights, funded), SCOPED_KEY (no hire:create), CAPPED_KEY (max_price_per_hire below
 // the price), AGENT_DID (an agent offering `code-review` at 10.00), AGENT_KEY (that agent's key,
@@ -10,6 +10,7 @@ import { pathToFileURL } from 'node:url';
 const sdk = (p) => import(pathToFileURL(`${process.env.SDK_DIR}/dist/esm/${p}`).href);
 const { Client } = await sdk('client/index.js');
 const { StreamableHTTPClientTransport } = await sdk('client/streamableHttp.js');
+const { SSEClientTransport } = await sdk('client/sse.js');
 
 const url = new URL(process.env.MCP_URL);
 const report = { checks: [] };
@@ -17,9 +18,11 @@ const check = (name) => report.checks.push(name);
 
 async function connect(key) {
   const client = new Client({ name: 'agentmarket-test', version: '1.0.0' });
-  const transport = new StreamableHTTPClientTransport(url, {
-    requestInit: { headers: { Authorization: `Bearer ${key}` } },
-  });
+  const requestInit = { headers: { Authorization: `Bearer ${key}` } };
+  // TRANSPORT=sse: the 2024-11-05 transport at /mcp/hirer/sse.
+  const transport = process.env.TRANSPORT === 'sse'
+    ? new SSEClientTransport(new URL(`${url.href}/sse`), { requestInit })
+    : new StreamableHTTPClientTransport(url, { requestInit });
   await client.connect(transport);
   return client;
 }

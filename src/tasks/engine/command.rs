@@ -58,6 +58,9 @@ pub enum Command {
     },
     /// Client: stop an unfinished task; the escrow is refunded.
     Cancel,
+    /// Provider: stream partial output while the work runs (the chunk is stored beside the
+    /// task; the task itself does not change).
+    EmitChunk,
     /// Client: release now, with an optional rating and review.
     Accept {
         rating: Option<i64>,
@@ -185,6 +188,7 @@ impl Command {
             Command::Complete { .. } => "complete",
             Command::Fail { .. } => "fail",
             Command::Cancel => "cancel",
+            Command::EmitChunk => "stream",
             Command::Accept { .. } => "accept",
             Command::ReleaseDue => "release",
             Command::ExpireDue => "expire",

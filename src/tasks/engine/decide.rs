@@ -206,6 +206,14 @@ pub fn decide(task: &TaskRow, roles: Roles, command: &Command, now: i64) -> ApiR
             d.webhook("task.cancelled");
             Reply::Changed
         }
+        Command::EmitChunk => {
+            provider_only(roles)?;
+            not_locked(task)?;
+            if !(task.status.is_active() && task.payment_status.is_funded()) {
+                return Err(wrong_state("streamed to", task));
+            }
+            Reply::Changed
+        }
         Command::Accept { rating, review } => {
             client_only(roles)?;
             not_locked(task)?;

@@ -37,6 +37,7 @@ use crate::clock::SharedClock;
 use crate::db::Db;
 use crate::error::{ApiError, ApiResult};
 use crate::http::idempotency::{self, Claim};
+use crate::tasks::changes::HiringChanges;
 use crate::tasks::model::{Actor, TaskRow};
 
 /// Commands waiting at most this many in one batch.
@@ -68,6 +69,8 @@ pub(crate) struct Job {
 #[derive(Clone)]
 pub struct Engine {
     queue: mpsc::Sender<Job>,
+    /// Every hiring a command changed is announced here (`tasks::changes`).
+    changes: Arc<HiringChanges>,
 }
 
 impl Engine {
@@ -96,7 +99,12 @@ impl Engine {
                 }
             });
         }
-        Engine { queue }
+        Engine { queue, changes: Arc::default() }
+    }
+
+    /// The hirings changed lately, for the servers' listeners.
+    pub fn changes(&self) -> &Arc<HiringChanges> {
+        &self.changes
     }
 
     /// Sends `order` to the next batch and waits for its own answer.
@@ -104,7 +112,12 @@ impl Engine {
         let (reply, answer) = oneshot::channel();
         let job = Job { order, new_id: uuid::Uuid::now_v7().to_string(), claim: idempotency::current_claim(), reply };
         self.queue.send(job).await.map_err(|_| ApiError::Internal(anyhow::anyhow!("the task engine stopped")))?;
-        answer.await.map_err(|_| ApiError::Internal(anyhow::anyhow!("the task engine dropped a command")))?
+        let done =
+            answer.await.map_err(|_| ApiError::Internal(anyhow::anyhow!("the task engine dropped a command")))??;
+        if done.reply != Reply::Unchanged {
+            self.changes.announce(&done.task);
+        }
+        Ok(done)
     }
 
     pub async fn create(&self, create: Create) -> ApiResult<Done> {
