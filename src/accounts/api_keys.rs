@@ -240,6 +240,29 @@ pub async fn list(db: &Db, user_id: &str) -> sqlx::Result<Vec<KeyInfo>> {
     Ok(rows.into_iter().map(KeyRow::info).collect())
 }
 
+/// The order of a user's keys: newest first.
+pub fn order() -> crate::http::keyset::Ordering {
+    crate::http::keyset::Ordering::newest_first("keys", "created_at", "id")
+}
+
+/// One page of a user's keys, newest first (the dashboard's list), and the next page's cursor.
+pub async fn list_page(
+    db: &Db,
+    user_id: &str,
+    page: &crate::http::keyset::Page,
+) -> sqlx::Result<(Vec<KeyInfo>, Option<String>)> {
+    let mut q = crate::db::SqlBuilder::default();
+    q.push(
+        &format!("SELECT {KEY_COLUMNS} FROM user_api_keys WHERE user_id = ?"),
+        [crate::db::Arg::Text(user_id.to_string())],
+    );
+    let order = order();
+    order.finish(&mut q, page);
+    let mut rows: Vec<KeyRow> = q.query_as().fetch_all(db.pool()).await?;
+    let next = order.next_cursor(page, &mut rows, |k| crate::http::keyset::newest_key(k.created_at, &k.id));
+    Ok((rows.into_iter().map(KeyRow::info).collect(), next))
+}
+
 async fn owned_row(tx: &mut Tx, user_id: &str, key_id: &str) -> ApiResult<KeyRow> {
     let row: Option<KeyRow> =
         sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {KEY_COLUMNS} FROM user_api_keys WHERE id = $1")))

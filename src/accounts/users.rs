@@ -169,14 +169,17 @@ pub async fn lock_for_update(db: &Db, tx: &mut crate::db::Tx, id: &str) -> sqlx:
     Ok(row.is_some())
 }
 
-/// Accounts, newest first (the administrators' page).
-pub async fn list(db: &Db, limit: i64, offset: i64) -> sqlx::Result<Vec<User>> {
-    let rows: Vec<UserRow> = sqlx::query_as(
-        "SELECT id, email, name, is_admin, created_at FROM users ORDER BY created_at DESC, id DESC LIMIT $1 OFFSET $2",
-    )
-    .bind(limit)
-    .bind(offset)
-    .fetch_all(db.pool())
-    .await?;
-    Ok(rows.into_iter().map(User::from).collect())
+/// The order of the accounts list: newest first.
+pub fn order() -> crate::http::keyset::Ordering {
+    crate::http::keyset::Ordering::newest_first("users", "created_at", "id")
+}
+
+/// One page of accounts, newest first (the administrators' page), and the next page's cursor.
+pub async fn list(db: &Db, page: &crate::http::keyset::Page) -> sqlx::Result<(Vec<User>, Option<String>)> {
+    let mut q = crate::db::SqlBuilder::new("SELECT id, email, name, is_admin, created_at FROM users WHERE 1 = 1");
+    let order = order();
+    order.finish(&mut q, page);
+    let mut rows: Vec<UserRow> = q.query_as().fetch_all(db.pool()).await?;
+    let next = order.next_cursor(page, &mut rows, |u| crate::http::keyset::newest_key(u.created_at, &u.id));
+    Ok((rows.into_iter().map(User::from).collect(), next))
 }

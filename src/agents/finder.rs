@@ -16,10 +16,6 @@ use super::store::AGENT_COLUMNS;
 use crate::db::{Arg, Db, SqlBuilder};
 use crate::http::keyset::{self, Dir, KeyKind, KeyValue, SortKey, key};
 
-/// Above this many matches, a filtered `total_count` stops counting and says it is an estimate
-/// (a lower bound): counting further would read every match.
-pub const COUNT_CAP: i64 = 1000;
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SortBy {
     /// Reputation, then completed tasks, then newest.
@@ -273,7 +269,7 @@ pub async fn find(db: &Db, f: &Filters, sort: SortBy, page: &PageSpec) -> sqlx::
 }
 
 /// How many agents match `f`, and whether that number is an estimate. From the counters when
-/// only a capability (or nothing) filters; otherwise counted up to `COUNT_CAP`.
+/// only a capability (or nothing) filters; otherwise counted up to `keyset::COUNT_CAP`.
 pub async fn count(db: &Db, f: &Filters) -> sqlx::Result<(i64, bool)> {
     if f.words.as_ref().is_some_and(Vec::is_empty) {
         return Ok((0, false));
@@ -286,9 +282,5 @@ pub async fn count(db: &Db, f: &Filters) -> sqlx::Result<(i64, bool)> {
         return Ok((n, false));
     }
     let (filtered, _, _) = from_where(db, f, None);
-    let mut q =
-        SqlBuilder { sql: format!("SELECT COUNT(*) FROM (SELECT 1 AS one{}", filtered.sql), args: filtered.args };
-    q.push(" LIMIT ?) x", [Arg::Int(COUNT_CAP + 1)]);
-    let (n,): (i64,) = q.query_as().fetch_one(db.pool()).await?;
-    Ok(if n > COUNT_CAP { (COUNT_CAP, true) } else { (n, false) })
+    keyset::capped_count(db, &filtered).await
 }

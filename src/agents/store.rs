@@ -138,17 +138,28 @@ pub async fn count_owned(conn: &mut sqlx::AnyConnection, owner_id: &str) -> sqlx
     Ok(n)
 }
 
-/// One page of a user's agents, newest first (the dashboard's list; `agents_by_owner` serves it).
-pub async fn list_owned_page(db: &Db, owner_id: &str, limit: i64, offset: i64) -> sqlx::Result<Vec<AgentRow>> {
-    sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {AGENT_COLUMNS} FROM agents WHERE owner_id = $1 AND status <> 'deleted' \
-         ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $3"
-    )))
-    .bind(owner_id)
-    .bind(limit)
-    .bind(offset)
-    .fetch_all(db.pool())
-    .await
+/// The order of a user's agents: newest first.
+pub fn owned_order() -> crate::http::keyset::Ordering {
+    crate::http::keyset::Ordering::newest_first("agents.owned", "created_at", "id")
+}
+
+/// One page of a user's agents, newest first (the dashboard's list; `agents_by_owner_recent`
+/// serves it from the cursor on), and the next page's cursor.
+pub async fn list_owned_page(
+    db: &Db,
+    owner_id: &str,
+    page: &crate::http::keyset::Page,
+) -> sqlx::Result<(Vec<AgentRow>, Option<String>)> {
+    let mut q = SqlBuilder::default();
+    q.push(
+        &format!("SELECT {AGENT_COLUMNS} FROM agents WHERE owner_id = ? AND status <> 'deleted'"),
+        [Arg::Text(owner_id.to_string())],
+    );
+    let order = owned_order();
+    order.finish(&mut q, page);
+    let mut rows: Vec<AgentRow> = q.query_as().fetch_all(db.pool()).await?;
+    let next = order.next_cursor(page, &mut rows, |a| crate::http::keyset::newest_key(a.created_at, &a.id));
+    Ok((rows, next))
 }
 
 pub async fn list_owned(db: &Db, owner_id: &str) -> sqlx::Result<Vec<AgentRow>> {

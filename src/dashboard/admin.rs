@@ -53,9 +53,11 @@ async fn render_page(state: &AppState, b: &Browser, error: Option<&ApiError>) ->
 /// The page, with the users list at `pager`'s page.
 async fn render_page_at(state: &AppState, b: &Browser, mut pager: super::Pager, error: Option<&ApiError>) -> Response {
     let db = &state.db;
+    let users_page = pager.spec(&users::order());
     let loaded = async {
         let report = audit::last(db).await?;
-        let open = disputes::list(db, &mut Actor::Admin, Some("open"), 100, 0)
+        let first = crate::http::keyset::Page { limit: 100, after: None, offset: 0 };
+        let (open, _) = disputes::list(db, &mut Actor::Admin, Some("open"), &first)
             .await
             .map_err(|e| anyhow::anyhow!(message_of(&e)))?;
         anyhow::Ok((
@@ -63,7 +65,7 @@ async fn render_page_at(state: &AppState, b: &Browser, mut pager: super::Pager, 
             open,
             deposits::list_pending(db, 100).await?,
             withdrawals::list_pending(db, 100).await?,
-            users::list(db, super::PER_PAGE + 1, pager.offset()).await?,
+            users::list(db, &users_page).await?,
             super::charts::platform(state).await?,
         ))
     }
@@ -72,9 +74,8 @@ async fn render_page_at(state: &AppState, b: &Browser, mut pager: super::Pager, 
         Ok(x) => x,
         Err(e) => return internal(e),
     };
-    let mut all_users = all_users;
-    pager.has_next = all_users.len() as i64 > super::PER_PAGE;
-    all_users.truncate(super::PER_PAGE as usize);
+    let (all_users, next) = all_users;
+    pager.next = next;
     let page = AdminPage {
         now: state.now(),
         fees_chart,

@@ -186,8 +186,12 @@ async fn keys_page_at(
     error: Option<&ApiError>,
 ) -> Response {
     let _ = state.flush_key_uses().await; // a failed write shows an older time, no more
-    let keys = match api_keys::list(&state.db, &b.user.id).await {
-        Ok(k) => pager.slice(k),
+    let spec = pager.spec(&api_keys::order());
+    let keys = match api_keys::list_page(&state.db, &b.user.id, &spec).await {
+        Ok((k, next)) => {
+            pager.next = next;
+            k
+        }
         Err(e) => return internal(e),
     };
     let now = state.now();

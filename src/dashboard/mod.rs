@@ -129,36 +129,46 @@ async fn stylesheet() -> Response {
         .into_response()
 }
 
-/// Page links under a list (`?page=N`, 20 rows a page).
+/// Page links under a list, 20 rows a page. Pages follow keyset cursors (`?after=…`), so a deep
+/// page costs what the first does and rows added meanwhile neither repeat nor vanish; `page=N`
+/// alone (an old link) still works through a bounded offset.
 pub struct Pager {
+    /// The page's number, for display.
     pub page: i64,
-    pub has_prev: bool,
-    pub has_next: bool,
-    /// The list's URL up to and including `?` or `&`, ready for `page=`.
+    /// The cursor this page starts after; None on the first page.
+    pub after: Option<String>,
+    /// The next page's cursor, once the page is read.
+    pub next: Option<String>,
+    /// The list's URL up to and including `?` or `&`, ready for `after=`.
     pub base: String,
 }
 
 pub const PER_PAGE: i64 = 20;
 
 impl Pager {
-    /// Reads `page` (1-based) from the query.
+    /// Reads `after` and `page` (1-based) from the query.
     pub fn from_query(q: &std::collections::HashMap<String, String>, base: String) -> Pager {
         // Out of range (or not a number): the first page.
         let page =
             crate::http::pagination::page_offset(q.get("page").map(String::as_str), PER_PAGE).map_or(1, |(p, _)| p);
-        Pager { page, has_prev: page > 1, has_next: false, base }
+        let after = q.get("after").filter(|a| !a.is_empty()).cloned();
+        Pager { page, after, next: None, base }
     }
-    pub fn offset(&self) -> i64 {
-        (self.page - 1) * PER_PAGE
+
+    /// The page to read in `order`; a cursor that does not decode (an edited link) reads the
+    /// first page.
+    pub fn spec(&mut self, order: &crate::http::keyset::Ordering) -> crate::http::keyset::Page {
+        let offset = if self.after.is_some() { None } else { Some(((self.page - 1) * PER_PAGE).to_string()) };
+        let limit = PER_PAGE.to_string();
+        order.page(Some(&limit), self.after.as_deref(), offset.as_deref()).unwrap_or_else(|_| {
+            self.after = None;
+            self.page = 1;
+            crate::http::keyset::Page { limit: PER_PAGE, after: None, offset: 0 }
+        })
     }
-    /// Takes this page out of a whole list, noting whether more follow.
-    pub fn slice<T>(&mut self, all: Vec<T>) -> Vec<T> {
-        let total = all.len() as i64;
-        self.has_next = total > self.offset() + PER_PAGE;
-        all.into_iter().skip(self.offset() as usize).take(PER_PAGE as usize).collect()
-    }
-    pub fn set_total(&mut self, total: i64) {
-        self.has_next = total > self.offset() + PER_PAGE;
+
+    pub fn has_prev(&self) -> bool {
+        self.page > 1 || self.after.is_some()
     }
 }
 

@@ -58,9 +58,10 @@ pub async fn tasks(State(state): State<AppState>, headers: HeaderMap, Query(q): 
         agent_id: None,
     };
     let mut pager = super::Pager::from_query(&q, format!("/dashboard/tasks?status={status}&"));
-    let rows = match store::list(&state.db, &filter, super::PER_PAGE, pager.offset()).await {
-        Ok((rows, total)) => {
-            pager.set_total(total);
+    let spec = pager.spec(&store::list_order("tasks"));
+    let rows = match store::list(&state.db, &filter, &spec).await {
+        Ok((rows, meta)) => {
+            pager.next = meta.cursor;
             rows
         }
         Err(e) => return internal(e),
@@ -150,12 +151,12 @@ async fn wallet_page_at(
             total: usd(bal.total()),
         });
     }
-    let page = crate::http::pagination::PageRequest { limit: super::PER_PAGE, offset: pager.offset() };
-    let (items, total) = match ledger::statement::list(&state.db, &principals[0].0, None, &page).await {
+    let spec = pager.spec(&ledger::statement::order());
+    let (items, meta) = match ledger::statement::list(&state.db, &principals[0].0, None, &spec).await {
         Ok(x) => x,
         Err(e) => return internal(e),
     };
-    pager.set_total(total);
+    pager.next = meta.cursor;
     let transactions = items
         .into_iter()
         .map(|t| TxLine {

@@ -214,10 +214,10 @@ async fn agents_page_with(
 ) -> Response {
     let mut pager = super::Pager::from_query(form, "/dashboard/agents?".into());
     // One page and one row more (is there a next page?), not the whole list.
-    let rows = match agents::store::list_owned_page(&state.db, &b.user.id, super::PER_PAGE + 1, pager.offset()).await {
-        Ok(mut r) => {
-            pager.has_next = r.len() as i64 > super::PER_PAGE;
-            r.truncate(super::PER_PAGE as usize);
+    let spec = pager.spec(&agents::store::owned_order());
+    let rows = match agents::store::list_owned_page(&state.db, &b.user.id, &spec).await {
+        Ok((r, next)) => {
+            pager.next = next;
             r
         }
         Err(e) => return internal(e),

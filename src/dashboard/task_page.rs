@@ -61,6 +61,13 @@ pub struct QuestionLine {
     at: String,
 }
 
+/// One piece of the agent's streamed output (shown as text, escaped).
+pub struct ChunkLine {
+    seq: i64,
+    kind: String,
+    content: String,
+}
+
 /// Everything the live part of the page shows.
 pub struct LiveView {
     csrf: String,
@@ -70,6 +77,8 @@ pub struct LiveView {
     t: TaskView,
     is_client: bool,
     questions: Vec<QuestionLine>,
+    /// The agent's streamed partial output, oldest first (the latest `tasks::stream::IN_VIEW`).
+    chunks: Vec<ChunkLine>,
     artifacts: Vec<ArtifactView>,
     events: Vec<(String, String)>,
     messages: Vec<MessageLine>,
@@ -126,8 +135,9 @@ async fn live_view(state: &AppState, b: &Browser, id: &str) -> Result<LiveView, 
         .into_iter()
         .map(|e| (e.timestamp, e.event_type.replace('_', " ")))
         .collect();
-    let (messages, questions) = if task.kind == "hiring" {
+    let (messages, questions, chunks) = if task.kind == "hiring" {
         let h = hirings::view(&state.db, &task).await.map_err(|e| internal(message_of(&e)))?;
+        let chunks = h.stream.into_iter().map(|c| ChunkLine { seq: c.seq, kind: c.kind, content: c.content }).collect();
         let questions = h
             .open_questions
             .into_iter()
@@ -145,7 +155,7 @@ async fn live_view(state: &AppState, b: &Browser, id: &str) -> Result<LiveView, 
                 kind: m.kind,
             })
             .collect();
-        (messages, questions)
+        (messages, questions, chunks)
     } else {
         let messages = store::messages(&state.db, &task.id)
             .await
@@ -158,7 +168,7 @@ async fn live_view(state: &AppState, b: &Browser, id: &str) -> Result<LiveView, 
                 kind: m.message_type,
             })
             .collect();
-        (messages, Vec::new())
+        (messages, Vec::new(), Vec::new())
     };
     let artifacts = artifact_view::of_task(state, &caller, &task.id).await?;
     let dispute = tasks::disputes::get(&state.db, &mut actor, &task.id).await.ok();
@@ -191,6 +201,7 @@ async fn live_view(state: &AppState, b: &Browser, id: &str) -> Result<LiveView, 
         is_client: actor.is_client(&task),
         t,
         questions,
+        chunks,
         artifacts,
         events,
         messages,

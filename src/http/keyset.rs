@@ -12,8 +12,10 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::Value;
 use sha2::Digest;
 
-use crate::db::{Arg, SqlBuilder};
-use crate::error::FieldError;
+use super::envelope::Pagination;
+use super::pagination;
+use crate::db::{Arg, Db, SqlBuilder};
+use crate::error::{ApiError, ApiResult, FieldError};
 
 /// One component of a sort key.
 #[derive(Debug, Clone, PartialEq)]
@@ -157,6 +159,105 @@ pub fn push_after(q: &mut SqlBuilder, keys: &[SortKey], after: &[KeyValue]) {
         q.push(&format!("{} {} ?)", keys[i].expr, beyond(keys[i].dir)), [after[i].arg()]);
     }
     q.push(")", []);
+}
+
+/// Where a page starts: after a cursor's key, or (no cursor) after `offset` rows — which costs
+/// what it skips, so it is bounded (`pagination::MAX_OFFSET`) and kept for the clients that send it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page {
+    pub limit: i64,
+    pub after: Option<Vec<KeyValue>>,
+    pub offset: i64,
+}
+
+/// A list's ordering: the scope its cursors carry and its sort keys (ending with a unique column).
+#[derive(Debug, Clone)]
+pub struct Ordering {
+    pub scope: &'static str,
+    pub keys: Vec<SortKey>,
+}
+
+/// Counts stop here: past it `total_count` is this number with `total_is_estimate` set, so a
+/// count never reads more than a page's worth of index entries times fifty.
+pub const COUNT_CAP: i64 = 1000;
+
+impl Ordering {
+    /// Newest first by `<prefix>created_at`, ties by `<prefix>id` — the order of every list of
+    /// records (tasks, hirings, transactions, keys, users, agents).
+    pub fn newest_first(scope: &'static str, time_column: &str, id_column: &str) -> Ordering {
+        Ordering { scope, keys: vec![key(time_column, Dir::Desc, KeyKind::Int), key(id_column, Dir::Desc, KeyKind::Text)] }
+    }
+
+    /// Parses `limit`, `cursor` and `offset` (ignored with a cursor); every bad one is named in
+    /// one 422.
+    pub fn page(&self, limit: Option<&str>, cursor: Option<&str>, offset: Option<&str>) -> ApiResult<Page> {
+        let mut errors = Vec::new();
+        let limit = pagination::parse_limit(limit).unwrap_or_else(|e| {
+            errors.push(e);
+            pagination::DEFAULT_LIMIT
+        });
+        let after = cursor.and_then(|c| match Cursor::decode(c, self.scope, &self.keys) {
+            Ok(c) => Some(c.key),
+            Err(e) => {
+                errors.push(e);
+                None
+            }
+        });
+        let offset = match (cursor, offset) {
+            (None, Some(o)) => pagination::parse_offset(o).unwrap_or_else(|e| {
+                errors.push(e);
+                0
+            }),
+            _ => 0,
+        };
+        if errors.is_empty() { Ok(Page { limit, after, offset }) } else { Err(ApiError::validation(errors)) }
+    }
+
+    /// Appends the cursor's condition, the ordering and `LIMIT limit + 1` (the extra row says
+    /// whether more follow) to a `SELECT … WHERE …`.
+    pub fn finish(&self, q: &mut SqlBuilder, page: &Page) {
+        if let Some(after) = &page.after {
+            push_after(q, &self.keys, after);
+        }
+        q.sql.push_str(&order_by(&self.keys));
+        q.push(" LIMIT ? OFFSET ?", [Arg::Int(page.limit + 1), Arg::Int(if page.after.is_some() { 0 } else { page.offset })]);
+    }
+
+    /// Drops the extra row `finish` asked for and returns the cursor after the page's last row
+    /// when more follow.
+    pub fn next_cursor<T>(&self, page: &Page, rows: &mut Vec<T>, key_of: impl Fn(&T) -> Vec<KeyValue>) -> Option<String> {
+        if rows.len() as i64 <= page.limit {
+            return None;
+        }
+        rows.truncate(page.limit as usize);
+        rows.last().map(|r| Cursor::new(self.scope, key_of(r)).encode())
+    }
+
+    /// The `meta.pagination` block for a fetched page (see `next_cursor`).
+    pub fn pagination<T>(
+        &self,
+        page: &Page,
+        rows: &mut Vec<T>,
+        key_of: impl Fn(&T) -> Vec<KeyValue>,
+        (total_count, total_is_estimate): (i64, bool),
+    ) -> Pagination {
+        let cursor = self.next_cursor(page, rows, key_of);
+        Pagination { total_count, has_more: cursor.is_some(), cursor, total_is_estimate }
+    }
+}
+
+/// The key of a row in `newest_first` order.
+pub fn newest_key(created_at: i64, id: &str) -> Vec<KeyValue> {
+    vec![KeyValue::Int(created_at), KeyValue::Text(id.to_string())]
+}
+
+/// How many rows ` FROM … WHERE …` selects, exact up to `COUNT_CAP`, else `(COUNT_CAP, true)`:
+/// the count reads at most `COUNT_CAP + 1` index entries, whatever the table holds.
+pub async fn capped_count(db: &Db, from_where: &SqlBuilder) -> sqlx::Result<(i64, bool)> {
+    let mut q = SqlBuilder { sql: format!("SELECT COUNT(*) FROM (SELECT 1 AS one{}", from_where.sql), args: from_where.args.clone() };
+    q.push(" LIMIT ?) x", [Arg::Int(COUNT_CAP + 1)]);
+    let (n,): (i64,) = q.query_as().fetch_one(db.pool()).await?;
+    Ok(if n > COUNT_CAP { (COUNT_CAP, true) } else { (n, false) })
 }
 
 #[cfg(test)]

@@ -14,7 +14,6 @@ use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::http::envelope::Api;
 use crate::http::extract::{ApiQuery, JsonObject};
-use crate::http::pagination::PageRequest;
 use crate::money::{Amount, Settlement};
 use crate::payments::Started;
 use crate::state::AppState;
@@ -67,9 +66,8 @@ pub(crate) async fn transactions(
     {
         return Err(ApiError::field("type", &format!("must be one of {}", statement::TYPES.join(", "))));
     }
-    let page = PageRequest::parse(q.limit.as_deref(), q.cursor.as_deref(), q.offset.as_deref())?;
-    let (items, total) = statement::list(&state.db, &principal_of(&caller)?, q.kind.as_deref(), &page).await?;
-    let meta = page.meta(items.len(), total);
+    let page = statement::order().page(q.limit.as_deref(), q.cursor.as_deref(), q.offset.as_deref())?;
+    let (items, meta) = statement::list(&state.db, &principal_of(&caller)?, q.kind.as_deref(), &page).await?;
     Ok(Api::page(items, meta))
 }
 

@@ -7,6 +7,8 @@ use utoipa::{IntoParams, ToSchema};
 use super::Principal;
 use crate::clock::rfc3339;
 use crate::db::{Arg, Col, Db, Engine, Rows, SqlBuilder, Tx};
+use crate::http::envelope::Pagination;
+use crate::http::keyset::{self, Ordering, Page};
 use crate::money::Amount;
 
 pub const TYPES: &[&str] = &[
@@ -159,28 +161,33 @@ struct Row {
     created_at: i64,
 }
 
+/// The order of a statement: newest first.
+pub fn order() -> Ordering {
+    Ordering::newest_first("transactions", "created_at", "id")
+}
+
+/// One page of a principal's statement (`wallet_transactions_by_principal` ends with
+/// `(created_at, id)`, so a page reads from the cursor on), with its pagination block.
 pub async fn list(
     db: &Db,
     principal: &Principal,
     kind: Option<&str>,
-    page: &crate::http::pagination::PageRequest,
-) -> sqlx::Result<(Vec<Transaction>, i64)> {
-    let filter = " FROM wallet_transactions WHERE principal = $1 AND ($2 = '' OR type = $2)";
-    let kind = kind.unwrap_or("");
-    let (total,): (i64,) = sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT COUNT(*){filter}")))
-        .bind(principal.key())
-        .bind(kind)
-        .fetch_one(db.pool())
-        .await?;
-    let rows: Vec<Row> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT id, type, amount, status, task_id, description, created_at{filter} ORDER BY created_at DESC, id DESC LIMIT $3 OFFSET $4"
-    )))
-    .bind(principal.key())
-    .bind(kind)
-    .bind(page.limit)
-    .bind(page.offset)
-    .fetch_all(db.pool())
-    .await?;
+    page: &Page,
+) -> sqlx::Result<(Vec<Transaction>, Pagination)> {
+    let mut q = SqlBuilder::default();
+    q.push(" FROM wallet_transactions WHERE principal = ?", [Arg::Text(principal.key())]);
+    if let Some(kind) = kind {
+        q.push(" AND type = ?", [Arg::Text(kind.to_string())]);
+    }
+    let count = keyset::capped_count(db, &q).await?;
+    let mut select = SqlBuilder {
+        sql: format!("SELECT id, type, amount, status, task_id, description, created_at{}", q.sql),
+        args: q.args,
+    };
+    let order = order();
+    order.finish(&mut select, page);
+    let mut rows: Vec<Row> = select.query_as().fetch_all(db.pool()).await?;
+    let pagination = order.pagination(page, &mut rows, |r| keyset::newest_key(r.created_at, &r.id), count);
     let items = rows
         .into_iter()
         .map(|r| Transaction {
@@ -194,5 +201,5 @@ pub async fn list(
             created_at: rfc3339(r.created_at),
         })
         .collect();
-    Ok((items, total))
+    Ok((items, pagination))
 }

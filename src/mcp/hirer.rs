@@ -239,6 +239,7 @@ impl Hirer {
                 status: a.status,
                 limit: a.limit.map(|l| l.to_string()),
                 page: a.page.map(|p| p.to_string()),
+                cursor: None,
             };
             hirings::list_page(&state, &caller, &query).await
         })

@@ -9,7 +9,6 @@ use crate::auth::Caller;
 use crate::error::ApiResult;
 use crate::http::envelope::Api;
 use crate::http::extract::{ApiQuery, JsonObject};
-use crate::http::pagination::PageRequest;
 use crate::state::AppState;
 use crate::text::Text;
 
@@ -49,8 +48,9 @@ pub(crate) async fn list(
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> ApiResult<Api<Vec<Dispute>>> {
     let mut actor = super::actor(&caller);
-    let page = PageRequest::parse(q.limit.as_deref(), q.cursor.as_deref(), q.offset.as_deref())?;
-    Ok(Api::ok(disputes::list(&state.db, &mut actor, q.status.as_deref(), page.limit, page.offset).await?))
+    let page = disputes::order().page(q.limit.as_deref(), q.cursor.as_deref(), q.offset.as_deref())?;
+    let (items, meta) = disputes::list(&state.db, &mut actor, q.status.as_deref(), &page).await?;
+    Ok(Api::page(items, meta))
 }
 
 /// One dispute with its evidence (by dispute id or task id).

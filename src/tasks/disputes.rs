@@ -11,6 +11,8 @@ use super::store;
 use crate::clock::{rfc3339, rfc3339_opt};
 use crate::db::{Arg, Db, Tx};
 use crate::error::{ApiError, ApiResult};
+use crate::http::envelope::Pagination;
+use crate::http::keyset::{self, Ordering, Page};
 use crate::text::{Line, Text};
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -195,20 +197,21 @@ pub async fn add_evidence(
     get(db, actor, &row.id).await
 }
 
-/// Disputes on tasks the actor takes part in (all of them for administrators), newest first.
-/// One query for the page (who takes part is decided in SQL, as `Actor::is_participant` does)
-/// and one for the page's evidence.
+/// The order of the disputes list: newest first.
+pub fn order() -> Ordering {
+    Ordering::newest_first("disputes", "d.opened_at", "d.id")
+}
+
+/// Disputes on tasks the actor takes part in (all of them for administrators), newest first,
+/// with the pagination block. One query for the page (who takes part is decided in SQL, as
+/// `Actor::is_participant` does), one capped count and one query for the page's evidence.
 pub async fn list(
     db: &Db,
     actor: &mut Actor,
     status: Option<&str>,
-    limit: i64,
-    offset: i64,
-) -> ApiResult<Vec<Dispute>> {
-    let mut q = crate::db::SqlBuilder::new(&format!(
-        "SELECT {} FROM disputes d JOIN tasks t ON t.id = d.task_id WHERE 1 = 1",
-        COLUMNS.split(", ").map(|c| format!("d.{c}")).collect::<Vec<_>>().join(", ")
-    ));
+    page: &Page,
+) -> ApiResult<(Vec<Dispute>, Pagination)> {
+    let mut q = crate::db::SqlBuilder::new(" FROM disputes d JOIN tasks t ON t.id = d.task_id WHERE 1 = 1");
     if let Some(status) = status {
         q.push(" AND d.status = ?", [Arg::Text(status.to_string())]);
     }
@@ -234,10 +237,17 @@ pub async fn list(
         }
         q.push(")", []);
     }
-    q.push(" ORDER BY d.opened_at DESC, d.id DESC LIMIT ? OFFSET ?", [Arg::Int(limit), Arg::Int(offset)]);
-    let rows: Vec<Row> = q.query_as().fetch_all(db.pool()).await?;
+    let count = keyset::capped_count(db, &q).await?;
+    let mut select = crate::db::SqlBuilder {
+        sql: format!("SELECT {}{}", COLUMNS.split(", ").map(|c| format!("d.{c}")).collect::<Vec<_>>().join(", "), q.sql),
+        args: q.args,
+    };
+    let order = order();
+    order.finish(&mut select, page);
+    let mut rows: Vec<Row> = select.query_as().fetch_all(db.pool()).await?;
+    let pagination = order.pagination(page, &mut rows, |r| keyset::newest_key(r.opened_at, &r.id), count);
     if rows.is_empty() {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), pagination));
     }
     let mut e = crate::db::SqlBuilder::new(
         "SELECT dispute_id, id, party, author_id, content, created_at FROM dispute_evidence WHERE dispute_id IN (",
@@ -247,7 +257,7 @@ pub async fn list(
     }
     e.push(") ORDER BY created_at, id", []);
     let evidence: Vec<EvidenceRow> = e.query_as().fetch_all(db.pool()).await?;
-    Ok(rows
+    let disputes = rows
         .into_iter()
         .map(|r| {
             let mine = evidence
@@ -259,7 +269,8 @@ pub async fn list(
                 .collect();
             dispute_of(r, mine)
         })
-        .collect())
+        .collect();
+    Ok((disputes, pagination))
 }
 
 /// The disputes of these tasks as `(task id, dispute id, open)`, read inside the engine's batch.

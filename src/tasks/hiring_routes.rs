@@ -81,8 +81,10 @@ pub(crate) async fn hire_with(
 pub struct ListQuery {
     pub status: Option<String>,
     pub limit: Option<String>,
-    /// 1-based.
+    /// 1-based; ignored when a cursor is given.
     pub page: Option<String>,
+    /// Opaque keyset cursor from `next_cursor`: stable while hirings are added.
+    pub cursor: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -92,6 +94,10 @@ pub struct HiringPage {
     page: i64,
     per_page: i64,
     total_pages: i64,
+    /// True when `total` stopped counting (see API.md on lists).
+    total_is_estimate: bool,
+    /// The cursor of the next page; null on the last page.
+    next_cursor: Option<String>,
 }
 
 /// The caller's hirings (`{hirings, total, page, per_page, total_pages}`, as the clients expect).
@@ -108,8 +114,14 @@ pub(crate) async fn list(
 pub(crate) async fn list_page(state: &AppState, caller: &Caller, q: &ListQuery) -> ApiResult<HiringPage> {
     let per_page =
         crate::http::pagination::parse_limit(q.limit.as_deref()).map_err(|e| ApiError::validation(vec![e]))?;
-    let (page, offset) =
-        crate::http::pagination::page_offset(q.page.as_deref(), per_page).map_err(|e| ApiError::validation(vec![e]))?;
+    let (page, offset) = match q.cursor {
+        Some(_) => (1, 0),
+        None => crate::http::pagination::page_offset(q.page.as_deref(), per_page)
+            .map_err(|e| ApiError::validation(vec![e]))?,
+    };
+    let order = store::list_order("hirings");
+    let mut spec = order.page(q.limit.as_deref(), q.cursor.as_deref(), None)?;
+    spec.offset = offset;
     let status = match q.status.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
         None => None,
         Some(s) => Some(HiringStatus::parse(s).ok_or_else(|| {
@@ -117,12 +129,21 @@ pub(crate) async fn list_page(state: &AppState, caller: &Caller, q: &ListQuery) 
         })?),
     };
     let client = principal_of(caller)?.key();
-    let (rows, total) = store::list_hirings(&state.db, &client, status, per_page, offset).await?;
+    let (rows, meta) = store::list_hirings(&state.db, &client, status, &spec).await?;
+    let total = meta.total_count;
     let mut hirings = Vec::with_capacity(rows.len());
     for t in &rows {
         hirings.push(hiring_view(state, t).await?);
     }
-    Ok(HiringPage { hirings, total, page, per_page, total_pages: (total + per_page - 1) / per_page })
+    Ok(HiringPage {
+        hirings,
+        total,
+        page,
+        per_page,
+        total_pages: (total + per_page - 1) / per_page,
+        total_is_estimate: meta.total_is_estimate,
+        next_cursor: meta.cursor,
+    })
 }
 
 /// Agent side: hirings waiting for the calling agent.

@@ -12,7 +12,6 @@ use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::http::envelope::Api;
 use crate::http::extract::{ApiQuery, JsonObject};
-use crate::http::pagination::PageRequest;
 use crate::state::AppState;
 use crate::text::{Line, Text};
 
@@ -59,7 +58,7 @@ pub(crate) async fn list(
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> ApiResult<Api<Vec<Task>>> {
     reader(&caller)?;
-    let page = PageRequest::parse(q.limit.as_deref(), q.cursor.as_deref(), q.offset.as_deref())?;
+    let page = store::list_order("tasks").page(q.limit.as_deref(), q.cursor.as_deref(), q.offset.as_deref())?;
     let role = q.role.as_deref();
     if role.is_some_and(|r| r != "client" && r != "provider") {
         return Err(ApiError::field("role", "must be client or provider"));
@@ -77,8 +76,7 @@ pub(crate) async fn list(
         status: q.status.as_deref(),
         agent_id: q.agent_id.as_deref(),
     };
-    let (rows, total) = store::list(&state.db, &filter, page.limit, page.offset).await?;
-    let meta = page.meta(rows.len(), total);
+    let (rows, meta) = store::list(&state.db, &filter, &page).await?;
     Ok(Api::page(rows.iter().map(|t| t.to_task()).collect(), meta))
 }
 

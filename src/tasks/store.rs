@@ -7,6 +7,8 @@ use utoipa::ToSchema;
 use super::model::{HiringStatus, TASK_COLUMNS, TaskRow};
 use crate::clock::rfc3339;
 use crate::db::{Arg, Col, Db, Engine, Rows, SqlBuilder, Tx};
+use crate::http::envelope::Pagination;
+use crate::http::keyset::{self, Ordering, Page};
 
 /// The database refuses a task state the engine does not know (`Status`, `PaymentStatus`).
 pub async fn ensure_states(db: &Db) -> anyhow::Result<()> {
@@ -233,18 +235,25 @@ pub struct ListFilter<'a> {
     pub agent_id: Option<&'a str>,
 }
 
-pub async fn list(db: &Db, f: &ListFilter<'_>, limit: i64, offset: i64) -> sqlx::Result<(Vec<TaskRow>, i64)> {
+/// The order of `GET /tasks` and `GET /hirings`: newest first.
+pub fn list_order(scope: &'static str) -> Ordering {
+    Ordering::newest_first(scope, "created_at", "id")
+}
+
+/// One page of `GET /tasks` and its capped count. Each party condition has an index leading
+/// with its column and ending `(created_at, id)`, so a page reads the caller's rows from the
+/// cursor on, whatever the table holds.
+pub async fn list(db: &Db, f: &ListFilter<'_>, page: &Page) -> sqlx::Result<(Vec<TaskRow>, Pagination)> {
+    let engine = db.engine();
     let mut q = SqlBuilder::new(" FROM tasks WHERE (1 = 0");
     if !f.client_agents.is_empty() {
-        let marks = vec!["?"; f.client_agents.len()].join(", ");
-        q.push(&format!(" OR client_agent_id IN ({marks})"), f.client_agents.iter().cloned().map(Arg::Text));
+        q.push(" OR ", []).push_in(engine, "client_agent_id", &f.client_agents);
     }
     if let Some(user) = f.client_user {
         q.push(" OR (client_user_id = ? AND client_agent_id IS NULL)", [Arg::Text(user.to_string())]);
     }
     if !f.provider_agents.is_empty() {
-        let marks = vec!["?"; f.provider_agents.len()].join(", ");
-        q.push(&format!(" OR provider_agent_id IN ({marks})"), f.provider_agents.iter().cloned().map(Arg::Text));
+        q.push(" OR ", []).push_in(engine, "provider_agent_id", &f.provider_agents);
     }
     q.push(")", []);
     if let Some(status) = f.status {
@@ -256,11 +265,17 @@ pub async fn list(db: &Db, f: &ListFilter<'_>, limit: i64, offset: i64) -> sqlx:
             [Arg::Text(agent.to_string()), Arg::Text(agent.to_string())],
         );
     }
-    let count = SqlBuilder { sql: format!("SELECT COUNT(*){}", q.sql), args: q.args.clone() };
-    let (total,): (i64,) = count.query_as().fetch_one(db.pool()).await?;
-    let mut select = SqlBuilder { sql: format!("SELECT {TASK_COLUMNS}{}", q.sql), args: q.args };
-    select.push(" ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?", [Arg::Int(limit), Arg::Int(offset)]);
-    Ok((select.query_as().fetch_all(db.pool()).await?, total))
+    page_of(db, q, &list_order("tasks"), page).await
+}
+
+/// Selects a page of tasks from ` FROM tasks WHERE …` in `order`, with its pagination block.
+async fn page_of(db: &Db, from_where: SqlBuilder, order: &Ordering, page: &Page) -> sqlx::Result<(Vec<TaskRow>, Pagination)> {
+    let count = keyset::capped_count(db, &from_where).await?;
+    let mut select = SqlBuilder { sql: format!("SELECT {TASK_COLUMNS}{}", from_where.sql), args: from_where.args };
+    order.finish(&mut select, page);
+    let mut rows: Vec<TaskRow> = select.query_as().fetch_all(db.pool()).await?;
+    let pagination = order.pagination(page, &mut rows, |t| keyset::newest_key(t.created_at, &t.id), count);
+    Ok((rows, pagination))
 }
 
 /// Tasks the sweeper should release (review window over) or expire (deadline passed).
@@ -372,20 +387,14 @@ pub async fn list_hirings(
     db: &Db,
     client: &str,
     status: Option<HiringStatus>,
-    limit: i64,
-    offset: i64,
-) -> sqlx::Result<(Vec<TaskRow>, i64)> {
+    page: &Page,
+) -> sqlx::Result<(Vec<TaskRow>, Pagination)> {
     let mut q = SqlBuilder::new(" FROM tasks WHERE kind = 'hiring'");
     q.push(" AND client_principal = ?", [Arg::Text(client.to_string())]);
-    let condition = status.map(HiringStatus::sql_condition);
-    if let Some(c) = condition {
+    if let Some(c) = status.map(HiringStatus::sql_condition) {
         q.push(&format!(" AND {c}"), []);
     }
-    let count = SqlBuilder { sql: format!("SELECT COUNT(*){}", q.sql), args: q.args.clone() };
-    let (total,): (i64,) = count.query_as().fetch_one(db.pool()).await?;
-    let mut select = SqlBuilder { sql: format!("SELECT {TASK_COLUMNS}{}", q.sql), args: q.args };
-    select.push(" ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?", [Arg::Int(limit), Arg::Int(offset)]);
-    Ok((select.query_as().fetch_all(db.pool()).await?, total))
+    page_of(db, q, &list_order("hirings"), page).await
 }
 
 /// Hirings waiting for an agent: queued or running, oldest first.

@@ -475,6 +475,13 @@ async fn withdrawals_from_the_wallet_page_hold_at_once(app: TestApp) {
     assert!(page.contains("15.00"), "the amount left available at once");
 }
 
+/// The "Older →" link of a dashboard list page.
+fn older_link(page: &str) -> String {
+    let end = page.find("\">Older →").expect("an Older link");
+    let start = page[..end].rfind("href=\"").expect("its href") + 6;
+    page[start..end].replace("&amp;", "&")
+}
+
 both_engines!(long_lists_paginate);
 async fn long_lists_paginate(app: TestApp) {
     let b = Browser::new(&app);
@@ -483,11 +490,16 @@ async fn long_lists_paginate(app: TestApp) {
         b.post("/dashboard/wallet/deposit", &[("csrf", &token), ("amount", "1.00"), ("method", "sandbox")]).await;
     }
     let (_, first) = b.get("/dashboard/wallet").await;
-    assert!(first.contains("Older →") && !first.contains("← Newer"));
+    assert!(first.contains("Older →") && !first.contains("← Newest"));
     assert_eq!(first.matches(">deposit<").count(), 20);
-    let (_, second) = b.get("/dashboard/wallet?page=2").await;
-    assert!(second.contains("← Newer") && !second.contains("Older →"));
+    // The next page follows a keyset cursor; an old `page=2` link reaches the same rows.
+    let (_, second) = b.get(&older_link(&first)).await;
+    assert!(second.contains("← Newest") && !second.contains("Older →"));
     assert_eq!(second.matches(">deposit<").count(), 1);
+    let (_, by_number) = b.get("/dashboard/wallet?page=2").await;
+    assert_eq!(by_number.matches(">deposit<").count(), 1);
+    let (_, edited) = b.get("/dashboard/wallet?after=garbage&page=2").await;
+    assert_eq!(edited.matches(">deposit<").count(), 20, "an edited cursor shows the first page");
 }
 
 both_engines!(an_agents_page_edits_it_and_manages_its_keys);
@@ -566,8 +578,8 @@ async fn keys_and_agents_lists_paginate_too(app: TestApp) {
     // 22 keys with the sign-up key: 20 on the first page, 2 on the second.
     let (_, first) = b.get("/dashboard/api-keys").await;
     assert!(first.contains("Older →") && first.contains("key-20") && !first.contains(">default<"));
-    let (_, second) = b.get("/dashboard/api-keys?page=2").await;
-    assert!(second.contains(">default<") && second.contains("← Newer") && !second.contains("key-20"));
+    let (_, second) = b.get(&older_link(&first)).await;
+    assert!(second.contains(">default<") && second.contains("← Newest") && !second.contains("key-20"));
 }
 
 both_engines!(a_login_costs_the_same_for_an_unknown_email_as_for_a_wrong_password, |c: &mut agentmarket::Config| {

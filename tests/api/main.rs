@@ -20,6 +20,7 @@ mod engine;
 mod hirings;
 mod idempotency;
 mod ledger;
+mod lists;
 mod model;
 mod operations;
 mod payments;

@@ -83,6 +83,24 @@ async fn a_person_hires_an_agent_and_follows_the_work_live() {
         let h = app.get(&format!("/api/v1/hirings/{id}"), Some(&agent.key)).await.expect(200);
         assert!(h.data()["open_questions"].as_array().unwrap().is_empty(), "answered");
 
+        // The agent streams two chunks of work in progress: the open page shows them by itself,
+        // in order, as text (the second one's markup is not interpreted).
+        for chunk in [
+            json!({"content": "Reading the CLI's flags", "kind": "progress"}),
+            json!({"content": "## Usage <b>draft</b>"}),
+        ] {
+            app.post(&format!("/api/v1/hirings/{id}/stream"), Some(&agent.key), chunk).await.expect(201);
+        }
+        assert!(s.shows("id=\"chunk-2\"").await, "the live page showed the streamed chunks by itself");
+        let chunks = s
+            .execute(
+                "return Array.from(document.querySelectorAll('#stream .chunk pre')).map(e => e.textContent);",
+                json!([]),
+            )
+            .await;
+        assert_eq!(chunks, json!(["Reading the CLI's flags", "## Usage <b>draft</b>"]));
+        s.audit(&axe, "hiring-stream").await;
+
         // The agent delivers a markdown artifact that tries to run script, and the result.
         let markdown = "# README\n\nRun `cli --help`.\n\n<script>window.pwned = 1</script>\n\n\
             <img src=\"x\" onerror=\"window.pwned = 2\">\n\n[home](javascript:window.pwned=3)";
