@@ -230,37 +230,26 @@ pub async fn create(db: &Db, by: &Caller, spec: &KeySpec, now: i64) -> ApiResult
     Ok(created)
 }
 
-pub async fn list(db: &Db, user_id: &str) -> sqlx::Result<Vec<KeyInfo>> {
-    let rows: Vec<KeyRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {KEY_COLUMNS} FROM user_api_keys WHERE user_id = $1 ORDER BY created_at DESC, id DESC"
-    )))
-    .bind(user_id)
-    .fetch_all(db.pool())
-    .await?;
-    Ok(rows.into_iter().map(KeyRow::info).collect())
-}
-
 /// The order of a user's keys: newest first.
 pub fn order() -> crate::http::keyset::Ordering {
     crate::http::keyset::Ordering::newest_first("keys", "created_at", "id")
 }
 
-/// One page of a user's keys, newest first (the dashboard's list), and the next page's cursor.
+/// One page of a user's keys, newest first (`GET /api-keys` and the dashboard's list).
 pub async fn list_page(
     db: &Db,
     user_id: &str,
     page: &crate::http::keyset::Page,
-) -> sqlx::Result<(Vec<KeyInfo>, Option<String>)> {
+) -> sqlx::Result<(Vec<KeyInfo>, crate::http::envelope::Pagination)> {
     let mut q = crate::db::SqlBuilder::default();
-    q.push(
-        &format!("SELECT {KEY_COLUMNS} FROM user_api_keys WHERE user_id = ?"),
-        [crate::db::Arg::Text(user_id.to_string())],
-    );
+    q.push(" FROM user_api_keys WHERE user_id = ?", [crate::db::Arg::Text(user_id.to_string())]);
+    let count = crate::http::keyset::capped_count(db, &q).await?;
+    let mut select = crate::db::SqlBuilder { sql: format!("SELECT {KEY_COLUMNS}{}", q.sql), args: q.args };
     let order = order();
-    order.finish(&mut q, page);
-    let mut rows: Vec<KeyRow> = q.query_as().fetch_all(db.pool()).await?;
-    let next = order.next_cursor(page, &mut rows, |k| crate::http::keyset::newest_key(k.created_at, &k.id));
-    Ok((rows.into_iter().map(KeyRow::info).collect(), next))
+    order.finish(&mut select, page);
+    let mut rows: Vec<KeyRow> = select.query_as().fetch_all(db.pool()).await?;
+    let pagination = order.pagination(page, &mut rows, |k| crate::http::keyset::newest_key(k.created_at, &k.id), count);
+    Ok((rows.into_iter().map(KeyRow::info).collect(), pagination))
 }
 
 async fn owned_row(tx: &mut Tx, user_id: &str, key_id: &str) -> ApiResult<KeyRow> {

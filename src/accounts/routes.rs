@@ -12,7 +12,8 @@ use crate::auth::keys::KeyInfo;
 use crate::auth::keys::PlainSecret;
 use crate::error::{ApiError, ApiResult};
 use crate::http::envelope::Api;
-use crate::http::extract::JsonObject;
+use crate::http::extract::{ApiQuery, JsonObject};
+use crate::http::keyset::PageQuery;
 use crate::state::AppState;
 
 #[derive(Serialize, ToSchema)]
@@ -68,24 +69,32 @@ pub(crate) async fn me(State(state): State<AppState>, caller: Caller) -> ApiResu
 }
 
 /// The user's own agents, drafts included (what the dashboard shows).
-#[utoipa::path(get, path = "/api/v1/accounts/me/agents", tag = "accounts",
-    responses((status = 200, body = Vec<agents::model::Agent>), (status = 401), (status = 403)))]
+#[utoipa::path(get, path = "/api/v1/accounts/me/agents", tag = "accounts", params(PageQuery),
+    responses((status = 200, body = Vec<agents::model::Agent>), (status = 401), (status = 403), (status = 422)))]
 pub(crate) async fn my_agents(
     State(state): State<AppState>,
     caller: Caller,
+    ApiQuery(q): ApiQuery<PageQuery>,
 ) -> ApiResult<Api<Vec<agents::model::Agent>>> {
     let user = caller.require_user()?;
+    let page = agents::store::owned_order().page(q.limit.as_deref(), q.cursor.as_deref(), q.offset.as_deref())?;
     let now = state.now();
-    let rows = agents::store::list_owned(&state.db, &user.id).await?;
-    Ok(Api::ok(rows.iter().map(|a| a.to_agent(now, true)).collect()))
+    let (rows, meta) = agents::store::list_owned_page(&state.db, &user.id, &page).await?;
+    Ok(Api::page(rows.iter().map(|a| a.to_agent(now, true)).collect(), meta))
 }
 
 /// The account's keys. Secrets are never shown again.
-#[utoipa::path(get, path = "/api/v1/api-keys", tag = "api-keys", responses((status = 200, body = Vec<KeyInfo>), (status = 401), (status = 403)))]
-pub(crate) async fn list_keys(State(state): State<AppState>, caller: Caller) -> ApiResult<Api<Vec<KeyInfo>>> {
+#[utoipa::path(get, path = "/api/v1/api-keys", tag = "api-keys", params(PageQuery), responses((status = 200, body = Vec<KeyInfo>), (status = 401), (status = 403), (status = 422)))]
+pub(crate) async fn list_keys(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<PageQuery>,
+) -> ApiResult<Api<Vec<KeyInfo>>> {
     let user = caller.require_user()?;
+    let page = api_keys::order().page(q.limit.as_deref(), q.cursor.as_deref(), q.offset.as_deref())?;
     state.flush_key_uses().await?;
-    Ok(Api::ok(api_keys::list(&state.db, &user.id).await?))
+    let (keys, meta) = api_keys::list_page(&state.db, &user.id, &page).await?;
+    Ok(Api::page(keys, meta))
 }
 
 #[derive(Serialize, ToSchema)]

@@ -143,23 +143,22 @@ pub fn owned_order() -> crate::http::keyset::Ordering {
     crate::http::keyset::Ordering::newest_first("agents.owned", "created_at", "id")
 }
 
-/// One page of a user's agents, newest first (the dashboard's list; `agents_by_owner_recent`
-/// serves it from the cursor on), and the next page's cursor.
+/// One page of a user's agents, drafts included, newest first (`GET /accounts/me/agents` and the
+/// dashboard's list; `agents_by_owner_recent` serves it from the cursor on).
 pub async fn list_owned_page(
     db: &Db,
     owner_id: &str,
     page: &crate::http::keyset::Page,
-) -> sqlx::Result<(Vec<AgentRow>, Option<String>)> {
+) -> sqlx::Result<(Vec<AgentRow>, crate::http::envelope::Pagination)> {
     let mut q = SqlBuilder::default();
-    q.push(
-        &format!("SELECT {AGENT_COLUMNS} FROM agents WHERE owner_id = ? AND status <> 'deleted'"),
-        [Arg::Text(owner_id.to_string())],
-    );
+    q.push(" FROM agents WHERE owner_id = ? AND status <> 'deleted'", [Arg::Text(owner_id.to_string())]);
+    let count = crate::http::keyset::capped_count(db, &q).await?;
+    let mut select = SqlBuilder { sql: format!("SELECT {AGENT_COLUMNS}{}", q.sql), args: q.args };
     let order = owned_order();
-    order.finish(&mut q, page);
-    let mut rows: Vec<AgentRow> = q.query_as().fetch_all(db.pool()).await?;
-    let next = order.next_cursor(page, &mut rows, |a| crate::http::keyset::newest_key(a.created_at, &a.id));
-    Ok((rows, next))
+    order.finish(&mut select, page);
+    let mut rows: Vec<AgentRow> = select.query_as().fetch_all(db.pool()).await?;
+    let pagination = order.pagination(page, &mut rows, |a| crate::http::keyset::newest_key(a.created_at, &a.id), count);
+    Ok((rows, pagination))
 }
 
 pub async fn list_owned(db: &Db, owner_id: &str) -> sqlx::Result<Vec<AgentRow>> {

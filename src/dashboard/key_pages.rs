@@ -188,8 +188,8 @@ async fn keys_page_at(
     let _ = state.flush_key_uses().await; // a failed write shows an older time, no more
     let spec = pager.spec(&api_keys::order());
     let keys = match api_keys::list_page(&state.db, &b.user.id, &spec).await {
-        Ok((k, next)) => {
-            pager.next = next;
+        Ok((k, meta)) => {
+            pager.next = meta.cursor;
             k
         }
         Err(e) => return internal(e),

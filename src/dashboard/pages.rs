@@ -216,8 +216,8 @@ async fn agents_page_with(
     // One page and one row more (is there a next page?), not the whole list.
     let spec = pager.spec(&agents::store::owned_order());
     let rows = match agents::store::list_owned_page(&state.db, &b.user.id, &spec).await {
-        Ok((r, next)) => {
-            pager.next = next;
+        Ok((r, meta)) => {
+            pager.next = meta.cursor;
             r
         }
         Err(e) => return internal(e),

@@ -161,6 +161,17 @@ pub fn push_after(q: &mut SqlBuilder, keys: &[SortKey], after: &[KeyValue]) {
     q.push(")", []);
 }
 
+/// The query of a list with no filters of its own: `limit`, `cursor`, `offset`.
+#[derive(Debug, Default, serde::Deserialize, utoipa::IntoParams)]
+pub struct PageQuery {
+    /// 1–100, default 20.
+    pub limit: Option<String>,
+    /// Opaque keyset cursor from `meta.pagination.cursor`.
+    pub cursor: Option<String>,
+    /// Rows to skip when no cursor is given (bounded; costs what it skips: prefer the cursor).
+    pub offset: Option<String>,
+}
+
 /// Where a page starts: after a cursor's key, or (no cursor) after `offset` rows — which costs
 /// what it skips, so it is bounded (`pagination::MAX_OFFSET`) and kept for the clients that send it.
 #[derive(Debug, Clone, PartialEq)]

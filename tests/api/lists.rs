@@ -28,12 +28,15 @@ enum List {
     Tasks,
     Transactions,
     Hirings,
+    Keys,
+    OwnedAgents,
 }
 
 struct Fixture {
     key: String,
     provider: crate::support::Agent,
     _callback: Receiver,
+    made: std::sync::atomic::AtomicUsize,
 }
 
 impl Fixture {
@@ -43,7 +46,7 @@ impl Fixture {
         let callback = Receiver::start(None).await;
         let provider =
             app.register_agent(None, "did:l:provider", json!({"metadata": {"callback_url": callback.url}})).await;
-        Fixture { key: user.key, provider, _callback: callback }
+        Fixture { key: user.key, provider, _callback: callback, made: Default::default() }
     }
 
     async fn add(&self, app: &TestApp, list: List) {
@@ -57,6 +60,13 @@ impl Fixture {
                     .await
                     .expect(201);
             }
+            List::Keys => {
+                app.post("/api/v1/api-keys", Some(&self.key), json!({"name": "k"})).await.expect(201);
+            }
+            List::OwnedAgents => {
+                let n = self.made.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                app.register_agent(Some(&self.key), &format!("did:l:owned-{n}"), json!({})).await;
+            }
         }
     }
 
@@ -64,8 +74,13 @@ impl Fixture {
     async fn page(&self, app: &TestApp, list: List, cursor: Option<&str>) -> (Vec<String>, Option<String>) {
         let after = cursor.map(|c| format!("&cursor={c}")).unwrap_or_default();
         match list {
-            List::Tasks | List::Transactions => {
-                let path = if matches!(list, List::Tasks) { "/api/v1/tasks" } else { "/api/v1/ledger/transactions" };
+            List::Tasks | List::Transactions | List::Keys | List::OwnedAgents => {
+                let path = match list {
+                    List::Tasks => "/api/v1/tasks",
+                    List::Transactions => "/api/v1/ledger/transactions",
+                    List::Keys => "/api/v1/api-keys",
+                    _ => "/api/v1/accounts/me/agents",
+                };
                 let r = app.get(&format!("{path}?limit=3{after}"), Some(&self.key)).await.expect(200);
                 (ids_in(r.data()), cursor_of(&r))
             }
@@ -81,7 +96,7 @@ impl Fixture {
 both_engines!(every_list_pages_each_row_once_while_rows_are_inserted);
 async fn every_list_pages_each_row_once_while_rows_are_inserted(app: TestApp) {
     let f = Fixture::new(&app).await;
-    for list in [List::Tasks, List::Transactions, List::Hirings] {
+    for list in [List::Tasks, List::Transactions, List::Hirings, List::Keys, List::OwnedAgents] {
         for i in 0..8 {
             f.add(&app, list).await;
             if i % 3 == 0 {
