@@ -7,7 +7,8 @@
 # with bench/loadgen's discovery-loadgen, printing p50/p99 and requests/s at both sizes and the
 # ratio. Then agent registration throughput (16 connections, fresh database) with this build and
 # with the build of BEFORE_REV (default: the merge base with main; BEFORE_REV=skip to skip).
-# Needs PostgreSQL on 127.0.0.1:5432 (user postgres) and python3.
+# REGISTER_ONLY=1 measures registration alone. Needs PostgreSQL on 127.0.0.1:5432 (user postgres)
+# and python3.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -144,6 +145,7 @@ register_rate() { # binary engine label
 }
 
 for engine in sqlite postgres; do
+    [ -n "${REGISTER_ONLY:-}" ] && break
     for n in 1000 "$AGENTS"; do
         echo "== $engine, $n agents"
         run_shapes "$engine" "$n"
@@ -163,6 +165,7 @@ for engine in sqlite postgres; do
     register_rate "$SERVER" "$engine" after
 done
 
+[ -z "${REGISTER_ONLY:-}" ] && {
 echo
 echo "## Discovery at $AGENTS agents vs 1,000 agents ($CONNS connections, ${SECS}s each; req/s, p50 ms, p99 ms, errors)"
 echo
@@ -176,6 +179,7 @@ for shape in "${SHAPES[@]}"; do
         printf '| %-32s | %-8s | %-33s | %-33s | %-9s |\n' "$label" "$engine" "$(echo $small)" "$(echo $big)" "$ratio"
     done
 done
+}
 echo
 echo "## Registration (16 connections, ${SECS}s, fresh database; req/s, p50 ms, p99 ms, errors)"
 for engine in sqlite postgres; do

@@ -196,7 +196,10 @@ impl Ordering {
     /// Newest first by `<prefix>created_at`, ties by `<prefix>id` — the order of every list of
     /// records (tasks, hirings, transactions, keys, users, agents).
     pub fn newest_first(scope: &'static str, time_column: &str, id_column: &str) -> Ordering {
-        Ordering { scope, keys: vec![key(time_column, Dir::Desc, KeyKind::Int), key(id_column, Dir::Desc, KeyKind::Text)] }
+        Ordering {
+            scope,
+            keys: vec![key(time_column, Dir::Desc, KeyKind::Int), key(id_column, Dir::Desc, KeyKind::Text)],
+        }
     }
 
     /// Parses `limit`, `cursor` and `offset` (ignored with a cursor); every bad one is named in
@@ -231,12 +234,20 @@ impl Ordering {
             push_after(q, &self.keys, after);
         }
         q.sql.push_str(&order_by(&self.keys));
-        q.push(" LIMIT ? OFFSET ?", [Arg::Int(page.limit + 1), Arg::Int(if page.after.is_some() { 0 } else { page.offset })]);
+        q.push(
+            " LIMIT ? OFFSET ?",
+            [Arg::Int(page.limit + 1), Arg::Int(if page.after.is_some() { 0 } else { page.offset })],
+        );
     }
 
     /// Drops the extra row `finish` asked for and returns the cursor after the page's last row
     /// when more follow.
-    pub fn next_cursor<T>(&self, page: &Page, rows: &mut Vec<T>, key_of: impl Fn(&T) -> Vec<KeyValue>) -> Option<String> {
+    pub fn next_cursor<T>(
+        &self,
+        page: &Page,
+        rows: &mut Vec<T>,
+        key_of: impl Fn(&T) -> Vec<KeyValue>,
+    ) -> Option<String> {
         if rows.len() as i64 <= page.limit {
             return None;
         }
@@ -265,7 +276,10 @@ pub fn newest_key(created_at: i64, id: &str) -> Vec<KeyValue> {
 /// How many rows ` FROM … WHERE …` selects, exact up to `COUNT_CAP`, else `(COUNT_CAP, true)`:
 /// the count reads at most `COUNT_CAP + 1` index entries, whatever the table holds.
 pub async fn capped_count(db: &Db, from_where: &SqlBuilder) -> sqlx::Result<(i64, bool)> {
-    let mut q = SqlBuilder { sql: format!("SELECT COUNT(*) FROM (SELECT 1 AS one{}", from_where.sql), args: from_where.args.clone() };
+    let mut q = SqlBuilder {
+        sql: format!("SELECT COUNT(*) FROM (SELECT 1 AS one{}", from_where.sql),
+        args: from_where.args.clone(),
+    };
     q.push(" LIMIT ?) x", [Arg::Int(COUNT_CAP + 1)]);
     let (n,): (i64,) = q.query_as().fetch_one(db.pool()).await?;
     Ok(if n > COUNT_CAP { (COUNT_CAP, true) } else { (n, false) })

@@ -90,7 +90,8 @@ fn unknown(uri: &str) -> ErrorData {
 async fn active(state: &AppState, caller: &Caller) -> ApiResult<Vec<Hiring>> {
     let mut out = Vec::new();
     for status in [HiringStatus::PendingPayment, HiringStatus::Queued, HiringStatus::InProgress] {
-        let query = ListQuery { status: Some(status.as_str().into()), limit: Some("100".into()), page: None, cursor: None };
+        let query =
+            ListQuery { status: Some(status.as_str().into()), limit: Some("100".into()), page: None, cursor: None };
         out.extend(hirings::list_page(state, caller, &query).await?.hirings);
     }
     Ok(out)

@@ -239,7 +239,11 @@ pub async fn list(
     }
     let count = keyset::capped_count(db, &q).await?;
     let mut select = crate::db::SqlBuilder {
-        sql: format!("SELECT {}{}", COLUMNS.split(", ").map(|c| format!("d.{c}")).collect::<Vec<_>>().join(", "), q.sql),
+        sql: format!(
+            "SELECT {}{}",
+            COLUMNS.split(", ").map(|c| format!("d.{c}")).collect::<Vec<_>>().join(", "),
+            q.sql
+        ),
         args: q.args,
     };
     let order = order();

@@ -269,7 +269,12 @@ pub async fn list(db: &Db, f: &ListFilter<'_>, page: &Page) -> sqlx::Result<(Vec
 }
 
 /// Selects a page of tasks from ` FROM tasks WHERE …` in `order`, with its pagination block.
-async fn page_of(db: &Db, from_where: SqlBuilder, order: &Ordering, page: &Page) -> sqlx::Result<(Vec<TaskRow>, Pagination)> {
+async fn page_of(
+    db: &Db,
+    from_where: SqlBuilder,
+    order: &Ordering,
+    page: &Page,
+) -> sqlx::Result<(Vec<TaskRow>, Pagination)> {
     let count = keyset::capped_count(db, &from_where).await?;
     let mut select = SqlBuilder { sql: format!("SELECT {TASK_COLUMNS}{}", from_where.sql), args: from_where.args };
     order.finish(&mut select, page);

@@ -152,10 +152,13 @@ async fn cursors_are_checked_per_list_and_offsets_still_work(app: TestApp) {
         .expect_error(422, "VALIDATION_ERROR");
     assert_eq!(r.error_fields(), ["cursor"], "a cursor of another list is refused");
     for junk in ["x", "AAAA", &tasks_cursor[..tasks_cursor.len() - 1]] {
-        let r = app.get(&format!("/api/v1/tasks?cursor={junk}"), Some(&f.key)).await.expect_error(422, "VALIDATION_ERROR");
+        let r =
+            app.get(&format!("/api/v1/tasks?cursor={junk}"), Some(&f.key)).await.expect_error(422, "VALIDATION_ERROR");
         assert_eq!(r.error_fields(), ["cursor"]);
     }
-    app.get(&format!("/api/v1/hirings?cursor={tasks_cursor}"), Some(&f.key)).await.expect_error(422, "VALIDATION_ERROR");
+    app.get(&format!("/api/v1/hirings?cursor={tasks_cursor}"), Some(&f.key))
+        .await
+        .expect_error(422, "VALIDATION_ERROR");
     app.get("/api/v1/disputes?cursor=abc", Some(&f.key)).await.expect_error(422, "VALIDATION_ERROR");
 
     // `offset` (no cursor) still skips rows, bounded.
