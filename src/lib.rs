@@ -66,6 +66,7 @@ impl App {
         // round trips with the next one's.
         let committers = if db.engine() == db::Engine::Sqlite { 1 } else { config.engine_committers as usize };
         let engine = tasks::engine::Engine::start(db.clone(), clock.clone(), committers);
+        let registrar = agents::Registrar::start(db.clone());
         let ttl = std::time::Duration::from_millis(config.key_cache_ttl_ms);
         let verified_keys = Arc::new(auth::cache::VerifiedKeys::new(ttl));
         let key_uses = Arc::default();
@@ -78,6 +79,7 @@ impl App {
             http,
             secrets,
             engine,
+            registrar,
             verified_keys,
             key_uses,
             rate_leases,

@@ -30,6 +30,8 @@ pub struct Parts {
     pub secrets: Arc<crate::secrets::SecretsKey>,
     /// The task engine: every change to a task or hiring goes through it.
     pub engine: crate::tasks::engine::Engine,
+    /// Agent registrations (committed together on SQLite).
+    pub registrar: crate::agents::Registrar,
     /// Credentials verified in the last moment (`auth::cache`).
     pub verified_keys: Arc<crate::auth::cache::VerifiedKeys>,
     /// Key use waiting to be written in the next batch.

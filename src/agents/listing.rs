@@ -38,6 +38,9 @@ pub async fn sync(tx: &mut Tx, before: Option<&AgentRow>, after: &AgentRow) -> s
     if before.is_some() {
         sqlx::query("DELETE FROM agent_capabilities WHERE agent_id = $1").bind(&after.id).execute(&mut **tx).await?;
     }
+    // The rest writes three different tables, so it may travel as one statement on PostgreSQL
+    // (`db::execute_all`): a registration's listing and counters cost one round trip.
+    let mut writes = Vec::new();
     if let Some(new) = &new
         && !new.capabilities.is_empty()
     {
@@ -60,7 +63,7 @@ pub async fn sync(tx: &mut Tx, before: Option<&AgentRow>, after: &AgentRow) -> s
                 ],
             );
         }
-        q.query().execute(&mut **tx).await?;
+        writes.push(q);
     }
     let shard = shard_of(&after.id);
     // Per capability: (agents, price high part, price low part), old subtracted, new added.
@@ -93,19 +96,19 @@ pub async fn sync(tx: &mut Tx, before: Option<&AgentRow>, after: &AgentRow) -> s
              price_sum_low = capability_summary.price_sum_low + excluded.price_sum_low",
             [],
         );
-        q.query().execute(&mut **tx).await?;
+        writes.push(q);
     }
     let active_delta = i64::from(new.is_some()) - i64::from(old.is_some());
     if active_delta != 0 {
-        sqlx::query(
-            "INSERT INTO active_agent_count (shard, agents) VALUES ($1, $2) \
+        let mut q = SqlBuilder::default();
+        q.push(
+            "INSERT INTO active_agent_count (shard, agents) VALUES (?, ?) \
              ON CONFLICT (shard) DO UPDATE SET agents = active_agent_count.agents + excluded.agents",
-        )
-        .bind(shard)
-        .bind(active_delta)
-        .execute(&mut **tx)
-        .await?;
+            [Arg::Int(shard), Arg::Int(active_delta)],
+        );
+        writes.push(q);
     }
+    crate::db::execute_all(tx, writes).await?;
     Ok(())
 }
 

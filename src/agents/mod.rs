@@ -6,6 +6,7 @@ pub mod discovery;
 pub mod finder;
 pub mod listing;
 pub mod model;
+pub mod registrar;
 pub mod routes;
 pub mod search;
 pub mod store;
@@ -19,6 +20,7 @@ use crate::auth::keys::{KeyInfo, PlainSecret};
 use crate::db::Db;
 use crate::error::{ApiError, ApiResult};
 use model::{AgentFields, AgentRow};
+pub use registrar::{Registrar, Registration};
 
 pub const KEY_WARNING: &str = "Keep your API key secure. It will not be shown again.";
 
@@ -60,7 +62,7 @@ pub struct Registered {
 /// by the calling user. Agent credentials register nothing, and a session token cannot, since the
 /// new agent's key would outlive it. The plan limit applies to owned agents only.
 pub async fn register(
-    db: &Db,
+    registrar: &Registrar,
     by: Option<&Caller>,
     fields: AgentFields,
     max_agents_per_user: Option<i64>,
@@ -76,24 +78,30 @@ pub async fn register(
                 "a session token cannot register agents (their keys would outlive it); use a user API key",
             ));
         }
-        Some(c) => Some(c.require_user()?.id.as_str()),
+        Some(c) => Some(c.require_user()?.id.clone()),
     };
+    let owned = owner_id.is_some();
+    let registered = registrar.register(Registration { owner_id, fields, max_agents_per_user, now }).await?;
+    metrics::counter!("agentmarket_agents_registered_total", "owned" => owned.to_string()).increment(1);
+    Ok(registered)
+}
+
+/// A registration's writes inside `tx` (the registrar owns the transaction).
+async fn register_in(db: &Db, tx: &mut crate::db::Tx, r: Registration) -> ApiResult<Registered> {
     let id = uuid::Uuid::now_v7().to_string();
-    let mut tx = db.begin().await?;
-    if let (Some(owner), Some(max)) = (owner_id, max_agents_per_user) {
-        accounts::users::lock_for_update(db, &mut tx, owner).await?;
-        if store::count_owned(&mut tx, owner).await? >= max {
+    let owner_id = r.owner_id.as_deref();
+    if let (Some(owner), Some(max)) = (owner_id, r.max_agents_per_user) {
+        accounts::users::lock_for_update(db, tx, owner).await?;
+        if store::count_owned(tx, owner).await? >= max {
             return Err(ApiError::plan_limit(max));
         }
     }
-    let inserted = store::insert(&mut tx, store::NewAgentRow { id: &id, owner_id, fields: &fields, now }).await?;
+    let inserted = store::insert(tx, store::NewAgentRow { id: &id, owner_id, fields: &r.fields, now: r.now }).await?;
     let Some(agent) = inserted else {
         return Err(ApiError::conflict("an agent with this DID already exists")
             .with_details([serde_json::json!({"field": "did", "message": "is already registered"})]));
     };
-    let (key, secret) = credentials::insert(&mut tx, &id, "default", now).await?;
-    tx.commit().await?;
-    metrics::counter!("agentmarket_agents_registered_total", "owned" => owner_id.is_some().to_string()).increment(1);
+    let (key, secret) = credentials::insert(tx, &id, "default", r.now).await?;
     Ok(Registered { agent, key, secret })
 }
 

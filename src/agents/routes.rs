@@ -46,7 +46,7 @@ pub(crate) async fn register(
     let fields =
         body.parse::<AgentInput>(Some("agent"))?.validate(true, &state.config).map_err(|e| e.prefix_fields(&prefix))?;
     let limit = state.config.max_agents_per_user;
-    let r = super::register(&state.db, caller.as_ref(), fields, limit, state.now()).await?;
+    let r = super::register(&state.registrar, caller.as_ref(), fields, limit, state.now()).await?;
     Ok(registered(&state, r))
 }
 
@@ -62,7 +62,8 @@ pub(crate) async fn create_owned(
     let prefix = body.wrapper_prefix("agent");
     let fields =
         body.parse::<AgentInput>(Some("agent"))?.validate(true, &state.config).map_err(|e| e.prefix_fields(&prefix))?;
-    let r = super::register(&state.db, Some(&caller), fields, state.config.max_agents_per_user, state.now()).await?;
+    let r =
+        super::register(&state.registrar, Some(&caller), fields, state.config.max_agents_per_user, state.now()).await?;
     Ok(registered(&state, r))
 }
 

@@ -279,8 +279,14 @@ pub async fn register_agent(State(state): State<AppState>, headers: HeaderMap, F
     };
     let registered = match input().and_then(|i| i.validate(true, &state.config)) {
         Ok(fields) => {
-            agents::register(&state.db, Some(&as_caller(&b)), fields, state.config.max_agents_per_user, state.now())
-                .await
+            agents::register(
+                &state.registrar,
+                Some(&as_caller(&b)),
+                fields,
+                state.config.max_agents_per_user,
+                state.now(),
+            )
+            .await
         }
         Err(e) => Err(e),
     };

@@ -15,7 +15,6 @@
 pub mod agent;
 pub mod batch;
 pub mod follow;
-pub mod scopes;
 pub mod github;
 pub mod hirer;
 pub mod hub;
@@ -23,6 +22,7 @@ pub mod legacy;
 pub mod mirror;
 pub mod presence;
 pub mod resources;
+pub mod scopes;
 pub mod sessions;
 pub mod streamable;
 

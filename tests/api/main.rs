@@ -25,6 +25,7 @@ mod model;
 mod operations;
 mod payments;
 mod rate_limits;
+mod registrations;
 mod review_window;
 mod secrets;
 mod sessions;
