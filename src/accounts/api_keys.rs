@@ -243,12 +243,9 @@ pub async fn list_page(
 ) -> sqlx::Result<(Vec<KeyInfo>, crate::http::envelope::Pagination)> {
     let mut q = crate::db::SqlBuilder::default();
     q.push(" FROM user_api_keys WHERE user_id = ?", [crate::db::Arg::Text(user_id.to_string())]);
-    let count = crate::http::keyset::capped_count(db, &q).await?;
-    let mut select = crate::db::SqlBuilder { sql: format!("SELECT {KEY_COLUMNS}{}", q.sql), args: q.args };
-    let order = order();
-    order.finish(&mut select, page);
-    let mut rows: Vec<KeyRow> = select.query_as().fetch_all(db.pool()).await?;
-    let pagination = order.pagination(page, &mut rows, |k| crate::http::keyset::newest_key(k.created_at, &k.id), count);
+    let (rows, pagination) = order()
+        .fetch(db, KEY_COLUMNS, q, page, |k: &KeyRow| crate::http::keyset::newest_key(k.created_at, &k.id))
+        .await?;
     Ok((rows.into_iter().map(KeyRow::info).collect(), pagination))
 }
 

@@ -152,13 +152,9 @@ pub async fn list_owned_page(
 ) -> sqlx::Result<(Vec<AgentRow>, crate::http::envelope::Pagination)> {
     let mut q = SqlBuilder::default();
     q.push(" FROM agents WHERE owner_id = ? AND status <> 'deleted'", [Arg::Text(owner_id.to_string())]);
-    let count = crate::http::keyset::capped_count(db, &q).await?;
-    let mut select = SqlBuilder { sql: format!("SELECT {AGENT_COLUMNS}{}", q.sql), args: q.args };
-    let order = owned_order();
-    order.finish(&mut select, page);
-    let mut rows: Vec<AgentRow> = select.query_as().fetch_all(db.pool()).await?;
-    let pagination = order.pagination(page, &mut rows, |a| crate::http::keyset::newest_key(a.created_at, &a.id), count);
-    Ok((rows, pagination))
+    owned_order()
+        .fetch(db, AGENT_COLUMNS, q, page, |a: &AgentRow| crate::http::keyset::newest_key(a.created_at, &a.id))
+        .await
 }
 
 pub async fn list_owned(db: &Db, owner_id: &str) -> sqlx::Result<Vec<AgentRow>> {

@@ -255,6 +255,27 @@ impl Ordering {
         rows.last().map(|r| Cursor::new(self.scope, key_of(r)).encode())
     }
 
+    /// One page of `SELECT <columns> <from_where>` in this order with its pagination block:
+    /// the capped count, the page and the cursor after it — what every list does.
+    pub async fn fetch<T>(
+        &self,
+        db: &Db,
+        columns: &str,
+        from_where: SqlBuilder,
+        page: &Page,
+        key_of: impl Fn(&T) -> Vec<KeyValue>,
+    ) -> sqlx::Result<(Vec<T>, Pagination)>
+    where
+        T: for<'r> sqlx::FromRow<'r, sqlx::any::AnyRow> + Send + Unpin,
+    {
+        let count = capped_count(db, &from_where).await?;
+        let mut select = SqlBuilder { sql: format!("SELECT {columns}{}", from_where.sql), args: from_where.args };
+        self.finish(&mut select, page);
+        let mut rows: Vec<T> = select.query_as().fetch_all(db.pool()).await?;
+        let pagination = self.pagination(page, &mut rows, key_of, count);
+        Ok((rows, pagination))
+    }
+
     /// The `meta.pagination` block for a fetched page (see `next_cursor`).
     pub fn pagination<T>(
         &self,

@@ -179,15 +179,9 @@ pub async fn list(
     if let Some(kind) = kind {
         q.push(" AND type = ?", [Arg::Text(kind.to_string())]);
     }
-    let count = keyset::capped_count(db, &q).await?;
-    let mut select = SqlBuilder {
-        sql: format!("SELECT id, type, amount, status, task_id, description, created_at{}", q.sql),
-        args: q.args,
-    };
-    let order = order();
-    order.finish(&mut select, page);
-    let mut rows: Vec<Row> = select.query_as().fetch_all(db.pool()).await?;
-    let pagination = order.pagination(page, &mut rows, |r| keyset::newest_key(r.created_at, &r.id), count);
+    let columns = "id, type, amount, status, task_id, description, created_at";
+    let (rows, pagination) =
+        order().fetch(db, columns, q, page, |r: &Row| keyset::newest_key(r.created_at, &r.id)).await?;
     let items = rows
         .into_iter()
         .map(|r| Transaction {

@@ -237,19 +237,9 @@ pub async fn list(
         }
         q.push(")", []);
     }
-    let count = keyset::capped_count(db, &q).await?;
-    let mut select = crate::db::SqlBuilder {
-        sql: format!(
-            "SELECT {}{}",
-            COLUMNS.split(", ").map(|c| format!("d.{c}")).collect::<Vec<_>>().join(", "),
-            q.sql
-        ),
-        args: q.args,
-    };
-    let order = order();
-    order.finish(&mut select, page);
-    let mut rows: Vec<Row> = select.query_as().fetch_all(db.pool()).await?;
-    let pagination = order.pagination(page, &mut rows, |r| keyset::newest_key(r.opened_at, &r.id), count);
+    let columns = COLUMNS.split(", ").map(|c| format!("d.{c}")).collect::<Vec<_>>().join(", ");
+    let (rows, pagination) =
+        order().fetch(db, &columns, q, page, |r: &Row| keyset::newest_key(r.opened_at, &r.id)).await?;
     if rows.is_empty() {
         return Ok((Vec::new(), pagination));
     }

@@ -268,19 +268,14 @@ pub async fn list(db: &Db, f: &ListFilter<'_>, page: &Page) -> sqlx::Result<(Vec
     page_of(db, q, &list_order("tasks"), page).await
 }
 
-/// Selects a page of tasks from ` FROM tasks WHERE …` in `order`, with its pagination block.
+/// A page of tasks from ` FROM tasks WHERE …` in `order`, with its pagination block.
 async fn page_of(
     db: &Db,
     from_where: SqlBuilder,
     order: &Ordering,
     page: &Page,
 ) -> sqlx::Result<(Vec<TaskRow>, Pagination)> {
-    let count = keyset::capped_count(db, &from_where).await?;
-    let mut select = SqlBuilder { sql: format!("SELECT {TASK_COLUMNS}{}", from_where.sql), args: from_where.args };
-    order.finish(&mut select, page);
-    let mut rows: Vec<TaskRow> = select.query_as().fetch_all(db.pool()).await?;
-    let pagination = order.pagination(page, &mut rows, |t| keyset::newest_key(t.created_at, &t.id), count);
-    Ok((rows, pagination))
+    order.fetch(db, TASK_COLUMNS, from_where, page, |t: &TaskRow| keyset::newest_key(t.created_at, &t.id)).await
 }
 
 /// Tasks the sweeper should release (review window over) or expire (deadline passed).
