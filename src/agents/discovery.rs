@@ -17,7 +17,9 @@ use crate::money::Amount;
 pub struct ListQuery {
     /// Only agents offering this capability.
     pub capability: Option<String>,
-    /// Words matched in name, description and capabilities; results ranked by relevance.
+    /// Words matched in name, description and capabilities (every word must match); results
+    /// ranked by relevance: every word in the name first, then every word in the name or
+    /// capabilities, then the rest, newest first within each.
     pub q: Option<String>,
     pub limit: Option<String>,
     /// Opaque keyset cursor from `meta.pagination.cursor`.

@@ -5,8 +5,10 @@
 //! - a capability and no `q`: the listing (`agent_capabilities`, active agents only, sort keys
 //!   copied), one index per ordering led by the capability;
 //! - no capability and no `q`: `agents`, one index per ordering led by the status;
-//! - `q`: the engine's full-text index (`agents::search`); the cost grows with the number of
-//!   agents matching every word, not with the table.
+//! - `q`: the engine's full-text index (`agents::search`), ranked by tier and newest first. On
+//!   SQLite a page walks each tier's matches in index order and stops after a page; PostgreSQL's
+//!   GIN finds the matches unordered, so there the cost grows with the number of agents
+//!   matching every word (not with the table).
 
 use sqlx::{FromRow, Row};
 
@@ -26,7 +28,8 @@ pub enum SortBy {
     Recent,
     /// Agents with a callback first, then the most recently seen, then reputation.
     Availability,
-    /// Best `q` match first (name above capabilities above description).
+    /// Best `q` match first (`search::Tier`: name, then capabilities, then description), newest
+    /// first within a tier.
     Relevance,
 }
 
@@ -80,19 +83,19 @@ impl SortBy {
                 int("reputation_centi", Dir::Desc),
                 id,
             ],
-            SortBy::Relevance => vec![key(col("score"), Dir::Asc, KeyKind::Int), id],
+            SortBy::Relevance => vec![int("tier", Dir::Asc), int("seq", Dir::Desc), id],
         }
     }
 
     fn id_dir(self) -> Dir {
         match self {
-            SortBy::Price | SortBy::Relevance => Dir::Asc,
+            SortBy::Price => Dir::Asc,
             _ => Dir::Desc,
         }
     }
 
-    /// The sort key of a row (`score` only for `Relevance`).
-    pub fn key_of(self, a: &AgentRow, score: i64) -> Vec<KeyValue> {
+    /// The sort key of a row (`tier` and `seq` only for `Relevance`).
+    pub fn key_of(self, a: &AgentRow, (tier, seq): (i64, i64)) -> Vec<KeyValue> {
         let id = KeyValue::Text(a.id.clone());
         match self {
             SortBy::Reputation => vec![
@@ -109,7 +112,7 @@ impl SortBy {
                 KeyValue::Int(a.reputation_centi),
                 id,
             ],
-            SortBy::Relevance => vec![KeyValue::Int(score), id],
+            SortBy::Relevance => vec![KeyValue::Int(tier), KeyValue::Int(seq), id],
         }
     }
 }
@@ -119,7 +122,6 @@ impl SortBy {
 pub enum Source {
     Agents,
     Listing,
-    SearchResults,
 }
 
 impl Source {
@@ -127,14 +129,12 @@ impl Source {
         match self {
             Source::Agents => "a.",
             Source::Listing => "c.",
-            Source::SearchResults => "t.",
         }
     }
     fn id_column(self) -> &'static str {
         match self {
             Source::Agents => "a.id",
             Source::Listing => "c.agent_id",
-            Source::SearchResults => "t.id",
         }
     }
 }
@@ -148,6 +148,12 @@ pub struct Filters {
     pub min_price: Option<i64>,
     pub max_price: Option<i64>,
     pub min_reputation: Option<i64>,
+}
+
+impl Filters {
+    fn has_ranges(&self) -> bool {
+        self.min_price.is_some() || self.max_price.is_some() || self.min_reputation.is_some()
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -165,15 +171,15 @@ pub struct Found {
     pub next: Option<Vec<KeyValue>>,
 }
 
-/// `FROM … WHERE …` for the filters, the source it reads and the score expression for `q`;
-/// `ordered` is the page's ordering (None for a count).
-fn from_where(db: &Db, f: &Filters, ordered: Option<SortBy>) -> (SqlBuilder, Source, Option<&'static str>) {
+/// `FROM … WHERE …` for the filters and the source it reads; `ordered` is the page's ordering
+/// (None for a count).
+fn from_where(db: &Db, f: &Filters, ordered: Option<SortBy>) -> (SqlBuilder, Source) {
     let sort = ordered.unwrap_or(SortBy::Recent);
-    let (mut q, source, score) = match f.words.as_deref() {
+    let (mut q, source) = match f.words.as_deref() {
         Some(words) => {
-            let (mut q, score) = search::matching(db.engine(), words);
-            q.push(" AND a.status = 'active'", []);
-            (q, Source::Agents, Some(score))
+            // A bare count of matches reads the index alone.
+            let alone = ordered.is_none() && f.capability.is_none() && !f.has_ranges();
+            (search::matching(db.engine(), words, !alone), Source::Agents)
         }
         None if f.capability.is_some() && sort != SortBy::Relevance => {
             // A count needs the listing alone (it holds active agents only), not the agents' rows.
@@ -184,10 +190,16 @@ fn from_where(db: &Db, f: &Filters, ordered: Option<SortBy>) -> (SqlBuilder, Sou
             };
             let mut q = SqlBuilder::default();
             q.push(from, [Arg::Text(f.capability.clone().unwrap_or_default())]);
-            (q, Source::Listing, None)
+            (q, Source::Listing)
         }
-        None => (SqlBuilder::new(" FROM agents a WHERE a.status = 'active'"), Source::Agents, None),
+        None => (SqlBuilder::new(" FROM agents a WHERE a.status = 'active'"), Source::Agents),
     };
+    push_filters(&mut q, f, source, ordered);
+    (q, source)
+}
+
+/// Appends the price, reputation and (when `source` is not the listing) capability filters.
+fn push_filters(q: &mut SqlBuilder, f: &Filters, source: Source, ordered: Option<SortBy>) {
     if source == Source::Agents
         && let Some(cap) = &f.capability
     {
@@ -212,7 +224,6 @@ fn from_where(db: &Db, f: &Filters, ordered: Option<SortBy>) -> (SqlBuilder, Sou
     if let Some(v) = f.min_reputation {
         q.push(&format!(" AND {reputation}{p}reputation_centi >= ?"), [Arg::Int(v)]);
     }
-    (q, source, score)
 }
 
 fn agent_columns(prefix: &str) -> String {
@@ -225,46 +236,59 @@ pub async fn find(db: &Db, f: &Filters, sort: SortBy, page: &PageSpec) -> sqlx::
         return Ok(Found { rows: Vec::new(), next: None });
     }
     let sort = if f.words.is_none() && sort == SortBy::Relevance { SortBy::Recent } else { sort };
-    let (filtered, source, score) = from_where(db, f, Some(sort));
-    let (mut q, source) = match score {
-        // The score is a computed column: filter and order on it from outside. It is kept as an
-        // integer (10⁻¹² steps): a float computed twice (once to return, once to compare with the
-        // cursor) need not be bit-equal, and then a page would repeat.
-        Some(score) => {
-            let sql = format!(
-                "SELECT * FROM (SELECT {}, CAST(ROUND(({score}) * 1000000000000.0) AS BIGINT) AS score{}) t \
-                 WHERE 1 = 1",
-                agent_columns("a."),
-                filtered.sql
-            );
-            (SqlBuilder { sql, args: filtered.args }, Source::SearchResults)
+    let skip = if page.after.is_some() { 0 } else { page.offset };
+    // A ranked page skips `offset` rows as it reads them (its tiers are separate queries); any
+    // other page lets the database skip them.
+    let want = skip + page.limit + 1;
+    let (queries, ranked) = match f.words.as_deref() {
+        Some(words) if sort == SortBy::Relevance => {
+            let after = match page.after.as_deref() {
+                Some([KeyValue::Int(tier), KeyValue::Int(seq), KeyValue::Text(id)]) => Some((*tier, *seq, id.as_str())),
+                _ => None,
+            };
+            let filters = |q: &mut SqlBuilder| push_filters(q, f, Source::Agents, None);
+            (search::page_queries(db.engine(), words, &agent_columns("a."), &filters, after, want), true)
         }
-        None => {
-            (SqlBuilder { sql: format!("SELECT {}{}", agent_columns("a."), filtered.sql), args: filtered.args }, source)
+        _ => {
+            let (filtered, source) = from_where(db, f, Some(sort));
+            let mut q =
+                SqlBuilder { sql: format!("SELECT {}{}", agent_columns("a."), filtered.sql), args: filtered.args };
+            let keys = sort.keys(source);
+            if let Some(after) = &page.after {
+                keyset::push_after(&mut q, &keys, after);
+            }
+            q.sql.push_str(&keyset::order_by(&keys));
+            q.push(" LIMIT ? OFFSET ?", [Arg::Int(page.limit + 1), Arg::Int(skip)]);
+            (vec![q], false)
         }
     };
-    let keys = sort.keys(source);
-    if let Some(after) = &page.after {
-        keyset::push_after(&mut q, &keys, after);
+    let mut raw = Vec::new();
+    let mut to_skip = if ranked { skip } else { 0 };
+    'queries: for q in &queries {
+        let mut stream = q.query().fetch(db.pool());
+        while let Some(r) = futures_util::TryStreamExt::try_next(&mut stream).await? {
+            if to_skip > 0 {
+                to_skip -= 1;
+                continue;
+            }
+            raw.push(r);
+            if raw.len() as i64 > page.limit {
+                break 'queries;
+            }
+        }
     }
-    q.sql.push_str(&keyset::order_by(&keys));
-    q.push(
-        " LIMIT ? OFFSET ?",
-        [Arg::Int(page.limit + 1), Arg::Int(if page.after.is_some() { 0 } else { page.offset })],
-    );
-    let raw = q.query().fetch_all(db.pool()).await?;
     let mut rows = Vec::with_capacity(raw.len());
-    let mut last_score = 0;
+    let mut last_position = (0, 0);
     for (i, r) in raw.iter().enumerate() {
         if i as i64 == page.limit {
             break;
         }
         rows.push(AgentRow::from_row(r)?);
-        if source == Source::SearchResults {
-            last_score = r.try_get::<i64, _>("score")?;
+        if ranked {
+            last_position = (r.try_get::<i64, _>("tier")?, r.try_get::<i64, _>("seq")?);
         }
     }
-    let next = (raw.len() as i64 > page.limit).then(|| rows.last().map(|a| sort.key_of(a, last_score))).flatten();
+    let next = (raw.len() as i64 > page.limit).then(|| rows.last().map(|a| sort.key_of(a, last_position))).flatten();
     Ok(Found { rows, next })
 }
 
@@ -274,13 +298,13 @@ pub async fn count(db: &Db, f: &Filters) -> sqlx::Result<(i64, bool)> {
     if f.words.as_ref().is_some_and(Vec::is_empty) {
         return Ok((0, false));
     }
-    if f.words.is_none() && f.min_price.is_none() && f.max_price.is_none() && f.min_reputation.is_none() {
+    if f.words.is_none() && !f.has_ranges() {
         let n = match &f.capability {
             Some(cap) => super::listing::capability_count(db.pool(), cap).await?,
             None => super::listing::active_count(db.pool()).await?,
         };
         return Ok((n, false));
     }
-    let (filtered, _, _) = from_where(db, f, None);
+    let (filtered, _) = from_where(db, f, None);
     keyset::capped_count(db, &filtered).await
 }

@@ -1,8 +1,9 @@
 //! Full-text search over agents' names, capabilities and descriptions: the one place that knows
-//! how each engine does it. SQLite: an FTS5 table kept by triggers, ranked by bm25. PostgreSQL:
-//! a generated, weighted `tsvector` column with a GIN index, ranked by `ts_rank`. Both see the
-//! same words (text split at every character that is not a letter or digit, lower-cased, no
-//! stemming, no stop words) and weigh name above capabilities above description.
+//! how each engine does it. SQLite: an FTS5 table of the active agents kept by triggers.
+//! PostgreSQL: a generated, weighted `tsvector` column with a GIN index over active agents. Both
+//! see the same words (text split at every character that is not a letter or digit,
+//! lower-cased, no stemming, no stop words) and rank the same way: by `Tier` (every word in
+//! the name, then in the name or capabilities, then anywhere), newest first within a tier.
 //!
 //! The user's text is data: it is cut into words of letters and digits before it reaches either
 //! engine's query syntax, so quotes, operators and punctuation cannot change the query.
@@ -28,7 +29,23 @@ pub fn words(q: &str) -> Vec<String> {
     out
 }
 
-/// Creates the engine's search index if it is missing (after the migrations; idempotent).
+/// Where every word of a search was found, best first. Results are ordered by tier, then the
+/// most recently registered first: an order each engine's index can produce a page of without
+/// ranking every match (FTS5 walks a tier's matches in rowid order and stops after a page).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tier {
+    /// Every word is in the name.
+    Name = 0,
+    /// Every word is in the name or the capabilities, not all in the name.
+    Capabilities = 1,
+    /// Some word only in the description.
+    Description = 2,
+}
+
+const TIERS: [Tier; 3] = [Tier::Name, Tier::Capabilities, Tier::Description];
+
+/// Creates the engine's search index if it is missing or of an older shape (after the
+/// migrations; idempotent; a rebuild reads every agent once).
 pub async fn ensure(db: &Db) -> anyhow::Result<()> {
     let mut tx = db.writer().begin().await?;
     match db.engine() {
@@ -36,8 +53,19 @@ pub async fn ensure(db: &Db) -> anyhow::Result<()> {
             let (exists,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM sqlite_master WHERE name = 'agents_search'")
                 .fetch_one(&mut *tx)
                 .await?;
-            if exists > 0 {
+            let (current,): (i64,) =
+                sqlx::query_as("SELECT COUNT(*) FROM sqlite_master WHERE name = 'agents_search_relist'")
+                    .fetch_one(&mut *tx)
+                    .await?;
+            if current > 0 {
                 return Ok(());
+            }
+            if exists > 0 {
+                // The first shape indexed every agent; drafts made every page and count join
+                // the agents to skip them.
+                for statement in SQLITE_DROP_FIRST_SHAPE {
+                    sqlx::query(*statement).execute(&mut *tx).await?;
+                }
             }
             for statement in SQLITE_SCHEMA {
                 sqlx::query(*statement).execute(&mut *tx).await?;
@@ -51,11 +79,18 @@ pub async fn ensure(db: &Db) -> anyhow::Result<()> {
             )
             .fetch_one(&mut *tx)
             .await?;
-            if exists > 0 {
-                return Ok(());
+            if exists == 0 {
+                sqlx::query(POSTGRES_COLUMN).execute(&mut *tx).await?;
             }
-            for statement in POSTGRES_SCHEMA {
-                sqlx::query(*statement).execute(&mut *tx).await?;
+            let (indexed,): (i64,) = sqlx::query_as(
+                "SELECT COUNT(*) FROM pg_indexes WHERE schemaname = current_schema() \
+                 AND indexname = 'agents_search_active_gin'",
+            )
+            .fetch_one(&mut *tx)
+            .await?;
+            if indexed == 0 {
+                sqlx::query("DROP INDEX IF EXISTS agents_search_gin").execute(&mut *tx).await?;
+                sqlx::query(POSTGRES_INDEX).execute(&mut *tx).await?;
             }
         }
     }
@@ -63,26 +98,40 @@ pub async fn ensure(db: &Db) -> anyhow::Result<()> {
     Ok(())
 }
 
+const SQLITE_DROP_FIRST_SHAPE: &[&str] = &[
+    "DROP TRIGGER IF EXISTS agents_search_insert",
+    "DROP TRIGGER IF EXISTS agents_search_update",
+    "DROP TRIGGER IF EXISTS agents_search_delete",
+    "DROP TABLE IF EXISTS agents_search",
+    "DROP TABLE IF EXISTS agent_search_ids",
+];
+
 /// Agents carry a TEXT id, and an FTS5 row needs an integer one that VACUUM does not renumber:
-/// `agent_search_ids` gives each agent its own. Triggers keep the index equal to the agents.
+/// `agent_search_ids` gives every agent its own, counting down from -1 in registration order
+/// (so ascending rowid order, the order FTS5 reads fastest, is newest first). The FTS5 table holds active agents only, like the listing: a count
+/// or a page of matches then needs nothing but the index. Triggers keep both equal to the
+/// agents.
 const SQLITE_SCHEMA: &[&str] = &[
     "CREATE TABLE agent_search_ids (search_id INTEGER PRIMARY KEY, agent_id TEXT NOT NULL UNIQUE)",
     "CREATE VIRTUAL TABLE agents_search USING fts5(name, capabilities, description, \
      tokenize = 'unicode61 remove_diacritics 0')",
-    "INSERT INTO agent_search_ids (agent_id) SELECT id FROM agents",
+    "INSERT INTO agent_search_ids (search_id, agent_id) \
+     SELECT -ROW_NUMBER() OVER (ORDER BY created_at, id), id FROM agents",
     "INSERT INTO agents_search (rowid, name, capabilities, description) \
      SELECT m.search_id, a.name, a.capabilities, COALESCE(a.description, '') \
-     FROM agent_search_ids m JOIN agents a ON a.id = m.agent_id",
+     FROM agent_search_ids m JOIN agents a ON a.id = m.agent_id WHERE a.status = 'active'",
     "CREATE TRIGGER agents_search_insert AFTER INSERT ON agents BEGIN \
-       INSERT INTO agent_search_ids (agent_id) VALUES (NEW.id); \
-       INSERT INTO agents_search (rowid, name, capabilities, description) VALUES \
-         ((SELECT search_id FROM agent_search_ids WHERE agent_id = NEW.id), NEW.name, NEW.capabilities, \
-          COALESCE(NEW.description, '')); \
+       INSERT INTO agent_search_ids (search_id, agent_id) \
+         VALUES ((SELECT COALESCE(MIN(search_id), 0) - 1 FROM agent_search_ids), NEW.id); \
+       INSERT INTO agents_search (rowid, name, capabilities, description) \
+         SELECT search_id, NEW.name, NEW.capabilities, COALESCE(NEW.description, '') \
+         FROM agent_search_ids WHERE agent_id = NEW.id AND NEW.status = 'active'; \
      END",
-    "CREATE TRIGGER agents_search_update AFTER UPDATE OF name, description, capabilities ON agents BEGIN \
-       UPDATE agents_search SET name = NEW.name, capabilities = NEW.capabilities, \
-         description = COALESCE(NEW.description, '') \
-       WHERE rowid = (SELECT search_id FROM agent_search_ids WHERE agent_id = NEW.id); \
+    "CREATE TRIGGER agents_search_relist AFTER UPDATE OF name, description, capabilities, status ON agents BEGIN \
+       DELETE FROM agents_search WHERE rowid = (SELECT search_id FROM agent_search_ids WHERE agent_id = OLD.id); \
+       INSERT INTO agents_search (rowid, name, capabilities, description) \
+         SELECT search_id, NEW.name, NEW.capabilities, COALESCE(NEW.description, '') \
+         FROM agent_search_ids WHERE agent_id = NEW.id AND NEW.status = 'active'; \
      END",
     "CREATE TRIGGER agents_search_delete AFTER DELETE ON agents BEGIN \
        DELETE FROM agents_search WHERE rowid = (SELECT search_id FROM agent_search_ids WHERE agent_id = OLD.id); \
@@ -91,42 +140,135 @@ const SQLITE_SCHEMA: &[&str] = &[
 ];
 
 /// Every non-alphanumeric run becomes a space first, so PostgreSQL's parser sees the same words
-/// as FTS5's unicode61 tokenizer (it would otherwise keep `code-review` as one more token).
-const POSTGRES_SCHEMA: &[&str] = &[
-    "ALTER TABLE agents ADD COLUMN search tsvector GENERATED ALWAYS AS ( \
+/// as FTS5's unicode61 tokenizer (it would otherwise keep `code-review` as one more token). The
+/// weights mark the field: A name, B capabilities, C description.
+const POSTGRES_COLUMN: &str = "ALTER TABLE agents ADD COLUMN search tsvector GENERATED ALWAYS AS ( \
        setweight(to_tsvector('simple'::regconfig, regexp_replace(name, '[^[:alnum:]]+', ' ', 'g')), 'A') || \
        setweight(to_tsvector('simple'::regconfig, regexp_replace(capabilities, '[^[:alnum:]]+', ' ', 'g')), 'B') || \
        setweight(to_tsvector('simple'::regconfig, \
-         regexp_replace(COALESCE(description, ''), '[^[:alnum:]]+', ' ', 'g')), 'C')) STORED",
-    "CREATE INDEX agents_search_gin ON agents USING GIN (search)",
-];
+         regexp_replace(COALESCE(description, ''), '[^[:alnum:]]+', ' ', 'g')), 'C')) STORED";
 
-/// A matching query: `FROM …` joining `agents a` to the index, with `WHERE` opened, and the
-/// score expression (lower is better) for `words`, which must not be empty. The fragment binds
-/// `$1` (the score refers to it): it must be the first argument of the query built on it.
-pub fn matching(engine: Engine, words: &[String]) -> (SqlBuilder, &'static str) {
+/// Active agents only (every search filters on it): smaller, and a count of matches is answered
+/// from the index without checking each agent's status.
+const POSTGRES_INDEX: &str =
+    "CREATE INDEX agents_search_active_gin ON agents USING GIN (search) WHERE status = 'active'";
+
+/// The FTS5 query for the agents in `tier`; each word quoted: a phrase of one token, never
+/// FTS5 syntax.
+fn fts5_query(words: &[String], tier: Tier) -> String {
+    let all = words.iter().map(|w| format!("\"{w}\"")).collect::<Vec<_>>().join(" ");
+    let name = format!("{{name}} : ({all})");
+    let name_or_capabilities = format!("{{name capabilities}} : ({all})");
+    match tier {
+        Tier::Name => name,
+        Tier::Capabilities => format!("({name_or_capabilities}) NOT ({name})"),
+        Tier::Description => format!("({all}) NOT ({name_or_capabilities})"),
+    }
+}
+
+/// The tsquery of every word (letters and digits only, joined by AND: nothing else of
+/// tsquery's syntax), optionally restricted to weights.
+fn tsquery(words: &[String], weights: &str) -> String {
+    words.iter().map(|w| format!("{w}{weights}")).collect::<Vec<_>>().join(" & ")
+}
+
+/// `FROM …` joining `agents a` to the index, with `WHERE` opened, for the active agents
+/// matching every word of `words` (not empty). `agents`: whether the agents' columns are needed
+/// (a bare count of matches reads the index alone on SQLite).
+pub fn matching(engine: Engine, words: &[String], agents: bool) -> SqlBuilder {
     debug_assert!(!words.is_empty());
+    let all = words.iter().map(|w| format!("\"{w}\"")).collect::<Vec<_>>().join(" ");
+    let mut q = SqlBuilder::default();
     match engine {
+        Engine::Sqlite if !agents => {
+            q.push(" FROM agents_search WHERE agents_search MATCH ?", [Arg::Text(all)]);
+        }
         Engine::Sqlite => {
-            // Each word quoted: a phrase of one token, never FTS5 syntax.
-            let query = words.iter().map(|w| format!("\"{w}\"")).collect::<Vec<_>>().join(" ");
-            let mut q = SqlBuilder::default();
             q.push(
-                " FROM agents_search s JOIN agent_search_ids m ON m.search_id = s.rowid \
-                 JOIN agents a ON a.id = m.agent_id WHERE agents_search MATCH ?",
-                [Arg::Text(query)],
+                " FROM agents_search s CROSS JOIN agent_search_ids m ON m.search_id = s.rowid \
+                 CROSS JOIN agents a ON a.id = m.agent_id WHERE agents_search MATCH ? AND a.status = 'active'",
+                [Arg::Text(all)],
             );
-            (q, "bm25(agents_search, 10.0, 4.0, 1.0)")
         }
         Engine::Postgres => {
-            // Letters and digits only, joined by AND: nothing else of tsquery's syntax.
-            let query = words.join(" & ");
+            q.push(
+                " FROM agents a WHERE a.search @@ to_tsquery('simple'::regconfig, ?) AND a.status = 'active'",
+                [Arg::Text(tsquery(words, ""))],
+            );
+        }
+    }
+    q
+}
+
+/// The queries for one page of the active agents matching every word of `words` (not empty),
+/// in tier order and newest first within a tier, each selecting `columns` (of `a`), `tier` and
+/// `seq` (the row's place within its tier; larger is newer) and at most `want` rows. Run them
+/// in order until `want` rows are in hand. `filters` appends ` AND …` conditions on `a`;
+/// `after` is the (tier, seq, id) of the last row already seen.
+///
+/// SQLite: one query per tier from the cursor's on, each walking the index in rowid order and
+/// stopping after `want` rows, so a later tier is read only when the earlier ones run short.
+/// PostgreSQL: one query; GIN finds the matches unordered, and each is placed by two tests.
+pub fn page_queries(
+    engine: Engine,
+    words: &[String],
+    columns: &str,
+    filters: &dyn Fn(&mut SqlBuilder),
+    after: Option<(i64, i64, &str)>,
+    want: i64,
+) -> Vec<SqlBuilder> {
+    debug_assert!(!words.is_empty());
+    match engine {
+        Engine::Sqlite => TIERS
+            .into_iter()
+            .filter(|tier| after.is_none_or(|(t, _, _)| *tier as i64 >= t))
+            .map(|tier| {
+                // CROSS JOIN fixes the join order: the index first (SQLite 3.51 would otherwise
+                // scan the agents by status and probe the index for each).
+                let mut q = SqlBuilder::default();
+                q.push(
+                    &format!(
+                        "SELECT {columns}, {} AS tier, -s.rowid AS seq FROM agents_search s \
+                         CROSS JOIN agent_search_ids m ON m.search_id = s.rowid \
+                         CROSS JOIN agents a ON a.id = m.agent_id \
+                         WHERE agents_search MATCH ? AND a.status = 'active'",
+                        tier as i64
+                    ),
+                    [Arg::Text(fts5_query(words, tier))],
+                );
+                filters(&mut q);
+                if let Some((t, seq, _)) = after
+                    && t == tier as i64
+                {
+                    q.push(" AND s.rowid > ?", [Arg::Int(-seq)]);
+                }
+                // Ascending: FTS5 reads a doclist forwards many times faster than backwards,
+                // and search ids count down, so ascending is newest first.
+                q.push(" ORDER BY s.rowid LIMIT ?", [Arg::Int(want)]);
+                q
+            })
+            .collect(),
+        Engine::Postgres => {
             let mut q = SqlBuilder::default();
-            q.push(" FROM agents a WHERE a.search @@ to_tsquery('simple'::regconfig, ?)", [Arg::Text(query)]);
-            (
-                q,
-                "CAST(-ts_rank('{0.1, 0.2, 0.4, 1.0}', a.search, to_tsquery('simple'::regconfig, $1)) AS DOUBLE PRECISION)",
-            )
+            q.push(
+                &format!(
+                    "SELECT * FROM (SELECT {columns}, CASE WHEN a.search @@ to_tsquery('simple'::regconfig, ?) THEN 0 \
+                     WHEN a.search @@ to_tsquery('simple'::regconfig, ?) THEN 1 ELSE 2 END AS tier, \
+                     a.created_at AS seq FROM agents a \
+                     WHERE a.search @@ to_tsquery('simple'::regconfig, ?) AND a.status = 'active'"
+                ),
+                [Arg::Text(tsquery(words, ":A")), Arg::Text(tsquery(words, ":AB")), Arg::Text(tsquery(words, ""))],
+            );
+            filters(&mut q);
+            q.push(") t", []);
+            if let Some((tier, seq, id)) = after {
+                q.push(
+                    " WHERE (t.tier > ? OR (t.tier = ? AND (t.seq < ? OR (t.seq = ? AND t.id < ?))))",
+                    [Arg::Int(tier), Arg::Int(tier), Arg::Int(seq), Arg::Int(seq), Arg::Text(id.to_string())],
+                );
+            }
+            q.push(" ORDER BY t.tier, t.seq DESC, t.id DESC LIMIT ?", [Arg::Int(want)]);
+            vec![q]
         }
     }
 }

@@ -27,6 +27,7 @@ mod payments;
 mod rate_limits;
 mod registrations;
 mod review_window;
+mod search;
 mod secrets;
 mod sessions;
 mod stream;
