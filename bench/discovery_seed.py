@@ -81,6 +81,7 @@ def seed_sqlite(path, n):
     # (agents::search::ensure): far faster than a trigger per row.
     with db:
         for statement in ("DROP TRIGGER IF EXISTS agents_search_insert", "DROP TRIGGER IF EXISTS agents_search_update",
+                          "DROP TRIGGER IF EXISTS agents_search_relist",
                           "DROP TRIGGER IF EXISTS agents_search_delete", "DROP TABLE IF EXISTS agents_search",
                           "DROP TABLE IF EXISTS agent_search_ids"):
             db.execute(statement)

@@ -50,22 +50,18 @@ pub async fn ensure(db: &Db) -> anyhow::Result<()> {
     let mut tx = db.writer().begin().await?;
     match db.engine() {
         Engine::Sqlite => {
-            let (exists,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM sqlite_master WHERE name = 'agents_search'")
-                .fetch_one(&mut *tx)
-                .await?;
-            let (current,): (i64,) =
-                sqlx::query_as("SELECT COUNT(*) FROM sqlite_master WHERE name = 'agents_search_relist'")
-                    .fetch_one(&mut *tx)
-                    .await?;
-            if current > 0 {
+            // Current: the FTS5 table and the status-aware trigger. Anything else (nothing, the
+            // first shape that indexed drafts too, a half-dropped index) is rebuilt.
+            let (current,): (i64,) = sqlx::query_as(
+                "SELECT COUNT(*) FROM sqlite_master WHERE name IN ('agents_search', 'agents_search_relist')",
+            )
+            .fetch_one(&mut *tx)
+            .await?;
+            if current == 2 {
                 return Ok(());
             }
-            if exists > 0 {
-                // The first shape indexed every agent; drafts made every page and count join
-                // the agents to skip them.
-                for statement in SQLITE_DROP_FIRST_SHAPE {
-                    sqlx::query(*statement).execute(&mut *tx).await?;
-                }
+            for statement in SQLITE_DROP {
+                sqlx::query(*statement).execute(&mut *tx).await?;
             }
             for statement in SQLITE_SCHEMA {
                 sqlx::query(*statement).execute(&mut *tx).await?;
@@ -98,9 +94,10 @@ pub async fn ensure(db: &Db) -> anyhow::Result<()> {
     Ok(())
 }
 
-const SQLITE_DROP_FIRST_SHAPE: &[&str] = &[
+const SQLITE_DROP: &[&str] = &[
     "DROP TRIGGER IF EXISTS agents_search_insert",
     "DROP TRIGGER IF EXISTS agents_search_update",
+    "DROP TRIGGER IF EXISTS agents_search_relist",
     "DROP TRIGGER IF EXISTS agents_search_delete",
     "DROP TABLE IF EXISTS agents_search",
     "DROP TABLE IF EXISTS agent_search_ids",

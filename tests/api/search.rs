@@ -267,6 +267,13 @@ async fn an_index_of_the_first_shape_is_rebuilt_at_start(app: TestApp) {
     app.patch(&format!("/api/v1/agents/{}", draft.id), Some(&owner.key), json!({"status": "active"})).await.expect(200);
     let r = app.get("/api/v1/agents/discover?q=kotlin", None).await.expect(200);
     assert_eq!(ids(&r), [newer.id, draft.id, listed.id]);
+    if db.engine() == agentmarket::db::Engine::Sqlite {
+        // A half-dropped index (the table gone, its triggers left) is rebuilt too.
+        sqlx::query("DROP TABLE agents_search").execute(db.writer()).await.unwrap();
+        agentmarket::agents::search::ensure(db).await.unwrap();
+        let r = app.get("/api/v1/agents/discover?q=kotlin", None).await.expect(200);
+        assert_eq!(r.body["meta"]["pagination"]["total_count"], 3);
+    }
     if db.engine() == agentmarket::db::Engine::Postgres {
         let (old,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM pg_indexes WHERE indexname = 'agents_search_gin'")
             .fetch_one(db.pool())
