@@ -292,8 +292,15 @@ pub async fn find(db: &Db, f: &Filters, sort: SortBy, page: &PageSpec) -> sqlx::
     Ok(Found { rows, next })
 }
 
+/// Where a count with a price or reputation filter stops (ten pages of 20). Such a filter is
+/// checked entry by entry along whichever index leads the count, so reaching the cap can mean
+/// reading the cap ÷ the filter's selectivity entries: at 1M agents, ~11,000 entries for a price
+/// band of 9 % and a reputation band of 40 % at a cap of 1,000 (0.75 ms of a 1.4 ms request).
+const RANGE_COUNT_CAP: i64 = 200;
+
 /// How many agents match `f`, and whether that number is an estimate. From the counters when
-/// only a capability (or nothing) filters; otherwise counted up to `keyset::COUNT_CAP`.
+/// only a capability (or nothing) filters; otherwise counted up to `keyset::COUNT_CAP`, or to
+/// `RANGE_COUNT_CAP` with a price or reputation filter.
 pub async fn count(db: &Db, f: &Filters) -> sqlx::Result<(i64, bool)> {
     if f.words.as_ref().is_some_and(Vec::is_empty) {
         return Ok((0, false));
@@ -306,5 +313,8 @@ pub async fn count(db: &Db, f: &Filters) -> sqlx::Result<(i64, bool)> {
         return Ok((n, false));
     }
     let (filtered, _) = from_where(db, f, None);
+    if f.has_ranges() {
+        return keyset::capped_count_to(db, &filtered, RANGE_COUNT_CAP).await;
+    }
     keyset::capped_count(db, &filtered).await
 }

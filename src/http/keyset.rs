@@ -295,15 +295,21 @@ pub fn newest_key(created_at: i64, id: &str) -> Vec<KeyValue> {
 }
 
 /// How many rows ` FROM … WHERE …` selects, exact up to `COUNT_CAP`, else `(COUNT_CAP, true)`:
-/// the count reads at most `COUNT_CAP + 1` index entries, whatever the table holds.
+/// when every condition is part of the index range, the count reads at most `COUNT_CAP + 1`
+/// index entries, whatever the table holds.
 pub async fn capped_count(db: &Db, from_where: &SqlBuilder) -> sqlx::Result<(i64, bool)> {
+    capped_count_to(db, from_where, COUNT_CAP).await
+}
+
+/// `capped_count` with another cap.
+pub async fn capped_count_to(db: &Db, from_where: &SqlBuilder, cap: i64) -> sqlx::Result<(i64, bool)> {
     let mut q = SqlBuilder {
         sql: format!("SELECT COUNT(*) FROM (SELECT 1 AS one{}", from_where.sql),
         args: from_where.args.clone(),
     };
-    q.push(" LIMIT ?) x", [Arg::Int(COUNT_CAP + 1)]);
+    q.push(" LIMIT ?) x", [Arg::Int(cap + 1)]);
     let (n,): (i64,) = q.query_as().fetch_one(db.pool()).await?;
-    Ok(if n > COUNT_CAP { (COUNT_CAP, true) } else { (n, false) })
+    Ok(if n > cap { (cap, true) } else { (n, false) })
 }
 
 #[cfg(test)]

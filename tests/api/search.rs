@@ -282,3 +282,27 @@ async fn an_index_of_the_first_shape_is_rebuilt_at_start(app: TestApp) {
         assert_eq!(old, 0, "the index over every agent is replaced");
     }
 }
+
+both_engines!(counts_with_a_price_or_reputation_filter_stop_at_two_hundred);
+async fn counts_with_a_price_or_reputation_filter_stop_at_two_hundred(app: TestApp) {
+    for i in 0..203 {
+        let price = if i < 201 { "1.00" } else { "3.00" };
+        app.register_agent(None, &format!("did:c:{i}"), json!({"capabilities": ["bulk"], "base_price": price})).await;
+    }
+    let count = |r: &crate::support::Resp| {
+        let p = &r.body["meta"]["pagination"];
+        (p["total_count"].as_i64().unwrap(), p["total_is_estimate"].as_bool().unwrap())
+    };
+    // From the counters: exact at any size.
+    let r = app.get("/api/v1/agents/discover?capability=bulk", None).await.expect(200);
+    assert_eq!(count(&r), (203, false));
+    // 201 match: the count stops at 200 and says so.
+    let r = app.get("/api/v1/agents/discover?capability=bulk&max_price=2.00", None).await.expect(200);
+    assert_eq!(count(&r), (200, true));
+    let r = app.get("/api/v1/agents/discover?max_price=2.00&sort_by=base_price", None).await.expect(200);
+    assert_eq!(count(&r), (200, true));
+    // At or under the cap it is exact.
+    let r = app.get("/api/v1/agents/discover?capability=bulk&min_price=2.00", None).await.expect(200);
+    assert_eq!(count(&r), (2, false));
+    assert_eq!(ids(&r).len(), 2);
+}
