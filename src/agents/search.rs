@@ -150,10 +150,15 @@ const POSTGRES_COLUMN: &str = "ALTER TABLE agents ADD COLUMN search tsvector GEN
 const POSTGRES_INDEX: &str =
     "CREATE INDEX agents_search_active_gin ON agents USING GIN (search) WHERE status = 'active'";
 
+/// Every word as a quoted FTS5 phrase of one token (never FTS5 syntax), all required.
+fn fts5_phrases(words: &[String]) -> String {
+    words.iter().map(|w| format!("\"{w}\"")).collect::<Vec<_>>().join(" ")
+}
+
 /// The FTS5 query for the agents in `tier`; each word quoted: a phrase of one token, never
 /// FTS5 syntax.
 fn fts5_query(words: &[String], tier: Tier) -> String {
-    let all = words.iter().map(|w| format!("\"{w}\"")).collect::<Vec<_>>().join(" ");
+    let all = fts5_phrases(words);
     let name = format!("{{name}} : ({all})");
     let name_or_capabilities = format!("{{name capabilities}} : ({all})");
     match tier {
@@ -174,7 +179,7 @@ fn tsquery(words: &[String], weights: &str) -> String {
 /// (a bare count of matches reads the index alone on SQLite).
 pub fn matching(engine: Engine, words: &[String], agents: bool) -> SqlBuilder {
     debug_assert!(!words.is_empty());
-    let all = words.iter().map(|w| format!("\"{w}\"")).collect::<Vec<_>>().join(" ");
+    let all = fts5_phrases(words);
     let mut q = SqlBuilder::default();
     match engine {
         Engine::Sqlite if !agents => {

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use crate::both_engines;
 use crate::support::TestApp;
 
-fn ids(r: &crate::support::Resp) -> Vec<String> {
+pub(crate) fn ids(r: &crate::support::Resp) -> Vec<String> {
     r.data().as_array().unwrap().iter().map(|a| a["id"].as_str().unwrap().to_string()).collect()
 }
 
@@ -20,7 +20,7 @@ fn next_cursor(r: &crate::support::Resp) -> Option<String> {
 }
 
 /// Reads `path` page by page (`limit` rows each), following the cursors.
-async fn all_pages(app: &TestApp, path: &str, limit: usize) -> Vec<String> {
+pub(crate) async fn all_pages(app: &TestApp, path: &str, limit: usize) -> Vec<String> {
     let sep = if path.contains('?') { '&' } else { '?' };
     let mut seen = Vec::new();
     let mut cursor: Option<String> = None;

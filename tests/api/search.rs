@@ -9,32 +9,8 @@ use rand::{Rng, SeedableRng};
 use serde_json::json;
 
 use crate::both_engines;
+use crate::discovery_scale::{all_pages, ids};
 use crate::support::TestApp;
-
-fn ids(r: &crate::support::Resp) -> Vec<String> {
-    r.data().as_array().unwrap().iter().map(|a| a["id"].as_str().unwrap().to_string()).collect()
-}
-
-/// Every id of `path`, `limit` at a time, following cursors.
-async fn all_pages(app: &TestApp, path: &str, limit: usize) -> Vec<String> {
-    let mut seen = Vec::new();
-    let mut cursor: Option<String> = None;
-    for _ in 0..200 {
-        let url = match &cursor {
-            Some(c) => format!("{path}&limit={limit}&cursor={c}"),
-            None => format!("{path}&limit={limit}"),
-        };
-        let r = app.get(&url, None).await.expect(200);
-        let page = ids(&r);
-        assert!(page.len() <= limit, "{url}");
-        seen.extend(page);
-        cursor = r.body["meta"]["pagination"]["cursor"].as_str().map(str::to_string);
-        if cursor.is_none() {
-            return seen;
-        }
-    }
-    panic!("too many pages for {path}");
-}
 
 /// The words of a text as both engines' indexes see them.
 fn words(text: &str) -> Vec<String> {
