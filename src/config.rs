@@ -12,7 +12,8 @@ pub struct Config {
     #[arg(long, global = true, env = "AGENTMARKET_DATABASE_URL", default_value = "sqlite://agentmarket.db?mode=rwc")]
     pub database_url: String,
 
-    /// Maximum database connections in the pool.
+    /// Maximum database connections in the pool (on SQLite, reads get at most twice the
+    /// cores, and at least 4, plus the one writer).
     #[arg(long, global = true, env = "AGENTMARKET_DB_MAX_CONNECTIONS", default_value_t = 10)]
     pub db_max_connections: u32,
 
