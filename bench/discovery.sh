@@ -81,7 +81,9 @@ db.execute("ANALYZE")
 db.close()
 PY
     else
-        psql "$url" -qc "ALTER TABLE agents DROP COLUMN search" >/dev/null # rebuilt by migrate below
+        # The search column and its words table are rebuilt by migrate below (the words' update
+        # trigger depends on the column).
+        psql "$url" -qc "DROP FUNCTION IF EXISTS agent_words_sync() CASCADE; DROP TABLE IF EXISTS agent_words; ALTER TABLE agents DROP COLUMN search" >/dev/null
         python3 bench/discovery_seed.py pg-agents "$n" | psql "$url" -qc "\copy agents (id, did, name, description, capabilities, pricing_model, base_price, metadata, status, reputation_centi, tasks_completed, has_callback, last_seen_at, created_at, updated_at) FROM STDIN WITH (FORMAT csv)"
         python3 bench/discovery_seed.py pg-listing "$n" | psql "$url" -qc "\copy agent_capabilities (agent_id, capability, base_price, reputation_centi, tasks_completed, created_at, has_callback, last_seen_at) FROM STDIN WITH (FORMAT csv)"
         psql "$url" -q >/dev/null <<'SQL'
@@ -95,7 +97,7 @@ SQL
     "$SERVER" --database-url "$url" migrate >/dev/null # the search index, in one pass
     # Adding the search column rewrote the table: VACUUM again, or the visibility map is empty and
     # every index-only scan (the capped counts) visits the heap, as no steady-state table does.
-    [ "$engine" = postgres ] && psql "$url" -qc "VACUUM ANALYZE agents" >/dev/null
+    [ "$engine" = postgres ] && psql "$url" -qc "VACUUM ANALYZE agents" -qc "VACUUM ANALYZE agent_words" >/dev/null
     echo "  seeded $n agents in $(( $(date +%s) - t0 ))s"
 }
 

@@ -26,6 +26,13 @@ pub struct Db {
     /// writers queued here wait their turn in order instead of polling the file lock with
     /// `busy_timeout`'s back-off. On PostgreSQL, the same pool as reads.
     writer: AnyPool,
+    /// For the search walks (`agents::search`). On PostgreSQL a few connections that plan each
+    /// prepared statement once (`plan_cache_mode = force_generic_plan`): left to itself,
+    /// PostgreSQL re-plans them at every execution, and at 1M agents the planning cost as
+    /// much as the walk (a `q` page: 470 req/s re-planned, 1,000 generic). Not for every
+    /// read: a capability page's best plan depends on the capability (generic: 2.3× slower).
+    /// On SQLite, the read pool.
+    search: AnyPool,
     engine: Engine,
     /// Bumped after every committed change that can make a credential unusable or change
     /// what it may do (revoke, roll, rotate, log-out, agent deleted or claimed): this
@@ -83,11 +90,24 @@ impl Db {
         };
         let pool =
             pool_options(readers).connect_with(options.clone()).await.context("cannot connect to the database")?;
+        let search = match engine {
+            Engine::Sqlite => pool.clone(),
+            Engine::Postgres => AnyPoolOptions::new()
+                .max_connections((max_connections / 4).max(2))
+                .acquire_timeout(Duration::from_secs(30))
+                .after_connect(|conn, _meta| {
+                    Box::pin(async move {
+                        conn.execute("SET plan_cache_mode = force_generic_plan").await?;
+                        Ok(())
+                    })
+                })
+                .connect_lazy_with(options.clone()),
+        };
         let writer = match engine {
             Engine::Sqlite => pool_options(1).connect_with(options).await.context("cannot connect to the database")?,
             Engine::Postgres => pool.clone(),
         };
-        Ok(Db { pool, writer, engine, credentials_epoch: Arc::default() })
+        Ok(Db { pool, writer, search, engine, credentials_epoch: Arc::default() })
     }
 
     /// Call after committing a change to a credential (see `credentials_epoch`).
@@ -121,6 +141,11 @@ impl Db {
     /// For reads (and, on PostgreSQL, writes too).
     pub fn pool(&self) -> &AnyPool {
         &self.pool
+    }
+
+    /// For the search walks (see the field).
+    pub fn search(&self) -> &AnyPool {
+        &self.search
     }
 
     /// For a write outside `begin()` (one statement in its own transaction).

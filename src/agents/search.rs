@@ -1,6 +1,9 @@
 //! Full-text search over agents' names, capabilities and descriptions: the one place that knows
 //! how each engine does it. SQLite: an FTS5 table of the active agents kept by triggers.
-//! PostgreSQL: a generated, weighted `tsvector` column with a GIN index over active agents. Both
+//! PostgreSQL: a generated, weighted `tsvector` column, and `agent_words`, one row per word of
+//! each active agent with the best field it is in, kept by triggers: a B-tree that yields a
+//! tier's matches newest first, as FTS5's rowid order does (a GIN index finds matches unordered,
+//! so a page needed every match read and sorted: 10× slower at 1M agents than at 1,000). Both
 //! see the same words (text split at every character that is not a letter or digit,
 //! lower-cased, no stemming, no stop words) and rank the same way: by `Tier` (every word in
 //! the name, then in the name or capabilities, then anywhere), newest first within a tier.
@@ -78,15 +81,19 @@ pub async fn ensure(db: &Db) -> anyhow::Result<()> {
             if exists == 0 {
                 sqlx::query(POSTGRES_COLUMN).execute(&mut *tx).await?;
             }
-            let (indexed,): (i64,) = sqlx::query_as(
-                "SELECT COUNT(*) FROM pg_indexes WHERE schemaname = current_schema() \
-                 AND indexname = 'agents_search_active_gin'",
+            // Current: the words table and its three triggers. Anything else (the GIN shapes
+            // before it, a half-dropped table) is rebuilt from the agents.
+            let (current,): (i64,) = sqlx::query_as(
+                "SELECT (SELECT COUNT(*) FROM pg_trigger WHERE tgname LIKE 'agent_words_%' \
+                   AND tgrelid = 'agents'::regclass) \
+                 + (SELECT COUNT(*) FROM pg_tables WHERE schemaname = current_schema() AND tablename = 'agent_words')",
             )
             .fetch_one(&mut *tx)
             .await?;
-            if indexed == 0 {
-                sqlx::query("DROP INDEX IF EXISTS agents_search_gin").execute(&mut *tx).await?;
-                sqlx::query(POSTGRES_INDEX).execute(&mut *tx).await?;
+            if current != 4 {
+                for statement in POSTGRES_WORDS {
+                    sqlx::query(*statement).execute(&mut *tx).await?;
+                }
             }
         }
     }
@@ -145,10 +152,58 @@ const POSTGRES_COLUMN: &str = "ALTER TABLE agents ADD COLUMN search tsvector GEN
        setweight(to_tsvector('simple'::regconfig, \
          regexp_replace(COALESCE(description, ''), '[^[:alnum:]]+', ' ', 'g')), 'C')) STORED";
 
-/// Active agents only (every search filters on it): smaller, and a count of matches is answered
-/// from the index without checking each agent's status.
-const POSTGRES_INDEX: &str =
-    "CREATE INDEX agents_search_active_gin ON agents USING GIN (search) WHERE status = 'active'";
+/// The best field a lexeme of the `search` column is in (0 name, 1 capabilities, 2 description:
+/// `Tier`'s numbers), from the weights `POSTGRES_COLUMN` gives each field.
+macro_rules! postgres_field {
+    () => {
+        "CASE WHEN 'A' = ANY(u.weights) THEN 0 WHEN 'B' = ANY(u.weights) THEN 1 ELSE 2 END"
+    };
+}
+
+/// `agent_words`: per active agent, each word once with the best field it is in, keyed so that a
+/// word's matches in one field come newest first (the same order as `agents_by_recent`). The
+/// triggers keep it equal to the agents (an update fires only when the words or the status
+/// change, not on every reputation change); the rebuild replaces the GIN indexes of earlier
+/// shapes, which nothing reads any more. The table is filled before its key is built (faster
+/// than filling the index row by row), and the triggers exist before it is filled, in the same
+/// transaction, so no agent registered meanwhile is missed.
+const POSTGRES_WORDS: &[&str] = &[
+    "DROP INDEX IF EXISTS agents_search_gin",
+    "DROP INDEX IF EXISTS agents_search_active_gin",
+    "DROP TABLE IF EXISTS agent_words",
+    "CREATE TABLE agent_words (word TEXT NOT NULL, field SMALLINT NOT NULL, created_at BIGINT NOT NULL, \
+     agent_id TEXT NOT NULL)",
+    concat!(
+        "CREATE OR REPLACE FUNCTION agent_words_sync() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+           IF TG_OP <> 'INSERT' AND OLD.status = 'active' THEN \
+             DELETE FROM agent_words w USING unnest(OLD.search) u WHERE w.word = u.lexeme AND w.field = ",
+        postgres_field!(),
+        " AND w.created_at = OLD.created_at AND w.agent_id = OLD.id; \
+           END IF; \
+           IF TG_OP <> 'DELETE' AND NEW.status = 'active' THEN \
+             INSERT INTO agent_words (word, field, created_at, agent_id) SELECT u.lexeme, ",
+        postgres_field!(),
+        ", NEW.created_at, NEW.id FROM unnest(NEW.search) u; \
+           END IF; \
+           RETURN NULL; \
+         END $$"
+    ),
+    "DROP TRIGGER IF EXISTS agent_words_insert ON agents",
+    "DROP TRIGGER IF EXISTS agent_words_update ON agents",
+    "DROP TRIGGER IF EXISTS agent_words_delete ON agents",
+    "CREATE TRIGGER agent_words_insert AFTER INSERT ON agents FOR EACH ROW EXECUTE FUNCTION agent_words_sync()",
+    "CREATE TRIGGER agent_words_update AFTER UPDATE OF name, description, capabilities, status ON agents \
+     FOR EACH ROW WHEN (OLD.search IS DISTINCT FROM NEW.search OR OLD.status IS DISTINCT FROM NEW.status) \
+     EXECUTE FUNCTION agent_words_sync()",
+    "CREATE TRIGGER agent_words_delete AFTER DELETE ON agents FOR EACH ROW EXECUTE FUNCTION agent_words_sync()",
+    concat!(
+        "INSERT INTO agent_words (word, field, created_at, agent_id) SELECT u.lexeme, ",
+        postgres_field!(),
+        ", a.created_at, a.id FROM agents a, unnest(a.search) u WHERE a.status = 'active'"
+    ),
+    "ALTER TABLE agent_words ADD PRIMARY KEY (word, field, created_at, agent_id)",
+    "ANALYZE agent_words",
+];
 
 /// Every word as a quoted FTS5 phrase of one token (never FTS5 syntax), all required.
 fn fts5_phrases(words: &[String]) -> String {
@@ -192,14 +247,51 @@ pub fn matching(engine: Engine, words: &[String], agents: bool) -> SqlBuilder {
                 [Arg::Text(all)],
             );
         }
+        // The first word drives (`rarest_first`); the others are checked on the agent's row.
+        Engine::Postgres if !agents && words.len() == 1 => {
+            q.push(" FROM agent_words w WHERE w.word = ?", [Arg::Text(words[0].clone())]);
+        }
         Engine::Postgres => {
             q.push(
-                " FROM agents a WHERE a.search @@ to_tsquery('simple'::regconfig, ?) AND a.status = 'active'",
-                [Arg::Text(tsquery(words, ""))],
+                " FROM agent_words w JOIN agents a ON a.id = w.agent_id WHERE w.word = ? AND a.status = 'active'",
+                [Arg::Text(words[0].clone())],
             );
+            if words.len() > 1 {
+                q.push(" AND a.search @@ to_tsquery('simple'::regconfig, ?)", [Arg::Text(tsquery(words, ""))]);
+            }
         }
     }
     q
+}
+
+/// A word in more agents than this counts as common (`rarest_first`).
+const COMMON: i64 = 256;
+
+/// `words` with the one in the fewest agents first (PostgreSQL walks the first word's matches
+/// and checks the others per agent, so a rare first word keeps that walk short); words in more
+/// than `COMMON` agents keep their order after the rarer ones. SQLite's FTS5 intersects the
+/// words itself: unchanged there.
+pub async fn rarest_first(db: &Db, mut words: Vec<String>) -> sqlx::Result<Vec<String>> {
+    if db.engine() == Engine::Sqlite || words.len() < 2 {
+        return Ok(words);
+    }
+    let mut q = SqlBuilder::new("SELECT ");
+    for (i, w) in words.iter().enumerate() {
+        if i > 0 {
+            q.push(", ", []);
+        }
+        q.push(
+            "(SELECT COUNT(*) FROM (SELECT 1 FROM agent_words WHERE word = ? LIMIT ?) c)",
+            [Arg::Text(w.clone()), Arg::Int(COMMON + 1)],
+        );
+    }
+    let row = q.query().fetch_one(db.search()).await?;
+    let mut counted = Vec::with_capacity(words.len());
+    for (i, w) in words.drain(..).enumerate() {
+        counted.push((sqlx::Row::try_get::<i64, _>(&row, i)?, w));
+    }
+    counted.sort_by_key(|(n, _)| *n);
+    Ok(counted.into_iter().map(|(_, w)| w).collect())
 }
 
 /// The queries for one page of the active agents matching every word of `words` (not empty),
@@ -210,7 +302,7 @@ pub fn matching(engine: Engine, words: &[String], agents: bool) -> SqlBuilder {
 ///
 /// SQLite: one query per tier from the cursor's on, each walking the index in rowid order and
 /// stopping after `want` rows, so a later tier is read only when the earlier ones run short.
-/// PostgreSQL: one query; GIN finds the matches unordered, and each is placed by two tests.
+/// PostgreSQL: the same, each tier a walk of `agent_words` (`postgres_tier_query`).
 pub fn page_queries(
     engine: Engine,
     words: &[String],
@@ -250,29 +342,75 @@ pub fn page_queries(
                 q
             })
             .collect(),
-        Engine::Postgres => {
-            let mut q = SqlBuilder::default();
-            q.push(
-                &format!(
-                    "SELECT * FROM (SELECT {columns}, CASE WHEN a.search @@ to_tsquery('simple'::regconfig, ?) THEN 0 \
-                     WHEN a.search @@ to_tsquery('simple'::regconfig, ?) THEN 1 ELSE 2 END AS tier, \
-                     a.created_at AS seq FROM agents a \
-                     WHERE a.search @@ to_tsquery('simple'::regconfig, ?) AND a.status = 'active'"
-                ),
-                [Arg::Text(tsquery(words, ":A")), Arg::Text(tsquery(words, ":AB")), Arg::Text(tsquery(words, ""))],
-            );
-            filters(&mut q);
-            q.push(") t", []);
-            if let Some((tier, seq, id)) = after {
+        Engine::Postgres => TIERS
+            .into_iter()
+            .filter(|tier| after.is_none_or(|(t, _, _)| *tier as i64 >= t))
+            .map(|tier| {
+                let after = after.filter(|(t, _, _)| *t == tier as i64);
+                postgres_tier_query(words, tier, columns, filters, after, want)
+            })
+            .collect(),
+    }
+}
+
+/// PostgreSQL's query for one tier's page: the first word's `agent_words` entries newest first,
+/// from each field at or above the tier (one field for a one-word search: a word's best field
+/// is its tier), each joined to its agent and, with more words, kept when the agent's tier is
+/// exactly `tier`; stops after `want` rows.
+fn postgres_tier_query(
+    words: &[String],
+    tier: Tier,
+    columns: &str,
+    filters: &dyn Fn(&mut SqlBuilder),
+    after: Option<(i64, i64, &str)>,
+    want: i64,
+) -> SqlBuilder {
+    let weights = |t: Tier| match t {
+        Tier::Name => ":A",
+        Tier::Capabilities => ":AB",
+        Tier::Description => "",
+    };
+    let fields: Vec<Tier> =
+        if words.len() == 1 { vec![tier] } else { TIERS.into_iter().filter(|f| *f as i64 <= tier as i64).collect() };
+    let mut q = SqlBuilder::default();
+    if fields.len() > 1 {
+        q.push("SELECT * FROM (", []);
+    }
+    for (i, field) in fields.iter().enumerate() {
+        if fields.len() > 1 {
+            q.push(if i == 0 { "(" } else { " UNION ALL (" }, []);
+        }
+        q.push(
+            &format!(
+                "SELECT {columns}, {} AS tier, w.created_at AS seq, w.agent_id AS wid \
+                 FROM agent_words w JOIN agents a ON a.id = w.agent_id \
+                 WHERE w.word = ? AND w.field = {} AND a.status = 'active'",
+                tier as i64, *field as i64
+            ),
+            [Arg::Text(words[0].clone())],
+        );
+        if words.len() > 1 {
+            q.push(" AND a.search @@ to_tsquery('simple'::regconfig, ?)", [Arg::Text(tsquery(words, weights(tier)))]);
+            if let Some(better) = TIERS.into_iter().rev().find(|t| (*t as i64) < tier as i64) {
                 q.push(
-                    " WHERE (t.tier > ? OR (t.tier = ? AND (t.seq < ? OR (t.seq = ? AND t.id < ?))))",
-                    [Arg::Int(tier), Arg::Int(tier), Arg::Int(seq), Arg::Int(seq), Arg::Text(id.to_string())],
+                    " AND NOT a.search @@ to_tsquery('simple'::regconfig, ?)",
+                    [Arg::Text(tsquery(words, weights(better)))],
                 );
             }
-            q.push(" ORDER BY t.tier, t.seq DESC, t.id DESC LIMIT ?", [Arg::Int(want)]);
-            vec![q]
+        }
+        filters(&mut q);
+        if let Some((_, seq, id)) = after {
+            q.push(" AND (w.created_at, w.agent_id) < (?, ?)", [Arg::Int(seq), Arg::Text(id.to_string())]);
+        }
+        q.push(" ORDER BY w.created_at DESC, w.agent_id DESC LIMIT ?", [Arg::Int(want)]);
+        if fields.len() > 1 {
+            q.push(")", []);
         }
     }
+    if fields.len() > 1 {
+        q.push(") x ORDER BY x.seq DESC, x.wid DESC LIMIT ?", [Arg::Int(want)]);
+    }
+    q
 }
 
 #[cfg(test)]

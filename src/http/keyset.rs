@@ -303,12 +303,17 @@ pub async fn capped_count(db: &Db, from_where: &SqlBuilder) -> sqlx::Result<(i64
 
 /// `capped_count` with another cap.
 pub async fn capped_count_to(db: &Db, from_where: &SqlBuilder, cap: i64) -> sqlx::Result<(i64, bool)> {
+    capped_count_in(db.pool(), from_where, cap).await
+}
+
+/// `capped_count_to` on a given pool (`Db::search`).
+pub async fn capped_count_in(pool: &sqlx::AnyPool, from_where: &SqlBuilder, cap: i64) -> sqlx::Result<(i64, bool)> {
     let mut q = SqlBuilder {
         sql: format!("SELECT COUNT(*) FROM (SELECT 1 AS one{}", from_where.sql),
         args: from_where.args.clone(),
     };
     q.push(" LIMIT ?) x", [Arg::Int(cap + 1)]);
-    let (n,): (i64,) = q.query_as().fetch_one(db.pool()).await?;
+    let (n,): (i64,) = q.query_as().fetch_one(pool).await?;
     Ok(if n > cap { (cap, true) } else { (n, false) })
 }
 

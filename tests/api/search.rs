@@ -226,7 +226,12 @@ async fn an_index_of_the_first_shape_is_rebuilt_at_start(app: TestApp) {
             "CREATE TRIGGER agents_search_update AFTER UPDATE OF name ON agents BEGIN SELECT 1; END",
         ],
         agentmarket::db::Engine::Postgres => {
-            &["DROP INDEX agents_search_active_gin", "CREATE INDEX agents_search_gin ON agents USING GIN (search)"]
+            // The first shape: a GIN index over every agent, no words table.
+            &[
+                "DROP FUNCTION agent_words_sync() CASCADE",
+                "DROP TABLE agent_words",
+                "CREATE INDEX agents_search_gin ON agents USING GIN (search)",
+            ]
         }
     };
     for statement in first_shape {
@@ -242,7 +247,7 @@ async fn an_index_of_the_first_shape_is_rebuilt_at_start(app: TestApp) {
     let newer = app.register_agent(Some(&owner.key), "did:u:3", json!({"name": "Kotlin newer"})).await;
     app.patch(&format!("/api/v1/agents/{}", draft.id), Some(&owner.key), json!({"status": "active"})).await.expect(200);
     let r = app.get("/api/v1/agents/discover?q=kotlin", None).await.expect(200);
-    assert_eq!(ids(&r), [newer.id, draft.id, listed.id]);
+    assert_eq!(ids(&r), [newer.id.clone(), draft.id.clone(), listed.id.clone()]);
     if db.engine() == agentmarket::db::Engine::Sqlite {
         // A half-dropped index (the table gone, its triggers left) is rebuilt too.
         sqlx::query("DROP TABLE agents_search").execute(db.writer()).await.unwrap();
@@ -251,16 +256,24 @@ async fn an_index_of_the_first_shape_is_rebuilt_at_start(app: TestApp) {
         assert_eq!(r.body["meta"]["pagination"]["total_count"], 3);
     }
     if db.engine() == agentmarket::db::Engine::Postgres {
-        let (old,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM pg_indexes WHERE indexname = 'agents_search_gin'")
+        let (old,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM pg_indexes WHERE indexname LIKE 'agents_search%gin'")
             .fetch_one(db.pool())
             .await
             .unwrap();
-        assert_eq!(old, 0, "the index over every agent is replaced");
+        assert_eq!(old, 0, "the GIN indexes nothing reads any more are dropped");
+        // A half-dropped words table (its update trigger gone) is rebuilt too.
+        sqlx::query("DROP TRIGGER agent_words_update ON agents").execute(db.writer()).await.unwrap();
+        agentmarket::agents::search::ensure(db).await.unwrap();
+        app.patch(&format!("/api/v1/agents/{}", listed.id), Some(&owner.key), json!({"name": "Swift listed"}))
+            .await
+            .expect(200);
+        let r = app.get("/api/v1/agents/discover?q=kotlin", None).await.expect(200);
+        assert_eq!(ids(&r), [newer.id, draft.id]);
     }
 }
 
-both_engines!(counts_with_a_price_or_reputation_filter_stop_at_two_hundred);
-async fn counts_with_a_price_or_reputation_filter_stop_at_two_hundred(app: TestApp) {
+both_engines!(counts_checked_agent_by_agent_stop_at_two_hundred);
+async fn counts_checked_agent_by_agent_stop_at_two_hundred(app: TestApp) {
     for i in 0..203 {
         let price = if i < 201 { "1.00" } else { "3.00" };
         app.register_agent(None, &format!("did:c:{i}"), json!({"capabilities": ["bulk"], "base_price": price})).await;
@@ -277,6 +290,12 @@ async fn counts_with_a_price_or_reputation_filter_stop_at_two_hundred(app: TestA
     assert_eq!(count(&r), (200, true));
     let r = app.get("/api/v1/agents/discover?max_price=2.00&sort_by=base_price", None).await.expect(200);
     assert_eq!(count(&r), (200, true));
+    // One word: counted to 1,000 (from the index alone); two words: to 200.
+    let r = app.get("/api/v1/agents/discover?q=bulk", None).await.expect(200);
+    assert_eq!(count(&r), (203, false));
+    let r = app.get("/api/v1/agents/discover?q=bulk%20agent", None).await.expect(200);
+    assert_eq!(count(&r), (200, true));
+    assert_eq!(ids(&r).len(), 20);
     // At or under the cap it is exact.
     let r = app.get("/api/v1/agents/discover?capability=bulk&min_price=2.00", None).await.expect(200);
     assert_eq!(count(&r), (2, false));
