@@ -51,6 +51,7 @@ pub async fn list(db: &Db, query: &ListQuery) -> ApiResult<AgentPage> {
 }
 
 async fn found_page(db: &Db, filters: &Filters, sort: SortBy, page: &PageSpec) -> ApiResult<AgentPage> {
+    let filters = &finder::rarest_word_first(db, filters.clone()).await?;
     let found = finder::find(db, filters, sort, page).await?;
     let (total_count, total_is_estimate) = finder::count(db, filters).await?;
     let pagination = Pagination {

@@ -231,9 +231,9 @@ fn agent_columns(prefix: &str) -> String {
 }
 
 /// `f` with the words of `q` in the order the engine's search reads them best
-/// (`search::rarest_first`).
-async fn rarest_word_first(db: &Db, f: &Filters) -> sqlx::Result<Filters> {
-    let mut f = f.clone();
+/// (`search::rarest_first`). Any order gives the same answers; a request orders them once for
+/// its page and its count.
+pub async fn rarest_word_first(db: &Db, mut f: Filters) -> sqlx::Result<Filters> {
     if let Some(words) = f.words.take() {
         f.words = Some(search::rarest_first(db, words).await?);
     }
@@ -245,7 +245,6 @@ pub async fn find(db: &Db, f: &Filters, sort: SortBy, page: &PageSpec) -> sqlx::
     if f.words.as_ref().is_some_and(Vec::is_empty) {
         return Ok(Found { rows: Vec::new(), next: None });
     }
-    let f = &rarest_word_first(db, f).await?;
     let sort = if f.words.is_none() && sort == SortBy::Relevance { SortBy::Recent } else { sort };
     let skip = if page.after.is_some() { 0 } else { page.offset };
     // A ranked page skips `offset` rows as it reads them (its tiers are separate queries); any
@@ -325,7 +324,6 @@ pub async fn count(db: &Db, f: &Filters) -> sqlx::Result<(i64, bool)> {
         };
         return Ok((n, false));
     }
-    let f = &rarest_word_first(db, f).await?;
     let (filtered, _) = from_where(db, f, None);
     let checked = f.has_ranges() || f.words.as_ref().is_some_and(|w| w.len() > 1);
     let cap = if checked { CHECKED_COUNT_CAP } else { keyset::COUNT_CAP };

@@ -298,15 +298,10 @@ pub fn newest_key(created_at: i64, id: &str) -> Vec<KeyValue> {
 /// when every condition is part of the index range, the count reads at most `COUNT_CAP + 1`
 /// index entries, whatever the table holds.
 pub async fn capped_count(db: &Db, from_where: &SqlBuilder) -> sqlx::Result<(i64, bool)> {
-    capped_count_to(db, from_where, COUNT_CAP).await
+    capped_count_in(db.pool(), from_where, COUNT_CAP).await
 }
 
-/// `capped_count` with another cap.
-pub async fn capped_count_to(db: &Db, from_where: &SqlBuilder, cap: i64) -> sqlx::Result<(i64, bool)> {
-    capped_count_in(db.pool(), from_where, cap).await
-}
-
-/// `capped_count_to` on a given pool (`Db::search`).
+/// `capped_count` with another cap, on a given pool (`Db::search`).
 pub async fn capped_count_in(pool: &sqlx::AnyPool, from_where: &SqlBuilder, cap: i64) -> sqlx::Result<(i64, bool)> {
     let mut q = SqlBuilder {
         sql: format!("SELECT COUNT(*) FROM (SELECT 1 AS one{}", from_where.sql),
