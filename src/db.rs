@@ -70,7 +70,10 @@ impl Db {
         let pool_options = |max: u32| {
             let pool = AnyPoolOptions::new().max_connections(max).acquire_timeout(Duration::from_secs(30));
             if engine != Engine::Sqlite {
-                return pool;
+                // No ping before each use (sqlx's default), which cost every request and every
+                // engine batch one more round trip. sqlx still tests a connection when it comes
+                // back, so a broken one fails at most one statement before it is dropped.
+                return pool.test_before_acquire(false);
             }
             pool.after_connect(|conn, _meta| {
                 Box::pin(async move {
@@ -94,6 +97,7 @@ impl Db {
             Engine::Sqlite => pool.clone(),
             Engine::Postgres => AnyPoolOptions::new()
                 .max_connections((max_connections / 4).max(2))
+                .test_before_acquire(false)
                 .acquire_timeout(Duration::from_secs(30))
                 .after_connect(|conn, _meta| {
                     Box::pin(async move {
@@ -173,11 +177,18 @@ impl Db {
     /// Opens a write transaction for statements that are the same text whatever their data
     /// and find their rows by key (the task engine's batches). On PostgreSQL they then run on
     /// their cached generic plans: left to itself, PostgreSQL plans a statement whose
-    /// parameters are arrays again at every execution, which costs more than running it.
+    /// parameters are arrays again at every execution, which costs more than running it. A
+    /// generic plan is made once, from the statistics of that moment: made on a new database
+    /// (before autovacuum's first ANALYZE) it read `tasks` whole at every batch, so sequential
+    /// scans are off in these transactions and every statement finds its rows by key.
     pub async fn begin_keyed(&self) -> Result<Tx, sqlx::Error> {
         let mut tx = match self.engine {
             Engine::Sqlite => self.writer.begin_with("BEGIN IMMEDIATE").await?,
-            Engine::Postgres => self.writer.begin_with("BEGIN; SET LOCAL plan_cache_mode = force_generic_plan").await?,
+            Engine::Postgres => {
+                self.writer
+                    .begin_with("BEGIN; SET LOCAL plan_cache_mode = force_generic_plan; SET LOCAL enable_seqscan = off")
+                    .await?
+            }
         };
         crate::http::idempotency::record_in(&mut tx).await?;
         Ok(tx)
@@ -186,10 +197,7 @@ impl Db {
     /// Row lock for a `SELECT` inside a write transaction: needed on PostgreSQL, implied on
     /// SQLite by `BEGIN IMMEDIATE`.
     pub fn for_update(&self) -> &'static str {
-        match self.engine {
-            Engine::Sqlite => "",
-            Engine::Postgres => " FOR UPDATE",
-        }
+        for_update_on(self.engine)
     }
 
     /// Makes the database refuse any value of `table.column` outside `values` (a state enum's
@@ -271,7 +279,15 @@ impl Db {
 /// `FOR UPDATE` for a `SELECT` inside `tx` on PostgreSQL; on SQLite a write transaction holds
 /// the database's write lock already (`BEGIN IMMEDIATE`).
 pub fn for_update_in(tx: &Tx) -> &'static str {
-    if tx.backend_name() == "PostgreSQL" { " FOR UPDATE" } else { "" }
+    for_update_on(engine_of(tx))
+}
+
+/// `for_update_in` for a statement built before it runs.
+pub fn for_update_on(engine: Engine) -> &'static str {
+    match engine {
+        Engine::Sqlite => "",
+        Engine::Postgres => " FOR UPDATE",
+    }
 }
 
 /// A sum of an integer money expression that overflows on neither engine: two columns,

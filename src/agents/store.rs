@@ -2,7 +2,7 @@
 
 use super::model::{AgentFields, AgentRow, INITIAL_REPUTATION_CENTI};
 pub use crate::db::{Arg, SqlBuilder};
-use crate::db::{Col, Db, Rows, Tx};
+use crate::db::{Col, Db, Engine, Rows, Tx};
 use crate::money::Amount;
 
 pub const AGENT_COLUMNS: &str = "id, did, name, description, owner_id, capabilities, pricing_model, base_price, \
@@ -226,12 +226,16 @@ pub async fn find_many(tx: &mut Tx, refs: &[String]) -> sqlx::Result<Vec<AgentRo
     if refs.is_empty() {
         return Ok(Vec::new());
     }
-    let engine = crate::db::engine_of(tx);
+    find_many_statement(crate::db::engine_of(tx), refs).query_as().fetch_all(&mut **tx).await
+}
+
+/// The statement of `find_many` (not run). `refs` must not be empty.
+pub fn find_many_statement(engine: Engine, refs: &[String]) -> SqlBuilder {
     let mut q = SqlBuilder::new(&format!("SELECT {AGENT_COLUMNS} FROM agents WHERE "));
     q.push_in(engine, "id", refs);
     q.push(" OR ", []);
     q.push_in(engine, "did", refs);
-    q.query_as().fetch_all(&mut **tx).await
+    q
 }
 
 /// Several agents' outcomes: each agent's changes are summed, the reputation kept within

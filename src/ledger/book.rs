@@ -47,9 +47,7 @@ impl Book {
             return Ok(book);
         }
         let ids: Vec<String> = book.accounts.keys().cloned().collect();
-        let mut q = SqlBuilder::new("SELECT id, balance FROM ledger_accounts WHERE ");
-        q.push_in(crate::db::engine_of(tx), "id", &ids);
-        q.push(&format!(" ORDER BY id{}", crate::db::for_update_in(tx)), []);
+        let q = Book::lock_statement(crate::db::engine_of(tx), &ids);
         let rows: Vec<(String, i64)> = q.query_as().fetch_all(&mut **tx).await?;
         for (id, balance) in rows {
             if let Some(held) = book.accounts.get_mut(&id) {
@@ -61,6 +59,15 @@ impl Book {
     }
 
     /// The accounts `entries` touch, for `load`.
+    /// The statement that reads and locks the accounts `ids` in id order (not run). `ids` must
+    /// not be empty.
+    pub fn lock_statement(engine: crate::db::Engine, ids: &[String]) -> SqlBuilder {
+        let mut q = SqlBuilder::new("SELECT id, balance FROM ledger_accounts WHERE ");
+        q.push_in(engine, "id", ids);
+        q.push(&format!(" ORDER BY id{}", crate::db::for_update_on(engine)), []);
+        q
+    }
+
     pub fn accounts_of(entries: &[Entry]) -> Vec<Account> {
         entries.iter().flat_map(|e| e.postings.iter().map(|(a, _)| a.clone())).collect()
     }

@@ -413,10 +413,15 @@ pub async fn lock_many(tx: &mut Tx, ids: &[String]) -> sqlx::Result<Vec<TaskRow>
     if ids.is_empty() {
         return Ok(Vec::new());
     }
+    lock_many_statement(crate::db::engine_of(tx), ids).query_as().fetch_all(&mut **tx).await
+}
+
+/// The statement of `lock_many` (not run). `ids` must not be empty.
+pub fn lock_many_statement(engine: Engine, ids: &[String]) -> SqlBuilder {
     let mut q = SqlBuilder::new(&format!("SELECT {TASK_COLUMNS} FROM tasks WHERE "));
-    q.push_in(crate::db::engine_of(tx), "id", ids);
-    q.push(&format!(" ORDER BY id{}", crate::db::for_update_in(tx)), []);
-    q.query_as().fetch_all(&mut **tx).await
+    q.push_in(engine, "id", ids);
+    q.push(&format!(" ORDER BY id{}", crate::db::for_update_on(engine)), []);
+    q
 }
 
 /// The hirings already made with these `(client principal, client idempotency key)` pairs.
@@ -593,8 +598,12 @@ pub fn update_statement(engine: Engine, changes: &[(&TaskRow, &TaskRow)]) -> Opt
         .collect();
     let mut q = SqlBuilder::new(&format!("UPDATE tasks SET {} FROM ", sets.join(", ")));
     q.push_rows(engine, &rows, "v");
+    // The expected state is compared with `IS NOT DISTINCT FROM`, which no index serves, so
+    // the row is always found by its key: a generic plan made while the table was small once
+    // found it through `tasks_by_review` (status first) and filtered every task in that status.
     q.push(
-        " WHERE tasks.id = v.id AND tasks.status = v.old_status AND tasks.payment_status = v.old_payment_status",
+        " WHERE tasks.id = v.id AND tasks.status IS NOT DISTINCT FROM v.old_status \
+         AND tasks.payment_status IS NOT DISTINCT FROM v.old_payment_status",
         [],
     );
     Some(q)

@@ -1,14 +1,18 @@
 //! The task engine's group commit: commands decided together in one transaction, each with
 //! its own answer.
 
+use agentmarket::agents;
 use agentmarket::auth::Caller;
 use agentmarket::auth::caller::{AgentCtx, Credential};
 use agentmarket::auth::scope::Scopes;
-use agentmarket::ledger::Principal;
+use agentmarket::db::{Engine, SqlBuilder, Tx};
+use agentmarket::ledger::{Book, Principal};
 use agentmarket::tasks::engine::batch::{apply_keyed_orders, apply_orders};
 use agentmarket::tasks::engine::{Command, Create, Order, Pricing};
-use agentmarket::tasks::model::Actor;
+use agentmarket::tasks::model::{Actor, Status, TaskRow};
+use agentmarket::tasks::store;
 use serde_json::json;
+use sqlx::Row;
 
 use crate::both_engines;
 use crate::support::{Agent, TestApp};
@@ -185,4 +189,65 @@ async fn text_with_array_and_sql_syntax_round_trips_through_a_batch(app: TestApp
         assert_eq!(task.data()["output"], json!(text), "output of {text:?}");
     }
     app.audit_ok().await;
+}
+
+both_engines!(the_engines_statements_find_their_rows_by_key_on_a_new_database);
+/// The engine's statements keep their plans (on PostgreSQL one generic plan per connection,
+/// made at first use). Made while the tables were nearly empty, the plans read `tasks` whole,
+/// or through its status index, at every batch: a batch cost more with every task ever made.
+/// Each statement must find its rows by their keys, whatever the statistics say.
+async fn the_engines_statements_find_their_rows_by_key_on_a_new_database(app: TestApp) {
+    let client = app.register_agent(None, "did:t:client", json!({})).await;
+    let provider = app.register_agent(None, "did:t:provider", json!({})).await;
+    app.fund(&client.key, "25").await;
+    let task = app.task(&client.key, &provider, json!({"payment_type": "balance"})).await.expect(201);
+    let id = task.data()["id"].as_str().unwrap().to_string();
+
+    let db = &app.state.db;
+    let engine = db.engine();
+    let mut tx = db.begin_keyed().await.unwrap();
+    let before = store::lock_many(&mut tx, std::slice::from_ref(&id)).await.unwrap().pop().unwrap();
+    let after = TaskRow { status: Status::Claimed, updated_at: before.updated_at + 1, ..before.clone() };
+    let statements = [
+        ("tasks", store::lock_many_statement(engine, &[id.clone(), "another".into()])),
+        ("tasks", store::update_statement(engine, &[(&before, &after)]).unwrap()),
+        ("ledger_accounts", Book::lock_statement(engine, &["world".into(), "platform:fees:00".into()])),
+        ("agents", agents::store::find_many_statement(engine, &[provider.id.clone(), provider.did.clone()])),
+    ];
+    for (table, statement) in statements {
+        let plan = plan_of(&mut tx, engine, &statement).await;
+        let by_key = match engine {
+            // `Index Cond: (id = …)`: a key lookup; a scan shows no such condition on the key.
+            Engine::Postgres => !plan.contains("Seq Scan") && plan.contains("Index Cond: (id ="),
+            Engine::Sqlite => {
+                !plan.lines().any(|l| l.starts_with(&format!("SCAN {table}")))
+                    && plan.lines().any(|l| l.starts_with(&format!("SEARCH {table}")))
+            }
+        };
+        assert!(by_key, "{table} not found by key:\n{}\n{plan}", statement.sql);
+    }
+    tx.rollback().await.unwrap();
+}
+
+/// The plan `statement` runs with in the engine's transaction `tx`: on PostgreSQL the generic
+/// plan a prepared statement keeps (`EXPLAIN EXECUTE` of a `PREPARE`d copy, every parameter
+/// unknown), on SQLite `EXPLAIN QUERY PLAN`'s details.
+async fn plan_of(tx: &mut Tx, engine: Engine, statement: &SqlBuilder) -> String {
+    let lines: Vec<String> = match engine {
+        Engine::Postgres => {
+            let prepare = format!("PREPARE engine_statement AS {}", statement.sql);
+            sqlx::raw_sql(sqlx::AssertSqlSafe(prepare)).execute(&mut **tx).await.unwrap();
+            let nulls = vec!["NULL"; statement.args.len()].join(", ");
+            let explain = format!("EXPLAIN EXECUTE engine_statement({nulls})");
+            let rows = sqlx::raw_sql(sqlx::AssertSqlSafe(explain)).fetch_all(&mut **tx).await.unwrap();
+            sqlx::raw_sql("DEALLOCATE engine_statement").execute(&mut **tx).await.unwrap();
+            rows.iter().map(|r| r.get::<String, _>(0)).collect()
+        }
+        Engine::Sqlite => {
+            let explain =
+                SqlBuilder { sql: format!("EXPLAIN QUERY PLAN {}", statement.sql), args: statement.args.clone() };
+            explain.query().fetch_all(&mut **tx).await.unwrap().iter().map(|r| r.get::<String, _>(3)).collect()
+        }
+    };
+    lines.join("\n")
 }
