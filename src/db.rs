@@ -68,12 +68,16 @@ impl Db {
             .log_statements(tracing::log::LevelFilter::Trace)
             .log_slow_statements(tracing::log::LevelFilter::Warn, Duration::from_millis(500));
         let pool_options = |max: u32| {
-            let pool = AnyPoolOptions::new().max_connections(max).acquire_timeout(Duration::from_secs(30));
+            // No ping before each use (sqlx's default), which cost every request and every
+            // engine batch one more round trip (on SQLite, to the connection's thread, while
+            // the one writer waited). sqlx still tests a connection when it comes back, so a
+            // broken one fails at most one statement before it is dropped.
+            let pool = AnyPoolOptions::new()
+                .max_connections(max)
+                .acquire_timeout(Duration::from_secs(30))
+                .test_before_acquire(false);
             if engine != Engine::Sqlite {
-                // No ping before each use (sqlx's default), which cost every request and every
-                // engine batch one more round trip. sqlx still tests a connection when it comes
-                // back, so a broken one fails at most one statement before it is dropped.
-                return pool.test_before_acquire(false);
+                return pool;
             }
             pool.after_connect(|conn, _meta| {
                 Box::pin(async move {
@@ -323,9 +327,11 @@ pub enum Arg {
 /// (SELECT count(*) FROM w0), …`: every data-modifying CTE runs to completion, in order, and
 /// foreign keys are checked at the end of the statement), one round trip instead of one each;
 /// so they must not change the same row twice, and none may have a `RETURNING` of its own. On
-/// SQLite, in process, one by one.
+/// SQLite as one text of several statements, run one after another by the connection's thread
+/// in one call (each call to that thread is a hand-over between threads), each statement
+/// reading its `$n` from the shared arguments.
 pub async fn execute_all(tx: &mut Tx, statements: Vec<SqlBuilder>) -> sqlx::Result<Vec<u64>> {
-    if engine_of(tx) == Engine::Sqlite || statements.len() <= 1 {
+    if statements.len() <= 1 {
         let mut counts = Vec::with_capacity(statements.len());
         for statement in &statements {
             counts.push(statement.query().execute(&mut **tx).await?.rows_affected());
@@ -333,6 +339,25 @@ pub async fn execute_all(tx: &mut Tx, statements: Vec<SqlBuilder>) -> sqlx::Resu
         return Ok(counts);
     }
     let n = statements.len();
+    if engine_of(tx) == Engine::Sqlite {
+        let mut combined = SqlBuilder::default();
+        for (i, statement) in statements.into_iter().enumerate() {
+            let offset = combined.args.len();
+            combined.sql.push_str(if i == 0 { "" } else { ";\n" });
+            combined.sql.push_str(&renumber(&statement.sql, offset));
+            combined.args.extend(statement.args);
+        }
+        let results = sqlx::Executor::execute_many(&mut **tx, combined.query());
+        let counts: Vec<u64> = futures_util::TryStreamExt::try_collect::<Vec<_>>(results)
+            .await?
+            .iter()
+            .map(|r| r.rows_affected())
+            .collect();
+        if counts.len() != n {
+            return Err(sqlx::Error::Protocol(format!("{n} statements gave {} results", counts.len())));
+        }
+        return Ok(counts);
+    }
     let mut combined = SqlBuilder::new("WITH ");
     for (i, statement) in statements.into_iter().enumerate() {
         let offset = combined.args.len();
