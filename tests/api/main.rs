@@ -30,6 +30,7 @@ mod review_window;
 mod search;
 mod secrets;
 mod sessions;
+mod storage;
 mod stream;
 mod tasks;
 mod text_input;
