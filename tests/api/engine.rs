@@ -11,7 +11,7 @@ use agentmarket::tasks::engine::batch::{apply_keyed_orders, apply_orders};
 use agentmarket::tasks::engine::{Command, Create, Order, Pricing};
 use agentmarket::tasks::model::{Actor, Status, TaskRow};
 use agentmarket::tasks::store;
-use serde_json::json;
+use serde_json::{Value, json};
 use sqlx::Row;
 
 use crate::both_engines;
@@ -129,6 +129,55 @@ async fn commands_on_one_task_in_one_batch_see_each_other(app: TestApp) {
         ["task_created", "payment_escrowed", "task_claimed", "task_progress", "task_cancelled", "payment_refunded"],
         "events in decision order"
     );
+    app.audit_ok().await;
+}
+
+// Each delivery of a batch carries its own webhook's body, however many webhooks before it in
+// the batch had no subscriber (the payloads travel apart from the rows they belong to).
+both_engines!(each_webhook_of_a_batch_is_delivered_with_its_own_body);
+async fn each_webhook_of_a_batch_is_delivered_with_its_own_body(app: TestApp) {
+    let quiet = app.register_agent(None, "did:t:quiet", json!({})).await;
+    let listening = app.register_agent(None, "did:t:listening", json!({})).await;
+    let provider = app.register_agent(None, "did:t:provider", json!({})).await;
+    app.fund(&quiet.key, "50").await;
+    app.fund(&listening.key, "50").await;
+    let receiver = crate::support::receiver::Receiver::start(None).await;
+    app.post("/api/v1/webhooks", Some(&listening.key), json!({"callback_url": receiver.url})).await.expect(201);
+    let earlier = app.task(&listening.key, &provider, json!({"payment_type": "balance"})).await.expect(201);
+    let earlier = earlier.data()["id"].as_str().unwrap().to_string();
+    assert_eq!(app.deliver().await.delivered, 1, "task.created of the earlier task");
+
+    let answers = apply_orders(
+        &app.state.db,
+        app.state.now(),
+        vec![
+            create(&quiet, &provider),
+            act(&provider, &earlier, Command::Claim),
+            create(&quiet, &provider),
+            create(&listening, &provider),
+            act(&provider, &earlier, Command::complete(Some(json!("done")), 0).unwrap()),
+        ],
+    )
+    .await;
+    let ids: Vec<String> = answers.iter().map(|a| a.as_ref().unwrap().task.id.clone()).collect();
+    assert_eq!(app.deliver().await.delivered, 3);
+    let got: Vec<(String, String, Value)> = receiver.received()[1..]
+        .iter()
+        .map(|r| {
+            let header = |h: &str| r.headers[h].to_str().unwrap().to_string();
+            (header("x-webhook-event"), header("x-webhook-task-id"), serde_json::from_slice(&r.body).unwrap())
+        })
+        .collect();
+    let mut seen: Vec<(&str, &str)> = got.iter().map(|(event, task, _)| (event.as_str(), task.as_str())).collect();
+    seen.sort();
+    let mut expected = [("task.claimed", earlier.as_str()), ("task.completed", &earlier), ("task.created", &ids[3])];
+    expected.sort();
+    assert_eq!(seen, expected);
+    for (event, task, body) in &got {
+        assert_eq!((body["event"].as_str(), body["task_id"].as_str()), (Some(event.as_str()), Some(task.as_str())));
+    }
+    let completed = got.iter().find(|(event, ..)| event == "task.completed").unwrap();
+    assert_eq!((completed.2["status"].as_str(), completed.2["output"].as_str()), (Some("completed"), Some("done")));
     app.audit_ok().await;
 }
 
