@@ -108,7 +108,11 @@ impl Db {
                 .acquire_timeout(Duration::from_secs(30))
                 .after_connect(|conn, _meta| {
                     Box::pin(async move {
+                        // Every search statement walks an index by its key (as the task
+                        // engine's do): no generic plan may read a table whole because it was
+                        // made while the table was small.
                         conn.execute("SET plan_cache_mode = force_generic_plan").await?;
+                        conn.execute("SET enable_seqscan = off").await?;
                         Ok(())
                     })
                 })

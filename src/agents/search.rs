@@ -253,7 +253,7 @@ pub fn matching(engine: Engine, words: &[String], agents: bool) -> SqlBuilder {
         }
         Engine::Postgres => {
             q.push(
-                " FROM agent_words w JOIN agents a ON a.id = w.agent_id WHERE w.word = ? AND a.status = 'active'",
+                &format!(" FROM agent_words w {AGENT_BY_KEY} WHERE w.word = ? AND a.status = 'active'"),
                 [Arg::Text(words[0].clone())],
             );
             if words.len() > 1 {
@@ -263,6 +263,13 @@ pub fn matching(engine: Engine, words: &[String], agents: bool) -> SqlBuilder {
     }
     q
 }
+
+/// How a PostgreSQL walk of `agent_words` reaches each entry's agent: by its key, in a subquery
+/// the planner cannot fold into the join. As a plain join, a generic plan made while `agents`
+/// was nearly empty read it through its status index, with the id only as a join filter: every
+/// active agent for each word entry, kept by the search pool's connection until statistics
+/// changed (test `search::q_statements_find_agents_by_key_on_a_new_database`).
+const AGENT_BY_KEY: &str = "CROSS JOIN LATERAL (SELECT * FROM agents WHERE id = w.agent_id OFFSET 0) a";
 
 /// A word in more agents than this counts as common (`rarest_first`).
 const COMMON: i64 = 256;
@@ -383,7 +390,7 @@ fn postgres_tier_query(
         q.push(
             &format!(
                 "SELECT {columns}, {} AS tier, w.created_at AS seq, w.agent_id AS wid \
-                 FROM agent_words w JOIN agents a ON a.id = w.agent_id \
+                 FROM agent_words w {AGENT_BY_KEY} \
                  WHERE w.word = ? AND w.field = {} AND a.status = 'active'",
                 tier as i64, *field as i64
             ),

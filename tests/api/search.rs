@@ -301,3 +301,59 @@ async fn counts_checked_agent_by_agent_stop_at_two_hundred(app: TestApp) {
     assert_eq!(count(&r), (2, false));
     assert_eq!(ids(&r).len(), 2);
 }
+
+both_engines!(q_statements_find_agents_by_key_on_a_new_database);
+/// The search statements keep their plans (on PostgreSQL the search pool's sessions make one
+/// generic plan per statement, at first use). Made while the tables were nearly empty, a page
+/// read `agent_words` whole, and reached each entry's agent through the status index with the
+/// id only as a filter (every active agent per entry). Each must walk the word's entries by
+/// key and fetch each agent by its id, whatever the statistics say.
+async fn q_statements_find_agents_by_key_on_a_new_database(app: TestApp) {
+    use agentmarket::agents::search::{matching, page_queries};
+    use agentmarket::db::{Engine, SqlBuilder};
+    use sqlx::Row;
+
+    for i in 0..3 {
+        app.register_agent(None, &format!("did:p:{i}"), json!({"name": format!("Kotlin reviewer {i}")})).await;
+    }
+    let db = &app.state.db;
+    let engine = db.engine();
+    let one = vec!["kotlin".to_string()];
+    let two = vec!["kotlin".to_string(), "reviewer".to_string()];
+    let no_filters = |_: &mut SqlBuilder| {};
+    let mut statements = page_queries(engine, &one, "a.id", &no_filters, None, 21);
+    statements.extend(page_queries(engine, &two, "a.id", &no_filters, Some((1, 5, "x")), 21));
+    let mut count = matching(engine, &two, true);
+    count.sql = format!("SELECT COUNT(*){}", count.sql);
+    statements.push(count);
+
+    let mut conn = db.search().acquire().await.unwrap();
+    for statement in statements {
+        let plan: String = match engine {
+            Engine::Postgres => {
+                let prepare = format!("PREPARE search_statement AS {}", statement.sql);
+                sqlx::raw_sql(sqlx::AssertSqlSafe(prepare)).execute(&mut *conn).await.unwrap();
+                let nulls = vec!["NULL"; statement.args.len()].join(", ");
+                let explain = format!("EXPLAIN EXECUTE search_statement({nulls})");
+                let rows = sqlx::raw_sql(sqlx::AssertSqlSafe(explain)).fetch_all(&mut *conn).await.unwrap();
+                sqlx::raw_sql("DEALLOCATE search_statement").execute(&mut *conn).await.unwrap();
+                rows.iter().map(|r| r.get::<String, _>(0)).collect::<Vec<_>>().join("\n")
+            }
+            Engine::Sqlite => {
+                let explain =
+                    SqlBuilder { sql: format!("EXPLAIN QUERY PLAN {}", statement.sql), args: statement.args.clone() };
+                let rows = explain.query().fetch_all(&mut *conn).await.unwrap();
+                rows.iter().map(|r| r.get::<String, _>(3)).collect::<Vec<_>>().join("\n")
+            }
+        };
+        let by_key = match engine {
+            Engine::Postgres => {
+                !plan.contains("Seq Scan")
+                    && plan.contains("Index Cond: (id = w.agent_id)")
+                    && plan.contains("using agent_words_pkey")
+            }
+            Engine::Sqlite => !plan.lines().any(|l| l.starts_with("SCAN a")) && plan.contains("SEARCH a USING"),
+        };
+        assert!(by_key, "agents not found by key:\n{}\n{plan}", statement.sql);
+    }
+}
