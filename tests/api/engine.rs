@@ -5,17 +5,16 @@ use agentmarket::agents;
 use agentmarket::auth::Caller;
 use agentmarket::auth::caller::{AgentCtx, Credential};
 use agentmarket::auth::scope::Scopes;
-use agentmarket::db::{Engine, SqlBuilder, Tx};
+use agentmarket::db::Engine;
 use agentmarket::ledger::{Book, Principal};
 use agentmarket::tasks::engine::batch::{apply_keyed_orders, apply_orders};
 use agentmarket::tasks::engine::{Command, Create, Order, Pricing};
 use agentmarket::tasks::model::{Actor, Status, TaskRow};
 use agentmarket::tasks::store;
 use serde_json::{Value, json};
-use sqlx::Row;
 
 use crate::both_engines;
-use crate::support::{Agent, TestApp};
+use crate::support::{Agent, TestApp, plan_of};
 
 fn caller(agent: &Agent) -> Caller {
     Caller {
@@ -276,27 +275,4 @@ async fn the_engines_statements_find_their_rows_by_key_on_a_new_database(app: Te
         assert!(by_key, "{table} not found by key:\n{}\n{plan}", statement.sql);
     }
     tx.rollback().await.unwrap();
-}
-
-/// The plan `statement` runs with in the engine's transaction `tx`: on PostgreSQL the generic
-/// plan a prepared statement keeps (`EXPLAIN EXECUTE` of a `PREPARE`d copy, every parameter
-/// unknown), on SQLite `EXPLAIN QUERY PLAN`'s details.
-async fn plan_of(tx: &mut Tx, engine: Engine, statement: &SqlBuilder) -> String {
-    let lines: Vec<String> = match engine {
-        Engine::Postgres => {
-            let prepare = format!("PREPARE engine_statement AS {}", statement.sql);
-            sqlx::raw_sql(sqlx::AssertSqlSafe(prepare)).execute(&mut **tx).await.unwrap();
-            let nulls = vec!["NULL"; statement.args.len()].join(", ");
-            let explain = format!("EXPLAIN EXECUTE engine_statement({nulls})");
-            let rows = sqlx::raw_sql(sqlx::AssertSqlSafe(explain)).fetch_all(&mut **tx).await.unwrap();
-            sqlx::raw_sql("DEALLOCATE engine_statement").execute(&mut **tx).await.unwrap();
-            rows.iter().map(|r| r.get::<String, _>(0)).collect()
-        }
-        Engine::Sqlite => {
-            let explain =
-                SqlBuilder { sql: format!("EXPLAIN QUERY PLAN {}", statement.sql), args: statement.args.clone() };
-            explain.query().fetch_all(&mut **tx).await.unwrap().iter().map(|r| r.get::<String, _>(3)).collect()
-        }
-    };
-    lines.join("\n")
 }

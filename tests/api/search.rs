@@ -311,7 +311,6 @@ both_engines!(q_statements_find_agents_by_key_on_a_new_database);
 async fn q_statements_find_agents_by_key_on_a_new_database(app: TestApp) {
     use agentmarket::agents::search::{matching, page_queries};
     use agentmarket::db::{Engine, SqlBuilder};
-    use sqlx::Row;
 
     for i in 0..3 {
         app.register_agent(None, &format!("did:p:{i}"), json!({"name": format!("Kotlin reviewer {i}")})).await;
@@ -329,23 +328,7 @@ async fn q_statements_find_agents_by_key_on_a_new_database(app: TestApp) {
 
     let mut conn = db.search().acquire().await.unwrap();
     for statement in statements {
-        let plan: String = match engine {
-            Engine::Postgres => {
-                let prepare = format!("PREPARE search_statement AS {}", statement.sql);
-                sqlx::raw_sql(sqlx::AssertSqlSafe(prepare)).execute(&mut *conn).await.unwrap();
-                let nulls = vec!["NULL"; statement.args.len()].join(", ");
-                let explain = format!("EXPLAIN EXECUTE search_statement({nulls})");
-                let rows = sqlx::raw_sql(sqlx::AssertSqlSafe(explain)).fetch_all(&mut *conn).await.unwrap();
-                sqlx::raw_sql("DEALLOCATE search_statement").execute(&mut *conn).await.unwrap();
-                rows.iter().map(|r| r.get::<String, _>(0)).collect::<Vec<_>>().join("\n")
-            }
-            Engine::Sqlite => {
-                let explain =
-                    SqlBuilder { sql: format!("EXPLAIN QUERY PLAN {}", statement.sql), args: statement.args.clone() };
-                let rows = explain.query().fetch_all(&mut *conn).await.unwrap();
-                rows.iter().map(|r| r.get::<String, _>(3)).collect::<Vec<_>>().join("\n")
-            }
-        };
+        let plan = crate::support::plan_of(&mut conn, engine, &statement).await;
         let by_key = match engine {
             Engine::Postgres => {
                 !plan.contains("Seq Scan")

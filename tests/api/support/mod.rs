@@ -347,3 +347,33 @@ impl TestApp {
         self.post("/api/v1/tasks", Some(client_key), task).await
     }
 }
+
+/// The plan `statement` runs with on `conn`: on PostgreSQL the generic plan a prepared statement
+/// keeps (`EXPLAIN EXECUTE` of a `PREPARE`d copy, every parameter unknown), on SQLite
+/// `EXPLAIN QUERY PLAN`'s details.
+pub async fn plan_of(
+    conn: &mut sqlx::AnyConnection,
+    engine: agentmarket::db::Engine,
+    statement: &agentmarket::db::SqlBuilder,
+) -> String {
+    use sqlx::Row;
+    let lines: Vec<String> = match engine {
+        agentmarket::db::Engine::Postgres => {
+            let prepare = format!("PREPARE inspected_statement AS {}", statement.sql);
+            sqlx::raw_sql(sqlx::AssertSqlSafe(prepare)).execute(&mut *conn).await.unwrap();
+            let nulls = vec!["NULL"; statement.args.len()].join(", ");
+            let explain = format!("EXPLAIN EXECUTE inspected_statement({nulls})");
+            let rows = sqlx::raw_sql(sqlx::AssertSqlSafe(explain)).fetch_all(&mut *conn).await.unwrap();
+            sqlx::raw_sql("DEALLOCATE inspected_statement").execute(&mut *conn).await.unwrap();
+            rows.iter().map(|r| r.get::<String, _>(0)).collect()
+        }
+        agentmarket::db::Engine::Sqlite => {
+            let explain = agentmarket::db::SqlBuilder {
+                sql: format!("EXPLAIN QUERY PLAN {}", statement.sql),
+                args: statement.args.clone(),
+            };
+            explain.query().fetch_all(&mut *conn).await.unwrap().iter().map(|r| r.get::<String, _>(3)).collect()
+        }
+    };
+    lines.join("\n")
+}
