@@ -209,11 +209,7 @@ impl Db {
     pub async fn begin_keyed(&self) -> Result<Tx, sqlx::Error> {
         let mut tx = match self.engine {
             Engine::Sqlite => self.writer.begin_with("BEGIN IMMEDIATE").await?,
-            Engine::Postgres => {
-                self.writer
-                    .begin_with("BEGIN; SET LOCAL plan_cache_mode = force_generic_plan; SET LOCAL enable_seqscan = off")
-                    .await?
-            }
+            Engine::Postgres => self.writer.begin_with(PG_BEGIN_KEYED).await?,
         };
         crate::http::idempotency::record_in(&mut tx).await?;
         Ok(tx)
@@ -391,6 +387,44 @@ pub async fn execute_all(tx: &mut Tx, statements: Vec<SqlBuilder>) -> sqlx::Resu
     combined.sql.push_str(&format!(" SELECT {}", counts.join(", ")));
     let row = combined.query().fetch_one(&mut **tx).await?;
     (0..n).map(|i| row.try_get::<i64, _>(i).map(|c| c as u64)).collect()
+}
+
+/// `Db::begin_keyed`'s `BEGIN` on PostgreSQL, and the same after a `COMMIT` (`commit_and_begin`).
+macro_rules! pg_begin_keyed {
+    () => {
+        "BEGIN; SET LOCAL plan_cache_mode = force_generic_plan; SET LOCAL enable_seqscan = off"
+    };
+}
+const PG_BEGIN_KEYED: &str = pg_begin_keyed!();
+const PG_COMMIT_BEGIN_KEYED: &str = concat!("COMMIT; ", pg_begin_keyed!());
+
+/// Commits `tx`; on PostgreSQL the same round trip begins the next transaction as
+/// `Db::begin_keyed` does, on the same connection, and returns it (a task-engine committer's
+/// batches follow one another: each saves the round trip of its `BEGIN`). An error means the
+/// commit failed; once the `COMMIT` answered, the work is durable whatever follows, and a
+/// failed `BEGIN` only means no transaction comes back.
+pub async fn commit_and_begin(mut tx: Tx) -> Result<Option<Tx>, sqlx::Error> {
+    use futures_util::StreamExt;
+    if engine_of(&tx) == Engine::Sqlite {
+        tx.commit().await?;
+        return Ok(None);
+    }
+    let mut results = sqlx::Executor::execute_many(&mut *tx, sqlx::raw_sql(PG_COMMIT_BEGIN_KEYED));
+    match results.next().await {
+        Some(Ok(_)) => {}
+        Some(Err(e)) => return Err(e),
+        None => return Err(sqlx::Error::Protocol("COMMIT gave no answer".into())),
+    }
+    let mut begun = 0;
+    while let Some(result) = results.next().await {
+        match result {
+            Ok(_) => begun += 1,
+            Err(_) => break,
+        }
+    }
+    drop(results);
+    // Dropped without a transaction, `tx` asks for a ROLLBACK that changes nothing.
+    Ok((begun == PG_BEGIN_KEYED.split(';').count()).then_some(tx))
 }
 
 /// Which engine `tx` runs on.

@@ -276,3 +276,50 @@ async fn the_engines_statements_find_their_rows_by_key_on_a_new_database(app: Te
     }
     tx.rollback().await.unwrap();
 }
+
+both_engines!(a_committers_open_transaction_ends_when_work_stops);
+/// On PostgreSQL a committer's `COMMIT` also begins the next batch's transaction (one round
+/// trip for both). Batch after batch commits through such transactions; once work stops, the
+/// committer ends the one it holds: an idle server keeps no transaction open, and stops at once
+/// (its pool closes only when every connection came back).
+async fn a_committers_open_transaction_ends_when_work_stops(app: TestApp) {
+    let client = app.register_agent(None, "did:t:held-client", json!({})).await;
+    let provider = app.register_agent(None, "did:t:held-provider", json!({"base_price": "2.00"})).await;
+    app.fund(&client.key, "10").await;
+    for _ in 0..3 {
+        let task = app.task(&client.key, &provider, json!({"payment_type": "balance"})).await.expect(201);
+        let id = task.data()["id"].as_str().unwrap().to_string();
+        app.post(&format!("/api/v1/tasks/{id}/claim"), Some(&provider.key), json!({})).await.expect(200);
+        app.post(&format!("/api/v1/tasks/{id}/complete"), Some(&provider.key), json!({"output": "ok"}))
+            .await
+            .expect(200);
+        app.post(&format!("/api/v1/tasks/{id}/accept"), Some(&client.key), json!({})).await.expect(200);
+    }
+    // Read from other connections: every batch committed.
+    assert_eq!(app.available(&client.key).await, "4.00");
+    assert_eq!(app.available(&provider.key).await, "5.70");
+    app.audit_ok().await;
+    if app.state.db.engine() == Engine::Postgres {
+        let idle_in_transaction = || async {
+            let (n,): (i64,) = sqlx::query_as(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+                 AND state LIKE 'idle in transaction%' AND pid <> pg_backend_pid()",
+            )
+            .fetch_one(app.state.db.pool())
+            .await
+            .unwrap();
+            n
+        };
+        let mut n = idle_in_transaction().await;
+        for _ in 0..50 {
+            if n == 0 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            n = idle_in_transaction().await;
+        }
+        assert_eq!(n, 0, "a transaction stayed open after the work stopped");
+    }
+    let stopped = tokio::time::timeout(std::time::Duration::from_secs(5), app.stop()).await;
+    assert!(stopped.is_ok(), "the server did not stop: a connection never came back to its pool");
+}

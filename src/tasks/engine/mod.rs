@@ -43,6 +43,10 @@ use crate::tasks::model::{Actor, TaskRow};
 /// Commands waiting at most this many in one batch.
 const MAX_BATCH: usize = 64;
 
+/// How long a committer waits for work with the next batch's transaction open (PostgreSQL
+/// begins it with the last one's `COMMIT`) before it ends it.
+const HOLD: std::time::Duration = std::time::Duration::from_millis(20);
+
 /// What a caller asks of the engine.
 pub enum Order {
     Create(Box<Create>),
@@ -69,6 +73,7 @@ pub(crate) struct Job {
 #[derive(Clone)]
 pub struct Engine {
     queue: mpsc::Sender<Job>,
+
     /// Every hiring a command changed is announced here (`tasks::changes`).
     changes: Arc<HiringChanges>,
 }
@@ -82,10 +87,26 @@ impl Engine {
         for _ in 0..committers.max(1) {
             let (db, clock, jobs) = (db.clone(), clock.clone(), jobs.clone());
             tokio::spawn(async move {
+                let mut committer = batch::Committer::new(db);
                 loop {
                     let batch = {
-                        let mut jobs = jobs.lock().await;
-                        let Some(first) = jobs.recv().await else { return };
+                        // A committer that waits for work longer than `HOLD` gives its
+                        // connection back (an idle server holds none, and the pool can close).
+                        let mut jobs = match tokio::time::timeout(HOLD, jobs.lock()).await {
+                            Ok(jobs) => jobs,
+                            Err(_) => {
+                                committer.release();
+                                jobs.lock().await
+                            }
+                        };
+                        let first = match tokio::time::timeout(HOLD, jobs.recv()).await {
+                            Ok(job) => job,
+                            Err(_) => {
+                                committer.release();
+                                jobs.recv().await
+                            }
+                        };
+                        let Some(first) = first else { return };
                         let mut batch = vec![first];
                         while batch.len() < MAX_BATCH {
                             match jobs.try_recv() {
@@ -95,7 +116,7 @@ impl Engine {
                         }
                         batch
                     };
-                    batch::run(&db, clock.now_ms(), batch).await;
+                    batch::run(&mut committer, clock.now_ms(), batch).await;
                 }
             });
         }
