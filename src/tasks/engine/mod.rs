@@ -73,7 +73,6 @@ pub(crate) struct Job {
 #[derive(Clone)]
 pub struct Engine {
     queue: mpsc::Sender<Job>,
-
     /// Every hiring a command changed is announced here (`tasks::changes`).
     changes: Arc<HiringChanges>,
 }
