@@ -57,11 +57,28 @@ impl Committer {
     }
 
     /// Ends the open transaction, if any (dropping it rolls back): after a failed batch, or
-    /// before waiting for work.
-    pub(super) fn release(&mut self) {
+    /// when waiting for work takes long.
+    fn release(&mut self) {
         self.open = None;
     }
+
+    /// Waits for `work` (the queue); past `HOLD`, ends the open transaction first and waits on
+    /// (an idle server holds no connection, and its pool can close).
+    pub(super) async fn wait_for<T>(&mut self, work: impl Future<Output = T>) -> T {
+        let mut work = std::pin::pin!(work);
+        match tokio::time::timeout(HOLD, &mut work).await {
+            Ok(done) => done,
+            Err(_) => {
+                self.release();
+                work.await
+            }
+        }
+    }
 }
+
+/// How long a committer waits for work with the next batch's transaction open (PostgreSQL
+/// begins it with the last one's `COMMIT`) before it ends it.
+const HOLD: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// Decides and writes `jobs`, then answers each.
 pub(super) async fn run(committer: &mut Committer, now: i64, jobs: Vec<Job>) {
@@ -186,27 +203,20 @@ fn task_key(job: &Job, decision: &Decision) -> String {
 
 /// Applies `jobs` in the committer's transaction and commits; a batch that fails is rolled back.
 async fn apply(committer: &mut Committer, now: i64, jobs: &[Job]) -> Result<Vec<ApiResult<Done>>, BatchError> {
-    let written = match committer.tx().await {
-        Ok(tx) => write(tx, now, jobs).await,
-        Err(e) => Err(e.into()),
-    };
-    let (results, recorded_claims) = match written {
-        Ok(written) => written,
-        Err(e) => {
-            committer.release();
-            return Err(e);
-        }
-    };
-    if let Err(e) = committer.commit().await {
-        committer.release();
-        return Err(e.into());
-    }
+    let (results, recorded_claims) =
+        write_and_commit(committer, now, jobs).await.inspect_err(|_| committer.release())?;
     // Every recorded key committed, with its command's effects or (refused) with none: the
     // request's answer is saved on it.
     for claim in recorded_claims {
         claim.committed();
     }
     Ok(results)
+}
+
+async fn write_and_commit(committer: &mut Committer, now: i64, jobs: &[Job]) -> Result<Written, BatchError> {
+    let written = write(committer.tx().await?, now, jobs).await?;
+    committer.commit().await?;
+    Ok(written)
 }
 
 /// A batch's results and the idempotency keys it recorded.

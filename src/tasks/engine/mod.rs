@@ -43,10 +43,6 @@ use crate::tasks::model::{Actor, TaskRow};
 /// Commands waiting at most this many in one batch.
 const MAX_BATCH: usize = 64;
 
-/// How long a committer waits for work with the next batch's transaction open (PostgreSQL
-/// begins it with the last one's `COMMIT`) before it ends it.
-const HOLD: std::time::Duration = std::time::Duration::from_millis(20);
-
 /// What a caller asks of the engine.
 pub enum Order {
     Create(Box<Create>),
@@ -89,22 +85,8 @@ impl Engine {
                 let mut committer = batch::Committer::new(db);
                 loop {
                     let batch = {
-                        // A committer that waits for work longer than `HOLD` gives its
-                        // connection back (an idle server holds none, and the pool can close).
-                        let mut jobs = match tokio::time::timeout(HOLD, jobs.lock()).await {
-                            Ok(jobs) => jobs,
-                            Err(_) => {
-                                committer.release();
-                                jobs.lock().await
-                            }
-                        };
-                        let first = match tokio::time::timeout(HOLD, jobs.recv()).await {
-                            Ok(job) => job,
-                            Err(_) => {
-                                committer.release();
-                                jobs.recv().await
-                            }
-                        };
+                        let mut jobs = committer.wait_for(jobs.lock()).await;
+                        let first = committer.wait_for(jobs.recv()).await;
                         let Some(first) = first else { return };
                         let mut batch = vec![first];
                         while batch.len() < MAX_BATCH {
